@@ -1,0 +1,117 @@
+//! The JWT as a secret: it redacts itself in `Debug` and has no `Display`, so it
+//! cannot reach a log line, an error or a tool result by accident.
+
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+/// Tokens longer than this are refused before any parsing (`token_too_large`).
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// Strips surrounding whitespace and one leading `Bearer ` (any case); `None` when
+/// nothing is left.
+pub fn normalize(raw: &str) -> Option<&str> {
+    let trimmed = raw.trim();
+    let rest = match trimmed.get(..7) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => trimmed[7..].trim_start(),
+        _ if trimmed.eq_ignore_ascii_case("bearer") => "",
+        _ => trimmed,
+    };
+    (!rest.is_empty()).then_some(rest)
+}
+
+/// A bearer token. Its only ways out are [`Token::expose`] (for verification and
+/// for the AWS credential exchanges) and [`Token::fingerprint`].
+#[derive(Clone)]
+pub struct Token {
+    secret: SecretString,
+    digest: [u8; 32],
+}
+
+impl Token {
+    /// Wraps a raw token after [`normalize`]; `None` when it is empty.
+    pub fn new(raw: &str) -> Option<Token> {
+        normalize(raw).map(|t| Token {
+            digest: Sha256::digest(t.as_bytes()).into(),
+            secret: SecretString::from(t.to_owned()),
+        })
+    }
+
+    /// Wraps a token that is already a secret (normalizing it again is harmless).
+    pub fn from_secret(secret: &SecretString) -> Option<Token> {
+        Token::new(secret.expose_secret())
+    }
+
+    /// The token text. Callers must not log or return it.
+    pub fn expose(&self) -> &str {
+        self.secret.expose_secret()
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.expose().len()
+    }
+
+    /// Never true: an empty token is not a token.
+    pub fn is_empty(&self) -> bool {
+        self.expose().is_empty()
+    }
+
+    /// The SHA-256 of the token, for cache keys and comparisons.
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
+    }
+
+    /// `sha256:` and the first 12 hex digits of the token's SHA-256 (SPEC §8).
+    pub fn fingerprint(&self) -> String {
+        let hex: String = self.digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+}
+
+impl PartialEq for Token {
+    fn eq(&self, other: &Self) -> bool {
+        self.digest == other.digest
+    }
+}
+
+impl Eq for Token {}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Token({})", self.fingerprint())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_table() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("a.b.c", Some("a.b.c")),
+            ("  a.b.c\n", Some("a.b.c")),
+            ("Bearer a.b.c", Some("a.b.c")),
+            ("bearer   a.b.c ", Some("a.b.c")),
+            ("BEARER a.b.c", Some("a.b.c")),
+            ("Bearer", None),
+            ("Bearer   ", None),
+            ("", None),
+            ("   ", None),
+            ("Bearerx", Some("Bearerx")),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(normalize(raw), *expected, "normalize({raw:?})");
+        }
+    }
+
+    #[test]
+    fn fingerprint_is_sha256_prefix_and_debug_redacts() {
+        let token = Token::new("Bearer abc").unwrap();
+        // sha256("abc") = ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad
+        assert_eq!(token.fingerprint(), "sha256:ba7816bf8f01");
+        let debug = format!("{token:?}");
+        assert!(!debug.contains("abc"), "{debug}");
+        assert_eq!(debug, "Token(sha256:ba7816bf8f01)");
+    }
+}

@@ -1,0 +1,404 @@
+//! SPEC §4 verification. Every rule is checked here, in the contract's order, and
+//! the first failure gives the reason code:
+//!
+//! 1. present, at most 16 KiB, three base64url segments with a JSON header and payload;
+//! 2. header: `alg` from the configured key's family and never `none`; no `crit`;
+//!    `jku`/`x5u`/`jwk`/`x5c` ignored; with a JWKS, `kid` must name a key;
+//! 3. signature, with the algorithm the key allows (never trusted from the token);
+//! 4. claims: types, `exp`, `nbf`, `iat`, `aud`, `iss`, with the leeway.
+//!
+//! `jsonwebtoken` is used for keys and signatures only: its claim validation differs
+//! from the contract (no `nbf` or `iat` by default, optional `aud`, `crit` ignored).
+
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use jsonwebtoken::Algorithm;
+use serde_json::{Map, Value};
+
+use super::keys::{self, KeyError, KeySet, VerificationKey};
+use super::{AuthContext, AuthFailure, Reason, Token, TokenInfo, TokenSourceKind, claims};
+use crate::aws::CredentialSource;
+use crate::config::Config;
+
+const B64URL: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Verifies tokens against the configured key; built once per process.
+#[derive(Debug)]
+pub struct Verifier {
+    keys: Result<KeySet, KeyError>,
+    key_kind: &'static str,
+    audience: String,
+    issuer: Option<String>,
+    leeway: i64,
+    registry_url: Option<String>,
+}
+
+/// What verification found besides the context: notes for the log.
+#[derive(Debug, Clone, Default)]
+pub struct Notes {
+    /// Warnings from claims decompression.
+    pub warnings: Vec<String>,
+}
+
+impl Verifier {
+    /// Loads the keys named by the configuration. A key problem does not fail here:
+    /// it makes every verification fail with `verification_not_configured`.
+    pub fn new(config: &Config) -> Verifier {
+        Verifier {
+            keys: keys::load(&config.key),
+            key_kind: config.key.kind(),
+            audience: config.audience.clone(),
+            issuer: config.issuer.clone(),
+            leeway: i64::try_from(config.leeway_secs).unwrap_or(i64::MAX),
+            registry_url: config.registry_url.clone(),
+        }
+    }
+
+    /// The key configuration problem, if any.
+    pub fn key_error(&self) -> Option<&KeyError> {
+        self.keys.as_ref().err()
+    }
+
+    /// `none`, `secret`, `public_key`, `jwks` or `conflict`.
+    pub fn key_kind(&self) -> &'static str {
+        self.key_kind
+    }
+
+    /// Verifies `token` at time `now` (Unix seconds).
+    pub fn verify(
+        &self,
+        token: &Token,
+        source: TokenSourceKind,
+        now: i64,
+    ) -> Result<(AuthContext, Notes), AuthFailure> {
+        let fail = |reason: Reason, detail: String| AuthFailure::new(reason, detail, Some(source));
+        let keys = match &self.keys {
+            Ok(keys) => keys,
+            Err(e) => {
+                return Err(fail(
+                    Reason::VerificationNotConfigured,
+                    format!("the server cannot verify tokens: {e}"),
+                ));
+            }
+        };
+
+        // 1. Size and structure.
+        if token.len() > super::token::MAX_TOKEN_BYTES {
+            return Err(fail(
+                Reason::TokenTooLarge,
+                format!("the token is {} bytes, over the 16 KiB limit", token.len()),
+            ));
+        }
+        let text = token.expose();
+        let segments: Vec<&str> = text.split('.').collect();
+        let [header_b64, payload_b64, signature_b64] = segments.as_slice() else {
+            return Err(fail(
+                Reason::MalformedToken,
+                format!("the token is not a JWT (it has {} dot-separated segments, not 3)", segments.len()),
+            ));
+        };
+        let header = decode_object(header_b64).map_err(|why| fail(Reason::MalformedToken, format!("the token's header {why}")))?;
+        let payload = decode_object(payload_b64).map_err(|why| fail(Reason::MalformedToken, format!("the token's payload {why}")))?;
+        if signature_b64.is_empty() || B64URL.decode(signature_b64).is_err() {
+            return Err(fail(Reason::MalformedToken, "the token's signature is not base64url".to_owned()));
+        }
+
+        // 2. Header.
+        let alg_name = match header.get("alg") {
+            Some(Value::String(s)) => s.as_str(),
+            _ => return Err(fail(Reason::UnsupportedAlgorithm, "the token's header names no algorithm".to_owned())),
+        };
+        let alg: Option<Algorithm> = if alg_name.eq_ignore_ascii_case("none") {
+            None
+        } else {
+            alg_name.parse().ok()
+        };
+        let accepted = || -> String {
+            let mut names: Vec<String> = Vec::new();
+            for key in keys.keys() {
+                for a in &key.algorithms {
+                    let name = format!("{a:?}");
+                    if !names.contains(&name) {
+                        names.push(name);
+                    }
+                }
+            }
+            names.join(", ")
+        };
+        let Some(alg) = alg.filter(|a| keys.keys().iter().any(|k| k.algorithms.contains(a))) else {
+            return Err(fail(
+                Reason::UnsupportedAlgorithm,
+                format!(
+                    "the token is signed with {:?}, but the configured key accepts only {}",
+                    short(alg_name),
+                    accepted()
+                ),
+            ));
+        };
+        if let Some(crit) = header.get("crit") {
+            let names = match crit {
+                Value::Array(items) => items.iter().filter_map(Value::as_str).map(short).collect::<Vec<_>>().join(", "),
+                _ => String::new(),
+            };
+            return Err(fail(
+                Reason::CriticalHeader,
+                format!("the token has a `crit` header ({names}), which this server does not support"),
+            ));
+        }
+        let kid = match header.get("kid") {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let key: &VerificationKey = match keys {
+            KeySet::Single(key) => key,
+            KeySet::Jwks(list) => {
+                let Some(kid) = kid.as_deref() else {
+                    return Err(fail(
+                        Reason::UnknownKey,
+                        "the token has no `kid` header, which the JWKS needs to choose a key".to_owned(),
+                    ));
+                };
+                let Some(key) = list.iter().find(|k| k.kid.as_deref() == Some(kid)) else {
+                    return Err(fail(
+                        Reason::UnknownKey,
+                        format!("the token's key id {:?} names no key in the JWKS", short(kid)),
+                    ));
+                };
+                key
+            }
+        };
+        if !key.algorithms.contains(&alg) {
+            return Err(fail(
+                Reason::UnsupportedAlgorithm,
+                format!(
+                    "the token is signed with {alg:?}, but its key ({}) accepts only {}",
+                    key.kind.describe(),
+                    key.algorithms.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+
+        // 3. Signature. The signed message is the first two segments as sent.
+        let message_len = header_b64.len() + 1 + payload_b64.len();
+        let message = &text.as_bytes()[..message_len];
+        match jsonwebtoken::crypto::verify(signature_b64, message, &key.key, alg) {
+            Ok(true) => {}
+            _ => {
+                return Err(fail(
+                    Reason::InvalidSignature,
+                    "the token's signature does not verify with the configured key".to_owned(),
+                ));
+            }
+        }
+
+        // 4. Claims.
+        let typed = TypedClaims::read(&payload).map_err(|why| fail(Reason::InvalidClaims, why))?;
+        let Some(exp) = typed.exp else {
+            return Err(fail(Reason::MissingClaim, "the token has no `exp` (expiry) claim".to_owned()));
+        };
+        self.check_times(exp, typed.nbf, typed.iat, now, source)?;
+        let Some(audience) = typed.aud else {
+            return Err(fail(Reason::MissingClaim, "the token has no `aud` (audience) claim".to_owned()));
+        };
+        if !audience.iter().any(|a| a == &self.audience) {
+            return Err(fail(
+                Reason::WrongAudience,
+                format!(
+                    "the token is for audience {}, not {:?}",
+                    audience.iter().map(|a| format!("{:?}", short(a))).collect::<Vec<_>>().join(", "),
+                    self.audience
+                ),
+            ));
+        }
+        if let Some(expected) = &self.issuer {
+            match &typed.iss {
+                None => return Err(fail(Reason::MissingClaim, "the token has no `iss` (issuer) claim".to_owned())),
+                Some(iss) if iss != expected => {
+                    return Err(fail(
+                        Reason::WrongIssuer,
+                        format!("the token was issued by {:?}, not {expected:?}", short(iss)),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+
+        let decompressed = claims::decompress(&payload);
+        let aws = CredentialSource::from_claims(&payload, &decompressed.claims.roles, self.registry_url.as_deref())
+            .map_err(|why| fail(Reason::InvalidClaims, why))?;
+        let context = AuthContext {
+            subject: typed.sub,
+            issuer: typed.iss,
+            audience,
+            issued_at: typed.iat,
+            expires_at: exp,
+            not_before: typed.nbf,
+            jti: typed.jti,
+            claims: decompressed.claims,
+            token_info: TokenInfo {
+                source,
+                fingerprint: token.fingerprint(),
+                alg: format!("{alg:?}"),
+                kid,
+            },
+            aws,
+            token: token.clone(),
+        };
+        Ok((context, Notes { warnings: decompressed.warnings }))
+    }
+
+    /// The time rules of step 4 (`exp`, `nbf`, `iat` with the leeway), for a context
+    /// verified earlier and used again.
+    pub fn recheck(&self, context: &AuthContext, now: i64) -> Result<(), AuthFailure> {
+        self.check_times(context.expires_at, context.not_before, context.issued_at, now, context.token_info.source)
+    }
+
+    fn check_times(
+        &self,
+        exp: i64,
+        nbf: Option<i64>,
+        iat: Option<i64>,
+        now: i64,
+        source: TokenSourceKind,
+    ) -> Result<(), AuthFailure> {
+        let fail = |reason: Reason, detail: String| Err(AuthFailure::new(reason, detail, Some(source)));
+        if now > exp.saturating_add(self.leeway) {
+            return fail(Reason::Expired, format!("the token expired at {}", crate::time::human(exp)));
+        }
+        if let Some(nbf) = nbf
+            && now.saturating_add(self.leeway) < nbf
+        {
+            return fail(Reason::NotYetValid, format!("the token is not valid before {}", crate::time::human(nbf)));
+        }
+        if let Some(iat) = iat
+            && iat > now.saturating_add(self.leeway)
+        {
+            return fail(
+                Reason::IssuedInFuture,
+                format!("the token says it was issued at {}, which is in the future", crate::time::human(iat)),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Reads the unverified `exp` of a token, for deciding when a keyring entry must be
+/// read again. Never used for authorization.
+pub fn unverified_expiry(token: &Token) -> Option<i64> {
+    let payload_b64 = token.expose().split('.').nth(1)?;
+    let payload = decode_object(payload_b64).ok()?;
+    payload.get("exp").and_then(number)
+}
+
+fn decode_object(segment: &str) -> Result<Map<String, Value>, &'static str> {
+    let bytes = B64URL.decode(segment).map_err(|_| "is not base64url")?;
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err("is not a JSON object"),
+        Err(_) => Err("is not JSON"),
+    }
+}
+
+fn number(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.floor() as i64)),
+        _ => None,
+    }
+}
+
+fn short(text: &str) -> String {
+    let mut out: String = text.chars().take(80).collect();
+    if out.len() < text.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// The registered claims, type-checked.
+struct TypedClaims {
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    iat: Option<i64>,
+    aud: Option<Vec<String>>,
+    iss: Option<String>,
+    sub: Option<String>,
+    jti: Option<String>,
+}
+
+impl TypedClaims {
+    fn read(payload: &Map<String, Value>) -> Result<TypedClaims, String> {
+        let present = |name: &str| payload.get(name).filter(|v| !v.is_null());
+        let wrong = |name: &str, expected: &str| -> String {
+            format!("the `{name}` claim is {}, not {expected}", type_name(payload.get(name)))
+        };
+        let time = |name: &str| -> Result<Option<i64>, String> {
+            match present(name) {
+                None => Ok(None),
+                Some(v) => number(v).map(Some).ok_or_else(|| wrong(name, "a number of seconds")),
+            }
+        };
+        let text = |name: &str| -> Result<Option<String>, String> {
+            match present(name) {
+                None => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(wrong(name, "a string")),
+            }
+        };
+        let aud = match present("aud") {
+            None => None,
+            Some(Value::String(s)) => Some(vec![s.clone()]),
+            Some(Value::Array(items)) => {
+                let strings: Vec<String> = items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+                if strings.len() != items.len() {
+                    return Err(wrong("aud", "a string or an array of strings"));
+                }
+                Some(strings)
+            }
+            Some(_) => return Err(wrong("aud", "a string or an array of strings")),
+        };
+        for name in ["permissions", "roles", "buckets"] {
+            if let Some(v) = present(name)
+                && !v.is_array()
+            {
+                return Err(wrong(name, "an array"));
+            }
+        }
+        for name in ["s", "scope", "l", "level"] {
+            let v = payload.get(name);
+            if claims::is_truthy(v) && !v.is_some_and(Value::is_string) {
+                return Err(wrong(name, "a string"));
+            }
+        }
+        let sub = match text("sub")? {
+            Some(sub) => Some(sub),
+            None => match present("id") {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            },
+        };
+        Ok(TypedClaims {
+            exp: time("exp")?,
+            nbf: time("nbf")?,
+            iat: time("iat")?,
+            aud,
+            iss: text("iss")?,
+            sub,
+            jti: text("jti")?,
+        })
+    }
+}
+
+fn type_name(value: Option<&Value>) -> &'static str {
+    match value {
+        None | Some(Value::Null) => "null",
+        Some(Value::Bool(_)) => "a boolean",
+        Some(Value::Number(_)) => "a number",
+        Some(Value::String(_)) => "a string",
+        Some(Value::Array(_)) => "an array",
+        Some(Value::Object(_)) => "an object",
+    }
+}

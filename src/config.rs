@@ -1,0 +1,275 @@
+//! The contract's environment variables (SPEC §3), read once at start-up.
+//!
+//! Nothing here reads AWS credential variables: `AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` and `AWS_PROFILE` are not looked at,
+//! whatever their values.
+
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+
+/// Default keyring service name.
+pub const DEFAULT_KEYRING_SERVICE: &str = "quilt-mcp";
+/// Default keyring user name.
+pub const DEFAULT_KEYRING_USER: &str = "default";
+/// Default expected audience.
+pub const DEFAULT_AUDIENCE: &str = "quilt-mcp-server";
+/// Default clock leeway in seconds.
+pub const DEFAULT_LEEWAY_SECS: u64 = 30;
+/// Default AWS region.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// Where verification keys come from. Exactly one source may be configured.
+#[derive(Debug, Clone)]
+pub enum KeyConfig {
+    /// No key source configured.
+    None,
+    /// HMAC shared secret (`QUILT_MCP_JWT_SECRET` or `MCP_ENHANCED_JWT_SECRET`).
+    Secret(SecretString),
+    /// A PEM public key file (`QUILT_MCP_JWT_PUBLIC_KEY`).
+    PublicKeyFile(PathBuf),
+    /// A JWKS file (`QUILT_MCP_JWKS`).
+    JwksFile(PathBuf),
+    /// More than one source configured: a configuration error, named by variable.
+    Conflict(Vec<&'static str>),
+}
+
+impl KeyConfig {
+    /// A short word for logs and status: `none`, `secret`, `public_key`, `jwks`, `conflict`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            KeyConfig::None => "none",
+            KeyConfig::Secret(_) => "secret",
+            KeyConfig::PublicKeyFile(_) => "public_key",
+            KeyConfig::JwksFile(_) => "jwks",
+            KeyConfig::Conflict(_) => "conflict",
+        }
+    }
+}
+
+/// A problem with the configuration itself (not with the token).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    /// The variable at fault.
+    pub variable: &'static str,
+    /// What is wrong with it, in plain words.
+    pub problem: String,
+}
+
+/// The whole configuration of a run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `QUILT_MCP_TOKEN`, normalized (no `Bearer `, no surrounding whitespace); `None`
+    /// when unset or empty.
+    pub token: Option<SecretString>,
+    /// Keyring entry service name.
+    pub keyring_service: String,
+    /// Keyring entry user name.
+    pub keyring_user: String,
+    /// The verification key source.
+    pub key: KeyConfig,
+    /// Expected audience.
+    pub audience: String,
+    /// Expected issuer, when configured.
+    pub issuer: Option<String>,
+    /// Clock leeway in seconds.
+    pub leeway_secs: u64,
+    /// Quilt registry base URL.
+    pub registry_url: Option<String>,
+    /// Region when the token names none.
+    pub aws_region: String,
+    /// `AWS_ENDPOINT_URL`.
+    pub endpoint_url: Option<String>,
+    /// `AWS_ENDPOINT_URL_S3`.
+    pub endpoint_url_s3: Option<String>,
+    /// `AWS_ENDPOINT_URL_STS`.
+    pub endpoint_url_sts: Option<String>,
+    /// Path-style S3 addressing.
+    pub s3_force_path_style: bool,
+    /// Log directory override.
+    pub log_dir: Option<PathBuf>,
+    /// Log filter (EnvFilter syntax).
+    pub log_filter: String,
+    /// Hide and refuse every tool that writes.
+    pub read_only: bool,
+    /// The Quilt catalog URL.
+    pub catalog_url: Option<String>,
+    /// Problems found while reading the variables (bad numbers, bad booleans).
+    pub errors: Vec<ConfigError>,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Config {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (the environment, or a table in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Config {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut errors = Vec::new();
+
+        let secret = get("QUILT_MCP_JWT_SECRET")
+            .map(|v| ("QUILT_MCP_JWT_SECRET", v))
+            .or_else(|| get("MCP_ENHANCED_JWT_SECRET").map(|v| ("MCP_ENHANCED_JWT_SECRET", v)));
+        let public_key = get("QUILT_MCP_JWT_PUBLIC_KEY");
+        let jwks = get("QUILT_MCP_JWKS");
+        let mut configured: Vec<&'static str> = Vec::new();
+        if let Some((name, _)) = &secret {
+            configured.push(name);
+        }
+        if public_key.is_some() {
+            configured.push("QUILT_MCP_JWT_PUBLIC_KEY");
+        }
+        if jwks.is_some() {
+            configured.push("QUILT_MCP_JWKS");
+        }
+        let key = if configured.len() > 1 {
+            KeyConfig::Conflict(configured)
+        } else if let Some((_, value)) = secret {
+            KeyConfig::Secret(SecretString::from(value))
+        } else if let Some(path) = public_key {
+            KeyConfig::PublicKeyFile(PathBuf::from(path.trim()))
+        } else if let Some(path) = jwks {
+            KeyConfig::JwksFile(PathBuf::from(path.trim()))
+        } else {
+            KeyConfig::None
+        };
+
+        let leeway_secs = match get("QUILT_MCP_JWT_LEEWAY_SECS") {
+            None => DEFAULT_LEEWAY_SECS,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) if n <= 86_400 => n,
+                _ => {
+                    errors.push(ConfigError {
+                        variable: "QUILT_MCP_JWT_LEEWAY_SECS",
+                        problem: format!(
+                            "expected a whole number of seconds from 0 to 86400, got {:?}",
+                            v.trim()
+                        ),
+                    });
+                    DEFAULT_LEEWAY_SECS
+                }
+            },
+        };
+        let mut flag = |name: &'static str| match get(name) {
+            None => false,
+            Some(v) => match parse_bool(&v) {
+                Some(b) => b,
+                None => {
+                    errors.push(ConfigError {
+                        variable: name,
+                        problem: format!("expected true or false, got {:?}", v.trim()),
+                    });
+                    false
+                }
+            },
+        };
+        let s3_force_path_style = flag("QUILT_MCP_S3_FORCE_PATH_STYLE");
+        let read_only = flag("QUILT_MCP_READ_ONLY");
+
+        Config {
+            token: get("QUILT_MCP_TOKEN")
+                .and_then(|raw| crate::auth::token::normalize(&raw).map(str::to_owned))
+                .map(SecretString::from),
+            keyring_service: get("QUILT_MCP_KEYRING_SERVICE")
+                .unwrap_or_else(|| DEFAULT_KEYRING_SERVICE.to_owned()),
+            keyring_user: get("QUILT_MCP_KEYRING_USER")
+                .unwrap_or_else(|| DEFAULT_KEYRING_USER.to_owned()),
+            key,
+            audience: get("QUILT_MCP_JWT_AUDIENCE").unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned()),
+            issuer: get("QUILT_MCP_JWT_ISSUER"),
+            leeway_secs,
+            registry_url: get("QUILT_REGISTRY_URL").map(|u| u.trim().trim_end_matches('/').to_owned()),
+            aws_region: get("QUILT_MCP_AWS_REGION").unwrap_or_else(|| DEFAULT_REGION.to_owned()),
+            endpoint_url: get("AWS_ENDPOINT_URL"),
+            endpoint_url_s3: get("AWS_ENDPOINT_URL_S3"),
+            endpoint_url_sts: get("AWS_ENDPOINT_URL_STS"),
+            s3_force_path_style,
+            log_dir: get("QUILT_MCP_LOG_DIR").map(PathBuf::from),
+            log_filter: get("QUILT_MCP_LOG").unwrap_or_else(|| "info".to_owned()),
+            read_only,
+            catalog_url: get("QUILT_CATALOG_URL"),
+            errors,
+        }
+    }
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Config {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&[]);
+        assert!(c.token.is_none());
+        assert_eq!(c.keyring_service, "quilt-mcp");
+        assert_eq!(c.keyring_user, "default");
+        assert_eq!(c.key.kind(), "none");
+        assert_eq!(c.audience, "quilt-mcp-server");
+        assert_eq!(c.leeway_secs, 30);
+        assert_eq!(c.aws_region, "us-east-1");
+        assert_eq!(c.log_filter, "info");
+        assert!(!c.read_only);
+        assert!(c.errors.is_empty());
+    }
+
+    #[test]
+    fn token_is_normalized() {
+        let c = config(&[("QUILT_MCP_TOKEN", "  Bearer abc.def.ghi \n")]);
+        assert_eq!(c.token.as_ref().map(|t| t.expose_secret()), Some("abc.def.ghi"));
+        assert!(config(&[("QUILT_MCP_TOKEN", "Bearer   ")]).token.is_none());
+    }
+
+    #[test]
+    fn key_sources() {
+        assert_eq!(config(&[("QUILT_MCP_JWT_SECRET", "s")]).key.kind(), "secret");
+        assert_eq!(config(&[("MCP_ENHANCED_JWT_SECRET", "s")]).key.kind(), "secret");
+        assert_eq!(config(&[("QUILT_MCP_JWT_PUBLIC_KEY", "/k.pem")]).key.kind(), "public_key");
+        assert_eq!(config(&[("QUILT_MCP_JWKS", "/k.json")]).key.kind(), "jwks");
+        match config(&[("QUILT_MCP_JWT_SECRET", "s"), ("QUILT_MCP_JWKS", "/k.json")]).key {
+            KeyConfig::Conflict(names) => assert_eq!(names, ["QUILT_MCP_JWT_SECRET", "QUILT_MCP_JWKS"]),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_values_are_reported() {
+        let c = config(&[("QUILT_MCP_JWT_LEEWAY_SECS", "soon"), ("QUILT_MCP_READ_ONLY", "maybe")]);
+        assert_eq!(c.leeway_secs, 30);
+        let vars: Vec<_> = c.errors.iter().map(|e| e.variable).collect();
+        assert_eq!(vars, ["QUILT_MCP_JWT_LEEWAY_SECS", "QUILT_MCP_READ_ONLY"]);
+        assert!(config(&[("QUILT_MCP_READ_ONLY", "TRUE")]).read_only);
+    }
+
+    #[test]
+    fn ambient_aws_credentials_are_not_read() {
+        let seen = std::cell::RefCell::new(Vec::new());
+        let _ = Config::from_lookup(|k| {
+            seen.borrow_mut().push(k.to_owned());
+            None
+        });
+        for forbidden in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"] {
+            assert!(!seen.borrow().iter().any(|k| k == forbidden), "{forbidden} was read");
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! The MCP server: rmcp's `ServerHandler` with one hand-written `call_tool` that is
+//! the only gate. Every call is authorized there, in this order, before the tool
+//! router dispatches it:
+//!
+//! 1. the token is verified (SPEC §4), or the call gets -32001 with a reason;
+//! 2. the tool's permissions, buckets, level and read-only mode are checked
+//!    ([`policy::authorize`]), or the call gets -32003;
+//! 3. the verified [`AuthContext`] travels to the tool in the request's extensions.
+//!
+//! Tools never repeat these checks.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::{Extension, ToolCallContext};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, ErrorCode, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_router};
+use serde_json::json;
+
+use crate::auth::source::TokenProvider;
+use crate::auth::verify::Verifier;
+use crate::auth::{AuthContext, AuthFailure, Token, TokenSourceKind};
+use crate::config::Config;
+use crate::time::now_unix;
+use crate::tools::policy::{self, Denial, Refusal};
+use crate::tools::{self, ToolError};
+
+/// JSON-RPC error code for an unauthorized call (SPEC §7).
+pub const UNAUTHORIZED: ErrorCode = ErrorCode(-32001);
+/// JSON-RPC error code for a forbidden call (SPEC §7).
+pub const FORBIDDEN: ErrorCode = ErrorCode(-32003);
+
+const INSTRUCTIONS: &str = "quilt-mcp gives access to Quilt data: S3 buckets and the Quilt packages \
+stored in them. Every call is authorized by the user's Quilt token alone. Start with auth_status to \
+see who the token belongs to and what it grants, and bucket_list for the buckets it can reach. \
+A call refused with error -32001 (Unauthorized) or -32003 (Forbidden) carries data.reason (a \
+stable code) and a hint or message saying what the user should do, such as logging in again with \
+a fresh token or asking for access to a bucket: relay it to the user rather than retrying. A tool \
+that ran and failed returns isError with structuredContent.error.code and retryable.";
+
+struct Inner {
+    config: Config,
+    verifier: Verifier,
+    tokens: TokenProvider,
+    /// The last verified context, reused while the same token is presented.
+    verified: Mutex<Option<Arc<AuthContext>>>,
+}
+
+/// The quilt-mcp MCP server.
+#[derive(Clone)]
+pub struct QuiltServer {
+    inner: Arc<Inner>,
+    tool_router: ToolRouter<QuiltServer>,
+}
+
+impl std::fmt::Debug for QuiltServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuiltServer")
+            .field("key_kind", &self.inner.verifier.key_kind())
+            .field("read_only", &self.inner.config.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of the startup token check, for the caller to report.
+#[derive(Debug, Clone)]
+pub struct StartupCheck {
+    /// The source tokens are read from.
+    pub token_source: TokenSourceKind,
+    /// `None` when the token verified; else why not.
+    pub failure: Option<AuthFailure>,
+}
+
+impl QuiltServer {
+    /// A server for `config`. Loads the verification key (a local file read at most);
+    /// makes no network call.
+    pub fn new(config: Config) -> QuiltServer {
+        let verifier = Verifier::new(&config);
+        let tokens = TokenProvider::new(&config);
+        QuiltServer {
+            inner: Arc::new(Inner {
+                config,
+                verifier,
+                tokens,
+                verified: Mutex::new(None),
+            }),
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The verifier.
+    pub fn verifier(&self) -> &Verifier {
+        &self.inner.verifier
+    }
+
+    /// Checks the token once, logging the outcome (`token_checked`). Used at start-up.
+    pub async fn check_token(&self) -> StartupCheck {
+        let failure = self.authenticate().await.err();
+        StartupCheck {
+            token_source: self.inner.tokens.kind(),
+            failure,
+        }
+    }
+
+    /// Step 1 of the gate: the caller's verified context.
+    pub async fn authenticate(&self) -> Result<Arc<AuthContext>, AuthFailure> {
+        let now = now_unix();
+        let (token, source) = match self.inner.tokens.current(now).await {
+            Ok(found) => found,
+            Err(failure) => {
+                log_token_failure(None, self.inner.tokens.kind(), &failure);
+                return Err(failure);
+            }
+        };
+        self.authenticate_token(&token, source, now)
+    }
+
+    /// Verifies `token` (or reuses the context verified for it before, re-checking
+    /// its times).
+    pub fn authenticate_token(
+        &self,
+        token: &Token,
+        source: TokenSourceKind,
+        now: i64,
+    ) -> Result<Arc<AuthContext>, AuthFailure> {
+        let cached = self
+            .inner
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .filter(|ctx| ctx.token == *token && ctx.token_info.source == source);
+        if let Some(ctx) = cached {
+            return match self.inner.verifier.recheck(&ctx, now) {
+                Ok(()) => Ok(ctx),
+                Err(failure) => {
+                    *self.inner.verified.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    log_token_failure(Some(token), source, &failure);
+                    Err(failure)
+                }
+            };
+        }
+        match self.inner.verifier.verify(token, source, now) {
+            Ok((ctx, notes)) => {
+                for warning in &notes.warnings {
+                    tracing::warn!(event = "claims_warning", token_fingerprint = %ctx.token_info.fingerprint, "{warning}");
+                }
+                let ctx = Arc::new(ctx);
+                tracing::info!(
+                    event = "token_checked",
+                    token_present = true,
+                    token_source = source.as_str(),
+                    token_fingerprint = %ctx.token_info.fingerprint,
+                    status = "ok",
+                    alg = %ctx.token_info.alg,
+                    kid = ctx.token_info.kid.as_deref(),
+                    sub = ctx.subject.as_deref(),
+                    exp = ctx.expires_at,
+                    buckets = ctx.claims.buckets.len(),
+                    permissions = ctx.claims.permissions.len(),
+                    roles = ctx.claims.roles.len(),
+                );
+                *self.inner.verified.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx.clone());
+                Ok(ctx)
+            }
+            Err(failure) => {
+                log_token_failure(Some(token), source, &failure);
+                Err(failure)
+            }
+        }
+    }
+
+    fn tool_visible(&self, name: &str) -> bool {
+        !(self.inner.config.read_only && tools::spec::spec(name).is_some_and(|s| s.writes))
+    }
+}
+
+fn log_token_failure(token: Option<&Token>, source: TokenSourceKind, failure: &AuthFailure) {
+    let (alg, kid) = token.map(peek_header).unwrap_or_default();
+    tracing::info!(
+        event = "token_checked",
+        token_present = token.is_some(),
+        token_source = source.as_str(),
+        token_fingerprint = token.map(Token::fingerprint),
+        status = failure.reason.code(),
+        detail = %failure.detail,
+        alg,
+        kid,
+    );
+}
+
+/// The `alg` and `kid` of an unverified header, shortened, for the log only.
+fn peek_header(token: &Token) -> (Option<String>, Option<String>) {
+    use base64::Engine as _;
+    let header = token
+        .expose()
+        .split('.')
+        .next()
+        .and_then(|h| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim_end_matches('=')).ok())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    let field = |name: &str| {
+        header
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .and_then(|v| v.as_str())
+            .map(|s| s.chars().take(40).collect::<String>())
+    };
+    (field("alg"), field("kid"))
+}
+
+/// The -32001 error of SPEC §7.
+pub fn unauthorized(failure: &AuthFailure) -> ErrorData {
+    ErrorData::new(
+        UNAUTHORIZED,
+        failure.message(),
+        Some(json!({"reason": failure.reason.code(), "hint": failure.hint})),
+    )
+}
+
+/// The -32003 error of SPEC §7.
+pub fn forbidden(denial: &Denial) -> ErrorData {
+    let mut data = json!({"reason": denial.reason.code(), "tool": denial.tool});
+    if let Some(bucket) = &denial.bucket {
+        data["bucket"] = json!(bucket);
+    }
+    if !denial.missing_permissions.is_empty() {
+        data["missing_permissions"] = json!(denial.missing_permissions);
+    }
+    ErrorData::new(FORBIDDEN, denial.message(), Some(data))
+}
+
+#[tool_router]
+impl QuiltServer {
+    #[tool(
+        name = "auth_status",
+        description = "Show who the Quilt token belongs to and what it grants: subject, issuer, \
+            audience, expiry, scope, level (read/write/admin), roles, buckets, S3 permissions, the \
+            token's source and fingerprint, and where AWS credentials will come from. Use it first \
+            when a call is refused.",
+        annotations(
+            title = "Authentication status",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn auth_status(&self, Extension(ctx): Extension<Arc<AuthContext>>) -> rmcp::model::CallToolResult {
+        tools::success(tools::auth::auth_status(
+            &ctx,
+            &self.inner.config.aws_region,
+            self.inner.config.read_only,
+            now_unix(),
+        ))
+    }
+
+    #[tool(
+        name = "bucket_list",
+        description = "List the S3 buckets the Quilt token grants, each with the S3 permissions \
+            the token carries. Answers from the token alone, without calling AWS.",
+        annotations(
+            title = "List granted buckets",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn bucket_list(&self, Extension(ctx): Extension<Arc<AuthContext>>) -> rmcp::model::CallToolResult {
+        tools::success(tools::buckets::bucket_list(&ctx))
+    }
+}
+
+impl ServerHandler for QuiltServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(
+                Implementation::new("quilt-mcp", crate::VERSION)
+                    .with_title("Quilt")
+                    .with_description("Quilt data (S3 buckets and Quilt packages), authorized by the user's Quilt JWT"),
+            )
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let tools = self
+            .tool_router
+            .list_all()
+            .into_iter()
+            .filter(|t| self.tool_visible(&t.name))
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        if !self.tool_visible(name) {
+            return None;
+        }
+        self.tool_router.get(name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        mut context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let started = Instant::now();
+        let tool = request.name.to_string();
+        let Some(spec) = tools::spec::spec(&tool).filter(|_| self.tool_router.has_route(&tool)) else {
+            return Err(ErrorData::invalid_params(format!("unknown tool {:?}", truncate(&tool)), None));
+        };
+
+        // 1. The token.
+        let ctx = match self.authenticate().await {
+            Ok(ctx) => ctx,
+            Err(failure) => {
+                log_call(spec.name, "unauthorized", started, None, Some(failure.reason.code()));
+                return Err(unauthorized(&failure));
+            }
+        };
+
+        // 2. Permissions, buckets, level, read-only mode.
+        let buckets = match policy::authorize(spec, request.arguments.as_ref(), &ctx.claims, self.inner.config.read_only) {
+            Ok(buckets) => buckets,
+            Err(Refusal::Denied(denial)) => {
+                tracing::info!(
+                    event = "tool_denied",
+                    tool = denial.tool,
+                    reason = denial.reason.code(),
+                    bucket = denial.bucket.as_deref(),
+                    missing_permissions = %denial.missing_permissions.join(","),
+                    token_fingerprint = %ctx.token_info.fingerprint,
+                );
+                log_call(spec.name, "denied", started, denial.bucket.as_deref(), Some(denial.reason.code()));
+                return Err(forbidden(&denial));
+            }
+            Err(Refusal::BadArgument(problem)) => {
+                log_call(spec.name, "error", started, None, Some("invalid_argument"));
+                return Ok(ToolError::invalid(problem).into_result().into());
+            }
+        };
+
+        // 3. Dispatch with the verified context.
+        context.extensions.insert(ctx);
+        let result = self
+            .tool_router
+            .call(ToolCallContext::new(self, request, context))
+            .await;
+        let outcome = match &result {
+            Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => "error",
+            Ok(_) => "ok",
+            Err(_) => "error",
+        };
+        log_call(spec.name, outcome, started, buckets.first().map(String::as_str), None);
+        result
+    }
+}
+
+fn log_call(tool: &str, outcome: &str, started: Instant, bucket: Option<&str>, reason: Option<&str>) {
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    tracing::info!(event = "tool_call", tool, outcome, duration_ms, bucket, reason);
+}
+
+fn truncate(text: &str) -> String {
+    text.chars().take(64).collect()
+}
