@@ -181,7 +181,8 @@ impl Config {
             audience: get("QUILT_MCP_JWT_AUDIENCE").unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned()),
             issuer: get("QUILT_MCP_JWT_ISSUER"),
             leeway_secs,
-            registry_url: get("QUILT_REGISTRY_URL").map(|u| u.trim().trim_end_matches('/').to_owned()),
+            registry_url: get("QUILT_REGISTRY_URL")
+                .map(|u| u.trim().trim_end_matches('/').to_owned()),
             aws_region: get("QUILT_MCP_AWS_REGION").unwrap_or_else(|| DEFAULT_REGION.to_owned()),
             endpoint_url: get("AWS_ENDPOINT_URL"),
             endpoint_url_s3: get("AWS_ENDPOINT_URL_S3"),
@@ -236,25 +237,42 @@ mod tests {
     #[test]
     fn token_is_normalized() {
         let c = config(&[("QUILT_MCP_TOKEN", "  Bearer abc.def.ghi \n")]);
-        assert_eq!(c.token.as_ref().map(|t| t.expose_secret()), Some("abc.def.ghi"));
+        assert_eq!(
+            c.token.as_ref().map(|t| t.expose_secret()),
+            Some("abc.def.ghi")
+        );
         assert!(config(&[("QUILT_MCP_TOKEN", "Bearer   ")]).token.is_none());
     }
 
     #[test]
     fn key_sources() {
-        assert_eq!(config(&[("QUILT_MCP_JWT_SECRET", "s")]).key.kind(), "secret");
-        assert_eq!(config(&[("MCP_ENHANCED_JWT_SECRET", "s")]).key.kind(), "secret");
-        assert_eq!(config(&[("QUILT_MCP_JWT_PUBLIC_KEY", "/k.pem")]).key.kind(), "public_key");
+        assert_eq!(
+            config(&[("QUILT_MCP_JWT_SECRET", "s")]).key.kind(),
+            "secret"
+        );
+        assert_eq!(
+            config(&[("MCP_ENHANCED_JWT_SECRET", "s")]).key.kind(),
+            "secret"
+        );
+        assert_eq!(
+            config(&[("QUILT_MCP_JWT_PUBLIC_KEY", "/k.pem")]).key.kind(),
+            "public_key"
+        );
         assert_eq!(config(&[("QUILT_MCP_JWKS", "/k.json")]).key.kind(), "jwks");
         match config(&[("QUILT_MCP_JWT_SECRET", "s"), ("QUILT_MCP_JWKS", "/k.json")]).key {
-            KeyConfig::Conflict(names) => assert_eq!(names, ["QUILT_MCP_JWT_SECRET", "QUILT_MCP_JWKS"]),
+            KeyConfig::Conflict(names) => {
+                assert_eq!(names, ["QUILT_MCP_JWT_SECRET", "QUILT_MCP_JWKS"])
+            }
             other => panic!("expected a conflict, got {other:?}"),
         }
     }
 
     #[test]
     fn bad_values_are_reported() {
-        let c = config(&[("QUILT_MCP_JWT_LEEWAY_SECS", "soon"), ("QUILT_MCP_READ_ONLY", "maybe")]);
+        let c = config(&[
+            ("QUILT_MCP_JWT_LEEWAY_SECS", "soon"),
+            ("QUILT_MCP_READ_ONLY", "maybe"),
+        ]);
         assert_eq!(c.leeway_secs, 30);
         let vars: Vec<_> = c.errors.iter().map(|e| e.variable).collect();
         assert_eq!(vars, ["QUILT_MCP_JWT_LEEWAY_SECS", "QUILT_MCP_READ_ONLY"]);
@@ -268,8 +286,16 @@ mod tests {
             seen.borrow_mut().push(k.to_owned());
             None
         });
-        for forbidden in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"] {
-            assert!(!seen.borrow().iter().any(|k| k == forbidden), "{forbidden} was read");
+        for forbidden in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+        ] {
+            assert!(
+                !seen.borrow().iter().any(|k| k == forbidden),
+                "{forbidden} was read"
+            );
         }
     }
 }

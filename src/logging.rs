@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 
+use tracing::Level;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_appender::rolling::{Builder, Rotation};
 use tracing_subscriber::filter::{EnvFilter, FilterExt, LevelFilter, filter_fn};
@@ -50,7 +51,12 @@ pub fn init(config: &Config) -> LogGuard {
         .with_ansi(false)
         .with_target(false)
         .compact()
-        .with_filter(LevelFilter::WARN);
+        .with_filter(
+            // rmcp reports every refused call as a warning of its own; the JSON log
+            // already has the refusal, so only its errors reach stderr.
+            filter_fn(|meta| !meta.target().starts_with("rmcp") || *meta.level() <= Level::ERROR)
+                .and(LevelFilter::WARN),
+        );
 
     let dir = log_dir(config);
     let mut problem = None;
@@ -82,7 +88,8 @@ pub fn init(config: &Config) -> LogGuard {
         None => (None, None),
     };
     let json = writer.map(|writer| {
-        let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+        let filter =
+            EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
         fmt::layer()
             .json()
             .flatten_event(true)
@@ -92,9 +99,15 @@ pub fn init(config: &Config) -> LogGuard {
             .with_writer(writer)
             .with_filter(filter.and(filter_fn(|meta| meta.fields().field("event").is_some())))
     });
-    let _ = tracing_subscriber::registry().with(stderr).with(json).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(json)
+        .try_init();
     if let Some(problem) = &problem {
-        tracing::warn!(event = "log_unavailable", "{problem}; diagnostics go to stderr only");
+        tracing::warn!(
+            event = "log_unavailable",
+            "{problem}; diagnostics go to stderr only"
+        );
     }
     LogGuard {
         _guard: guard,

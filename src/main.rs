@@ -31,7 +31,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("quilt-mcp: cannot start the async runtime: {e}");
@@ -61,17 +64,20 @@ async fn serve_stdio() -> anyhow::Result<()> {
     }
     let server = QuiltServer::new(config);
     if let Some(e) = server.verifier().key_error() {
-        tracing::warn!(event = "config_error", "{e}; every tool call will be refused with verification_not_configured");
+        tracing::warn!(
+            event = "config_error",
+            "{e}; every tool call will be refused with verification_not_configured"
+        );
     }
-    let check = server.check_token().await;
     tracing::info!(
         event = "server_started",
         version = quilt_mcp::VERSION,
         transport = "stdio",
-        token_source = check.token_source.as_str(),
+        token_source = server.token_source().as_str(),
         key_kind = server.verifier().key_kind(),
         log_dir = guard.dir.as_ref().map(|d| d.display().to_string()),
     );
+    let check = server.check_token().await;
     if let Some(failure) = &check.failure {
         tracing::warn!(
             event = "startup_warning",
@@ -84,7 +90,10 @@ async fn serve_stdio() -> anyhow::Result<()> {
         .serve(rmcp::transport::io::stdio_pipes())
         .await
         .context("the MCP session could not start")?;
-    service.waiting().await.context("the MCP session ended with an error")?;
+    service
+        .waiting()
+        .await
+        .context("the MCP session ended with an error")?;
     drop(guard);
     Ok(())
 }
@@ -93,7 +102,10 @@ async fn status(json: bool) -> anyhow::Result<ExitCode> {
     let config = Config::from_env();
     let report = quilt_mcp::status::diagnose(&config, quilt_mcp::time::now_unix()).await;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).context("cannot render the report")?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("cannot render the report")?
+        );
     } else {
         print!("{}", report.to_text());
     }

@@ -98,6 +98,11 @@ impl QuiltServer {
         &self.inner.config
     }
 
+    /// Where this server's tokens come from.
+    pub fn token_source(&self) -> TokenSourceKind {
+        self.inner.tokens.kind()
+    }
+
     /// The verifier.
     pub fn verifier(&self) -> &Verifier {
         &self.inner.verifier
@@ -115,6 +120,10 @@ impl QuiltServer {
     /// Step 1 of the gate: the caller's verified context.
     pub async fn authenticate(&self) -> Result<Arc<AuthContext>, AuthFailure> {
         let now = now_unix();
+        if let Some(failure) = self.inner.verifier.not_configured() {
+            log_token_failure(None, self.inner.tokens.kind(), &failure);
+            return Err(failure);
+        }
         let (token, source) = match self.inner.tokens.current(now).await {
             Ok(found) => found,
             Err(failure) => {
@@ -144,7 +153,11 @@ impl QuiltServer {
             return match self.inner.verifier.recheck(&ctx, now) {
                 Ok(()) => Ok(ctx),
                 Err(failure) => {
-                    *self.inner.verified.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    *self
+                        .inner
+                        .verified
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = None;
                     log_token_failure(Some(token), source, &failure);
                     Err(failure)
                 }
@@ -170,7 +183,11 @@ impl QuiltServer {
                     permissions = ctx.claims.permissions.len(),
                     roles = ctx.claims.roles.len(),
                 );
-                *self.inner.verified.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx.clone());
+                *self
+                    .inner
+                    .verified
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(ctx.clone());
                 Ok(ctx)
             }
             Err(failure) => {
@@ -206,7 +223,11 @@ fn peek_header(token: &Token) -> (Option<String>, Option<String>) {
         .expose()
         .split('.')
         .next()
-        .and_then(|h| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim_end_matches('=')).ok())
+        .and_then(|h| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h.trim_end_matches('='))
+                .ok()
+        })
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
     let field = |name: &str| {
         header
@@ -255,7 +276,10 @@ impl QuiltServer {
             open_world_hint = false
         )
     )]
-    async fn auth_status(&self, Extension(ctx): Extension<Arc<AuthContext>>) -> rmcp::model::CallToolResult {
+    async fn auth_status(
+        &self,
+        Extension(ctx): Extension<Arc<AuthContext>>,
+    ) -> rmcp::model::CallToolResult {
         tools::success(tools::auth::auth_status(
             &ctx,
             &self.inner.config.aws_region,
@@ -276,7 +300,10 @@ impl QuiltServer {
             open_world_hint = false
         )
     )]
-    async fn bucket_list(&self, Extension(ctx): Extension<Arc<AuthContext>>) -> rmcp::model::CallToolResult {
+    async fn bucket_list(
+        &self,
+        Extension(ctx): Extension<Arc<AuthContext>>,
+    ) -> rmcp::model::CallToolResult {
         tools::success(tools::buckets::bucket_list(&ctx))
     }
 }
@@ -320,21 +347,36 @@ impl ServerHandler for QuiltServer {
     ) -> Result<CallToolResponse, ErrorData> {
         let started = Instant::now();
         let tool = request.name.to_string();
-        let Some(spec) = tools::spec::spec(&tool).filter(|_| self.tool_router.has_route(&tool)) else {
-            return Err(ErrorData::invalid_params(format!("unknown tool {:?}", truncate(&tool)), None));
+        let Some(spec) = tools::spec::spec(&tool).filter(|_| self.tool_router.has_route(&tool))
+        else {
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool {:?}", truncate(&tool)),
+                None,
+            ));
         };
 
         // 1. The token.
         let ctx = match self.authenticate().await {
             Ok(ctx) => ctx,
             Err(failure) => {
-                log_call(spec.name, "unauthorized", started, None, Some(failure.reason.code()));
+                log_call(
+                    spec.name,
+                    "unauthorized",
+                    started,
+                    None,
+                    Some(failure.reason.code()),
+                );
                 return Err(unauthorized(&failure));
             }
         };
 
         // 2. Permissions, buckets, level, read-only mode.
-        let buckets = match policy::authorize(spec, request.arguments.as_ref(), &ctx.claims, self.inner.config.read_only) {
+        let buckets = match policy::authorize(
+            spec,
+            request.arguments.as_ref(),
+            &ctx.claims,
+            self.inner.config.read_only,
+        ) {
             Ok(buckets) => buckets,
             Err(Refusal::Denied(denial)) => {
                 tracing::info!(
@@ -345,7 +387,13 @@ impl ServerHandler for QuiltServer {
                     missing_permissions = %denial.missing_permissions.join(","),
                     token_fingerprint = %ctx.token_info.fingerprint,
                 );
-                log_call(spec.name, "denied", started, denial.bucket.as_deref(), Some(denial.reason.code()));
+                log_call(
+                    spec.name,
+                    "denied",
+                    started,
+                    denial.bucket.as_deref(),
+                    Some(denial.reason.code()),
+                );
                 return Err(forbidden(&denial));
             }
             Err(Refusal::BadArgument(problem)) => {
@@ -365,14 +413,33 @@ impl ServerHandler for QuiltServer {
             Ok(_) => "ok",
             Err(_) => "error",
         };
-        log_call(spec.name, outcome, started, buckets.first().map(String::as_str), None);
+        log_call(
+            spec.name,
+            outcome,
+            started,
+            buckets.first().map(String::as_str),
+            None,
+        );
         result
     }
 }
 
-fn log_call(tool: &str, outcome: &str, started: Instant, bucket: Option<&str>, reason: Option<&str>) {
+fn log_call(
+    tool: &str,
+    outcome: &str,
+    started: Instant,
+    bucket: Option<&str>,
+    reason: Option<&str>,
+) {
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    tracing::info!(event = "tool_call", tool, outcome, duration_ms, bucket, reason);
+    tracing::info!(
+        event = "tool_call",
+        tool,
+        outcome,
+        duration_ms,
+        bucket,
+        reason
+    );
 }
 
 fn truncate(text: &str) -> String {

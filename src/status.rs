@@ -53,20 +53,26 @@ pub async fn diagnose(config: &Config, now: i64) -> StatusReport {
         config_errors.push(e.to_string());
     }
 
-    let token_value = |token: Option<&Token>, source: Option<TokenSourceKind>, failure: Option<&AuthFailure>| {
-        json!({
-            "present": token.is_some(),
-            "source": source.map(TokenSourceKind::as_str),
-            "keyring_entry": keyring_entry,
-            "fingerprint": token.map(Token::fingerprint),
-            "status": failure.map_or("ok", |f| f.reason.code()),
-            "message": failure.map(AuthFailure::message),
-            "hint": failure.map(|f| f.hint.clone()),
-        })
-    };
+    let token_value =
+        |token: Option<&Token>, source: Option<TokenSourceKind>, failure: Option<&AuthFailure>| {
+            json!({
+                "present": token.is_some(),
+                "source": source.map(TokenSourceKind::as_str),
+                "keyring_entry": keyring_entry,
+                "fingerprint": token.map(Token::fingerprint),
+                "status": failure.map_or("ok", |f| f.reason.code()),
+                "message": failure.map(AuthFailure::message),
+                "hint": failure.map(|f| f.hint.clone()),
+            })
+        };
     let (token, claims, aws, token_ok) = match (&found, verified) {
         (Err(failure), _) => (token_value(None, None, Some(failure)), None, None, false),
-        (Ok((token, source)), Some(Err(failure))) => (token_value(Some(token), Some(*source), Some(&failure)), None, None, false),
+        (Ok((token, source)), Some(Err(failure))) => (
+            token_value(Some(token), Some(*source), Some(&failure)),
+            None,
+            None,
+            false,
+        ),
         (Ok((token, source)), Some(Ok((ctx, notes)))) => {
             let mut value = token_value(Some(token), Some(*source), None);
             value["alg"] = json!(ctx.token_info.alg);
@@ -121,18 +127,35 @@ impl StatusReport {
         let s = |v: &Value| match v {
             Value::String(s) => s.clone(),
             Value::Null => "-".to_owned(),
+            Value::Array(items) if items.is_empty() => "(none)".to_owned(),
+            Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                .collect::<Vec<_>>()
+                .join(", "),
             other => other.to_string(),
         };
         let mut out = format!("quilt-mcp {}\n\n", self.version);
         out.push_str(&format!(
             "Token:         {}\n",
             if self.token["present"] == json!(true) {
-                format!("{} ({})", s(&self.token["source"]), s(&self.token["fingerprint"]))
+                format!(
+                    "{} ({})",
+                    s(&self.token["source"]),
+                    s(&self.token["fingerprint"])
+                )
             } else {
-                format!("none (QUILT_MCP_TOKEN unset, keyring entry {} empty)", s(&self.token["keyring_entry"]))
+                format!(
+                    "none (QUILT_MCP_TOKEN unset, keyring entry {} empty)",
+                    s(&self.token["keyring_entry"])
+                )
             }
         ));
-        out.push_str(&format!("Verification:  {} (key: {})\n", s(&self.token["status"]), s(&self.verification["key_kind"])));
+        out.push_str(&format!(
+            "Verification:  {} (key: {})\n",
+            s(&self.token["status"]),
+            s(&self.verification["key_kind"])
+        ));
         if let Some(message) = self.token["message"].as_str() {
             out.push_str(&format!("               {message}\n"));
         }
@@ -145,15 +168,24 @@ impl StatusReport {
             out.push_str(&format!("Roles:         {}\n", s(&claims["roles"])));
         }
         if let Some(aws) = &self.aws {
-            let role = aws["role_arn"].as_str().map(|r| format!(" ({r})")).unwrap_or_default();
-            out.push_str(&format!("AWS:           {}{role}, region {}\n", s(&aws["source"]), s(&aws["region"])));
+            let role = aws["role_arn"]
+                .as_str()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "AWS:           {}{role}, region {}\n",
+                s(&aws["source"]),
+                s(&aws["region"])
+            ));
         }
         for problem in &self.config_errors {
             out.push_str(&format!("Config error:  {problem}\n"));
         }
         out.push_str(&format!(
             "Logs:          {}\n",
-            self.log_dir.as_ref().map_or_else(|| "-".to_owned(), |d| d.display().to_string())
+            self.log_dir
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |d| d.display().to_string())
         ));
         if self.read_only {
             out.push_str("Read-only:     yes (write tools hidden)\n");

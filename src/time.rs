@@ -35,7 +35,10 @@ mod tests {
         assert_eq!(rfc3339(0).as_deref(), Some("1970-01-01T00:00:00Z"));
         assert_eq!(human(1_795_687_200), "2026-11-26 10:00 UTC");
         assert_eq!(parse_rfc3339("2026-11-26T10:00:00Z"), Some(1_795_687_200));
-        assert_eq!(parse_rfc3339("2026-11-26T11:00:00+01:00"), Some(1_795_687_200));
+        assert_eq!(
+            parse_rfc3339("2026-11-26T11:00:00+01:00"),
+            Some(1_795_687_200)
+        );
         assert_eq!(parse_rfc3339("tomorrow"), None);
     }
 }

@@ -156,7 +156,10 @@ fn decompress_buckets(b: &Value, warnings: &mut Vec<String>) -> Vec<String> {
                     }
                 }),
                 "compressed" => decode_compressed(data),
-                _ => Err(format!("unknown bucket encoding _type {:?}", truncate(kind))),
+                _ => Err(format!(
+                    "unknown bucket encoding _type {:?}",
+                    truncate(kind)
+                )),
             };
             result.unwrap_or_else(|problem| {
                 warnings.push(format!("claim `b`: {problem}: no buckets granted"));
@@ -165,13 +168,17 @@ fn decompress_buckets(b: &Value, warnings: &mut Vec<String>) -> Vec<String> {
         }
         Value::Null => Vec::new(),
         _ => {
-            warnings.push("claim `b` is neither an array nor an object: no buckets granted".to_owned());
+            warnings
+                .push("claim `b` is neither an array nor an object: no buckets granted".to_owned());
             Vec::new()
         }
     }
 }
 
-fn expand_map(data: Option<&Value>, join: impl Fn(&str, &str) -> String) -> Result<Vec<String>, String> {
+fn expand_map(
+    data: Option<&Value>,
+    join: impl Fn(&str, &str) -> String,
+) -> Result<Vec<String>, String> {
     let Some(Value::Object(map)) = data else {
         return Err("_data is not an object".to_owned());
     };
@@ -230,16 +237,29 @@ mod tests {
             (json!({"p": ["pa"]}), vec!["s3:PutObjectAcl"]),
             (json!({"p": ["amu"]}), vec!["s3:AbortMultipartUpload"]),
             (json!({"p": ["zz", "s3:Custom"]}), vec!["zz", "s3:Custom"]),
-            (json!({"p": ["g", 1, null, "l"]}), vec!["s3:GetObject", "s3:ListBucket"]),
-            (json!({"permissions": ["s3:PutObject"], "p": ["g"]}), vec!["s3:PutObject"]),
+            (
+                json!({"p": ["g", 1, null, "l"]}),
+                vec!["s3:GetObject", "s3:ListBucket"],
+            ),
+            (
+                json!({"permissions": ["s3:PutObject"], "p": ["g"]}),
+                vec!["s3:PutObject"],
+            ),
             (json!({"permissions": [], "p": ["g"]}), vec![]),
-            (json!({"permissions": "s3:GetObject", "p": ["l"]}), vec!["s3:ListBucket"]),
+            (
+                json!({"permissions": "s3:GetObject", "p": ["l"]}),
+                vec!["s3:ListBucket"],
+            ),
             (json!({"permissions": ["g"]}), vec!["g"]),
             (json!({}), vec![]),
             (json!({"p": "g"}), vec![]),
         ];
         for (payload, expected) in cases {
-            assert_eq!(run(payload.clone()).claims.permissions, expected, "{payload}");
+            assert_eq!(
+                run(payload.clone()).claims.permissions,
+                expected,
+                "{payload}"
+            );
         }
     }
 
@@ -280,11 +300,31 @@ mod tests {
                 vec!["c1", "c2"],
                 false,
             ),
-            (json!({"b": {"_type": "compressed", "_data": "!!!not base64"}}), vec![], true),
-            (json!({"b": {"_type": "compressed", "_data": b64(&json!({"a": 1}))}}), vec![], true),
-            (json!({"b": {"_type": "compressed", "_data": 12}}), vec![], true),
-            (json!({"b": {"_type": "groups", "_data": ["quilt"]}}), vec![], true),
-            (json!({"b": {"_type": "groups", "_data": {"quilt": "a"}}}), vec![], true),
+            (
+                json!({"b": {"_type": "compressed", "_data": "!!!not base64"}}),
+                vec![],
+                true,
+            ),
+            (
+                json!({"b": {"_type": "compressed", "_data": b64(&json!({"a": 1}))}}),
+                vec![],
+                true,
+            ),
+            (
+                json!({"b": {"_type": "compressed", "_data": 12}}),
+                vec![],
+                true,
+            ),
+            (
+                json!({"b": {"_type": "groups", "_data": ["quilt"]}}),
+                vec![],
+                true,
+            ),
+            (
+                json!({"b": {"_type": "groups", "_data": {"quilt": "a"}}}),
+                vec![],
+                true,
+            ),
             (json!({"b": {"_type": "patterns"}}), vec![], true),
             (json!({"b": {"_type": "zip", "_data": {}}}), vec![], true),
             (json!({"b": {"_data": {}}}), vec![], true),
@@ -296,7 +336,12 @@ mod tests {
         for (payload, expected, warned) in cases {
             let out = run(payload.clone());
             assert_eq!(out.claims.buckets, expected, "{payload}");
-            assert_eq!(!out.warnings.is_empty(), warned, "{payload}: {:?}", out.warnings);
+            assert_eq!(
+                !out.warnings.is_empty(),
+                warned,
+                "{payload}: {:?}",
+                out.warnings
+            );
         }
     }
 
@@ -304,7 +349,11 @@ mod tests {
     fn scope_and_level_follow_javascript_truthiness() {
         let cases: Vec<(Value, &str, &str)> = vec![
             (json!({}), "", "read"),
-            (json!({"s": "s-short", "scope": "s-long"}), "s-short", "read"),
+            (
+                json!({"s": "s-short", "scope": "s-long"}),
+                "s-short",
+                "read",
+            ),
             (json!({"s": "", "scope": "s-long"}), "s-long", "read"),
             (json!({"s": null, "scope": "s-long"}), "s-long", "read"),
             (json!({"s": false, "scope": "s-long"}), "s-long", "read"),
@@ -317,13 +366,19 @@ mod tests {
         ];
         for (payload, scope, level) in cases {
             let out = run(payload.clone()).claims;
-            assert_eq!((out.scope.as_str(), out.level.as_str()), (scope, level), "{payload}");
+            assert_eq!(
+                (out.scope.as_str(), out.level.as_str()),
+                (scope, level),
+                "{payload}"
+            );
         }
     }
 
     #[test]
     fn helpers() {
-        let claims = run(json!({"buckets": ["a"], "permissions": ["s3:GetObject"], "level": "write"})).claims;
+        let claims =
+            run(json!({"buckets": ["a"], "permissions": ["s3:GetObject"], "level": "write"}))
+                .claims;
         assert!(claims.allows_bucket("a"));
         assert!(!claims.allows_bucket("b"));
         assert!(claims.has_permission("s3:GetObject"));

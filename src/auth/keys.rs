@@ -104,7 +104,9 @@ impl KeySet {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
     /// No key source is configured.
-    #[error("no verification key is configured (set QUILT_MCP_JWT_SECRET, QUILT_MCP_JWT_PUBLIC_KEY or QUILT_MCP_JWKS)")]
+    #[error(
+        "no verification key is configured (set QUILT_MCP_JWT_SECRET, QUILT_MCP_JWT_PUBLIC_KEY or QUILT_MCP_JWKS)"
+    )]
     NotConfigured,
     /// More than one key source is configured.
     #[error("more than one verification key source is configured ({}); set exactly one", .0.join(", "))]
@@ -144,19 +146,23 @@ pub fn load(config: &KeyConfig) -> Result<KeySet, KeyError> {
         })),
         KeyConfig::PublicKeyFile(path) => {
             let bytes = read("QUILT_MCP_JWT_PUBLIC_KEY", path)?;
-            load_pem(&bytes).map(KeySet::Single).map_err(|problem| KeyError::Invalid {
-                variable: "QUILT_MCP_JWT_PUBLIC_KEY",
-                path: path.clone(),
-                problem,
-            })
+            load_pem(&bytes)
+                .map(KeySet::Single)
+                .map_err(|problem| KeyError::Invalid {
+                    variable: "QUILT_MCP_JWT_PUBLIC_KEY",
+                    path: path.clone(),
+                    problem,
+                })
         }
         KeyConfig::JwksFile(path) => {
             let bytes = read("QUILT_MCP_JWKS", path)?;
-            load_jwks(&bytes).map(KeySet::Jwks).map_err(|problem| KeyError::Invalid {
-                variable: "QUILT_MCP_JWKS",
-                path: path.clone(),
-                problem,
-            })
+            load_jwks(&bytes)
+                .map(KeySet::Jwks)
+                .map_err(|problem| KeyError::Invalid {
+                    variable: "QUILT_MCP_JWKS",
+                    path: path.clone(),
+                    problem,
+                })
         }
     }
 }
@@ -170,7 +176,9 @@ fn read(variable: &'static str, path: &Path) -> Result<Vec<u8>, KeyError> {
 }
 
 // DER encodings of the object identifiers that name a public key's algorithm.
-const OID_RSA: &[u8] = &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const OID_RSA: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+];
 const OID_EC: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 const OID_P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const OID_P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
@@ -194,7 +202,10 @@ fn spki_kind(der: &[u8]) -> Result<KeyKind, String> {
     } else if contains(head, OID_ED25519) {
         Ok(KeyKind::Ed25519)
     } else {
-        Err("holds a public key of an unsupported type (use RSA, EC P-256/P-384 or Ed25519)".to_owned())
+        Err(
+            "holds a public key of an unsupported type (use RSA, EC P-256/P-384 or Ed25519)"
+                .to_owned(),
+        )
     }
 }
 
@@ -204,10 +215,15 @@ fn load_pem(bytes: &[u8]) -> Result<VerificationKey, String> {
         "PUBLIC KEY" => spki_kind(parsed.contents())?,
         "RSA PUBLIC KEY" => KeyKind::Rsa,
         tag if tag.contains("PRIVATE KEY") => {
-            return Err("holds a private key; configure the matching public key instead".to_owned());
+            return Err(
+                "holds a private key; configure the matching public key instead".to_owned(),
+            );
         }
         "CERTIFICATE" => {
-            return Err("holds a certificate; extract its public key (openssl x509 -pubkey -noout)".to_owned());
+            return Err(
+                "holds a certificate; extract its public key (openssl x509 -pubkey -noout)"
+                    .to_owned(),
+            );
         }
         other => return Err(format!("holds a PEM block {other:?}, not a public key")),
     };
@@ -227,14 +243,17 @@ fn load_pem(bytes: &[u8]) -> Result<VerificationKey, String> {
 }
 
 fn load_jwks(bytes: &[u8]) -> Result<Vec<VerificationKey>, String> {
-    let set: JwkSet = serde_json::from_slice(bytes).map_err(|e| format!("is not a JWKS document: {e}"))?;
+    let set: JwkSet =
+        serde_json::from_slice(bytes).map_err(|e| format!("is not a JWKS document: {e}"))?;
     let mut keys = Vec::new();
     for (index, jwk) in set.keys.iter().enumerate() {
         if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
             continue;
         }
         let Some(kid) = jwk.common.key_id.clone() else {
-            return Err(format!("key #{index} has no \"kid\"; every key must have one"));
+            return Err(format!(
+                "key #{index} has no \"kid\"; every key must have one"
+            ));
         };
         let kind = match &jwk.algorithm {
             AlgorithmParameters::RSA(_) => KeyKind::Rsa,
@@ -243,7 +262,9 @@ fn load_jwks(bytes: &[u8]) -> Result<Vec<VerificationKey>, String> {
                 EllipticCurve::P384 => KeyKind::EcP384,
                 _ => return Err(format!("key {kid:?} uses an unsupported curve")),
             },
-            AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => KeyKind::Ed25519,
+            AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+                KeyKind::Ed25519
+            }
             AlgorithmParameters::OctetKey(_) => KeyKind::Hmac,
             _ => return Err(format!("key {kid:?} has an unsupported key type")),
         };
@@ -253,13 +274,17 @@ fn load_jwks(bytes: &[u8]) -> Result<Vec<VerificationKey>, String> {
                     .parse::<Algorithm>()
                     .map_err(|_| format!("key {kid:?} names an unsupported \"alg\""))?;
                 if !kind.algorithms().contains(&alg) {
-                    return Err(format!("key {kid:?} names \"alg\" {alg:?}, which does not fit a {}", kind.describe()));
+                    return Err(format!(
+                        "key {kid:?} names \"alg\" {alg:?}, which does not fit a {}",
+                        kind.describe()
+                    ));
                 }
                 vec![alg]
             }
             None => kind.algorithms().to_vec(),
         };
-        let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("key {kid:?} could not be loaded: {e}"))?;
+        let key = DecodingKey::from_jwk(jwk)
+            .map_err(|e| format!("key {kid:?} could not be loaded: {e}"))?;
         keys.push(VerificationKey {
             kid: Some(kid),
             key,
@@ -278,7 +303,9 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys").join(name)
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/keys")
+            .join(name)
     }
 
     fn single_kind(file: &str) -> Result<KeyKind, KeyError> {
@@ -298,13 +325,27 @@ mod tests {
 
     #[test]
     fn bad_key_files_are_configuration_errors() {
-        assert!(matches!(single_kind("rsa_private.pem"), Err(KeyError::Invalid { problem, .. }) if problem.contains("private key")));
-        assert!(matches!(single_kind("jwks.json"), Err(KeyError::Invalid { .. })));
-        assert!(matches!(single_kind("missing.pem"), Err(KeyError::Unreadable { .. })));
-        assert!(matches!(load(&KeyConfig::None), Err(KeyError::NotConfigured)));
+        assert!(
+            matches!(single_kind("rsa_private.pem"), Err(KeyError::Invalid { problem, .. }) if problem.contains("private key"))
+        );
+        assert!(matches!(
+            single_kind("jwks.json"),
+            Err(KeyError::Invalid { .. })
+        ));
+        assert!(matches!(
+            single_kind("missing.pem"),
+            Err(KeyError::Unreadable { .. })
+        ));
+        assert!(matches!(
+            load(&KeyConfig::None),
+            Err(KeyError::NotConfigured)
+        ));
         assert!(matches!(
             load(&KeyConfig::JwksFile(fixture("rsa_public.pem"))),
-            Err(KeyError::Invalid { variable: "QUILT_MCP_JWKS", .. })
+            Err(KeyError::Invalid {
+                variable: "QUILT_MCP_JWKS",
+                ..
+            })
         ));
     }
 

@@ -109,7 +109,11 @@ pub struct AuthFailure {
 
 impl AuthFailure {
     /// A failure with a hint chosen for the reason and the token's source.
-    pub fn new(reason: Reason, detail: impl Into<String>, source: Option<TokenSourceKind>) -> AuthFailure {
+    pub fn new(
+        reason: Reason,
+        detail: impl Into<String>,
+        source: Option<TokenSourceKind>,
+    ) -> AuthFailure {
         AuthFailure {
             reason,
             detail: detail.into(),
@@ -129,13 +133,19 @@ fn hint(reason: Reason, source: Option<TokenSourceKind>) -> &'static str {
         Some(TokenSourceKind::Env) => {
             "set QUILT_MCP_TOKEN in the MCP server's settings to a fresh token from the Quilt catalog"
         }
-        Some(TokenSourceKind::Http) => "send a fresh token from the Quilt catalog in the Authorization: Bearer header",
-        Some(TokenSourceKind::Keyring) | None => "run `quilt-mcp login` with a fresh token from the Quilt catalog",
+        Some(TokenSourceKind::Http) => {
+            "send a fresh token from the Quilt catalog in the Authorization: Bearer header"
+        }
+        Some(TokenSourceKind::Keyring) | None => {
+            "run `quilt-mcp login` with a fresh token from the Quilt catalog"
+        }
     };
     match reason {
         MissingToken => match source {
             Some(TokenSourceKind::Http) => "send the token in an Authorization: Bearer header",
-            _ => "set QUILT_MCP_TOKEN in the MCP server's settings, or run `quilt-mcp login` to store a token in the keyring",
+            _ => {
+                "set QUILT_MCP_TOKEN in the MCP server's settings, or run `quilt-mcp login` to store a token in the keyring"
+            }
         },
         TokenTooLarge | MalformedToken | InvalidClaims => {
             "check that the whole token was copied, and ask the Quilt administrator for a valid enhanced JWT"
@@ -147,7 +157,9 @@ fn hint(reason: Reason, source: Option<TokenSourceKind>) -> &'static str {
             "the token was not issued for this server: check QUILT_MCP_JWT_AUDIENCE and QUILT_MCP_JWT_ISSUER, or get a token from the right Quilt catalog"
         }
         Expired => fresh,
-        NotYetValid | IssuedInFuture => "check this machine's clock, or raise QUILT_MCP_JWT_LEEWAY_SECS",
+        NotYetValid | IssuedInFuture => {
+            "check this machine's clock, or raise QUILT_MCP_JWT_LEEWAY_SECS"
+        }
         VerificationNotConfigured => {
             "set exactly one of QUILT_MCP_JWT_SECRET, QUILT_MCP_JWT_PUBLIC_KEY or QUILT_MCP_JWKS in the MCP server's settings, then restart it; `quilt-mcp status` shows what is wrong"
         }

@@ -41,7 +41,12 @@ fn native_store() -> Result<Arc<keyring_core::CredentialStore>, String> {
 fn native_store() -> Result<Arc<keyring_core::CredentialStore>, String> {
     windows_native_keyring_store::Store::new()
         .map(|s| s as Arc<keyring_core::CredentialStore>)
-        .map_err(|e| format!("the Windows Credential Manager is not available: {}", describe(&e)))
+        .map_err(|e| {
+            format!(
+                "the Windows Credential Manager is not available: {}",
+                describe(&e)
+            )
+        })
 }
 
 #[cfg(target_os = "linux")]
@@ -60,7 +65,15 @@ fn native_store() -> Result<Arc<keyring_core::CredentialStore>, String> {
     }
 }
 
-#[cfg(all(unix, not(any(target_os = "linux", target_os = "macos", target_os = "ios", target_os = "android"))))]
+#[cfg(all(
+    unix,
+    not(any(
+        target_os = "linux",
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "android"
+    ))
+))]
 fn native_store() -> Result<Arc<keyring_core::CredentialStore>, String> {
     zbus_secret_service_keyring_store::Store::new()
         .map(|s| s as Arc<keyring_core::CredentialStore>)
@@ -77,7 +90,9 @@ pub fn describe(error: &keyring_core::Error) -> String {
     use keyring_core::Error as E;
     match error {
         E::NoEntry => "no entry".to_owned(),
-        E::BadEncoding(_) | E::BadDataFormat(..) => "the entry does not hold a UTF-8 token".to_owned(),
+        E::BadEncoding(_) | E::BadDataFormat(..) => {
+            "the entry does not hold a UTF-8 token".to_owned()
+        }
         E::PlatformFailure(e) => format!("platform failure: {e}"),
         E::NoStorageAccess(e) => format!("no access to the store: {e}"),
         E::TooLong(what, max) => format!("{what} is longer than {max}"),

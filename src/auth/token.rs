@@ -63,7 +63,10 @@ impl Token {
 
     /// `sha256:` and the first 12 hex digits of the token's SHA-256 (SPEC §8).
     pub fn fingerprint(&self) -> String {
-        let hex: String = self.digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = self.digest[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         format!("sha256:{hex}")
     }
 }

@@ -62,6 +62,12 @@ impl Verifier {
         self.keys.as_ref().err()
     }
 
+    /// The `verification_not_configured` failure when no key could be loaded. It
+    /// comes before every other reason: without a key no token can be judged.
+    pub fn not_configured(&self) -> Option<AuthFailure> {
+        self.keys.as_ref().err().map(not_configured)
+    }
+
     /// `none`, `secret`, `public_key`, `jwks` or `conflict`.
     pub fn key_kind(&self) -> &'static str {
         self.key_kind
@@ -77,12 +83,7 @@ impl Verifier {
         let fail = |reason: Reason, detail: String| AuthFailure::new(reason, detail, Some(source));
         let keys = match &self.keys {
             Ok(keys) => keys,
-            Err(e) => {
-                return Err(fail(
-                    Reason::VerificationNotConfigured,
-                    format!("the server cannot verify tokens: {e}"),
-                ));
-            }
+            Err(e) => return Err(not_configured(e)),
         };
 
         // 1. Size and structure.
@@ -97,19 +98,32 @@ impl Verifier {
         let [header_b64, payload_b64, signature_b64] = segments.as_slice() else {
             return Err(fail(
                 Reason::MalformedToken,
-                format!("the token is not a JWT (it has {} dot-separated segments, not 3)", segments.len()),
+                format!(
+                    "the token is not a JWT (it has {} dot-separated segments, not 3)",
+                    segments.len()
+                ),
             ));
         };
-        let header = decode_object(header_b64).map_err(|why| fail(Reason::MalformedToken, format!("the token's header {why}")))?;
-        let payload = decode_object(payload_b64).map_err(|why| fail(Reason::MalformedToken, format!("the token's payload {why}")))?;
-        if signature_b64.is_empty() || B64URL.decode(signature_b64).is_err() {
-            return Err(fail(Reason::MalformedToken, "the token's signature is not base64url".to_owned()));
+        let header = decode_object(header_b64)
+            .map_err(|why| fail(Reason::MalformedToken, format!("the token's header {why}")))?;
+        let payload = decode_object(payload_b64)
+            .map_err(|why| fail(Reason::MalformedToken, format!("the token's payload {why}")))?;
+        if B64URL.decode(signature_b64).is_err() {
+            return Err(fail(
+                Reason::MalformedToken,
+                "the token's signature is not base64url".to_owned(),
+            ));
         }
 
         // 2. Header.
         let alg_name = match header.get("alg") {
             Some(Value::String(s)) => s.as_str(),
-            _ => return Err(fail(Reason::UnsupportedAlgorithm, "the token's header names no algorithm".to_owned())),
+            _ => {
+                return Err(fail(
+                    Reason::UnsupportedAlgorithm,
+                    "the token's header names no algorithm".to_owned(),
+                ));
+            }
         };
         let alg: Option<Algorithm> = if alg_name.eq_ignore_ascii_case("none") {
             None
@@ -140,12 +154,19 @@ impl Verifier {
         };
         if let Some(crit) = header.get("crit") {
             let names = match crit {
-                Value::Array(items) => items.iter().filter_map(Value::as_str).map(short).collect::<Vec<_>>().join(", "),
+                Value::Array(items) => items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(short)
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 _ => String::new(),
             };
             return Err(fail(
                 Reason::CriticalHeader,
-                format!("the token has a `crit` header ({names}), which this server does not support"),
+                format!(
+                    "the token has a `crit` header ({names}), which this server does not support"
+                ),
             ));
         }
         let kid = match header.get("kid") {
@@ -158,13 +179,17 @@ impl Verifier {
                 let Some(kid) = kid.as_deref() else {
                     return Err(fail(
                         Reason::UnknownKey,
-                        "the token has no `kid` header, which the JWKS needs to choose a key".to_owned(),
+                        "the token has no `kid` header, which the JWKS needs to choose a key"
+                            .to_owned(),
                     ));
                 };
                 let Some(key) = list.iter().find(|k| k.kid.as_deref() == Some(kid)) else {
                     return Err(fail(
                         Reason::UnknownKey,
-                        format!("the token's key id {:?} names no key in the JWKS", short(kid)),
+                        format!(
+                            "the token's key id {:?} names no key in the JWKS",
+                            short(kid)
+                        ),
                     ));
                 };
                 key
@@ -176,7 +201,11 @@ impl Verifier {
                 format!(
                     "the token is signed with {alg:?}, but its key ({}) accepts only {}",
                     key.kind.describe(),
-                    key.algorithms.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ")
+                    key.algorithms
+                        .iter()
+                        .map(|a| format!("{a:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }
@@ -197,25 +226,40 @@ impl Verifier {
         // 4. Claims.
         let typed = TypedClaims::read(&payload).map_err(|why| fail(Reason::InvalidClaims, why))?;
         let Some(exp) = typed.exp else {
-            return Err(fail(Reason::MissingClaim, "the token has no `exp` (expiry) claim".to_owned()));
+            return Err(fail(
+                Reason::MissingClaim,
+                "the token has no `exp` (expiry) claim".to_owned(),
+            ));
         };
         self.check_times(exp, typed.nbf, typed.iat, now, source)?;
         let Some(audience) = typed.aud else {
-            return Err(fail(Reason::MissingClaim, "the token has no `aud` (audience) claim".to_owned()));
+            return Err(fail(
+                Reason::MissingClaim,
+                "the token has no `aud` (audience) claim".to_owned(),
+            ));
         };
         if !audience.iter().any(|a| a == &self.audience) {
             return Err(fail(
                 Reason::WrongAudience,
                 format!(
                     "the token is for audience {}, not {:?}",
-                    audience.iter().map(|a| format!("{:?}", short(a))).collect::<Vec<_>>().join(", "),
+                    audience
+                        .iter()
+                        .map(|a| format!("{:?}", short(a)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     self.audience
                 ),
             ));
         }
         if let Some(expected) = &self.issuer {
             match &typed.iss {
-                None => return Err(fail(Reason::MissingClaim, "the token has no `iss` (issuer) claim".to_owned())),
+                None => {
+                    return Err(fail(
+                        Reason::MissingClaim,
+                        "the token has no `iss` (issuer) claim".to_owned(),
+                    ));
+                }
                 Some(iss) if iss != expected => {
                     return Err(fail(
                         Reason::WrongIssuer,
@@ -227,8 +271,12 @@ impl Verifier {
         }
 
         let decompressed = claims::decompress(&payload);
-        let aws = CredentialSource::from_claims(&payload, &decompressed.claims.roles, self.registry_url.as_deref())
-            .map_err(|why| fail(Reason::InvalidClaims, why))?;
+        let aws = CredentialSource::from_claims(
+            &payload,
+            &decompressed.claims.roles,
+            self.registry_url.as_deref(),
+        )
+        .map_err(|why| fail(Reason::InvalidClaims, why))?;
         let context = AuthContext {
             subject: typed.sub,
             issuer: typed.iss,
@@ -247,13 +295,24 @@ impl Verifier {
             aws,
             token: token.clone(),
         };
-        Ok((context, Notes { warnings: decompressed.warnings }))
+        Ok((
+            context,
+            Notes {
+                warnings: decompressed.warnings,
+            },
+        ))
     }
 
     /// The time rules of step 4 (`exp`, `nbf`, `iat` with the leeway), for a context
     /// verified earlier and used again.
     pub fn recheck(&self, context: &AuthContext, now: i64) -> Result<(), AuthFailure> {
-        self.check_times(context.expires_at, context.not_before, context.issued_at, now, context.token_info.source)
+        self.check_times(
+            context.expires_at,
+            context.not_before,
+            context.issued_at,
+            now,
+            context.token_info.source,
+        )
     }
 
     fn check_times(
@@ -264,25 +323,43 @@ impl Verifier {
         now: i64,
         source: TokenSourceKind,
     ) -> Result<(), AuthFailure> {
-        let fail = |reason: Reason, detail: String| Err(AuthFailure::new(reason, detail, Some(source)));
+        let fail =
+            |reason: Reason, detail: String| Err(AuthFailure::new(reason, detail, Some(source)));
         if now > exp.saturating_add(self.leeway) {
-            return fail(Reason::Expired, format!("the token expired at {}", crate::time::human(exp)));
+            return fail(
+                Reason::Expired,
+                format!("the token expired at {}", crate::time::human(exp)),
+            );
         }
         if let Some(nbf) = nbf
             && now.saturating_add(self.leeway) < nbf
         {
-            return fail(Reason::NotYetValid, format!("the token is not valid before {}", crate::time::human(nbf)));
+            return fail(
+                Reason::NotYetValid,
+                format!("the token is not valid before {}", crate::time::human(nbf)),
+            );
         }
         if let Some(iat) = iat
             && iat > now.saturating_add(self.leeway)
         {
             return fail(
                 Reason::IssuedInFuture,
-                format!("the token says it was issued at {}, which is in the future", crate::time::human(iat)),
+                format!(
+                    "the token says it was issued at {}, which is in the future",
+                    crate::time::human(iat)
+                ),
             );
         }
         Ok(())
     }
+}
+
+fn not_configured(error: &KeyError) -> AuthFailure {
+    AuthFailure::new(
+        Reason::VerificationNotConfigured,
+        format!("the server cannot verify tokens: {error}"),
+        None,
+    )
 }
 
 /// Reads the unverified `exp` of a token, for deciding when a keyring entry must be
@@ -304,7 +381,11 @@ fn decode_object(segment: &str) -> Result<Map<String, Value>, &'static str> {
 
 fn number(value: &Value) -> Option<i64> {
     match value {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.floor() as i64)),
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite())
+                .map(|f| f.floor() as i64)
+        }),
         _ => None,
     }
 }
@@ -332,12 +413,17 @@ impl TypedClaims {
     fn read(payload: &Map<String, Value>) -> Result<TypedClaims, String> {
         let present = |name: &str| payload.get(name).filter(|v| !v.is_null());
         let wrong = |name: &str, expected: &str| -> String {
-            format!("the `{name}` claim is {}, not {expected}", type_name(payload.get(name)))
+            format!(
+                "the `{name}` claim is {}, not {expected}",
+                type_name(payload.get(name))
+            )
         };
         let time = |name: &str| -> Result<Option<i64>, String> {
             match present(name) {
                 None => Ok(None),
-                Some(v) => number(v).map(Some).ok_or_else(|| wrong(name, "a number of seconds")),
+                Some(v) => number(v)
+                    .map(Some)
+                    .ok_or_else(|| wrong(name, "a number of seconds")),
             }
         };
         let text = |name: &str| -> Result<Option<String>, String> {
@@ -351,7 +437,10 @@ impl TypedClaims {
             None => None,
             Some(Value::String(s)) => Some(vec![s.clone()]),
             Some(Value::Array(items)) => {
-                let strings: Vec<String> = items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+                let strings: Vec<String> = items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect();
                 if strings.len() != items.len() {
                     return Err(wrong("aud", "a string or an array of strings"));
                 }

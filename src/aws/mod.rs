@@ -78,7 +78,10 @@ impl CredentialSource {
         if let Some(value) = first(payload, &["aws_credentials", "awsCredentials"]) {
             return inline(value).map(CredentialSource::Inline);
         }
-        let explicit_role = first(payload, &["aws_role_arn", "awsRoleArn", "role_arn", "roleArn"]);
+        let explicit_role = first(
+            payload,
+            &["aws_role_arn", "awsRoleArn", "role_arn", "roleArn"],
+        );
         if let Some(value) = explicit_role {
             let Some(arn) = value.as_str().filter(|a| !a.trim().is_empty()) else {
                 return Err("the role ARN claim is not a string".to_owned());
@@ -88,10 +91,14 @@ impl CredentialSource {
             });
         }
         if let Some(arn) = roles.iter().find(|r| is_iam_role_arn(r)) {
-            return Ok(CredentialSource::WebIdentity { role_arn: arn.clone() });
+            return Ok(CredentialSource::WebIdentity {
+                role_arn: arn.clone(),
+            });
         }
         if let Some(url) = registry_url {
-            return Ok(CredentialSource::Registry { url: url.to_owned() });
+            return Ok(CredentialSource::Registry {
+                url: url.to_owned(),
+            });
         }
         Ok(CredentialSource::None)
     }
@@ -152,18 +159,22 @@ fn inline(value: &Value) -> Result<InlineCredentials, String> {
         match first(obj, keys) {
             None => Ok(None),
             Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
-            Some(_) => Err(format!("aws_credentials.{} is not a non-empty string", keys[0])),
+            Some(_) => Err(format!(
+                "aws_credentials.{} is not a non-empty string",
+                keys[0]
+            )),
         }
     };
-    let access_key_id = text(&["access_key_id", "accessKeyId"])?
-        .ok_or("aws_credentials has no access_key_id")?;
+    let access_key_id =
+        text(&["access_key_id", "accessKeyId"])?.ok_or("aws_credentials has no access_key_id")?;
     let secret_access_key = text(&["secret_access_key", "secretAccessKey"])?
         .ok_or("aws_credentials has no secret_access_key")?;
     let session_token = text(&["session_token", "sessionToken"])?;
     let expires_at = match text(&["expiration", "Expiration"])? {
         None => None,
         Some(t) => Some(
-            crate::time::parse_rfc3339(&t).ok_or("aws_credentials.expiration is not an RFC 3339 time")?,
+            crate::time::parse_rfc3339(&t)
+                .ok_or("aws_credentials.expiration is not an RFC 3339 time")?,
         ),
     };
     Ok(InlineCredentials {
@@ -180,8 +191,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn source(payload: Value, roles: &[&str], registry: Option<&str>) -> Result<CredentialSource, String> {
-        let Value::Object(map) = payload else { unreachable!() };
+    fn source(
+        payload: Value,
+        roles: &[&str],
+        registry: Option<&str>,
+    ) -> Result<CredentialSource, String> {
+        let Value::Object(map) = payload else {
+            unreachable!()
+        };
         let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
         CredentialSource::from_claims(&map, &roles, registry)
     }
@@ -190,24 +207,60 @@ mod tests {
     fn order_of_sources() {
         let role = "arn:aws:iam::123456789012:role/Reader";
         let inline = json!({"aws_credentials": {"access_key_id": "AKIA", "secret_access_key": "s"}, "aws_role_arn": role});
-        assert_eq!(source(inline, &[role], Some("https://r")).unwrap().summary("us-east-1").source, "inline");
+        assert_eq!(
+            source(inline, &[role], Some("https://r"))
+                .unwrap()
+                .summary("us-east-1")
+                .source,
+            "inline"
+        );
         let camel = json!({"awsCredentials": {"accessKeyId": "AKIA", "secretAccessKey": "s", "Expiration": "2026-11-26T10:00:00Z", "region": "eu-west-1"}});
         let s = source(camel, &[], None).unwrap().summary("us-east-1");
-        assert_eq!((s.source, s.expires_at.as_deref(), s.region.as_str()), ("inline", Some("2026-11-26T10:00:00Z"), "eu-west-1"));
+        assert_eq!(
+            (s.source, s.expires_at.as_deref(), s.region.as_str()),
+            ("inline", Some("2026-11-26T10:00:00Z"), "eu-west-1")
+        );
         for key in ["aws_role_arn", "awsRoleArn", "role_arn", "roleArn"] {
-            let s = source(json!({key: role}), &[], Some("https://r")).unwrap().summary("us-east-1");
-            assert_eq!((s.source, s.role_arn.as_deref()), ("web_identity", Some(role)), "{key}");
+            let s = source(json!({key: role}), &[], Some("https://r"))
+                .unwrap()
+                .summary("us-east-1");
+            assert_eq!(
+                (s.source, s.role_arn.as_deref()),
+                ("web_identity", Some(role)),
+                "{key}"
+            );
         }
-        let s = source(json!({}), &["ReadQuiltBucket", role], Some("https://r")).unwrap().summary("x");
-        assert_eq!((s.source, s.role_arn.as_deref()), ("web_identity", Some(role)));
-        assert_eq!(source(json!({}), &["ReadQuiltBucket"], Some("https://r")).unwrap().summary("x").source, "registry");
-        assert_eq!(source(json!({}), &[], None).unwrap().summary("x").source, "none");
+        let s = source(json!({}), &["ReadQuiltBucket", role], Some("https://r"))
+            .unwrap()
+            .summary("x");
+        assert_eq!(
+            (s.source, s.role_arn.as_deref()),
+            ("web_identity", Some(role))
+        );
+        assert_eq!(
+            source(json!({}), &["ReadQuiltBucket"], Some("https://r"))
+                .unwrap()
+                .summary("x")
+                .source,
+            "registry"
+        );
+        assert_eq!(
+            source(json!({}), &[], None).unwrap().summary("x").source,
+            "none"
+        );
     }
 
     #[test]
     fn malformed_inline_credentials_are_errors() {
         assert!(source(json!({"aws_credentials": "AKIA:secret"}), &[], None).is_err());
-        assert!(source(json!({"aws_credentials": {"access_key_id": "AKIA"}}), &[], None).is_err());
+        assert!(
+            source(
+                json!({"aws_credentials": {"access_key_id": "AKIA"}}),
+                &[],
+                None
+            )
+            .is_err()
+        );
         assert!(source(json!({"aws_credentials": {"access_key_id": "A", "secret_access_key": "s", "expiration": "soon"}}), &[], None).is_err());
         assert!(source(json!({"aws_role_arn": 5}), &[], None).is_err());
     }

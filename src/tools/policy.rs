@@ -130,16 +130,32 @@ pub fn authorize(
         .map(|p| (*p).to_owned())
         .collect();
     if !missing.is_empty() {
-        return Err(deny(DenyReason::MissingPermission, buckets.first().cloned(), missing));
+        return Err(deny(
+            DenyReason::MissingPermission,
+            buckets.first().cloned(),
+            missing,
+        ));
     }
     if let Some(bucket) = buckets.iter().find(|b| !claims.allows_bucket(b)) {
-        return Err(deny(DenyReason::BucketNotAllowed, Some(bucket.clone()), Vec::new()));
+        return Err(deny(
+            DenyReason::BucketNotAllowed,
+            Some(bucket.clone()),
+            Vec::new(),
+        ));
     }
     if spec.writes && !claims.can_write() {
-        return Err(deny(DenyReason::WriteNotAllowed, buckets.first().cloned(), Vec::new()));
+        return Err(deny(
+            DenyReason::WriteNotAllowed,
+            buckets.first().cloned(),
+            Vec::new(),
+        ));
     }
     if spec.writes && read_only {
-        return Err(deny(DenyReason::ReadOnlyMode, buckets.first().cloned(), Vec::new()));
+        return Err(deny(
+            DenyReason::ReadOnlyMode,
+            buckets.first().cloned(),
+            Vec::new(),
+        ));
     }
     Ok(buckets)
 }
@@ -160,15 +176,22 @@ pub fn buckets_of(spec: &ToolSpec, args: &Map<String, Value>) -> Result<Vec<Stri
             }
             BucketArg::ObjectUri(name) => {
                 let text = required_str(args, name)?;
-                push(S3Uri::parse_object(text).map_err(|e| format!("`{name}`: {e}"))?.bucket);
+                push(
+                    S3Uri::parse_object(text)
+                        .map_err(|e| format!("`{name}`: {e}"))?
+                        .bucket,
+                );
             }
             BucketArg::EntryUris(array, field) => {
                 for (i, item) in optional_array(args, array)?.iter().enumerate() {
-                    let text = item
-                        .get(field)
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| format!("`{array}[{i}].{field}` must be an s3:// URI string"))?;
-                    push(S3Uri::parse(text).map_err(|e| format!("`{array}[{i}].{field}`: {e}"))?.bucket);
+                    let text = item.get(field).and_then(Value::as_str).ok_or_else(|| {
+                        format!("`{array}[{i}].{field}` must be an s3:// URI string")
+                    })?;
+                    push(
+                        S3Uri::parse(text)
+                            .map_err(|e| format!("`{array}[{i}].{field}`: {e}"))?
+                            .bucket,
+                    );
                 }
             }
             BucketArg::UriList(array) => {
@@ -176,7 +199,11 @@ pub fn buckets_of(spec: &ToolSpec, args: &Map<String, Value>) -> Result<Vec<Stri
                     let text = item
                         .as_str()
                         .ok_or_else(|| format!("`{array}[{i}]` must be an s3:// URI string"))?;
-                    push(S3Uri::parse(text).map_err(|e| format!("`{array}[{i}]`: {e}"))?.bucket);
+                    push(
+                        S3Uri::parse(text)
+                            .map_err(|e| format!("`{array}[{i}]`: {e}"))?
+                            .bucket,
+                    );
                 }
             }
         }
@@ -216,7 +243,12 @@ mod tests {
         }
     }
 
-    const ALL: &[&str] = &["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:ListBucket"];
+    const ALL: &[&str] = &[
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:PutObject",
+        "s3:ListBucket",
+    ];
 
     /// Valid arguments for every tool, touching bucket `b` (and `src` for create).
     fn args_for(tool: &str) -> Value {
@@ -224,7 +256,10 @@ mod tests {
             "auth_status" | "bucket_list" => json!({}),
             "bucket_objects_list" => json!({"bucket": "s3://b"}),
             "bucket_objects_put" => json!({"bucket": "b", "items": [{"key": "k", "text": "t"}]}),
-            "bucket_object_info" | "bucket_object_text" | "bucket_object_fetch" | "bucket_object_link" => {
+            "bucket_object_info"
+            | "bucket_object_text"
+            | "bucket_object_fetch"
+            | "bucket_object_link" => {
                 json!({"s3_uri": "s3://b/k.txt"})
             }
             "package_list" => json!({"registry": "s3://b"}),
@@ -239,7 +274,12 @@ mod tests {
         }
     }
 
-    fn run(tool: &str, args: Value, claims: &QuiltClaims, read_only: bool) -> Result<Vec<String>, Refusal> {
+    fn run(
+        tool: &str,
+        args: Value,
+        claims: &QuiltClaims,
+        read_only: bool,
+    ) -> Result<Vec<String>, Refusal> {
         let spec = spec(tool).unwrap();
         authorize(spec, args.as_object(), claims, read_only)
     }
@@ -270,14 +310,33 @@ mod tests {
         let other = claims(ALL, &["other"], "admin");
         for spec in TOOLS.iter().filter(|s| !s.buckets.is_empty()) {
             let d = denied(run(spec.name, args_for(spec.name), &other, false));
-            assert_eq!((d.reason, d.tool, d.bucket.as_deref()), (DenyReason::BucketNotAllowed, spec.name, Some("b")));
+            assert_eq!(
+                (d.reason, d.tool, d.bucket.as_deref()),
+                (DenyReason::BucketNotAllowed, spec.name, Some("b"))
+            );
         }
         // A source bucket of package_create alone is enough to refuse it.
         let registry_only = claims(ALL, &["b"], "write");
-        let d = denied(run("package_create", args_for("package_create"), &registry_only, false));
-        assert_eq!((d.reason, d.bucket.as_deref()), (DenyReason::BucketNotAllowed, Some("src")));
+        let d = denied(run(
+            "package_create",
+            args_for("package_create"),
+            &registry_only,
+            false,
+        ));
+        assert_eq!(
+            (d.reason, d.bucket.as_deref()),
+            (DenyReason::BucketNotAllowed, Some("src"))
+        );
         // `*` allows every bucket.
-        assert!(run("package_create", args_for("package_create"), &claims(ALL, &["*"], "write"), false).is_ok());
+        assert!(
+            run(
+                "package_create",
+                args_for("package_create"),
+                &claims(ALL, &["*"], "write"),
+                false
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -285,9 +344,19 @@ mod tests {
         for spec in TOOLS.iter().filter(|s| !s.permissions.is_empty()) {
             for lacking in spec.permissions {
                 let granted: Vec<&str> = ALL.iter().copied().filter(|p| p != lacking).collect();
-                let d = denied(run(spec.name, args_for(spec.name), &claims(&granted, &["*"], "write"), false));
+                let d = denied(run(
+                    spec.name,
+                    args_for(spec.name),
+                    &claims(&granted, &["*"], "write"),
+                    false,
+                ));
                 assert_eq!(d.reason, DenyReason::MissingPermission, "{}", spec.name);
-                assert_eq!(d.missing_permissions, vec![(*lacking).to_owned()], "{}", spec.name);
+                assert_eq!(
+                    d.missing_permissions,
+                    vec![(*lacking).to_owned()],
+                    "{}",
+                    spec.name
+                );
             }
         }
     }
@@ -295,26 +364,72 @@ mod tests {
     #[test]
     fn conditional_permissions() {
         let no_version = claims(&["s3:GetObject"], &["b"], "read");
-        assert!(run("bucket_object_text", json!({"s3_uri": "s3://b/k"}), &no_version, false).is_ok());
-        let d = denied(run("bucket_object_text", json!({"s3_uri": "s3://b/k?versionId=1"}), &no_version, false));
+        assert!(
+            run(
+                "bucket_object_text",
+                json!({"s3_uri": "s3://b/k"}),
+                &no_version,
+                false
+            )
+            .is_ok()
+        );
+        let d = denied(run(
+            "bucket_object_text",
+            json!({"s3_uri": "s3://b/k?versionId=1"}),
+            &no_version,
+            false,
+        ));
         assert_eq!(d.missing_permissions, ["s3:GetObjectVersion"]);
         let get_only = claims(&["s3:GetObject"], &["b"], "read");
         let full_hash = "a".repeat(64);
-        assert!(run("package_browse", json!({"registry": "b", "package_name": "a/b", "top_hash": full_hash}), &get_only, false).is_ok());
-        let d = denied(run("package_browse", json!({"registry": "b", "package_name": "a/b", "top_hash": "abcdef"}), &get_only, false));
+        assert!(
+            run(
+                "package_browse",
+                json!({"registry": "b", "package_name": "a/b", "top_hash": full_hash}),
+                &get_only,
+                false
+            )
+            .is_ok()
+        );
+        let d = denied(run(
+            "package_browse",
+            json!({"registry": "b", "package_name": "a/b", "top_hash": "abcdef"}),
+            &get_only,
+            false,
+        ));
         assert_eq!(d.missing_permissions, ["s3:ListBucket"]);
     }
 
     #[test]
     fn write_tools_refuse_read_level_and_read_only_mode() {
         for spec in TOOLS.iter().filter(|s| s.writes) {
-            let d = denied(run(spec.name, args_for(spec.name), &claims(ALL, &["*"], "read"), false));
+            let d = denied(run(
+                spec.name,
+                args_for(spec.name),
+                &claims(ALL, &["*"], "read"),
+                false,
+            ));
             assert_eq!(d.reason, DenyReason::WriteNotAllowed, "{}", spec.name);
-            let d = denied(run(spec.name, args_for(spec.name), &claims(ALL, &["*"], "admin"), true));
+            let d = denied(run(
+                spec.name,
+                args_for(spec.name),
+                &claims(ALL, &["*"], "admin"),
+                true,
+            ));
             assert_eq!(d.reason, DenyReason::ReadOnlyMode, "{}", spec.name);
         }
         for spec in TOOLS.iter().filter(|s| !s.writes) {
-            assert!(run(spec.name, args_for(spec.name), &claims(ALL, &["*"], "read"), true).is_ok(), "{}", spec.name);
+            assert!(
+                run(
+                    spec.name,
+                    args_for(spec.name),
+                    &claims(ALL, &["*"], "read"),
+                    true
+                )
+                .is_ok(),
+                "{}",
+                spec.name
+            );
         }
         let names: Vec<_> = TOOLS.iter().filter(|s| s.writes).map(|s| s.name).collect();
         assert_eq!(names, ["bucket_objects_put", "package_create"]);
@@ -329,18 +444,40 @@ mod tests {
             ("bucket_objects_list", json!({"bucket": "s3://b/sub"})),
             ("bucket_object_info", json!({"s3_uri": "b/k"})),
             ("bucket_object_info", json!({"s3_uri": "s3://b/"})),
-            ("package_create", json!({"registry": "b", "entries": [{"logical_key": "a"}]})),
-            ("package_create", json!({"registry": "b", "s3_uris": "s3://x/"})),
+            (
+                "package_create",
+                json!({"registry": "b", "entries": [{"logical_key": "a"}]}),
+            ),
+            (
+                "package_create",
+                json!({"registry": "b", "s3_uris": "s3://x/"}),
+            ),
             ("package_create", json!({"registry": "b", "s3_uris": [3]})),
         ];
         for (tool, args) in cases {
-            assert!(matches!(run(tool, args.clone(), &full, false), Err(Refusal::BadArgument(_))), "{tool} {args}");
+            assert!(
+                matches!(
+                    run(tool, args.clone(), &full, false),
+                    Err(Refusal::BadArgument(_))
+                ),
+                "{tool} {args}"
+            );
         }
     }
 
     #[test]
     fn messages_say_what_to_do() {
-        let d = denied(run("bucket_objects_list", json!({"bucket": "b"}), &claims(&[], &["b"], "read"), false));
-        assert!(d.message().starts_with("Forbidden: bucket_objects_list needs s3:ListBucket"), "{}", d.message());
+        let d = denied(run(
+            "bucket_objects_list",
+            json!({"bucket": "b"}),
+            &claims(&[], &["b"], "read"),
+            false,
+        ));
+        assert!(
+            d.message()
+                .starts_with("Forbidden: bucket_objects_list needs s3:ListBucket"),
+            "{}",
+            d.message()
+        );
     }
 }

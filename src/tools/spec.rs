@@ -54,7 +54,12 @@ pub struct ToolSpec {
     pub needs_aws: bool,
 }
 
-const fn read(name: &'static str, permissions: &'static [Permission], conditional: Conditional, buckets: &'static [BucketArg]) -> ToolSpec {
+const fn read(
+    name: &'static str,
+    permissions: &'static [Permission],
+    conditional: Conditional,
+    buckets: &'static [BucketArg],
+) -> ToolSpec {
     ToolSpec {
         name,
         permissions,
@@ -83,7 +88,12 @@ pub const TOOLS: &[ToolSpec] = &[
         writes: false,
         needs_aws: false,
     },
-    read("bucket_objects_list", &[LIST_BUCKET], Conditional::None, &[BucketArg::Name("bucket")]),
+    read(
+        "bucket_objects_list",
+        &[LIST_BUCKET],
+        Conditional::None,
+        &[BucketArg::Name("bucket")],
+    ),
     read(
         "bucket_object_info",
         &[GET_OBJECT],
@@ -116,14 +126,24 @@ pub const TOOLS: &[ToolSpec] = &[
         writes: true,
         needs_aws: true,
     },
-    read("package_list", &[LIST_BUCKET, GET_OBJECT], Conditional::None, &[BucketArg::Name("registry")]),
+    read(
+        "package_list",
+        &[LIST_BUCKET, GET_OBJECT],
+        Conditional::None,
+        &[BucketArg::Name("registry")],
+    ),
     read(
         "package_browse",
         &[GET_OBJECT],
         Conditional::HashPrefixNeeds(LIST_BUCKET),
         &[BucketArg::Name("registry")],
     ),
-    read("package_diff", &[GET_OBJECT, LIST_BUCKET], Conditional::None, &[BucketArg::Name("registry")]),
+    read(
+        "package_diff",
+        &[GET_OBJECT, LIST_BUCKET],
+        Conditional::None,
+        &[BucketArg::Name("registry")],
+    ),
     ToolSpec {
         name: "package_create",
         permissions: &[PUT_OBJECT, GET_OBJECT],

@@ -38,7 +38,10 @@ pub fn parse_bucket(text: &str) -> Result<String, String> {
     let name = match text.strip_prefix("s3://") {
         Some(rest) => rest.strip_suffix('/').unwrap_or(rest),
         None if text.contains("://") => {
-            return Err(format!("{:?} is not a bucket name or an s3:// URI", short(text)));
+            return Err(format!(
+                "{:?} is not a bucket name or an s3:// URI",
+                short(text)
+            ));
         }
         None => text,
     };
@@ -60,7 +63,12 @@ impl S3Uri {
         check_bucket_name(bucket).map_err(|e| format!("in {:?}: {e}", short(text)))?;
         let key = percent_decode_str(raw_key)
             .decode_utf8()
-            .map_err(|_| format!("the key in {:?} is not UTF-8 once percent-decoded", short(text)))?
+            .map_err(|_| {
+                format!(
+                    "the key in {:?} is not UTF-8 once percent-decoded",
+                    short(text)
+                )
+            })?
             .into_owned();
         let mut version_id = None;
         if let Some(query) = query {
@@ -93,7 +101,10 @@ impl S3Uri {
     pub fn parse_object(text: &str) -> Result<S3Uri, String> {
         let uri = S3Uri::parse(text)?;
         if uri.key.is_empty() {
-            return Err(format!("{:?} names a bucket, not an object (expected s3://bucket/key)", short(text)));
+            return Err(format!(
+                "{:?} names a bucket, not an object (expected s3://bucket/key)",
+                short(text)
+            ));
         }
         Ok(uri)
     }
@@ -121,7 +132,11 @@ mod tests {
             ("lab data", Err(())),
         ];
         for (input, expected) in cases {
-            assert_eq!(parse_bucket(input).map_err(|_| ()), expected.map(str::to_owned), "{input:?}");
+            assert_eq!(
+                parse_bucket(input).map_err(|_| ()),
+                expected.map(str::to_owned),
+                "{input:?}"
+            );
         }
     }
 
@@ -138,7 +153,15 @@ mod tests {
         );
         assert_eq!(S3Uri::parse_object("s3://b/k").unwrap().version_id, None);
         assert_eq!(S3Uri::parse("s3://b").unwrap().key, "");
-        for bad in ["b/k", "s3://b", "s3://b/", "s3:///k", "s3://b/k?v=1", "s3://b/k?versionId=", "s3://b/%ff"] {
+        for bad in [
+            "b/k",
+            "s3://b",
+            "s3://b/",
+            "s3:///k",
+            "s3://b/k?v=1",
+            "s3://b/k?versionId=",
+            "s3://b/%ff",
+        ] {
             assert!(S3Uri::parse_object(bad).is_err(), "{bad:?}");
         }
     }

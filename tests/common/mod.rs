@@ -1,0 +1,279 @@
+//! Shared test helpers: token minting (well-formed and deliberately broken) and a
+//! client that drives the real `quilt-mcp` binary over stdio.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use rmcp::ServiceExt as _;
+use rmcp::model::{CallToolRequestParams, CallToolResult, ErrorData};
+use rmcp::service::{RoleClient, RunningService, ServiceError};
+use rmcp::transport::TokioChildProcess;
+use serde_json::{Map, Value, json};
+
+pub const SECRET: &str = "test-shared-secret-that-is-long-enough-for-hs512-signing!!";
+pub const AUDIENCE: &str = "quilt-mcp-server";
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+pub fn key_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/keys")
+        .join(name)
+}
+
+pub fn key_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(key_path(name)).unwrap()
+}
+
+/// Claims of a valid token for user alice, an hour long.
+pub fn claims() -> Value {
+    let now = now();
+    json!({
+        "sub": "alice",
+        "iss": "https://quilt.example.com",
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + 3600,
+        "jti": "token-1",
+        "scope": "read write",
+        "level": "write",
+        "roles": ["ReadWriteQuiltBucket"],
+        "buckets": ["lab-data", "quilt-example"],
+        "permissions": ["s3:GetObject", "s3:ListBucket", "s3:PutObject"],
+    })
+}
+
+/// `claims()` with `changes` merged in; a `null` in `changes` removes the key.
+pub fn claims_with(changes: Value) -> Value {
+    let mut base = claims();
+    let obj = base.as_object_mut().unwrap();
+    for (k, v) in changes.as_object().unwrap() {
+        if v.is_null() {
+            obj.remove(k);
+        } else {
+            obj.insert(k.clone(), v.clone());
+        }
+    }
+    base
+}
+
+pub fn hs256(claims: &Value) -> String {
+    sign(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+        None,
+        claims,
+    )
+}
+
+pub fn sign(alg: Algorithm, key: &EncodingKey, kid: Option<&str>, claims: &Value) -> String {
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, claims, key).unwrap()
+}
+
+pub fn rs256(private: &str, claims: &Value) -> String {
+    sign(
+        Algorithm::RS256,
+        &EncodingKey::from_rsa_pem(&key_bytes(private)).unwrap(),
+        None,
+        claims,
+    )
+}
+
+pub fn es256(private: &str, kid: Option<&str>, claims: &Value) -> String {
+    sign(
+        Algorithm::ES256,
+        &EncodingKey::from_ec_pem(&key_bytes(private)).unwrap(),
+        kid,
+        claims,
+    )
+}
+
+pub fn eddsa(private: &str, claims: &Value) -> String {
+    sign(
+        Algorithm::EdDSA,
+        &EncodingKey::from_ed_pem(&key_bytes(private)).unwrap(),
+        None,
+        claims,
+    )
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// An HMAC-signed token with an arbitrary header (for `crit`, odd `alg`s, …).
+pub fn hs_with_header(header: &Value, claims: &Value, secret: &[u8]) -> String {
+    let message = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let sig = jsonwebtoken::crypto::sign(
+        message.as_bytes(),
+        &EncodingKey::from_secret(secret),
+        Algorithm::HS256,
+    )
+    .unwrap();
+    format!("{message}.{sig}")
+}
+
+/// An unsigned token (`alg: none`).
+pub fn alg_none(claims: &Value) -> String {
+    format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none","typ":"JWT"}"#),
+        b64(claims.to_string().as_bytes())
+    )
+}
+
+/// Replaces the payload of a signed token, keeping its signature.
+pub fn tamper(token: &str, claims: &Value) -> String {
+    let parts: Vec<&str> = token.split('.').collect();
+    format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(claims.to_string().as_bytes()),
+        parts[2]
+    )
+}
+
+/// The signature segment of a token.
+pub fn signature_of(token: &str) -> String {
+    token.rsplit('.').next().unwrap().to_owned()
+}
+
+/// A running `quilt-mcp` child with a connected client.
+pub struct Server {
+    pub client: RunningService<RoleClient, ()>,
+    pub stderr: Arc<Mutex<String>>,
+    stderr_done: tokio::task::JoinHandle<()>,
+    pub log_dir: tempfile::TempDir,
+}
+
+/// The environment every spawned server gets: a private log directory and a keyring
+/// entry that no other test or user touches.
+pub fn base_env(log_dir: &Path) -> Vec<(String, String)> {
+    vec![
+        ("QUILT_MCP_LOG_DIR".into(), log_dir.display().to_string()),
+        (
+            "QUILT_MCP_KEYRING_SERVICE".into(),
+            format!("quilt-mcp-test-{}", std::process::id()),
+        ),
+        ("QUILT_MCP_KEYRING_USER".into(), "nobody".into()),
+        ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+    ]
+}
+
+impl Server {
+    /// Spawns the binary with a clean environment plus `env`.
+    pub async fn spawn(env: &[(&str, &str)]) -> Server {
+        let log_dir = tempfile::tempdir().unwrap();
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_quilt-mcp"));
+        cmd.env_clear();
+        for (k, v) in base_env(log_dir.path()) {
+            cmd.env(k, v);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let (transport, stderr) = TokioChildProcess::builder(cmd)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let buffer = Arc::new(Mutex::new(String::new()));
+        let sink = buffer.clone();
+        let stderr_done = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt as _;
+            if let Some(mut stderr) = stderr {
+                let mut text = String::new();
+                let _ = stderr.read_to_string(&mut text).await;
+                sink.lock().unwrap().push_str(&text);
+            }
+        });
+        let client = ().serve(transport).await.expect("initialize");
+        Server {
+            client,
+            stderr: buffer,
+            stderr_done,
+            log_dir,
+        }
+    }
+
+    /// Calls a tool; `Err` is the JSON-RPC error.
+    pub async fn call(&self, tool: &str, args: Value) -> Result<CallToolResult, ErrorData> {
+        let mut params = CallToolRequestParams::new(tool.to_owned());
+        if let Value::Object(map) = args {
+            params = params.with_arguments(map);
+        }
+        match self.client.call_tool(params).await {
+            Ok(result) => Ok(result),
+            Err(ServiceError::McpError(e)) => Err(e),
+            Err(other) => panic!("transport failure calling {tool}: {other}"),
+        }
+    }
+
+    /// Calls a tool that must succeed; its structured content.
+    pub async fn ok(&self, tool: &str, args: Value) -> Value {
+        let result = self
+            .call(tool, args)
+            .await
+            .unwrap_or_else(|e| panic!("{tool} failed: {e:?}"));
+        assert_ne!(result.is_error, Some(true), "{tool}: {result:?}");
+        result.structured_content.expect("structured content")
+    }
+
+    /// Closes stdin, waits for the process to exit, and returns its stderr.
+    pub async fn stop(self) -> (String, tempfile::TempDir) {
+        let _ = self.client.cancel().await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.stderr_done).await;
+        let text = self.stderr.lock().unwrap().clone();
+        (text, self.log_dir)
+    }
+}
+
+/// The `reason` of a JSON-RPC error's data.
+pub fn reason(error: &ErrorData) -> String {
+    error
+        .data
+        .as_ref()
+        .and_then(|d| d.get("reason"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Every JSON line of every file in `dir`.
+pub fn log_lines(dir: &Path) -> Vec<Map<String, Value>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            match serde_json::from_str::<Value>(line) {
+                Ok(Value::Object(map)) => out.push(map),
+                _ => panic!("log line is not a JSON object: {line}"),
+            }
+        }
+    }
+    out
+}
+
+/// Every file's raw text in `dir`, concatenated.
+pub fn log_text(dir: &Path) -> String {
+    let mut out = String::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        out.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    out
+}

@@ -1,0 +1,140 @@
+//! `quilt-mcp status`: exit codes and the JSON report.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn status(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_quilt-mcp"));
+    cmd.env_clear().arg("status").args(args);
+    for (k, v) in base_env(dir.path()) {
+        cmd.env(k, v);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+    )
+}
+
+#[test]
+fn valid_token_exits_0_with_a_claims_summary() {
+    let token = hs256(&claims_with(
+        json!({"aws_role_arn": "arn:aws:iam::123456789012:role/Reader"}),
+    ));
+    let (code, out) = status(
+        &["--json"],
+        &[
+            ("QUILT_MCP_JWT_SECRET", SECRET),
+            ("QUILT_MCP_TOKEN", &token),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["status"], "ok");
+    assert_eq!(report["token"]["source"], "env");
+    assert_eq!(report["token"]["status"], "ok");
+    assert_eq!(report["claims"]["subject"], "alice");
+    assert_eq!(
+        report["claims"]["buckets"],
+        json!(["lab-data", "quilt-example"])
+    );
+    assert_eq!(report["aws"]["source"], "web_identity");
+    assert_eq!(
+        report["aws"]["role_arn"],
+        "arn:aws:iam::123456789012:role/Reader"
+    );
+    assert!(report["log_dir"].is_string());
+    assert!(!out.contains(&token));
+
+    let (code, text) = status(
+        &[],
+        &[
+            ("QUILT_MCP_JWT_SECRET", SECRET),
+            ("QUILT_MCP_TOKEN", &token),
+        ],
+    );
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("Subject:       alice") && text.contains("web_identity"),
+        "{text}"
+    );
+}
+
+#[test]
+fn expired_or_missing_token_exits_1_naming_the_reason() {
+    let now = now();
+    let expired = hs256(&claims_with(json!({"exp": now - 3600, "iat": now - 7200})));
+    let (code, out) = status(
+        &["--json"],
+        &[
+            ("QUILT_MCP_JWT_SECRET", SECRET),
+            ("QUILT_MCP_TOKEN", &expired),
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["status"], "token_error");
+    assert_eq!(report["token"]["status"], "expired");
+    assert!(
+        report["token"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired at")
+    );
+    assert!(report["claims"].is_null());
+
+    let (code, out) = status(&["--json"], &[("QUILT_MCP_JWT_SECRET", SECRET)]);
+    assert_eq!(code, 1, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            report["token"]["present"].as_bool(),
+            report["token"]["status"].as_str()
+        ),
+        (Some(false), Some("missing_token"))
+    );
+}
+
+#[test]
+fn configuration_errors_exit_2() {
+    let token = hs256(&claims());
+    let cases: Vec<Vec<(&str, String)>> = vec![
+        vec![],
+        vec![(
+            "QUILT_MCP_JWT_PUBLIC_KEY",
+            "/nonexistent/key.pem".to_owned(),
+        )],
+        vec![(
+            "QUILT_MCP_JWT_PUBLIC_KEY",
+            key_path("rsa_private.pem").display().to_string(),
+        )],
+        vec![
+            ("QUILT_MCP_JWT_SECRET", SECRET.to_owned()),
+            (
+                "QUILT_MCP_JWKS",
+                key_path("jwks.json").display().to_string(),
+            ),
+        ],
+        vec![
+            ("QUILT_MCP_JWT_SECRET", SECRET.to_owned()),
+            ("QUILT_MCP_JWT_LEEWAY_SECS", "soon".to_owned()),
+        ],
+    ];
+    for case in cases {
+        let mut env: Vec<(&str, &str)> = case.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        env.push(("QUILT_MCP_TOKEN", &token));
+        let (code, out) = status(&["--json"], &env);
+        assert_eq!(code, 2, "{case:?}: {out}");
+        let report: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(report["status"], "config_error");
+        assert!(!report["config_errors"].as_array().unwrap().is_empty());
+        assert!(!out.contains(SECRET));
+    }
+}
