@@ -5,7 +5,10 @@
 //! 1. the token is verified (SPEC §4), or the call gets -32001 with a reason;
 //! 2. the tool's permissions, buckets, level and read-only mode are checked
 //!    ([`policy::authorize`]), or the call gets -32003;
-//! 3. the verified [`AuthContext`] travels to the tool in the request's extensions.
+//! 3. for tools that reach AWS, credentials come from the token (SPEC §5), or the
+//!    call gets -32001 (or a tool error when the exchange itself failed);
+//! 4. the verified [`AuthContext`] and the caller's [`crate::aws::AwsSession`] travel
+//!    to the tool in the request's extensions.
 //!
 //! Tools never repeat these checks.
 
@@ -25,6 +28,8 @@ use serde_json::json;
 use crate::auth::source::TokenProvider;
 use crate::auth::verify::Verifier;
 use crate::auth::{AuthContext, AuthFailure, Token, TokenSourceKind};
+use crate::aws::Aws;
+use crate::aws::credentials::CredentialError;
 use crate::config::Config;
 use crate::time::now_unix;
 use crate::tools::policy::{self, Denial, Refusal};
@@ -45,6 +50,7 @@ that ran and failed returns isError with structuredContent.error.code and retrya
 
 struct Inner {
     config: Config,
+    aws: Aws,
     verifier: Verifier,
     tokens: TokenProvider,
     /// The last verified context, reused while the same token is presented.
@@ -84,12 +90,13 @@ impl QuiltServer {
         let tokens = TokenProvider::new(&config);
         QuiltServer {
             inner: Arc::new(Inner {
+                aws: Aws::new(&config),
                 config,
                 verifier,
                 tokens,
                 verified: Mutex::new(None),
             }),
-            tool_router: Self::tool_router(),
+            tool_router: Self::tool_router() + Self::bucket_tools(),
         }
     }
 
@@ -287,25 +294,6 @@ impl QuiltServer {
             now_unix(),
         ))
     }
-
-    #[tool(
-        name = "bucket_list",
-        description = "List the S3 buckets the Quilt token grants, each with the S3 permissions \
-            the token carries. Answers from the token alone, without calling AWS.",
-        annotations(
-            title = "List granted buckets",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
-    )]
-    async fn bucket_list(
-        &self,
-        Extension(ctx): Extension<Arc<AuthContext>>,
-    ) -> rmcp::model::CallToolResult {
-        tools::success(tools::buckets::bucket_list(&ctx))
-    }
 }
 
 impl ServerHandler for QuiltServer {
@@ -402,7 +390,36 @@ impl ServerHandler for QuiltServer {
             }
         };
 
-        // 3. Dispatch with the verified context.
+        // 3. AWS credentials from the token, for the tools that reach AWS.
+        if spec.needs_aws {
+            match self.inner.aws.session(&ctx).await {
+                Ok(session) => {
+                    context.extensions.insert(session);
+                }
+                Err(CredentialError::Unauthorized(failure)) => {
+                    log_call(
+                        spec.name,
+                        "unauthorized",
+                        started,
+                        buckets.first().map(String::as_str),
+                        Some(failure.reason.code()),
+                    );
+                    return Err(unauthorized(&failure));
+                }
+                Err(CredentialError::Tool(error)) => {
+                    log_call(
+                        spec.name,
+                        "error",
+                        started,
+                        buckets.first().map(String::as_str),
+                        Some(error.code.as_str()),
+                    );
+                    return Ok(error.into_result().into());
+                }
+            }
+        }
+
+        // 4. Dispatch with the verified context.
         context.extensions.insert(ctx);
         let result = self
             .tool_router

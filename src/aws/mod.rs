@@ -5,6 +5,12 @@
 //! the Quilt registry. Nothing here reads the environment, a profile or instance
 //! metadata.
 
+pub mod clients;
+pub mod credentials;
+pub mod errors;
+
+pub use clients::{Aws, AwsSession};
+
 use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::{Map, Value};

@@ -2,6 +2,9 @@
 //! client that drives the real `quilt-mcp` binary over stdio.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod fakes;
+pub mod s3;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,154 @@
+//! An in-process S3 server (s3s-fs over a temporary directory) on 127.0.0.1:0 that
+//! counts the requests it receives, so tests can prove a call never reached S3.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::auth::SimpleAuth;
+use s3s::service::{S3Service, S3ServiceBuilder};
+
+/// The key pair the test S3 accepts.
+pub const ACCESS_KEY: &str = "AKIAQUILTMCPTEST";
+pub const SECRET_KEY: &str = "quilt-mcp-test-secret-access-key";
+
+#[derive(Clone)]
+struct Counting {
+    inner: S3Service,
+    requests: Arc<AtomicUsize>,
+}
+
+impl hyper::service::Service<http::Request<Incoming>> for Counting {
+    type Response = <S3Service as hyper::service::Service<http::Request<Incoming>>>::Response;
+    type Error = <S3Service as hyper::service::Service<http::Request<Incoming>>>::Error;
+    type Future = <S3Service as hyper::service::Service<http::Request<Incoming>>>::Future;
+
+    fn call(&self, req: http::Request<Incoming>) -> Self::Future {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        hyper::service::Service::call(&self.inner, req)
+    }
+}
+
+pub struct TestS3 {
+    pub endpoint: String,
+    pub root: tempfile::TempDir,
+    requests: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestS3 {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TestS3 {
+    pub async fn start() -> TestS3 {
+        let root = tempfile::tempdir().unwrap();
+        let fs = s3s_fs::FileSystem::new(root.path()).unwrap();
+        let mut builder = S3ServiceBuilder::new(fs);
+        builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let service = Counting {
+            inner: builder.build(),
+            requests: requests.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    break;
+                };
+                let service = service.clone();
+                tokio::spawn(async move {
+                    let _ = ConnBuilder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(socket), service)
+                        .await;
+                });
+            }
+        });
+        TestS3 {
+            endpoint,
+            root,
+            requests,
+            task,
+        }
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    /// A direct SDK client with the test keys.
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+            .endpoint_url(&self.endpoint)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    pub async fn create_bucket(&self, name: &str) {
+        self.client()
+            .create_bucket()
+            .bucket(name)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    pub async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: &[u8],
+        content_type: &str,
+        metadata: &[(&str, &str)],
+    ) {
+        let meta: HashMap<String, String> = metadata
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        self.client()
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(body.to_vec()))
+            .content_type(content_type)
+            .set_metadata(Some(meta))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Writes an object straight into the backing directory (fast, for bulk data).
+    pub fn seed_file(&self, bucket: &str, key: &str, body: &[u8]) {
+        let path = self.root.path().join(bucket).join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// The environment that points quilt-mcp at this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL_S3", self.endpoint.clone()),
+            ("QUILT_MCP_S3_FORCE_PATH_STYLE", "true".into()),
+        ]
+    }
+}
