@@ -21,6 +21,7 @@ pub mod auth;
 pub mod aws;
 pub mod config;
 pub mod logging;
+pub mod quilt;
 pub mod server;
 pub mod status;
 pub mod time;

@@ -161,7 +161,73 @@ async fn web_identity_exchanges_the_exact_jwt_unsigned_and_only_once() {
     let status = server.ok("auth_status", json!({})).await;
     assert_eq!(status["aws"]["source"], "web_identity");
     assert_eq!(status["aws"]["role_arn"], ROLE);
+    let (stderr, log_dir) = server.stop().await;
+
+    // The exchange is logged, without the credentials it returned.
+    let lines = log_lines(log_dir.path());
+    let exchanges: Vec<_> = lines
+        .iter()
+        .filter(|l| l["event"] == "aws_credentials")
+        .collect();
+    assert_eq!(exchanges.len(), 1);
+    assert_eq!(
+        (
+            exchanges[0]["source"].as_str(),
+            exchanges[0]["status"].as_str()
+        ),
+        (Some("web_identity"), Some("ok"))
+    );
+    assert!(
+        exchanges[0]["expires_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2099-")
+    );
+    let everything = format!("{}{stderr}", log_text(log_dir.path()));
+    for secret in [SECRET_KEY, "FwoGZXIvYXdzSTSsessiontoken", jwt.as_str()] {
+        assert!(!everything.contains(secret), "a secret reached the logs");
+    }
+}
+
+#[tokio::test]
+async fn presigned_links_never_outlive_the_credentials() {
+    let s3 = sample_s3().await;
+    let expiration = time_in(900);
+    let sts = FakeServer::sts(
+        ACCESS_KEY,
+        SECRET_KEY,
+        "session",
+        &expiration,
+        Duration::ZERO,
+    )
+    .await;
+    let server = start(
+        &s3,
+        &token(json!({"aws_role_arn": ROLE})),
+        &[("AWS_ENDPOINT_URL_STS", &sts.url)],
+    )
+    .await;
+    let link = server
+        .ok(
+            "bucket_object_link",
+            json!({"s3_uri": "s3://lab-data/runs/readme.md", "expiration": 3600}),
+        )
+        .await;
+    let expires_in = link["expires_in"].as_u64().unwrap();
+    assert!((850..=900).contains(&expires_in), "{link}");
+    assert_eq!(link["capped_by_credentials"], true);
+    assert_eq!(link["requested_expires_in"], 3600);
+    let response = reqwest::get(link["url"].as_str().unwrap()).await.unwrap();
+    assert_eq!(response.status(), 200);
     server.stop().await;
+}
+
+/// RFC 3339 time `secs` from now.
+fn time_in(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(now() + secs, 0)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 #[tokio::test]

@@ -1,0 +1,324 @@
+//! The package manifest: JSON lines, a header then entries, read and written so that a
+//! manifest read and written again is byte-identical, and its top hash computed as
+//! quilt3 computes it.
+
+use std::cmp::Ordering;
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::json::{self, CANONICAL, QUILT3_LINE};
+
+/// Lines longer than this are refused (quilt3 warns at 1 MB per record).
+pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
+
+/// What is wrong with a manifest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("manifest line {line}: {problem}")]
+pub struct ManifestError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// One line after the header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    obj: Map<String, Value>,
+    /// The line as read, kept only when writing `obj` back would not reproduce it.
+    raw: Option<Box<str>>,
+}
+
+impl Record {
+    /// An entry or directory line from its object.
+    pub fn from_object(obj: Map<String, Value>) -> Record {
+        Record { obj, raw: None }
+    }
+
+    /// The logical key.
+    pub fn logical_key(&self) -> &str {
+        self.obj
+            .get("logical_key")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    /// Whether this is a directory-metadata line (no physical keys).
+    pub fn is_directory(&self) -> bool {
+        match self.obj.get("physical_keys") {
+            Some(Value::Array(items)) => items.is_empty(),
+            None | Some(Value::Null) => true,
+            Some(_) => false,
+        }
+    }
+
+    /// The first physical key (an `s3://` URL), for entries.
+    pub fn physical_key(&self) -> Option<&str> {
+        self.obj
+            .get("physical_keys")
+            .and_then(Value::as_array)
+            .and_then(|keys| keys.first())
+            .and_then(Value::as_str)
+    }
+
+    /// The size in bytes, for entries.
+    pub fn size(&self) -> u64 {
+        self.obj.get("size").and_then(Value::as_u64).unwrap_or(0)
+    }
+
+    /// The hash object `{type, value}`, for entries.
+    pub fn hash(&self) -> &Value {
+        self.obj.get("hash").unwrap_or(&Value::Null)
+    }
+
+    /// The hash type and value.
+    pub fn hash_parts(&self) -> (&str, &str) {
+        let h = self.hash();
+        (
+            h.get("type").and_then(Value::as_str).unwrap_or(""),
+            h.get("value").and_then(Value::as_str).unwrap_or(""),
+        )
+    }
+
+    /// The entry's `meta`, `null` when absent.
+    pub fn meta(&self) -> &Value {
+        self.obj.get("meta").unwrap_or(&Value::Null)
+    }
+
+    /// The whole line object.
+    pub fn object(&self) -> &Map<String, Value> {
+        &self.obj
+    }
+
+    fn line(&self) -> String {
+        match &self.raw {
+            Some(raw) => raw.to_string(),
+            None => json::to_string(&Value::Object(self.obj.clone()), QUILT3_LINE),
+        }
+    }
+
+    /// The canonical object hashed into the top hash.
+    fn write_hash_part(&self, out: &mut String) {
+        out.push_str("{\"hash\":");
+        json::write_value(self.hash(), CANONICAL, out);
+        out.push_str(",\"logical_key\":");
+        json::write_value(
+            &Value::String(self.logical_key().to_owned()),
+            CANONICAL,
+            out,
+        );
+        out.push_str(",\"meta\":");
+        match self.meta() {
+            Value::Null => out.push_str("{}"),
+            meta => json::write_value(meta, CANONICAL, out),
+        }
+        out.push_str(",\"size\":");
+        json::write_value(self.obj.get("size").unwrap_or(&Value::Null), CANONICAL, out);
+        out.push('}');
+    }
+}
+
+/// Tree order: logical keys compared component by component (`a/b` before `a-c`).
+pub fn tree_order(a: &str, b: &str) -> Ordering {
+    a.split('/').cmp(b.split('/'))
+}
+
+/// A manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    header: Map<String, Value>,
+    header_raw: Option<Box<str>>,
+    records: Vec<Record>,
+    trailing_newline: bool,
+}
+
+/// Parses a manifest line by line, holding only the parsed lines.
+#[derive(Debug, Default)]
+pub struct ManifestReader {
+    manifest: Option<Manifest>,
+    line: usize,
+    pending_blank: bool,
+}
+
+/// A parsed line and, when re-serializing would not reproduce it, its text.
+type ParsedLine = (Map<String, Value>, Option<Box<str>>);
+
+fn parse_line(text: &str, line: usize) -> Result<ParsedLine, ManifestError> {
+    let err = |problem: String| ManifestError { line, problem };
+    if text.len() > MAX_LINE_BYTES {
+        return Err(err(format!(
+            "is {} bytes long, over the {MAX_LINE_BYTES}-byte limit",
+            text.len()
+        )));
+    }
+    let obj = match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(obj)) => obj,
+        Ok(_) => return Err(err("is not a JSON object".to_owned())),
+        Err(e) => return Err(err(format!("is not JSON: {e}"))),
+    };
+    let rewritten = json::to_string(&Value::Object(obj.clone()), QUILT3_LINE);
+    let raw = (rewritten != text).then(|| text.into());
+    Ok((obj, raw))
+}
+
+impl ManifestReader {
+    /// A reader.
+    pub fn new() -> ManifestReader {
+        ManifestReader::default()
+    }
+
+    /// Feeds one line, without its `\n`.
+    pub fn push_line(&mut self, text: &str) -> Result<(), ManifestError> {
+        self.line += 1;
+        if text.is_empty() {
+            // Only a final newline may leave an empty line.
+            self.pending_blank = true;
+            return Ok(());
+        }
+        if self.pending_blank {
+            return Err(ManifestError {
+                line: self.line - 1,
+                problem: "is empty".to_owned(),
+            });
+        }
+        let (obj, raw) = parse_line(text, self.line)?;
+        match &mut self.manifest {
+            None => {
+                self.manifest = Some(Manifest {
+                    header: obj,
+                    header_raw: raw,
+                    records: Vec::new(),
+                    trailing_newline: false,
+                });
+            }
+            Some(manifest) => {
+                let record = Record { obj, raw };
+                if !matches!(record.obj.get("logical_key"), Some(Value::String(_))) {
+                    return Err(ManifestError {
+                        line: self.line,
+                        problem: "has no string logical_key".to_owned(),
+                    });
+                }
+                if !record.is_directory() {
+                    let (kind, value) = record.hash_parts();
+                    if record.obj.get("size").and_then(Value::as_u64).is_none()
+                        || kind.is_empty()
+                        || value.is_empty()
+                    {
+                        return Err(ManifestError {
+                            line: self.line,
+                            problem: format!(
+                                "entry {:?} lacks a size or a hash {{type, value}}",
+                                record.logical_key()
+                            ),
+                        });
+                    }
+                    if record.physical_key().is_none() {
+                        return Err(ManifestError {
+                            line: self.line,
+                            problem: format!(
+                                "entry {:?} has no physical key string",
+                                record.logical_key()
+                            ),
+                        });
+                    }
+                }
+                manifest.records.push(record);
+            }
+        }
+        Ok(())
+    }
+
+    /// The manifest; `trailing_newline` tells whether the text ended with `\n`.
+    pub fn finish(self, trailing_newline: bool) -> Result<Manifest, ManifestError> {
+        let mut manifest = self.manifest.ok_or(ManifestError {
+            line: 1,
+            problem: "the manifest is empty".to_owned(),
+        })?;
+        manifest.trailing_newline = trailing_newline;
+        Ok(manifest)
+    }
+}
+
+impl Manifest {
+    /// A new manifest with `header` and `records` (entries and directory lines).
+    pub fn new(header: Map<String, Value>, records: Vec<Record>) -> Manifest {
+        Manifest {
+            header,
+            header_raw: None,
+            records,
+            trailing_newline: true,
+        }
+    }
+
+    /// Parses a whole manifest held in memory.
+    pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        let mut reader = ManifestReader::new();
+        let body = text.strip_suffix('\n');
+        for line in body.unwrap_or(text).split('\n') {
+            reader.push_line(line)?;
+        }
+        reader.finish(body.is_some())
+    }
+
+    /// The header object.
+    pub fn header(&self) -> &Map<String, Value> {
+        &self.header
+    }
+
+    /// `message`, when it is a string.
+    pub fn message(&self) -> Option<&str> {
+        self.header.get("message").and_then(Value::as_str)
+    }
+
+    /// Entries (not directory lines), in file order.
+    pub fn entries(&self) -> impl Iterator<Item = &Record> {
+        self.records.iter().filter(|r| !r.is_directory())
+    }
+
+    /// Directory-metadata lines, in file order.
+    pub fn directories(&self) -> impl Iterator<Item = &Record> {
+        self.records.iter().filter(|r| r.is_directory())
+    }
+
+    /// The top hash, as quilt3 computes it: SHA-256 over the canonical header (without
+    /// `top_hash`) and, in tree order, each entry's `{hash, logical_key, meta, size}`.
+    /// Directory-metadata lines and physical keys are not hashed.
+    pub fn top_hash(&self) -> String {
+        let mut hasher = Sha256::new();
+        let mut header = self.header.clone();
+        header.remove("top_hash");
+        hasher.update(json::to_string(&Value::Object(header), CANONICAL).as_bytes());
+        let mut entries: Vec<&Record> = self.entries().collect();
+        entries.sort_by(|a, b| tree_order(a.logical_key(), b.logical_key()));
+        let mut part = String::new();
+        for entry in entries {
+            part.clear();
+            entry.write_hash_part(&mut part);
+            hasher.update(part.as_bytes());
+        }
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The manifest's bytes: the lines as read, or as quilt3 writes them.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = String::new();
+        out.push_str(&match &self.header_raw {
+            Some(raw) => raw.to_string(),
+            None => json::to_string(&Value::Object(self.header.clone()), QUILT3_LINE),
+        });
+        for record in &self.records {
+            out.push('\n');
+            out.push_str(&record.line());
+        }
+        if self.trailing_newline {
+            out.push('\n');
+        }
+        out.into_bytes()
+    }
+}
