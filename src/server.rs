@@ -96,7 +96,7 @@ impl QuiltServer {
                 tokens,
                 verified: Mutex::new(None),
             }),
-            tool_router: Self::tool_router() + Self::bucket_tools(),
+            tool_router: Self::tool_router() + Self::bucket_tools() + Self::package_tools(),
         }
     }
 

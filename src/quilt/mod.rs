@@ -11,6 +11,7 @@
 pub mod hash;
 pub mod json;
 pub mod manifest;
+pub mod registry;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 

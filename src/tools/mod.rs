@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod buckets;
+pub mod packages;
 pub mod policy;
 pub mod spec;
 pub mod uri;

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use rmcp::ServiceExt as _;
 use rmcp::model::{CallToolRequestParams, CallToolResult, ErrorData};
 use rmcp::service::{RoleClient, RunningService, ServiceError};
 use rmcp::transport::TokioChildProcess;
+use rmcp::{ClientHandler, ServiceExt as _};
 use serde_json::{Map, Value, json};
 
 pub const SECRET: &str = "test-shared-secret-that-is-long-enough-for-hs512-signing!!";
@@ -158,8 +158,8 @@ pub fn signature_of(token: &str) -> String {
 }
 
 /// A running `quilt-mcp` child with a connected client.
-pub struct Server {
-    pub client: RunningService<RoleClient, ()>,
+pub struct Server<H: ClientHandler = ()> {
+    pub client: RunningService<RoleClient, H>,
     pub stderr: Arc<Mutex<String>>,
     stderr_done: tokio::task::JoinHandle<()>,
     pub log_dir: tempfile::TempDir,
@@ -179,9 +179,16 @@ pub fn base_env(log_dir: &Path) -> Vec<(String, String)> {
     ]
 }
 
-impl Server {
+impl Server<()> {
     /// Spawns the binary with a clean environment plus `env`.
     pub async fn spawn(env: &[(&str, &str)]) -> Server {
+        Server::spawn_with(env, ()).await
+    }
+}
+
+impl<H: ClientHandler> Server<H> {
+    /// Spawns the binary with a clean environment plus `env`, served by `handler`.
+    pub async fn spawn_with(env: &[(&str, &str)], handler: H) -> Server<H> {
         let log_dir = tempfile::tempdir().unwrap();
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_quilt-mcp"));
         cmd.env_clear();
@@ -205,7 +212,7 @@ impl Server {
                 sink.lock().unwrap().push_str(&text);
             }
         });
-        let client = ().serve(transport).await.expect("initialize");
+        let client = handler.serve(transport).await.expect("initialize");
         Server {
             client,
             stderr: buffer,

@@ -1,0 +1,349 @@
+//! A Quilt registry: a bucket holding manifests and named-package pointers, read and
+//! written with the caller's S3 client.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_s3::primitives::ByteStream;
+use futures::StreamExt as _;
+use tokio::io::AsyncBufReadExt as _;
+
+use super::manifest::{Manifest, ManifestReader};
+use super::{
+    NAMED_PACKAGES_PREFIX, PACKAGES_PREFIX, is_top_hash, latest_key, manifest_key, parse_pointer,
+    pointer_prefix,
+};
+use crate::aws::errors::s3_error;
+use crate::tools::{ErrorCode, ToolError};
+
+/// Pointer reads in flight at once when listing packages.
+const POINTER_CONCURRENCY: usize = 16;
+
+/// One named package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageSummary {
+    /// `ns/name`.
+    pub name: String,
+    /// The `latest` pointer's top hash.
+    pub top_hash: Option<String>,
+    /// The newest revision's time, Unix seconds.
+    pub modified: Option<i64>,
+    /// How many revisions (timestamp pointers) it has.
+    pub revisions: usize,
+}
+
+/// A registry bucket.
+#[derive(Debug, Clone)]
+pub struct Registry<'a> {
+    s3: &'a aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl<'a> Registry<'a> {
+    /// The registry in `bucket`.
+    pub fn new(s3: &'a aws_sdk_s3::Client, bucket: impl Into<String>) -> Registry<'a> {
+        Registry {
+            s3,
+            bucket: bucket.into(),
+        }
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn uri(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    /// A small object's bytes, `None` when it does not exist.
+    pub async fn get_small(&self, key: &str) -> Result<Option<Vec<u8>>, ToolError> {
+        let answer = self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await;
+        match answer {
+            Ok(output) => {
+                let bytes = output.body.collect().await.map_err(|e| ToolError {
+                    code: ErrorCode::UpstreamError,
+                    message: format!("reading {} was interrupted: {e}", self.uri(key)),
+                    retryable: true,
+                })?;
+                Ok(Some(bytes.into_bytes().to_vec()))
+            }
+            Err(error) => {
+                let mapped = s3_error("GetObject", &self.uri(key), &error);
+                if mapped.code == ErrorCode::NotFound {
+                    Ok(None)
+                } else {
+                    Err(mapped)
+                }
+            }
+        }
+    }
+
+    /// Whether an object exists.
+    pub async fn exists(&self, key: &str) -> Result<bool, ToolError> {
+        match self
+            .s3
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(error) => {
+                let mapped = s3_error("HeadObject", &self.uri(key), &error);
+                if mapped.code == ErrorCode::NotFound {
+                    Ok(false)
+                } else {
+                    Err(mapped)
+                }
+            }
+        }
+    }
+
+    /// The top hash `latest` points at, `None` when the package does not exist.
+    pub async fn latest(&self, name: &str) -> Result<Option<String>, ToolError> {
+        let Some(body) = self.get_small(&latest_key(name)).await? else {
+            return Ok(None);
+        };
+        parse_pointer(&body).map(Some).ok_or_else(|| {
+            ToolError::new(
+                ErrorCode::IntegrityError,
+                format!("{} does not hold a top hash", self.uri(&latest_key(name))),
+            )
+        })
+    }
+
+    /// The top hash of `name` at `top_hash` (full, or a unique prefix of at least 6
+    /// characters), or at `latest` when none is given.
+    pub async fn resolve(&self, name: &str, top_hash: Option<&str>) -> Result<String, ToolError> {
+        match top_hash.map(str::trim).filter(|h| !h.is_empty()) {
+            None => self.latest(name).await?.ok_or_else(|| {
+                ToolError::new(
+                    ErrorCode::NotFound,
+                    format!("package {name} does not exist in s3://{}", self.bucket),
+                )
+            }),
+            Some(given) => {
+                let prefix = super::check_hash_prefix(given)
+                    .map_err(|e| ToolError::invalid(format!("`top_hash`: {e}")))?;
+                if prefix.len() == 64 {
+                    return Ok(prefix);
+                }
+                let output = self
+                    .s3
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(format!("{PACKAGES_PREFIX}{prefix}"))
+                    .max_keys(10)
+                    .send()
+                    .await
+                    .map_err(|e| s3_error("ListObjectsV2", &self.uri(PACKAGES_PREFIX), &e))?;
+                let matches: Vec<&str> = output
+                    .contents()
+                    .iter()
+                    .filter_map(|o| o.key())
+                    .filter_map(|k| k.strip_prefix(PACKAGES_PREFIX))
+                    .filter(|h| is_top_hash(h))
+                    .collect();
+                match matches.as_slice() {
+                    [one] => Ok((*one).to_owned()),
+                    [] => Err(ToolError::new(
+                        ErrorCode::NotFound,
+                        format!(
+                            "no revision in s3://{} has a top hash starting with {prefix}",
+                            self.bucket
+                        ),
+                    )),
+                    many => Err(ToolError::invalid(format!(
+                        "the hash prefix {prefix} is ambiguous: it matches {}; give more characters",
+                        many.join(", ")
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Streams the manifest of `top_hash`, parses it line by line (the text is never
+    /// held whole) and checks that it hashes to `top_hash`.
+    pub async fn read_manifest(&self, top_hash: &str) -> Result<Manifest, ToolError> {
+        let key = manifest_key(top_hash);
+        let output = self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| {
+                let mapped = s3_error("GetObject", &self.uri(&key), &e);
+                if mapped.code == ErrorCode::NotFound {
+                    ToolError::new(
+                        ErrorCode::NotFound,
+                        format!("no revision {top_hash} in s3://{}", self.bucket),
+                    )
+                } else {
+                    mapped
+                }
+            })?;
+        let mut lines =
+            tokio::io::BufReader::with_capacity(256 * 1024, output.body.into_async_read());
+        let mut reader = ManifestReader::new();
+        let mut line = String::new();
+        let mut trailing_newline = false;
+        let invalid = |e: super::manifest::ManifestError| {
+            ToolError::new(
+                ErrorCode::IntegrityError,
+                format!("the manifest {} is invalid: {e}", self.uri(&key)),
+            )
+        };
+        loop {
+            line.clear();
+            let read = lines.read_line(&mut line).await.map_err(|e| ToolError {
+                code: ErrorCode::UpstreamError,
+                message: format!("reading {} was interrupted: {e}", self.uri(&key)),
+                retryable: true,
+            })?;
+            if read == 0 {
+                break;
+            }
+            trailing_newline = line.ends_with('\n');
+            let text = line.strip_suffix('\n').unwrap_or(&line);
+            reader.push_line(text).map_err(invalid)?;
+        }
+        let manifest = reader.finish(trailing_newline).map_err(invalid)?;
+        let actual = manifest.top_hash();
+        if actual != top_hash {
+            return Err(ToolError::new(
+                ErrorCode::IntegrityError,
+                format!(
+                    "the manifest stored as {top_hash} in s3://{} hashes to {actual}: it was altered or is corrupt",
+                    self.bucket
+                ),
+            ));
+        }
+        Ok(manifest)
+    }
+
+    /// The revisions of `name`: (Unix seconds, top hash), newest first.
+    pub async fn revisions(&self, name: &str) -> Result<Vec<(i64, String)>, ToolError> {
+        let prefix = pointer_prefix(name);
+        let keys = self.list_keys(&prefix).await?;
+        let mut stamps: Vec<(i64, String)> = keys
+            .iter()
+            .filter_map(|(k, _)| k.strip_prefix(&prefix))
+            .filter(|rest| rest.len() == 10 && rest.bytes().all(|b| b.is_ascii_digit()))
+            .filter_map(|rest| {
+                rest.parse::<i64>()
+                    .ok()
+                    .map(|t| (t, format!("{prefix}{rest}")))
+            })
+            .collect();
+        stamps.sort_by_key(|s| std::cmp::Reverse(s.0));
+        let mut out = Vec::with_capacity(stamps.len());
+        for (time, key) in stamps {
+            if let Some(hash) = self
+                .get_small(&key)
+                .await?
+                .as_deref()
+                .and_then(parse_pointer)
+            {
+                out.push((time, hash));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every key under `prefix` with its last-modified time, all pages.
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<(String, Option<i64>)>, ToolError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| s3_error("ListObjectsV2", &self.uri(prefix), &e))?;
+            for object in page.contents() {
+                if let Some(key) = object.key() {
+                    keys.push((key.to_owned(), object.last_modified().map(|d| d.secs())));
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    /// The named packages whose names start with `prefix`, with their latest top hash
+    /// and newest revision time.
+    pub async fn list_packages(&self, prefix: &str) -> Result<Vec<PackageSummary>, ToolError> {
+        let keys = self
+            .list_keys(&format!("{NAMED_PACKAGES_PREFIX}{prefix}"))
+            .await?;
+        #[derive(Default)]
+        struct Seen {
+            newest_stamp: Option<i64>,
+            latest_modified: Option<i64>,
+            revisions: usize,
+            has_latest: bool,
+        }
+        let mut packages: BTreeMap<String, Seen> = BTreeMap::new();
+        for (key, modified) in &keys {
+            let Some(rest) = key.strip_prefix(NAMED_PACKAGES_PREFIX) else {
+                continue;
+            };
+            let parts: Vec<&str> = rest.split('/').collect();
+            let [ns, name, pointer] = parts.as_slice() else {
+                continue;
+            };
+            let seen = packages.entry(format!("{ns}/{name}")).or_default();
+            if *pointer == "latest" {
+                seen.has_latest = true;
+                seen.latest_modified = *modified;
+            } else if let Ok(time) = pointer.parse::<i64>() {
+                seen.revisions += 1;
+                seen.newest_stamp = Some(seen.newest_stamp.map_or(time, |t| t.max(time)));
+            }
+        }
+        let names: Vec<(String, Seen)> = packages.into_iter().collect();
+        let summaries: Vec<Result<PackageSummary, ToolError>> = futures::stream::iter(names)
+            .map(|(name, seen)| async move {
+                let top_hash = if seen.has_latest {
+                    self.latest(&name).await?
+                } else {
+                    None
+                };
+                Ok(PackageSummary {
+                    name,
+                    top_hash,
+                    modified: seen.newest_stamp.or(seen.latest_modified),
+                    revisions: seen.revisions,
+                })
+            })
+            .buffered(POINTER_CONCURRENCY)
+            .collect()
+            .await;
+        summaries.into_iter().collect()
+    }
+
+    /// Writes an object.
+    pub async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), ToolError> {
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| s3_error("PutObject", &self.uri(key), &e))
+    }
+}

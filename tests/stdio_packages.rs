@@ -1,0 +1,589 @@
+//! End to end over stdio against the in-process S3: the package tools on the registry
+//! layout quilt3 uses.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::s3::{ACCESS_KEY, SECRET_KEY, TestS3};
+use common::*;
+use quilt_mcp::quilt::manifest::Manifest;
+use rmcp::model::{
+    CallToolRequestParams, ClientRequest, ProgressNotificationParam, Request, ServerResult,
+};
+use rmcp::service::{NotificationContext, PeerRequestOptions};
+use rmcp::{ClientHandler, RoleClient};
+use serde_json::{Value, json};
+
+const QUILT3_MANIFEST: &str = include_str!("fixtures/quilt3/quilt3_manifest.jsonl");
+const QUILT3_MANIFEST_META: &str = include_str!("fixtures/quilt3/quilt3_manifest.json");
+
+fn token(extra: Value) -> String {
+    let mut claims = claims_with(json!({
+        "buckets": ["registry", "sources"],
+        "permissions": ["s3:GetObject", "s3:ListBucket", "s3:PutObject"],
+        "level": "write",
+        "aws_credentials": {"access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY},
+    }));
+    for (k, v) in extra.as_object().unwrap() {
+        claims[k] = v.clone();
+    }
+    hs256(&claims)
+}
+
+async fn start_with<H: ClientHandler>(s3: &TestS3, token: &str, handler: H) -> Server<H> {
+    let mut env: Vec<(&str, String)> = s3.env();
+    env.push(("QUILT_MCP_JWT_SECRET", SECRET.into()));
+    env.push(("QUILT_MCP_TOKEN", token.into()));
+    let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Server::spawn_with(&refs, handler).await
+}
+
+async fn start(s3: &TestS3, token: &str) -> Server {
+    start_with(s3, token, ()).await
+}
+
+async fn sample() -> TestS3 {
+    let s3 = TestS3::start().await;
+    for bucket in ["registry", "sources", "forbidden"] {
+        s3.create_bucket(bucket).await;
+    }
+    s3.put("sources", "raw/a.csv", b"id,v\n1,2\n", "text/csv", &[])
+        .await;
+    s3.put(
+        "sources",
+        "raw/sub/b.json",
+        br#"{"b": 1}"#,
+        "application/json",
+        &[],
+    )
+    .await;
+    s3.put("sources", "raw/empty.txt", b"", "text/plain", &[])
+        .await;
+    s3.put(
+        "sources",
+        "docs/README.md",
+        "# Read me — ünïcode\n".as_bytes(),
+        "text/markdown",
+        &[],
+    )
+    .await;
+    s3
+}
+
+fn error_code(result: &rmcp::model::CallToolResult) -> String {
+    assert_eq!(result.is_error, Some(true), "{result:?}");
+    result.structured_content.as_ref().unwrap()["error"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn stored_manifest(s3: &TestS3, top_hash: &str) -> String {
+    let out = s3
+        .client()
+        .get_object()
+        .bucket("registry")
+        .key(format!(".quilt/packages/{top_hash}"))
+        .send()
+        .await
+        .unwrap();
+    String::from_utf8(out.body.collect().await.unwrap().into_bytes().to_vec()).unwrap()
+}
+
+async fn stored(s3: &TestS3, key: &str) -> Vec<u8> {
+    let out = s3
+        .client()
+        .get_object()
+        .bucket("registry")
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    out.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+#[tokio::test]
+async fn create_list_browse_revise_and_diff() {
+    let s3 = sample().await;
+    let server = start(&s3, &token(json!({}))).await;
+
+    let created = server
+        .ok(
+            "package_create",
+            json!({
+                "package_name": "team/experiment",
+                "registry": "s3://registry",
+                "entries": [{"logical_key": "docs/README.md", "s3_uri": "s3://sources/docs/README.md"}],
+                "s3_uris": ["s3://sources/raw/"],
+                "message": "first revision",
+                "metadata": {"project": "x1", "nested": {"b": 2, "a": [1.5, 1e-05]}},
+            }),
+        )
+        .await;
+    let hash1 = created["top_hash"].as_str().unwrap().to_owned();
+    assert_eq!(hash1.len(), 64);
+    assert_eq!(created["entry_count"], 4);
+    assert_eq!(created["total_size"], 9 + 8 + "# Read me — ünïcode\n".len());
+    assert_eq!(
+        created["uri"],
+        format!("quilt+s3://registry#package=team/experiment@{hash1}")
+    );
+    assert!(created["previous_top_hash"].is_null());
+
+    // The layout quilt3 reads: manifest, a 10-digit timestamp pointer and latest, each
+    // pointer exactly the 64 hash bytes.
+    let text = stored_manifest(&s3, &hash1).await;
+    let manifest = Manifest::parse(&text).unwrap();
+    assert_eq!(manifest.top_hash(), hash1);
+    assert_eq!(
+        String::from_utf8(manifest.to_bytes()).unwrap(),
+        text,
+        "read back and written again"
+    );
+    assert!(
+        text.starts_with(r#"{"version": "v0", "user_meta": {"project": "x1""#),
+        "{text}"
+    );
+    let keys: Vec<&str> = manifest.entries().map(|e| e.logical_key()).collect();
+    assert_eq!(keys, ["a.csv", "docs/README.md", "empty.txt", "sub/b.json"]);
+    let empty = manifest
+        .entries()
+        .find(|e| e.logical_key() == "empty.txt")
+        .unwrap();
+    assert_eq!(
+        empty.hash_parts(),
+        (
+            "sha2-256-chunked",
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+        )
+    );
+    assert_eq!(empty.physical_key(), Some("s3://sources/raw/empty.txt"));
+    assert_eq!(
+        stored(&s3, ".quilt/named_packages/team/experiment/latest").await,
+        hash1.as_bytes()
+    );
+    let pointers = s3
+        .client()
+        .list_objects_v2()
+        .bucket("registry")
+        .prefix(".quilt/named_packages/team/experiment/")
+        .send()
+        .await
+        .unwrap();
+    let names: Vec<String> = pointers
+        .contents()
+        .iter()
+        .map(|o| o.key().unwrap().rsplit('/').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let stamp = names.iter().find(|n| *n != "latest").unwrap();
+    assert!(stamp.len() == 10 && stamp.bytes().all(|b| b.is_ascii_digit()));
+
+    let listing = server
+        .ok("package_list", json!({"registry": "registry"}))
+        .await;
+    assert_eq!(listing["packages"].as_array().unwrap().len(), 1);
+    assert_eq!(listing["packages"][0]["name"], "team/experiment");
+    assert_eq!(listing["packages"][0]["top_hash"], hash1);
+    assert!(
+        listing["packages"][0]["modified"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+
+    let browse = server
+        .ok("package_browse", json!({"package_name": "team/experiment", "registry": "registry", "top_hash": &hash1[..8], "path": "sub"}))
+        .await;
+    assert_eq!(browse["top_hash"], hash1);
+    assert_eq!(browse["message"], "first revision");
+    assert_eq!(browse["user_meta"]["nested"]["a"], json!([1.5, 1e-05]));
+    assert_eq!(browse["entry_count"], 1);
+    assert_eq!(browse["entries"][0]["logical_key"], "sub/b.json");
+    assert_eq!(
+        browse["entries"][0]["physical_key"],
+        "s3://sources/raw/sub/b.json"
+    );
+    assert_eq!(browse["entries"][0]["hash"]["type"], "sha2-256-chunked");
+    let all = server
+        .ok(
+            "package_browse",
+            json!({"package_name": "team/experiment", "registry": "registry", "max_entries": 2}),
+        )
+        .await;
+    assert_eq!(
+        (all["entry_count"].as_u64(), all["truncated"].as_bool()),
+        (Some(4), Some(true))
+    );
+    assert_eq!(all["entries"].as_array().unwrap().len(), 2);
+
+    // A second revision: one file changed, one removed, one added.
+    s3.put("sources", "v2/a.csv", b"id,v\n1,3\n", "text/csv", &[])
+        .await;
+    s3.put("sources", "v2/new.txt", b"new", "text/plain", &[])
+        .await;
+    let second = server
+        .ok(
+            "package_create",
+            json!({
+                "package_name": "team/experiment",
+                "registry": "registry",
+                "entries": [
+                    {"logical_key": "a.csv", "s3_uri": "s3://sources/v2/a.csv"},
+                    {"logical_key": "docs/README.md", "s3_uri": "s3://sources/docs/README.md"},
+                    {"logical_key": "sub/b.json", "s3_uri": "s3://sources/raw/sub/b.json"},
+                ],
+                "s3_uris": ["s3://sources/v2/new.txt"],
+                "message": "second revision",
+            }),
+        )
+        .await;
+    let hash2 = second["top_hash"].as_str().unwrap().to_owned();
+    assert_eq!(second["previous_top_hash"], hash1);
+
+    let diff = server
+        .ok(
+            "package_diff",
+            json!({"package1_name": "team/experiment", "registry": "registry"}),
+        )
+        .await;
+    assert_eq!(diff["package1"]["top_hash"], hash1);
+    assert_eq!(diff["package2"]["top_hash"], hash2);
+    assert_eq!(diff["added"], json!(["new.txt"]));
+    assert_eq!(diff["removed"], json!(["empty.txt"]));
+    assert_eq!(diff["modified"], json!(["a.csv"]));
+    assert_eq!(diff["metadata_changed"], json!([]));
+    assert_eq!(diff["package_metadata_changed"], true);
+    let explicit = server
+        .ok("package_diff", json!({"package1_name": "team/experiment", "registry": "registry", "package1_hash": hash2, "package2_hash": &hash1[..10]}))
+        .await;
+    assert_eq!(explicit["added"], json!(["empty.txt"]));
+
+    // Errors: unknown package, ambiguous or unknown hash, bad name.
+    let result = server
+        .call(
+            "package_browse",
+            json!({"package_name": "team/nope", "registry": "registry"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(error_code(&result), "not_found");
+    let result = server.call("package_browse", json!({"package_name": "team/experiment", "registry": "registry", "top_hash": "ffffff"})).await.unwrap();
+    assert_eq!(error_code(&result), "not_found");
+    let result = server.call("package_create", json!({"package_name": "bad name", "registry": "registry", "s3_uris": ["s3://sources/raw/"]})).await.unwrap();
+    assert_eq!(error_code(&result), "invalid_argument");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_manifest_written_by_quilt3_is_browsed_and_verified() {
+    let s3 = sample().await;
+    let meta: Value = serde_json::from_str(QUILT3_MANIFEST_META).unwrap();
+    let hash = meta["top_hash"].as_str().unwrap();
+    s3.put(
+        "registry",
+        &format!(".quilt/packages/{hash}"),
+        QUILT3_MANIFEST.as_bytes(),
+        "application/jsonl",
+        &[],
+    )
+    .await;
+    s3.put(
+        "registry",
+        ".quilt/named_packages/quilt3/made/1700000000",
+        hash.as_bytes(),
+        "text/plain",
+        &[],
+    )
+    .await;
+    s3.put(
+        "registry",
+        ".quilt/named_packages/quilt3/made/latest",
+        hash.as_bytes(),
+        "text/plain",
+        &[],
+    )
+    .await;
+    let server = start(&s3, &token(json!({}))).await;
+    let browse = server
+        .ok(
+            "package_browse",
+            json!({"package_name": "quilt3/made", "registry": "s3://registry"}),
+        )
+        .await;
+    assert_eq!(browse["top_hash"], hash);
+    assert_eq!(browse["message"], "made by quilt3 8.0.0");
+    assert_eq!(browse["user_meta"]["score"], 0.25);
+    assert_eq!(browse["entry_count"], 3);
+    assert_eq!(browse["total_size"], 20);
+    assert_eq!(browse["entries"][0]["logical_key"], "README.md");
+    assert_eq!(
+        browse["entries"][0]["physical_key"],
+        "s3://lab-data/pkg/README.md?versionId=v1"
+    );
+    assert_eq!(browse["entries"][0]["meta"]["user_meta"]["kind"], "doc");
+    assert_eq!(
+        browse["entries"][2]["physical_key"],
+        "s3://lab-data/pkg/data/b%20c.csv"
+    );
+    assert_eq!(browse["directories"][0]["logical_key"], "data/");
+    let listing = server
+        .ok(
+            "package_list",
+            json!({"registry": "registry", "prefix": "quilt3/"}),
+        )
+        .await;
+    assert_eq!(listing["packages"][0]["modified"], "2023-11-14T22:13:20Z");
+
+    // A tampered manifest is an integrity error naming both hashes.
+    let tampered = QUILT3_MANIFEST.replace("\"size\": 16", "\"size\": 17");
+    s3.put(
+        "registry",
+        &format!(".quilt/packages/{hash}"),
+        tampered.as_bytes(),
+        "application/jsonl",
+        &[],
+    )
+    .await;
+    let result = server
+        .call(
+            "package_browse",
+            json!({"package_name": "quilt3/made", "registry": "registry"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(error_code(&result), "integrity_error");
+    let message = result.structured_content.unwrap()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains(hash) && message.contains("hashes to"),
+        "{message}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn workflow_registries_are_not_supported() {
+    let s3 = sample().await;
+    s3.put(
+        "registry",
+        ".quilt/workflows/config.yml",
+        b"version: 1\n",
+        "text/yaml",
+        &[],
+    )
+    .await;
+    let server = start(&s3, &token(json!({}))).await;
+    let result = server.call("package_create", json!({"package_name": "team/x", "registry": "registry", "s3_uris": ["s3://sources/raw/"]})).await.unwrap();
+    assert_eq!(error_code(&result), "not_supported");
+    server.stop().await;
+}
+
+/// Records progress notifications and, on the first, moves `latest` behind the
+/// server's back (as a concurrent push by someone else would).
+#[derive(Clone, Default)]
+struct Racer {
+    progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
+    endpoint: Arc<Mutex<Option<String>>>,
+}
+
+impl ClientHandler for Racer {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let first = {
+            let mut progress = self.progress.lock().unwrap();
+            progress.push(params);
+            progress.len() == 1
+        };
+        let endpoint = self.endpoint.lock().unwrap().clone();
+        if let (true, Some(endpoint)) = (first, endpoint) {
+            let config = aws_sdk_s3::Config::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3::config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    ACCESS_KEY, SECRET_KEY, None, None, "t",
+                ))
+                .endpoint_url(endpoint)
+                .force_path_style(true)
+                .build();
+            aws_sdk_s3::Client::from_conf(config)
+                .put_object()
+                .bucket("registry")
+                .key(".quilt/named_packages/team/race/latest")
+                .body(aws_sdk_s3::primitives::ByteStream::from(
+                    "e".repeat(64).into_bytes(),
+                ))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn create_with_progress(server: &Server<Racer>, args: Value) -> rmcp::model::CallToolResult {
+    let params = CallToolRequestParams::new("package_create")
+        .with_arguments(args.as_object().unwrap().clone());
+    let handle = server
+        .client
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(Request::new(params)),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    match handle.await_response().await.unwrap() {
+        ServerResult::CallToolResult(result) => result,
+        other => panic!("unexpected response {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn progress_is_reported_and_a_moved_latest_is_a_conflict_unless_forced() {
+    let s3 = sample().await;
+    // Small files finish first; the large one keeps the create busy while the client
+    // moves `latest` on the first progress notification.
+    for i in 0..5 {
+        s3.put(
+            "sources",
+            &format!("race/small-{i}.txt"),
+            format!("{i}").as_bytes(),
+            "text/plain",
+            &[],
+        )
+        .await;
+    }
+    s3.seed_file("sources", "race/zz-large.bin", &vec![7u8; 48 * 1024 * 1024]);
+    let racer = Racer::default();
+    *racer.endpoint.lock().unwrap() = Some(s3.endpoint.clone());
+    let server = start_with(&s3, &token(json!({})), racer.clone()).await;
+    let args = json!({"package_name": "team/race", "registry": "registry", "s3_uris": ["s3://sources/race/"]});
+
+    let result = create_with_progress(&server, args.clone()).await;
+    assert_eq!(error_code(&result), "conflict");
+    {
+        let progress = racer.progress.lock().unwrap();
+        assert_eq!(progress.len(), 6, "one notification per file");
+        assert_eq!(progress.last().unwrap().progress, 6.0);
+        assert_eq!(progress.last().unwrap().total, Some(6.0));
+    }
+    // Nothing was published: latest is still what the other writer put there.
+    assert_eq!(
+        stored(&s3, ".quilt/named_packages/team/race/latest").await,
+        "e".repeat(64).into_bytes()
+    );
+
+    *racer.endpoint.lock().unwrap() = None;
+    let mut forced = args.clone();
+    forced["force"] = json!(true);
+    let result = create_with_progress(&server, forced).await;
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    let hash = result.structured_content.unwrap()["top_hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        stored(&s3, ".quilt/named_packages/team/race/latest").await,
+        hash.as_bytes()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_gate_refuses_every_package_tool_before_s3() {
+    let s3 = sample().await;
+    let create =
+        json!({"package_name": "team/x", "registry": "registry", "s3_uris": ["s3://sources/raw/"]});
+    let cases: Vec<(&str, Value, Value, &str)> = vec![
+        (
+            "package_list",
+            json!({}),
+            json!({"registry": "forbidden"}),
+            "bucket_not_allowed",
+        ),
+        (
+            "package_list",
+            json!({"permissions": ["s3:GetObject"]}),
+            json!({"registry": "registry"}),
+            "missing_permission",
+        ),
+        (
+            "package_browse",
+            json!({}),
+            json!({"registry": "forbidden", "package_name": "a/b"}),
+            "bucket_not_allowed",
+        ),
+        (
+            "package_browse",
+            json!({"permissions": ["s3:ListBucket"]}),
+            json!({"registry": "registry", "package_name": "a/b"}),
+            "missing_permission",
+        ),
+        (
+            "package_browse",
+            json!({"permissions": ["s3:GetObject"]}),
+            json!({"registry": "registry", "package_name": "a/b", "top_hash": "abcdef"}),
+            "missing_permission",
+        ),
+        (
+            "package_diff",
+            json!({}),
+            json!({"registry": "forbidden", "package1_name": "a/b"}),
+            "bucket_not_allowed",
+        ),
+        (
+            "package_diff",
+            json!({"permissions": ["s3:GetObject"]}),
+            json!({"registry": "registry", "package1_name": "a/b"}),
+            "missing_permission",
+        ),
+        (
+            "package_create",
+            json!({}),
+            json!({"package_name": "team/x", "registry": "forbidden", "s3_uris": ["s3://sources/raw/"]}),
+            "bucket_not_allowed",
+        ),
+        (
+            "package_create",
+            json!({}),
+            json!({"package_name": "team/x", "registry": "registry", "s3_uris": ["s3://forbidden/x/"]}),
+            "bucket_not_allowed",
+        ),
+        (
+            "package_create",
+            json!({}),
+            json!({"package_name": "team/x", "registry": "registry", "entries": [{"logical_key": "k", "s3_uri": "s3://forbidden/k"}]}),
+            "bucket_not_allowed",
+        ),
+        (
+            "package_create",
+            json!({"permissions": ["s3:GetObject", "s3:ListBucket"]}),
+            create.clone(),
+            "missing_permission",
+        ),
+        (
+            "package_create",
+            json!({"level": "read"}),
+            create.clone(),
+            "write_not_allowed",
+        ),
+    ];
+    for (tool, claims, args, want) in cases {
+        let server = start(&s3, &token(claims)).await;
+        let before = s3.requests();
+        let err = server.call(tool, args.clone()).await.unwrap_err();
+        assert_eq!(
+            (err.code.0, reason(&err).as_str()),
+            (-32003, want),
+            "{tool} {args}"
+        );
+        server.stop().await;
+        assert_eq!(s3.requests(), before, "{tool} reached S3");
+    }
+}
