@@ -32,16 +32,8 @@ fn token(extra: Value) -> String {
     hs256(&claims)
 }
 
-async fn start_with<H: ClientHandler>(s3: &TestS3, token: &str, handler: H) -> Server<H> {
-    let mut env: Vec<(&str, String)> = s3.env();
-    env.push(("QUILT_MCP_JWT_SECRET", SECRET.into()));
-    env.push(("QUILT_MCP_TOKEN", token.into()));
-    let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Server::spawn_with(&refs, handler).await
-}
-
 async fn start(s3: &TestS3, token: &str) -> Server {
-    start_with(s3, token, ()).await
+    start_on(s3, token, &[], ()).await
 }
 
 async fn sample() -> TestS3 {
@@ -462,7 +454,7 @@ async fn progress_is_reported_and_a_moved_latest_is_a_conflict_unless_forced() {
     s3.seed_file("sources", "race/zz-large.bin", &vec![7u8; 48 * 1024 * 1024]);
     let racer = Racer::default();
     *racer.endpoint.lock().unwrap() = Some(s3.endpoint.clone());
-    let server = start_with(&s3, &token(json!({})), racer.clone()).await;
+    let server = start_on(&s3, &token(json!({})), &[], racer.clone()).await;
     let args = json!({"package_name": "team/race", "registry": "registry", "s3_uris": ["s3://sources/race/"]});
 
     let result = create_with_progress(&server, args.clone()).await;
@@ -500,7 +492,7 @@ async fn the_gate_refuses_every_package_tool_before_s3() {
     let s3 = sample().await;
     let create =
         json!({"package_name": "team/x", "registry": "registry", "s3_uris": ["s3://sources/raw/"]});
-    let cases: Vec<(&str, Value, Value, &str)> = vec![
+    let cases: Vec<GateCase> = vec![
         (
             "package_list",
             json!({}),
@@ -574,16 +566,5 @@ async fn the_gate_refuses_every_package_tool_before_s3() {
             "write_not_allowed",
         ),
     ];
-    for (tool, claims, args, want) in cases {
-        let server = start(&s3, &token(claims)).await;
-        let before = s3.requests();
-        let err = server.call(tool, args.clone()).await.unwrap_err();
-        assert_eq!(
-            (err.code.0, reason(&err).as_str()),
-            (-32003, want),
-            "{tool} {args}"
-        );
-        server.stop().await;
-        assert_eq!(s3.requests(), before, "{tool} reached S3");
-    }
+    assert_refused_before_s3(&s3, cases, token).await;
 }

@@ -37,14 +37,7 @@ fn inline() -> Value {
 }
 
 async fn start(s3: &TestS3, token: &str, extra: &[(&str, &str)]) -> Server {
-    let mut env: Vec<(&str, String)> = s3.env();
-    env.push(("QUILT_MCP_JWT_SECRET", SECRET.into()));
-    env.push(("QUILT_MCP_TOKEN", token.into()));
-    for (k, v) in extra {
-        env.push((k, (*v).to_owned()));
-    }
-    let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Server::spawn(&refs).await
+    start_on(s3, token, extra, ()).await
 }
 
 async fn sample_s3() -> TestS3 {
@@ -698,7 +691,7 @@ async fn the_gate_refuses_before_any_request_reaches_s3() {
         "bucket_object_fetch",
         "bucket_object_link",
     ];
-    let cases: Vec<(&str, Value, Value, &str)> = {
+    let cases: Vec<GateCase> = {
         let mut cases = vec![
             (
                 "bucket_objects_list",
@@ -753,24 +746,14 @@ async fn the_gate_refuses_before_any_request_reaches_s3() {
         }
         cases
     };
-    for (tool, claims, args, want) in cases {
+    assert_refused_before_s3(&s3, cases, |claims| {
         let mut extra = inline();
         for (k, v) in claims.as_object().unwrap() {
             extra[k] = v.clone();
         }
-        let server = start(&s3, &token(extra), &[]).await;
-        let before = s3.requests();
-        let err = server.call(tool, args.clone()).await.unwrap_err();
-        assert_eq!(
-            (err.code.0, reason(&err).as_str()),
-            (-32003, want),
-            "{tool} {args}"
-        );
-        assert_eq!(err.data.as_ref().unwrap()["tool"], tool);
-        assert!(err.message.starts_with("Forbidden: "));
-        server.stop().await;
-        assert_eq!(s3.requests(), before, "{tool} reached S3");
-    }
+        token(extra)
+    })
+    .await;
 
     // Read-only mode hides the write tool and refuses it.
     let server = start(&s3, &token(inline()), &[("QUILT_MCP_READ_ONLY", "true")]).await;

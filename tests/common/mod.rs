@@ -287,3 +287,45 @@ pub fn log_text(dir: &Path) -> String {
     }
     out
 }
+
+/// Spawns the server against the test S3 with `token` and `extra` environment.
+pub async fn start_on<H: ClientHandler>(
+    s3: &s3::TestS3,
+    token: &str,
+    extra: &[(&str, &str)],
+    handler: H,
+) -> Server<H> {
+    let mut env: Vec<(&str, String)> = s3.env();
+    env.push(("QUILT_MCP_JWT_SECRET", SECRET.into()));
+    env.push(("QUILT_MCP_TOKEN", token.into()));
+    for (k, v) in extra {
+        env.push((k, (*v).to_owned()));
+    }
+    let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Server::spawn_with(&refs, handler).await
+}
+
+/// A gate case: (tool, claims for the token, arguments, expected -32003 reason).
+pub type GateCase = (&'static str, Value, Value, &'static str);
+
+/// Each case is refused with -32003 and its reason before any request reaches S3.
+pub async fn assert_refused_before_s3(
+    s3: &s3::TestS3,
+    cases: Vec<GateCase>,
+    token: impl Fn(Value) -> String,
+) {
+    for (tool, claims, args, want) in cases {
+        let server = start_on(s3, &token(claims), &[], ()).await;
+        let before = s3.requests();
+        let err = server.call(tool, args.clone()).await.unwrap_err();
+        assert_eq!(
+            (err.code.0, reason(&err).as_str()),
+            (-32003, want),
+            "{tool} {args}"
+        );
+        assert_eq!(err.data.as_ref().unwrap()["tool"], tool);
+        assert!(err.message.starts_with("Forbidden: "), "{}", err.message);
+        server.stop().await;
+        assert_eq!(s3.requests(), before, "{tool} reached S3");
+    }
+}
