@@ -20,6 +20,7 @@
 pub mod auth;
 pub mod aws;
 pub mod config;
+pub mod http;
 pub mod logging;
 pub mod quilt;
 pub mod server;

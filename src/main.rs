@@ -17,8 +17,20 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve MCP over stdio (the default).
-    Serve,
+    /// Serve MCP over stdio (the default), or over streamable HTTP with --http.
+    Serve {
+        /// Serve streamable HTTP at this address (`/mcp`) instead of stdio; each
+        /// request must carry `Authorization: Bearer <token>`.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
+        /// A `Host` header value to accept in HTTP mode (repeatable; default: loopback
+        /// names only). Set it to the public name when serving behind a proxy.
+        #[arg(long = "allowed-host", value_name = "HOST")]
+        allowed_hosts: Vec<String>,
+        /// Largest HTTP request body, in bytes.
+        #[arg(long, value_name = "BYTES", default_value_t = quilt_mcp::http::DEFAULT_MAX_BODY_BYTES)]
+        max_body_bytes: usize,
+    },
     /// Diagnose the configuration without serving: token source, verification,
     /// claims, AWS credential source, log directory. Exit 0 when the token
     /// verifies, 1 when it is missing or fails, 2 when the configuration is wrong.
@@ -42,8 +54,20 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve_stdio().await.map(|()| ExitCode::SUCCESS),
+        let default = Command::Serve {
+            http: None,
+            allowed_hosts: Vec::new(),
+            max_body_bytes: quilt_mcp::http::DEFAULT_MAX_BODY_BYTES,
+        };
+        match cli.command.unwrap_or(default) {
+            Command::Serve { http: None, .. } => serve_stdio().await.map(|()| ExitCode::SUCCESS),
+            Command::Serve {
+                http: Some(addr),
+                allowed_hosts,
+                max_body_bytes,
+            } => serve_http(addr, allowed_hosts, max_body_bytes)
+                .await
+                .map(|()| ExitCode::SUCCESS),
             Command::Status { json } => status(json).await,
         }
     });
@@ -94,6 +118,60 @@ async fn serve_stdio() -> anyhow::Result<()> {
         .waiting()
         .await
         .context("the MCP session ended with an error")?;
+    drop(guard);
+    Ok(())
+}
+
+async fn serve_http(
+    addr: std::net::SocketAddr,
+    allowed_hosts: Vec<String>,
+    max_body_bytes: usize,
+) -> anyhow::Result<()> {
+    let config = Config::from_env();
+    let guard = logging::init(&config);
+    for problem in &config.errors {
+        tracing::warn!(event = "config_error", "configuration problem: {problem}");
+    }
+    let server = QuiltServer::new(config);
+    if let Some(e) = server.verifier().key_error() {
+        tracing::warn!(
+            event = "config_error",
+            "{e}; every request will be refused with verification_not_configured"
+        );
+    }
+    let mut options = quilt_mcp::http::HttpOptions {
+        max_body_bytes,
+        ..Default::default()
+    };
+    if !allowed_hosts.is_empty() {
+        options.allowed_hosts = allowed_hosts;
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr().context("no local address")?;
+    tracing::info!(
+        event = "server_started",
+        version = quilt_mcp::VERSION,
+        transport = "http",
+        token_source = "http",
+        key_kind = server.verifier().key_kind(),
+        log_dir = guard.dir.as_ref().map(|d| d.display().to_string()),
+        address = %local,
+        allowed_hosts = %options.allowed_hosts.join(","),
+    );
+    eprintln!("quilt-mcp: serving MCP at http://{local}/mcp");
+    let router = quilt_mcp::http::router(server, &options);
+    quilt_mcp::http::run(listener, router, async {
+        quilt_mcp::http::shutdown_signal().await;
+        tracing::info!(
+            event = "server_stopping",
+            "shutting down: finishing in-flight requests"
+        );
+    })
+    .await
+    .context("the HTTP server failed")?;
+    tracing::info!(event = "server_stopped");
     drop(guard);
     Ok(())
 }

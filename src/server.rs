@@ -204,6 +204,85 @@ impl QuiltServer {
         }
     }
 
+    /// Step 1 of the gate in HTTP mode: the context the HTTP layer verified for this
+    /// request (its times checked again), never a token from the environment.
+    pub fn authenticate_request(
+        &self,
+        verified: Option<Arc<AuthContext>>,
+    ) -> Result<Arc<AuthContext>, AuthFailure> {
+        let Some(ctx) = verified else {
+            return Err(AuthFailure::new(
+                crate::auth::Reason::MissingToken,
+                "the request carries no verified bearer token",
+                Some(TokenSourceKind::Http),
+            ));
+        };
+        self.inner.verifier.recheck(&ctx, now_unix())?;
+        Ok(ctx)
+    }
+
+    /// Verifies a bearer token presented over HTTP, logging `token_checked`. Each
+    /// request is verified on its own.
+    pub fn verify_bearer(
+        &self,
+        token: &Token,
+        request: &crate::http::RequestMeta,
+    ) -> Result<Arc<AuthContext>, AuthFailure> {
+        let source = TokenSourceKind::Http;
+        let result = match self.inner.verifier.not_configured() {
+            Some(failure) => Err(failure),
+            None => self.inner.verifier.verify(token, source, now_unix()),
+        };
+        match result {
+            Ok((ctx, notes)) => {
+                for warning in &notes.warnings {
+                    tracing::warn!(event = "claims_warning", token_fingerprint = %ctx.token_info.fingerprint, request_id = %request.request_id, "{warning}");
+                }
+                tracing::info!(
+                    event = "token_checked",
+                    token_present = true,
+                    token_source = source.as_str(),
+                    token_fingerprint = %ctx.token_info.fingerprint,
+                    status = "ok",
+                    alg = %ctx.token_info.alg,
+                    kid = ctx.token_info.kid.as_deref(),
+                    sub = ctx.subject.as_deref(),
+                    exp = ctx.expires_at,
+                    buckets = ctx.claims.buckets.len(),
+                    permissions = ctx.claims.permissions.len(),
+                    roles = ctx.claims.roles.len(),
+                    request_id = %request.request_id,
+                    remote_addr = %request.remote_addr,
+                );
+                Ok(Arc::new(ctx))
+            }
+            Err(failure) => {
+                let (alg, kid) = peek_header(token);
+                tracing::info!(
+                    event = "token_checked",
+                    token_present = true,
+                    token_source = source.as_str(),
+                    token_fingerprint = %token.fingerprint(),
+                    status = failure.reason.code(),
+                    detail = %failure.detail,
+                    alg,
+                    kid,
+                    request_id = %request.request_id,
+                    remote_addr = %request.remote_addr,
+                );
+                Err(failure)
+            }
+        }
+    }
+
+    /// The verifier has a key.
+    pub fn ready(&self) -> Result<(), String> {
+        match self.inner.verifier.key_error() {
+            Some(e) => Err(e.to_string()),
+            None => Ok(()),
+        }
+    }
+
     fn tool_visible(&self, name: &str) -> bool {
         !(self.inner.config.read_only && tools::spec::spec(name).is_some_and(|s| s.writes))
     }
@@ -343,17 +422,30 @@ impl ServerHandler for QuiltServer {
             ));
         };
 
-        // 1. The token.
-        let ctx = match self.authenticate().await {
+        // 1. The token: verified by the HTTP layer for this request, or read and
+        //    verified here for a stdio session.
+        let http = context
+            .extensions
+            .get::<http::request::Parts>()
+            .map(|parts| {
+                (
+                    parts.extensions.get::<Arc<AuthContext>>().cloned(),
+                    parts.extensions.get::<crate::http::RequestMeta>().cloned(),
+                )
+            });
+        let call = CallLog {
+            tool: spec.name,
+            started,
+            request: http.as_ref().and_then(|(_, meta)| meta.clone()),
+        };
+        let authenticated = match http {
+            Some((verified, _)) => self.authenticate_request(verified),
+            None => self.authenticate().await,
+        };
+        let ctx = match authenticated {
             Ok(ctx) => ctx,
             Err(failure) => {
-                log_call(
-                    spec.name,
-                    "unauthorized",
-                    started,
-                    None,
-                    Some(failure.reason.code()),
-                );
+                call.log("unauthorized", None, Some(failure.reason.code()));
                 return Err(unauthorized(&failure));
             }
         };
@@ -374,21 +466,21 @@ impl ServerHandler for QuiltServer {
                     bucket = denial.bucket.as_deref(),
                     missing_permissions = %denial.missing_permissions.join(","),
                     token_fingerprint = %ctx.token_info.fingerprint,
+                    request_id = call.request.as_ref().map(|r| r.request_id.as_str()),
                 );
-                log_call(
-                    spec.name,
+                call.log(
                     "denied",
-                    started,
                     denial.bucket.as_deref(),
                     Some(denial.reason.code()),
                 );
                 return Err(forbidden(&denial));
             }
             Err(Refusal::BadArgument(problem)) => {
-                log_call(spec.name, "error", started, None, Some("invalid_argument"));
+                call.log("error", None, Some("invalid_argument"));
                 return Ok(ToolError::invalid(problem).into_result().into());
             }
         };
+        let bucket = buckets.first().map(String::as_str);
 
         // 3. AWS credentials from the token, for the tools that reach AWS.
         if spec.needs_aws {
@@ -397,23 +489,11 @@ impl ServerHandler for QuiltServer {
                     context.extensions.insert(session);
                 }
                 Err(CredentialError::Unauthorized(failure)) => {
-                    log_call(
-                        spec.name,
-                        "unauthorized",
-                        started,
-                        buckets.first().map(String::as_str),
-                        Some(failure.reason.code()),
-                    );
+                    call.log("unauthorized", bucket, Some(failure.reason.code()));
                     return Err(unauthorized(&failure));
                 }
                 Err(CredentialError::Tool(error)) => {
-                    log_call(
-                        spec.name,
-                        "error",
-                        started,
-                        buckets.first().map(String::as_str),
-                        Some(error.code.as_str()),
-                    );
+                    call.log("error", bucket, Some(error.code.as_str()));
                     return Ok(error.into_result().into());
                 }
             }
@@ -430,33 +510,32 @@ impl ServerHandler for QuiltServer {
             Ok(_) => "ok",
             Err(_) => "error",
         };
-        log_call(
-            spec.name,
-            outcome,
-            started,
-            buckets.first().map(String::as_str),
-            None,
-        );
+        call.log(outcome, bucket, None);
         result
     }
 }
 
-fn log_call(
-    tool: &str,
-    outcome: &str,
+/// The `tool_call` log event of one call.
+struct CallLog {
+    tool: &'static str,
     started: Instant,
-    bucket: Option<&str>,
-    reason: Option<&str>,
-) {
-    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    tracing::info!(
-        event = "tool_call",
-        tool,
-        outcome,
-        duration_ms,
-        bucket,
-        reason
-    );
+    request: Option<crate::http::RequestMeta>,
+}
+
+impl CallLog {
+    fn log(&self, outcome: &str, bucket: Option<&str>, reason: Option<&str>) {
+        let duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(
+            event = "tool_call",
+            tool = self.tool,
+            outcome,
+            duration_ms,
+            bucket,
+            reason,
+            request_id = self.request.as_ref().map(|r| r.request_id.as_str()),
+            remote_addr = self.request.as_ref().map(|r| r.remote_addr.as_str()),
+        );
+    }
 }
 
 fn truncate(text: &str) -> String {

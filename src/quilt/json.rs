@@ -45,6 +45,13 @@ pub fn to_string(value: &Value, style: Style) -> String {
     out
 }
 
+/// Serializes an object in `style` (without wrapping it in a `Value`).
+pub fn object_to_string(map: &Map<String, Value>, style: Style) -> String {
+    let mut out = String::new();
+    write_object(map, style, &mut out);
+    out
+}
+
 /// Appends `value` in `style` to `out`.
 pub fn write_value(value: &Value, style: Style, out: &mut String) {
     match value {

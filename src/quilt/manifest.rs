@@ -94,7 +94,7 @@ impl Record {
     fn line(&self) -> String {
         match &self.raw {
             Some(raw) => raw.to_string(),
-            None => json::to_string(&Value::Object(self.obj.clone()), QUILT3_LINE),
+            None => json::object_to_string(&self.obj, QUILT3_LINE),
         }
     }
 
@@ -157,7 +157,7 @@ fn parse_line(text: &str, line: usize) -> Result<ParsedLine, ManifestError> {
         Ok(_) => return Err(err("is not a JSON object".to_owned())),
         Err(e) => return Err(err(format!("is not JSON: {e}"))),
     };
-    let rewritten = json::to_string(&Value::Object(obj.clone()), QUILT3_LINE);
+    let rewritten = json::object_to_string(&obj, QUILT3_LINE);
     let raw = (rewritten != text).then(|| text.into());
     Ok((obj, raw))
 }
@@ -287,9 +287,13 @@ impl Manifest {
     /// Directory-metadata lines and physical keys are not hashed.
     pub fn top_hash(&self) -> String {
         let mut hasher = Sha256::new();
-        let mut header = self.header.clone();
-        header.remove("top_hash");
-        hasher.update(json::to_string(&Value::Object(header), CANONICAL).as_bytes());
+        if self.header.contains_key("top_hash") {
+            let mut header = self.header.clone();
+            header.remove("top_hash");
+            hasher.update(json::object_to_string(&header, CANONICAL).as_bytes());
+        } else {
+            hasher.update(json::object_to_string(&self.header, CANONICAL).as_bytes());
+        }
         let mut entries: Vec<&Record> = self.entries().collect();
         entries.sort_by(|a, b| tree_order(a.logical_key(), b.logical_key()));
         let mut part = String::new();
@@ -310,7 +314,7 @@ impl Manifest {
         let mut out = String::new();
         out.push_str(&match &self.header_raw {
             Some(raw) => raw.to_string(),
-            None => json::to_string(&Value::Object(self.header.clone()), QUILT3_LINE),
+            None => json::object_to_string(&self.header, QUILT3_LINE),
         });
         for record in &self.records {
             out.push('\n');

@@ -148,6 +148,17 @@ impl FakeServer {
         FakeServer::start(StatusCode::OK, "text/xml", body, delay).await
     }
 
+    /// An S3 endpoint that answers every request, after `delay`, with a one-object
+    /// ListObjectsV2 page.
+    pub async fn slow_s3_listing(delay: Duration) -> FakeServer {
+        let body = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Name>alice-data</Name><Prefix></Prefix><KeyCount>1</KeyCount><MaxKeys>100</MaxKeys><IsTruncated>false</IsTruncated>
+  <Contents><Key>slow.txt</Key><LastModified>2026-11-26T10:00:00.000Z</LastModified><ETag>"abc"</ETag><Size>4</Size><StorageClass>STANDARD</StorageClass></Contents>
+</ListBucketResult>"#;
+        FakeServer::start(StatusCode::OK, "application/xml", body.to_owned(), delay).await
+    }
+
     /// A Quilt registry answering `get_credentials` with `status` and `body`.
     pub async fn registry(status: u16, body: String) -> FakeServer {
         FakeServer::start(

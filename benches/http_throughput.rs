@@ -1,0 +1,142 @@
+//! Authorized `tools/call` of `auth_status` per second over streamable HTTP, with 32
+//! concurrent clients, and the latency distribution:
+//!
+//! ```sh
+//! cargo bench --bench http_throughput
+//! ```
+//!
+//! Each request is verified on its own (HS256 bearer), passes the gate and returns
+//! the structured result; the server runs as its release binary on 127.0.0.1.
+
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
+use tokio::io::AsyncBufReadExt as _;
+
+const SECRET: &str = "bench-secret";
+const CLIENTS: usize = 32;
+const WARMUP: Duration = Duration::from_secs(2);
+const MEASURE: Duration = Duration::from_secs(10);
+
+fn token(user: usize) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({
+        "sub": format!("user-{user}"), "aud": "quilt-mcp-server", "iat": now, "exp": now + 7200,
+        "buckets": ["bench"], "permissions": ["s3:GetObject"], "level": "read",
+    });
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap_or_default()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() {
+    let mut child = match tokio::process::Command::new(env!("CARGO_BIN_EXE_quilt-mcp"))
+        .args(["serve", "--http", "127.0.0.1:0"])
+        .env("QUILT_MCP_JWT_SECRET", SECRET)
+        .env(
+            "QUILT_MCP_LOG_DIR",
+            std::env::temp_dir().join("quilt-mcp-bench-logs"),
+        )
+        .env("QUILT_MCP_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("cannot start the server: {e}");
+            return;
+        }
+    };
+    let Some(stderr) = child.stderr.take() else {
+        return;
+    };
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let mut url = None;
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(found) = line.strip_prefix("quilt-mcp: serving MCP at ") {
+            url = Some(found.to_owned());
+            break;
+        }
+    }
+    let Some(url) = url else { return };
+    let pid = child.id();
+
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "auth_status", "arguments": {}}}).to_string();
+    let deadline_warm = Instant::now() + WARMUP;
+    let deadline = deadline_warm + MEASURE;
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|user| {
+            let (url, body, token) = (url.clone(), body.clone(), token(user));
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut latencies = Vec::new();
+                let mut errors = 0usize;
+                while Instant::now() < deadline {
+                    let started = Instant::now();
+                    let response = client
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .header("content-type", "application/json")
+                        .header("accept", "application/json, text/event-stream")
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    let ok = match response {
+                        Ok(r) if r.status().is_success() => {
+                            r.bytes().await.map(|b| b.len() > 100).unwrap_or(false)
+                        }
+                        _ => false,
+                    };
+                    if started >= deadline_warm {
+                        if ok {
+                            latencies.push(started.elapsed());
+                        } else {
+                            errors += 1;
+                        }
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        if let Ok((latencies, e)) = task.await {
+            all.extend(latencies);
+            errors += e;
+        }
+    }
+    all.sort();
+    let rss = pid
+        .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    println!(
+        "{CLIENTS} clients, {:.0} s: {} calls, {:.0} calls/s, p50 {:.2} ms, p99 {:.2} ms, errors {errors}; server {rss}",
+        MEASURE.as_secs_f64(),
+        all.len(),
+        all.len() as f64 / MEASURE.as_secs_f64(),
+        percentile(&all, 0.50).as_secs_f64() * 1000.0,
+        percentile(&all, 0.99).as_secs_f64() * 1000.0,
+    );
+    let _ = child.kill().await;
+}
