@@ -80,7 +80,9 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve_stdio() -> anyhow::Result<()> {
+/// Reads the configuration, starts logging and builds the server, warning about
+/// configuration problems (what is refused because of them: `refused`).
+fn start(refused: &str) -> (QuiltServer, logging::LogGuard) {
     let config = Config::from_env();
     let guard = logging::init(&config);
     for problem in &config.errors {
@@ -90,9 +92,14 @@ async fn serve_stdio() -> anyhow::Result<()> {
     if let Some(e) = server.verifier().key_error() {
         tracing::warn!(
             event = "config_error",
-            "{e}; every tool call will be refused with verification_not_configured"
+            "{e}; {refused} will be refused with verification_not_configured"
         );
     }
+    (server, guard)
+}
+
+async fn serve_stdio() -> anyhow::Result<()> {
+    let (server, guard) = start("every tool call");
     tracing::info!(
         event = "server_started",
         version = quilt_mcp::VERSION,
@@ -127,18 +134,7 @@ async fn serve_http(
     allowed_hosts: Vec<String>,
     max_body_bytes: usize,
 ) -> anyhow::Result<()> {
-    let config = Config::from_env();
-    let guard = logging::init(&config);
-    for problem in &config.errors {
-        tracing::warn!(event = "config_error", "configuration problem: {problem}");
-    }
-    let server = QuiltServer::new(config);
-    if let Some(e) = server.verifier().key_error() {
-        tracing::warn!(
-            event = "config_error",
-            "{e}; every request will be refused with verification_not_configured"
-        );
-    }
+    let (server, guard) = start("every request");
     let mut options = quilt_mcp::http::HttpOptions {
         max_body_bytes,
         ..Default::default()

@@ -128,13 +128,13 @@ impl QuiltServer {
     pub async fn authenticate(&self) -> Result<Arc<AuthContext>, AuthFailure> {
         let now = now_unix();
         if let Some(failure) = self.inner.verifier.not_configured() {
-            log_token_failure(None, self.inner.tokens.kind(), &failure);
+            log_token_failure(None, self.inner.tokens.kind(), &failure, None);
             return Err(failure);
         }
         let (token, source) = match self.inner.tokens.current(now).await {
             Ok(found) => found,
             Err(failure) => {
-                log_token_failure(None, self.inner.tokens.kind(), &failure);
+                log_token_failure(None, self.inner.tokens.kind(), &failure, None);
                 return Err(failure);
             }
         };
@@ -165,17 +165,40 @@ impl QuiltServer {
                         .verified
                         .lock()
                         .unwrap_or_else(|p| p.into_inner()) = None;
-                    log_token_failure(Some(token), source, &failure);
+                    log_token_failure(Some(token), source, &failure, None);
                     Err(failure)
                 }
             };
         }
-        match self.inner.verifier.verify(token, source, now) {
+        let ctx = self.verify_logged(token, source, now, None)?;
+        *self
+            .inner
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(ctx.clone());
+        Ok(ctx)
+    }
+
+    /// Verifies `token` and logs `token_checked` (with the HTTP request's id when
+    /// there is one).
+    fn verify_logged(
+        &self,
+        token: &Token,
+        source: TokenSourceKind,
+        now: i64,
+        request: Option<&crate::http::RequestMeta>,
+    ) -> Result<Arc<AuthContext>, AuthFailure> {
+        let request_id = request.map(|r| r.request_id.as_str());
+        let remote_addr = request.map(|r| r.remote_addr.as_str());
+        let result = match self.inner.verifier.not_configured() {
+            Some(failure) => Err(failure),
+            None => self.inner.verifier.verify(token, source, now),
+        };
+        match result {
             Ok((ctx, notes)) => {
                 for warning in &notes.warnings {
-                    tracing::warn!(event = "claims_warning", token_fingerprint = %ctx.token_info.fingerprint, "{warning}");
+                    tracing::warn!(event = "claims_warning", token_fingerprint = %ctx.token_info.fingerprint, request_id, "{warning}");
                 }
-                let ctx = Arc::new(ctx);
                 tracing::info!(
                     event = "token_checked",
                     token_present = true,
@@ -189,16 +212,13 @@ impl QuiltServer {
                     buckets = ctx.claims.buckets.len(),
                     permissions = ctx.claims.permissions.len(),
                     roles = ctx.claims.roles.len(),
+                    request_id,
+                    remote_addr,
                 );
-                *self
-                    .inner
-                    .verified
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = Some(ctx.clone());
-                Ok(ctx)
+                Ok(Arc::new(ctx))
             }
             Err(failure) => {
-                log_token_failure(Some(token), source, &failure);
+                log_token_failure(Some(token), source, &failure, request);
                 Err(failure)
             }
         }
@@ -228,51 +248,7 @@ impl QuiltServer {
         token: &Token,
         request: &crate::http::RequestMeta,
     ) -> Result<Arc<AuthContext>, AuthFailure> {
-        let source = TokenSourceKind::Http;
-        let result = match self.inner.verifier.not_configured() {
-            Some(failure) => Err(failure),
-            None => self.inner.verifier.verify(token, source, now_unix()),
-        };
-        match result {
-            Ok((ctx, notes)) => {
-                for warning in &notes.warnings {
-                    tracing::warn!(event = "claims_warning", token_fingerprint = %ctx.token_info.fingerprint, request_id = %request.request_id, "{warning}");
-                }
-                tracing::info!(
-                    event = "token_checked",
-                    token_present = true,
-                    token_source = source.as_str(),
-                    token_fingerprint = %ctx.token_info.fingerprint,
-                    status = "ok",
-                    alg = %ctx.token_info.alg,
-                    kid = ctx.token_info.kid.as_deref(),
-                    sub = ctx.subject.as_deref(),
-                    exp = ctx.expires_at,
-                    buckets = ctx.claims.buckets.len(),
-                    permissions = ctx.claims.permissions.len(),
-                    roles = ctx.claims.roles.len(),
-                    request_id = %request.request_id,
-                    remote_addr = %request.remote_addr,
-                );
-                Ok(Arc::new(ctx))
-            }
-            Err(failure) => {
-                let (alg, kid) = peek_header(token);
-                tracing::info!(
-                    event = "token_checked",
-                    token_present = true,
-                    token_source = source.as_str(),
-                    token_fingerprint = %token.fingerprint(),
-                    status = failure.reason.code(),
-                    detail = %failure.detail,
-                    alg,
-                    kid,
-                    request_id = %request.request_id,
-                    remote_addr = %request.remote_addr,
-                );
-                Err(failure)
-            }
-        }
+        self.verify_logged(token, TokenSourceKind::Http, now_unix(), Some(request))
     }
 
     /// The verifier has a key.
@@ -288,7 +264,12 @@ impl QuiltServer {
     }
 }
 
-fn log_token_failure(token: Option<&Token>, source: TokenSourceKind, failure: &AuthFailure) {
+fn log_token_failure(
+    token: Option<&Token>,
+    source: TokenSourceKind,
+    failure: &AuthFailure,
+    request: Option<&crate::http::RequestMeta>,
+) {
     let (alg, kid) = token.map(peek_header).unwrap_or_default();
     tracing::info!(
         event = "token_checked",
@@ -299,6 +280,8 @@ fn log_token_failure(token: Option<&Token>, source: TokenSourceKind, failure: &A
         detail = %failure.detail,
         alg,
         kid,
+        request_id = request.map(|r| r.request_id.as_str()),
+        remote_addr = request.map(|r| r.remote_addr.as_str()),
     );
 }
 
