@@ -394,3 +394,29 @@ async fn sigterm_lets_the_call_in_flight_finish() {
     assert!(exit.success(), "{exit:?}");
     assert_eq!(slow.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn foreign_hosts_and_oversized_bodies_are_refused() {
+    let server = HttpServer::start(&[("QUILT_MCP_JWT_SECRET", SECRET)]).await;
+    let bearer = format!("Bearer {}", hs256(&claims()));
+    // DNS rebinding: a Host that is not allowed never reaches MCP.
+    let response = reqwest::Client::new()
+        .post(server.mcp())
+        .header("host", "evil.example.com")
+        .header("authorization", &bearer)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(initialize().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+    assert_ne!(response.status(), 401);
+    // A body over the limit (4 MiB by default).
+    let huge = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "auth_status", "arguments": {"pad": "x".repeat(5 * 1024 * 1024)}}});
+    let response = post(&server.mcp(), Some(&bearer), huge).await;
+    assert_eq!(response.status(), 413);
+    // And a normal request still works.
+    let response = post(&server.mcp(), Some(&bearer), initialize()).await;
+    assert_eq!(response.status(), 200);
+}
