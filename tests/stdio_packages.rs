@@ -568,3 +568,56 @@ async fn the_gate_refuses_every_package_tool_before_s3() {
     ];
     assert_refused_before_s3(&s3, cases, token).await;
 }
+
+#[tokio::test]
+async fn a_cancelled_create_publishes_nothing() {
+    let s3 = sample().await;
+    s3.seed_file("sources", "cancel/large.bin", &vec![3u8; 96 * 1024 * 1024]);
+    s3.put("sources", "cancel/small.txt", b"small", "text/plain", &[])
+        .await;
+    let server = start(&s3, &token(json!({}))).await;
+    let args = json!({"package_name": "team/cancelled", "registry": "registry", "s3_uris": ["s3://sources/cancel/"]});
+    let params = CallToolRequestParams::new("package_create")
+        .with_arguments(args.as_object().unwrap().clone());
+    let handle = server
+        .client
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(Request::new(params)),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    handle.cancel(Some("changed my mind".into())).await.unwrap();
+    // Give the server time to have finished, had it not stopped.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let pointers = s3
+        .client()
+        .list_objects_v2()
+        .bucket("registry")
+        .prefix(".quilt/named_packages/team/cancelled/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pointers.key_count(), Some(0), "{:?}", pointers.contents());
+    let manifests = s3
+        .client()
+        .list_objects_v2()
+        .bucket("registry")
+        .prefix(".quilt/packages/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(manifests.key_count(), Some(0));
+    // The server is still answering.
+    server
+        .ok("package_list", json!({"registry": "registry"}))
+        .await;
+    let (_, log_dir) = server.stop().await;
+    let calls: Vec<_> = log_lines(log_dir.path())
+        .into_iter()
+        .filter(|l| l["event"] == "tool_call" && l["tool"] == "package_create")
+        .collect();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["outcome"], "error");
+}
