@@ -71,6 +71,10 @@ fn main() -> ExitCode {
             Command::Status { json } => status(json).await,
         }
     });
+    // A blocking read of stdin may still be parked on the blocking pool (the session
+    // ended by a signal while the host keeps stdin open): do not wait for it. Logs
+    // were flushed when the session ended.
+    runtime.shutdown_background();
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -117,14 +121,33 @@ async fn serve_stdio() -> anyhow::Result<()> {
             failure.message()
         );
     }
-    let service = server
-        .serve(rmcp::transport::io::stdio_pipes())
+    // The session ends when the host closes stdin, or on SIGINT/SIGTERM (hosts send
+    // one when they quit), at any point, even before `initialize`; either way the
+    // last log lines are flushed.
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        quilt_mcp::http::shutdown_signal().await;
+        tracing::info!(
+            event = "server_stopping",
+            "signal received: ending the session"
+        );
+        on_signal.cancel();
+    });
+    match server
+        .serve_with_ct(rmcp::transport::io::stdio_pipes(), cancel.clone())
         .await
-        .context("the MCP session could not start")?;
-    service
-        .waiting()
-        .await
-        .context("the MCP session ended with an error")?;
+    {
+        Ok(service) => {
+            service
+                .waiting()
+                .await
+                .context("the MCP session ended with an error")?;
+        }
+        Err(_) if cancel.is_cancelled() => {}
+        Err(e) => return Err(e).context("the MCP session could not start"),
+    }
+    tracing::info!(event = "server_stopped");
     drop(guard);
     Ok(())
 }

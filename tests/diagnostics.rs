@@ -247,3 +247,42 @@ async fn stdout_carries_nothing_but_json_rpc() {
     assert!(status.success());
     assert_eq!(lines.next_line().await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn sigterm_ends_a_stdio_session_and_flushes_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_quilt-mcp"));
+    cmd.env_clear();
+    for (k, v) in base_env(dir.path()) {
+        cmd.env(k, v);
+    }
+    cmd.env("QUILT_MCP_JWT_SECRET", SECRET)
+        .env("QUILT_MCP_TOKEN", hs256(&claims()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    // The host keeps stdin open and never initializes; it just quits.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+        .await
+        .expect("exited")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let events: Vec<String> = log_lines(dir.path())
+        .iter()
+        .map(|l| l["event"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        events.ends_with(&["server_stopping".to_owned(), "server_stopped".to_owned()]),
+        "{events:?}"
+    );
+}
