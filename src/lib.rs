@@ -24,6 +24,7 @@ pub mod http;
 pub mod logging;
 pub mod quilt;
 pub mod server;
+pub mod setup;
 pub mod status;
 pub mod time;
 pub mod tools;

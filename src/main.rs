@@ -39,6 +39,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Verify a token and store it in the OS keyring entry (read from the file, else
+    /// from stdin). A token that does not verify is refused and nothing is stored.
+    Login {
+        /// Read the token from this file instead of stdin.
+        #[arg(long, value_name = "PATH")]
+        token_file: Option<std::path::PathBuf>,
+    },
+    /// Delete the token from the OS keyring entry.
+    Logout,
+    /// Print a ready-to-paste MCP configuration for a host, running this binary.
+    Config {
+        /// The host: claude, vscode or cursor.
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(quilt_mcp::setup::HOSTS))]
+        host: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -69,6 +84,9 @@ fn main() -> ExitCode {
                 .await
                 .map(|()| ExitCode::SUCCESS),
             Command::Status { json } => status(json).await,
+            Command::Login { token_file } => login(token_file).await,
+            Command::Logout => logout().await,
+            Command::Config { host } => host_config(&host),
         }
     });
     // A blocking read of stdin may still be parked on the blocking pool (the session
@@ -193,6 +211,89 @@ async fn serve_http(
     tracing::info!(event = "server_stopped");
     drop(guard);
     Ok(())
+}
+
+async fn login(token_file: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
+    let text = match &token_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?,
+        None => {
+            use std::io::Read as _;
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                eprintln!("Paste the token from the Quilt catalog, then press Ctrl-D:");
+            }
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read the token from stdin")?;
+            text
+        }
+    };
+    let config = Config::from_env();
+    let now = quilt_mcp::time::now_unix();
+    let entry = format!("{}/{}", config.keyring_service, config.keyring_user);
+    let result = tokio::task::spawn_blocking(move || quilt_mcp::setup::login(&config, &text, now))
+        .await
+        .context("the keyring writer stopped")?;
+    match result {
+        Ok(ctx) => {
+            eprintln!(
+                "Stored the token of {} (expires {}) in the keyring entry {entry}.",
+                ctx.subject.as_deref().unwrap_or("an unnamed subject"),
+                quilt_mcp::time::human(ctx.expires_at)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(quilt_mcp::setup::LoginError::Refused(failure)) => {
+            eprintln!(
+                "quilt-mcp: not stored: {} ({})",
+                failure.message(),
+                failure.reason.code()
+            );
+            Ok(ExitCode::from(1))
+        }
+        Err(other) => {
+            eprintln!("quilt-mcp: not stored: {other}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+async fn logout() -> anyhow::Result<ExitCode> {
+    let config = Config::from_env();
+    let entry = format!("{}/{}", config.keyring_service, config.keyring_user);
+    let result = tokio::task::spawn_blocking(move || quilt_mcp::setup::logout(&config))
+        .await
+        .context("the keyring writer stopped")?;
+    match result {
+        Ok(true) => eprintln!("Deleted the token in the keyring entry {entry}."),
+        Ok(false) => eprintln!("There was no token in the keyring entry {entry}."),
+        Err(e) => anyhow::bail!("cannot delete the keyring entry {entry}: {e}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn host_config(host: &str) -> anyhow::Result<ExitCode> {
+    let config = Config::from_env();
+    let binary = std::env::current_exe().context("cannot find this binary's path")?;
+    let binary = binary.canonicalize().unwrap_or(binary);
+    let snippet = quilt_mcp::setup::host_snippet(host, &binary, &config)
+        .with_context(|| format!("unknown host {host:?}"))?;
+    eprintln!("Add this to {}.", quilt_mcp::setup::host_config_path(host));
+    if matches!(
+        config.key,
+        quilt_mcp::config::KeyConfig::Secret(_) | quilt_mcp::config::KeyConfig::None
+    ) {
+        eprintln!(
+            "Replace the QUILT_MCP_JWT_SECRET placeholder with the catalog's signing secret."
+        );
+    }
+    eprintln!("Then store your token with `quilt-mcp login` (or add QUILT_MCP_TOKEN to \"env\").");
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&snippet).context("cannot render the snippet")?
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn status(json: bool) -> anyhow::Result<ExitCode> {

@@ -102,3 +102,49 @@ async fn a_new_token_is_picked_up_after_the_old_one_expires() {
     assert_eq!(provider.current(now + 61).await.unwrap().0.expose(), new);
     assert_eq!(provider.current(now + 120).await.unwrap().0.expose(), new);
 }
+
+#[tokio::test]
+async fn login_stores_only_a_verifying_token_and_logout_deletes_it() {
+    use quilt_mcp::setup::{LoginError, login, logout};
+    use_mock_store();
+    let config = config("svc-login", None);
+    let now = now();
+
+    let refused = login(
+        &config,
+        &hs256(&claims_with(json!({"exp": now - 3600, "iat": now - 7200}))),
+        now,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&refused, LoginError::Refused(f) if f.reason.code() == "expired"),
+        "{refused}"
+    );
+    assert!(
+        TokenProvider::new(&config).current(now).await.is_err(),
+        "a refused token was stored"
+    );
+    assert!(matches!(login(&config, "  ", now), Err(LoginError::Empty)));
+
+    let token = hs256(&claims_with(json!({"sub": "carol"})));
+    let ctx = login(&config, &format!("Bearer {token}\n"), now).unwrap();
+    assert_eq!(ctx.subject.as_deref(), Some("carol"));
+    let (stored, kind) = TokenProvider::new(&config).current(now).await.unwrap();
+    assert_eq!(
+        (stored.expose(), kind),
+        (token.as_str(), TokenSourceKind::Keyring)
+    );
+
+    assert_eq!(logout(&config), Ok(true));
+    assert_eq!(logout(&config), Ok(false));
+    assert!(TokenProvider::new(&config).current(now).await.is_err());
+
+    let unconfigured = Config::from_lookup(|name| match name {
+        "QUILT_MCP_KEYRING_SERVICE" => Some("svc-login".to_owned()),
+        _ => None,
+    });
+    assert!(matches!(
+        login(&unconfigured, &token, now),
+        Err(LoginError::Setup(_))
+    ));
+}

@@ -138,3 +138,45 @@ fn configuration_errors_exit_2() {
         assert!(!out.contains(SECRET));
     }
 }
+
+#[test]
+fn config_prints_a_snippet_for_each_host_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = std::fs::canonicalize(env!("CARGO_BIN_EXE_quilt-mcp")).unwrap();
+    for (host, root) in [
+        ("claude", "mcpServers"),
+        ("cursor", "mcpServers"),
+        ("vscode", "servers"),
+    ] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_quilt-mcp"));
+        cmd.env_clear().args(["config", host]);
+        for (k, v) in base_env(dir.path()) {
+            cmd.env(k, v);
+        }
+        cmd.env("QUILT_MCP_JWT_SECRET", SECRET)
+            .env("QUILT_REGISTRY_URL", "https://registry.example.com");
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{host}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(!text.contains(SECRET), "{host}: the secret was printed");
+        let snippet: Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{host}: {text}"));
+        let server = &snippet[root]["quilt"];
+        assert_eq!(server["command"], binary.display().to_string(), "{host}");
+        assert!(
+            server["env"]["QUILT_MCP_JWT_SECRET"]
+                .as_str()
+                .unwrap()
+                .starts_with('<')
+        );
+        assert_eq!(
+            server["env"]["QUILT_REGISTRY_URL"],
+            "https://registry.example.com"
+        );
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_quilt-mcp"))
+        .args(["config", "emacs"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

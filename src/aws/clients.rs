@@ -96,16 +96,8 @@ impl Aws {
         {
             sts = sts.endpoint_url(endpoint);
         }
-        let registry_http = reqwest::Client::builder()
-            .user_agent(concat!("quilt-mcp/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_default();
         Aws {
-            exchanges: Exchanges {
-                sts: aws_sdk_sts::Client::from_conf(sts.build()),
-                http: registry_http,
-            },
+            exchanges: Exchanges::new(sts.build()),
             http,
             default_region: config.aws_region.clone(),
             s3_endpoint: config

@@ -2,6 +2,7 @@
 //! are, `AssumeRoleWithWebIdentity` with the JWT (unsigned: no AWS credentials are
 //! needed or used), or the Quilt registry's exchange. Never the environment.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use aws_sdk_sts::error::ProvideErrorMetadata as _;
@@ -50,13 +51,42 @@ pub enum CredentialError {
     Tool(ToolError),
 }
 
-/// Everything needed to reach STS and the registry.
-#[derive(Debug, Clone)]
+/// Everything needed to reach STS and the registry. The clients are built on first
+/// use, so that start-up loads no TLS roots and makes no connection.
+#[derive(Debug)]
 pub struct Exchanges {
-    /// The STS client (no credentials provider: the call is unsigned).
-    pub sts: aws_sdk_sts::Client,
-    /// The HTTP client for the registry.
-    pub http: reqwest::Client,
+    sts_config: aws_sdk_sts::Config,
+    sts: OnceLock<aws_sdk_sts::Client>,
+    http: OnceLock<reqwest::Client>,
+}
+
+impl Exchanges {
+    /// Exchanges through STS configured by `sts_config` (no credentials provider: the
+    /// call is unsigned) and a plain HTTPS client for the registry.
+    pub fn new(sts_config: aws_sdk_sts::Config) -> Exchanges {
+        Exchanges {
+            sts_config,
+            sts: OnceLock::new(),
+            http: OnceLock::new(),
+        }
+    }
+
+    /// The STS client.
+    pub fn sts(&self) -> &aws_sdk_sts::Client {
+        self.sts
+            .get_or_init(|| aws_sdk_sts::Client::from_conf(self.sts_config.clone()))
+    }
+
+    /// The registry's HTTP client.
+    pub fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .user_agent(concat!("quilt-mcp/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_default()
+        })
+    }
 }
 
 /// STS `RoleSessionName`: the characters STS allows (`[\w+=,.@-]`), 2 to 64 of them,
@@ -125,7 +155,7 @@ pub async fn resolve(
             web_identity(ctx, role_arn, exchanges, default_region, now).await
         }
         CredentialSource::Registry { url } => {
-            registry(ctx, url, &exchanges.http, default_region).await
+            registry(ctx, url, exchanges.http(), default_region).await
         }
         CredentialSource::None => Err(CredentialError::Unauthorized(AuthFailure::new(
             Reason::NoAwsCredentials,
@@ -143,7 +173,7 @@ async fn web_identity(
     now: i64,
 ) -> Result<AwsCredentials, CredentialError> {
     let answer = exchanges
-        .sts
+        .sts()
         .assume_role_with_web_identity()
         .role_arn(role_arn)
         .web_identity_token(ctx.token.expose())
