@@ -419,17 +419,25 @@ impl ClientHandler for Racer {
     }
 }
 
-async fn create_with_progress(server: &Server<Racer>, args: Value) -> rmcp::model::CallToolResult {
+/// Sends `package_create` as a cancellable request (which carries a progress token).
+async fn send_create<H: ClientHandler>(
+    server: &Server<H>,
+    args: &Value,
+) -> rmcp::service::RequestHandle<RoleClient> {
     let params = CallToolRequestParams::new("package_create")
         .with_arguments(args.as_object().unwrap().clone());
-    let handle = server
+    server
         .client
         .send_cancellable_request(
             ClientRequest::CallToolRequest(Request::new(params)),
             PeerRequestOptions::no_options(),
         )
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn create_with_progress(server: &Server<Racer>, args: Value) -> rmcp::model::CallToolResult {
+    let handle = send_create(server, &args).await;
     match handle.await_response().await.unwrap() {
         ServerResult::CallToolResult(result) => result,
         other => panic!("unexpected response {other:?}"),
@@ -577,16 +585,7 @@ async fn a_cancelled_create_publishes_nothing() {
         .await;
     let server = start(&s3, &token(json!({}))).await;
     let args = json!({"package_name": "team/cancelled", "registry": "registry", "s3_uris": ["s3://sources/cancel/"]});
-    let params = CallToolRequestParams::new("package_create")
-        .with_arguments(args.as_object().unwrap().clone());
-    let handle = server
-        .client
-        .send_cancellable_request(
-            ClientRequest::CallToolRequest(Request::new(params)),
-            PeerRequestOptions::no_options(),
-        )
-        .await
-        .unwrap();
+    let handle = send_create(&server, &args).await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     handle.cancel(Some("changed my mind".into())).await.unwrap();
     // Give the server time to have finished, had it not stopped.
