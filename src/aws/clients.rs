@@ -193,3 +193,53 @@ impl Aws {
         aws_sdk_s3::Client::from_conf(builder.build())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{QuiltClaims, Token, TokenInfo, TokenSourceKind};
+    use crate::aws::CredentialSource;
+
+    fn context(i: usize, expires_at: i64) -> AuthContext {
+        let token = Token::new(&format!("token-{i}")).unwrap();
+        AuthContext {
+            subject: Some(format!("user-{i}")),
+            issuer: None,
+            audience: vec!["quilt-mcp-server".into()],
+            issued_at: None,
+            expires_at,
+            not_before: None,
+            jti: None,
+            claims: QuiltClaims::default(),
+            token_info: TokenInfo {
+                source: TokenSourceKind::Http,
+                fingerprint: token.fingerprint(),
+                alg: "HS256".into(),
+                kid: None,
+            },
+            aws: CredentialSource::None,
+            token,
+        }
+    }
+
+    #[test]
+    fn the_per_token_cache_is_bounded() {
+        let aws = Aws::new(&Config::from_lookup(|_| None));
+        let now = now_unix();
+        // Tokens that expired are dropped first once the cache is full…
+        for i in 0..MAX_CACHED_TOKENS {
+            let _ = aws.slot(&context(i, now - 10));
+        }
+        let _ = aws.slot(&context(MAX_CACHED_TOKENS, now + 3600));
+        assert_eq!(aws.slots.lock().unwrap().len(), 1);
+        // …and live ones not in use when there is nothing else to drop.
+        for i in 0..(MAX_CACHED_TOKENS * 2) {
+            let _ = aws.slot(&context(10_000 + i, now + 3600));
+            assert!(aws.slots.lock().unwrap().len() <= MAX_CACHED_TOKENS);
+        }
+        // The same token maps to the same slot (single flight).
+        let a = aws.slot(&context(7, now + 3600));
+        let b = aws.slot(&context(7, now + 3600));
+        assert!(Arc::ptr_eq(&a, &b));
+    }
+}
