@@ -192,14 +192,7 @@ async fn bearer_auth(State(state): State<AppState>, mut req: Request, next: Next
             "the request carries no bearer token",
             Some(TokenSourceKind::Http),
         );
-        tracing::info!(
-            event = "token_checked",
-            token_present = false,
-            token_source = "http",
-            status = failure.reason.code(),
-            request_id = %meta.request_id,
-            remote_addr = %meta.remote_addr,
-        );
+        crate::server::log_token_failure(None, TokenSourceKind::Http, &failure, Some(&meta));
         return unauthorized(&base, &failure, false);
     };
     match state.server.verify_bearer(&token, &meta) {

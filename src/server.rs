@@ -264,7 +264,8 @@ impl QuiltServer {
     }
 }
 
-fn log_token_failure(
+/// Logs a failed `token_checked` (with the HTTP request's id when there is one).
+pub(crate) fn log_token_failure(
     token: Option<&Token>,
     source: TokenSourceKind,
     failure: &AuthFailure,

@@ -231,33 +231,31 @@ impl<'a> Registry<'a> {
         Ok(manifest)
     }
 
-    /// The revisions of `name`: (Unix seconds, top hash), newest first.
-    pub async fn revisions(&self, name: &str) -> Result<Vec<(i64, String)>, ToolError> {
+    /// The newest revision of `name` whose top hash is not `except` (usually the
+    /// latest), reading timestamp pointers newest first and stopping at the first hit.
+    pub async fn previous_revision(
+        &self,
+        name: &str,
+        except: &str,
+    ) -> Result<Option<String>, ToolError> {
         let prefix = pointer_prefix(name);
         let keys = self.list_keys(&prefix).await?;
-        let mut stamps: Vec<(i64, String)> = keys
+        let mut stamps: Vec<&str> = keys
             .iter()
             .filter_map(|(k, _)| k.strip_prefix(&prefix))
             .filter(|rest| rest.len() == 10 && rest.bytes().all(|b| b.is_ascii_digit()))
-            .filter_map(|rest| {
-                rest.parse::<i64>()
-                    .ok()
-                    .map(|t| (t, format!("{prefix}{rest}")))
-            })
             .collect();
-        stamps.sort_by_key(|s| std::cmp::Reverse(s.0));
-        let mut out = Vec::with_capacity(stamps.len());
-        for (time, key) in stamps {
-            if let Some(hash) = self
-                .get_small(&key)
-                .await?
-                .as_deref()
-                .and_then(parse_pointer)
+        // Ten digits: text order is time order.
+        stamps.sort_unstable_by(|a, b| b.cmp(a));
+        for stamp in stamps {
+            let pointer = self.get_small(&format!("{prefix}{stamp}")).await?;
+            if let Some(hash) = pointer.as_deref().and_then(parse_pointer)
+                && hash != except
             {
-                out.push((time, hash));
+                return Ok(Some(hash));
             }
         }
-        Ok(out)
+        Ok(None)
     }
 
     /// Every key under `prefix` with its last-modified time, all pages.

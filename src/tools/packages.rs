@@ -228,11 +228,8 @@ async fn diff(s3: &aws_sdk_s3::Client, p: DiffParams) -> Result<Value, ToolError
     {
         let latest = registry.resolve(&name1, None).await?;
         let previous = registry
-            .revisions(&name1)
+            .previous_revision(&name1, &latest)
             .await?
-            .into_iter()
-            .map(|(_, hash)| hash)
-            .find(|hash| *hash != latest)
             .ok_or_else(|| {
                 ToolError::invalid(format!(
                     "{name1} has only one revision; give package1_hash or package2_name to compare with"
