@@ -8,29 +8,22 @@
 //! Each request is verified on its own (HS256 bearer), passes the gate and returns
 //! the structured result; the server runs as its release binary on 127.0.0.1.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt as _;
 
-const SECRET: &str = "bench-secret";
 const CLIENTS: usize = 32;
 const WARMUP: Duration = Duration::from_secs(2);
 const MEASURE: Duration = Duration::from_secs(10);
 
 fn token(user: usize) -> String {
-    let now = chrono::Utc::now().timestamp();
-    let claims = json!({
-        "sub": format!("user-{user}"), "aud": "quilt-mcp-server", "iat": now, "exp": now + 7200,
-        "buckets": ["bench"], "permissions": ["s3:GetObject"], "level": "read",
-    });
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
+    support::token(
+        &format!("user-{user}"),
+        json!({"buckets": ["bench"], "permissions": ["s3:GetObject"], "level": "read"}),
     )
-    .unwrap_or_default()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -43,14 +36,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let mut child = match tokio::process::Command::new(env!("CARGO_BIN_EXE_quilt-mcp"))
+    let mut child = match support::server_command(None)
         .args(["serve", "--http", "127.0.0.1:0"])
-        .env("QUILT_MCP_JWT_SECRET", SECRET)
-        .env(
-            "QUILT_MCP_LOG_DIR",
-            std::env::temp_dir().join("quilt-mcp-bench-logs"),
-        )
-        .env("QUILT_MCP_LOG", "warn")
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()

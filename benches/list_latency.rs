@@ -10,36 +10,28 @@
 
 #[path = "../tests/common/s3.rs"]
 mod s3;
+mod support;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rmcp::ServiceExt as _;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;
 use serde_json::json;
 
-const SECRET: &str = "bench-secret";
-
 fn token() -> String {
-    let now = chrono::Utc::now().timestamp();
-    let claims = json!({
-        "sub": "bench", "aud": "quilt-mcp-server", "iat": now, "exp": now + 7200,
-        "buckets": ["bench"], "permissions": ["s3:ListBucket"], "level": "read",
-        "aws_credentials": {"access_key_id": s3::ACCESS_KEY, "secret_access_key": s3::SECRET_KEY},
-    });
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
+    support::token(
+        "bench",
+        json!({
+            "buckets": ["bench"], "permissions": ["s3:ListBucket"], "level": "read",
+            "aws_credentials": {"access_key_id": s3::ACCESS_KEY, "secret_access_key": s3::SECRET_KEY},
+        }),
     )
-    .unwrap_or_default()
 }
 
 fn list_latency(c: &mut Criterion) {
     let Ok(runtime) = tokio::runtime::Runtime::new() else {
         return;
     };
-    let log_dir = std::env::temp_dir().join("quilt-mcp-bench-logs");
     let (server, client) = runtime.block_on(async {
         let server = s3::TestS3::start().await;
         server.create_bucket("bench").await;
@@ -54,14 +46,8 @@ fn list_latency(c: &mut Criterion) {
                 )
                 .await;
         }
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_quilt-mcp"));
-        command
-            .env("QUILT_MCP_JWT_SECRET", SECRET)
-            .env("QUILT_MCP_TOKEN", token())
-            .env("QUILT_MCP_LOG_DIR", &log_dir)
-            .env("QUILT_MCP_LOG", "warn")
-            .env("AWS_ENDPOINT_URL_S3", &server.endpoint)
-            .env("QUILT_MCP_S3_FORCE_PATH_STYLE", "true");
+        let mut command = support::server_command(Some(&server.endpoint));
+        command.env("QUILT_MCP_TOKEN", token());
         let transport = TokioChildProcess::new(command).ok();
         let client = match transport {
             Some(t) => ().serve(t).await.ok(),
@@ -72,35 +58,62 @@ fn list_latency(c: &mut Criterion) {
     let Some(client) = client else { return };
     let direct = server.client();
 
+    let direct_list = || async {
+        let out = direct
+            .list_objects_v2()
+            .bucket("bench")
+            .prefix("data/")
+            .max_keys(100)
+            .send()
+            .await;
+        assert_eq!(out.map(|o| o.contents().len()).unwrap_or(0), 100);
+    };
+    let tool_list = || async {
+        let mut args = serde_json::Map::new();
+        args.insert("bucket".into(), json!("bench"));
+        args.insert("prefix".into(), json!("data/"));
+        let result = client
+            .call_tool(CallToolRequestParams::new("bucket_objects_list").with_arguments(args))
+            .await;
+        let count = result
+            .ok()
+            .and_then(|r| r.structured_content)
+            .and_then(|v| v["objects"].as_array().map(Vec::len));
+        assert_eq!(count, Some(100));
+    };
+
     let mut group = c.benchmark_group("list_100_keys");
     group.bench_function("direct_sdk_list_objects_v2", |b| {
-        b.to_async(&runtime).iter(|| async {
-            let out = direct
-                .list_objects_v2()
-                .bucket("bench")
-                .prefix("data/")
-                .max_keys(100)
-                .send()
-                .await;
-            assert_eq!(out.map(|o| o.contents().len()).unwrap_or(0), 100);
-        });
+        b.to_async(&runtime).iter(direct_list);
     });
     group.bench_function("quilt_mcp_bucket_objects_list_stdio", |b| {
-        b.to_async(&runtime).iter(|| async {
-            let mut args = serde_json::Map::new();
-            args.insert("bucket".into(), json!("bench"));
-            args.insert("prefix".into(), json!("data/"));
-            let result = client
-                .call_tool(CallToolRequestParams::new("bucket_objects_list").with_arguments(args))
-                .await;
-            let count = result
-                .ok()
-                .and_then(|r| r.structured_content)
-                .and_then(|v| v["objects"].as_array().map(Vec::len));
-            assert_eq!(count, Some(100));
-        });
+        b.to_async(&runtime).iter(tool_list);
     });
     group.finish();
+
+    // The two criterion phases run minutes apart, and on a small machine the
+    // in-process S3's latency drifts between them. Alternating the two calls in one
+    // loop compares them under the same conditions.
+    let (mut direct_times, mut tool_times) = (Vec::new(), Vec::new());
+    runtime.block_on(async {
+        for _ in 0..1000 {
+            let started = std::time::Instant::now();
+            direct_list().await;
+            direct_times.push(started.elapsed());
+            let started = std::time::Instant::now();
+            tool_list().await;
+            tool_times.push(started.elapsed());
+        }
+    });
+    direct_times.sort();
+    tool_times.sort();
+    let (d, t) = (direct_times[500], tool_times[500]);
+    println!(
+        "paired, 1000 rounds: median direct {:.3} ms, bucket_objects_list over stdio {:.3} ms, ratio {:.2}",
+        d.as_secs_f64() * 1000.0,
+        t.as_secs_f64() * 1000.0,
+        t.as_secs_f64() / d.as_secs_f64()
+    );
     runtime.block_on(async {
         let _ = client.cancel().await;
     });

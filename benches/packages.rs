@@ -12,31 +12,24 @@
 
 #[path = "../tests/common/s3.rs"]
 mod s3;
+mod support;
 
 use std::time::Instant;
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use quilt_mcp::quilt::manifest::{Manifest, Record};
 use rmcp::ServiceExt as _;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;
 use serde_json::{Map, Value, json};
 
-const SECRET: &str = "bench-secret";
-
 fn token() -> String {
-    let now = chrono::Utc::now().timestamp();
-    let claims = json!({
-        "sub": "bench", "aud": "quilt-mcp-server", "iat": now, "exp": now + 7200,
-        "buckets": ["bench"], "permissions": ["s3:GetObject", "s3:ListBucket", "s3:PutObject"], "level": "write",
-        "aws_credentials": {"access_key_id": s3::ACCESS_KEY, "secret_access_key": s3::SECRET_KEY},
-    });
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
+    support::token(
+        "bench",
+        json!({
+            "buckets": ["bench"], "permissions": ["s3:GetObject", "s3:ListBucket", "s3:PutObject"], "level": "write",
+            "aws_credentials": {"access_key_id": s3::ACCESS_KEY, "secret_access_key": s3::SECRET_KEY},
+        }),
     )
-    .unwrap_or_default()
 }
 
 fn peak_rss_mib(pid: Option<u32>) -> Option<f64> {
@@ -113,17 +106,8 @@ async fn main() {
         )
         .await;
 
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_quilt-mcp"));
-    command
-        .env("QUILT_MCP_JWT_SECRET", SECRET)
-        .env("QUILT_MCP_TOKEN", token())
-        .env(
-            "QUILT_MCP_LOG_DIR",
-            std::env::temp_dir().join("quilt-mcp-bench-logs"),
-        )
-        .env("QUILT_MCP_LOG", "warn")
-        .env("AWS_ENDPOINT_URL_S3", &server.endpoint)
-        .env("QUILT_MCP_S3_FORCE_PATH_STYLE", "true");
+    let mut command = support::server_command(Some(&server.endpoint));
+    command.env("QUILT_MCP_TOKEN", token());
     let Ok(transport) = TokioChildProcess::new(command) else {
         return;
     };
