@@ -128,7 +128,11 @@ async fn serve_stdio() -> anyhow::Result<()> {
         transport = "stdio",
         token_source = server.token_source().as_str(),
         key_kind = server.verifier().key_kind(),
-        log_dir = guard.dir.as_ref().map(|d| d.display().to_string()),
+        log_dir = guard
+            .dir
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default(),
     );
     let check = server.check_token().await;
     if let Some(failure) = &check.failure {
@@ -193,7 +197,7 @@ async fn serve_http(
         transport = "http",
         token_source = "http",
         key_kind = server.verifier().key_kind(),
-        log_dir = guard.dir.as_ref().map(|d| d.display().to_string()),
+        log_dir = guard.dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
         address = %local,
         allowed_hosts = %options.allowed_hosts.join(","),
     );

@@ -35,8 +35,16 @@ async fn spawn_in(log_dir: &std::path::Path, token: &str) -> (String, Vec<Value>
     use rmcp::ServiceExt as _;
     let client = ().serve(transport).await.unwrap();
     let mut results = Vec::new();
-    for tool in ["auth_status", "bucket_list", "auth_status", "no_such_tool"] {
-        let params = rmcp::model::CallToolRequestParams::new(tool);
+    let calls = [
+        ("auth_status", json!({})),
+        ("bucket_list", json!({})),
+        ("auth_status", json!({})),
+        ("no_such_tool", json!({})),
+        ("bucket_objects_list", json!({"bucket": "not-granted"})),
+    ];
+    for (tool, args) in calls {
+        let params = rmcp::model::CallToolRequestParams::new(tool)
+            .with_arguments(args.as_object().unwrap().clone());
         match client.call_tool(params).await {
             Ok(r) => results.push(serde_json::to_value(&r).unwrap()),
             Err(rmcp::service::ServiceError::McpError(e)) => {
@@ -99,6 +107,60 @@ async fn logs_hold_the_events_and_no_secret_reaches_any_output() {
             assert!(line.contains_key(field), "line without {field}: {line:?}");
         }
     }
+    // Every line of a SPEC §8 event carries all of that event's fields.
+    let spec_fields: &[(&str, &[&str])] = &[
+        (
+            "server_started",
+            &[
+                "version",
+                "transport",
+                "token_source",
+                "key_kind",
+                "log_dir",
+            ],
+        ),
+        (
+            "token_checked",
+            &[
+                "token_present",
+                "token_source",
+                "token_fingerprint",
+                "status",
+                "alg",
+                "kid",
+                "sub",
+                "exp",
+                "buckets",
+                "permissions",
+                "roles",
+            ],
+        ),
+        (
+            "tool_denied",
+            &["tool", "reason", "bucket", "missing_permissions"],
+        ),
+        ("aws_credentials", &["source", "status", "expires_at"]),
+        ("tool_call", &["tool", "outcome", "duration_ms", "bucket"]),
+    ];
+    for (event, fields) in spec_fields {
+        for line in lines.iter().filter(|l| l["event"] == *event) {
+            for field in *fields {
+                assert!(
+                    line.contains_key(*field),
+                    "{event} line without {field}: {line:?}"
+                );
+            }
+        }
+    }
+    for event in [
+        "server_started",
+        "token_checked",
+        "tool_denied",
+        "tool_call",
+    ] {
+        assert!(lines.iter().any(|l| l["event"] == event), "no {event} line");
+    }
+
     let events = |name: &str| {
         lines
             .iter()

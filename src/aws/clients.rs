@@ -128,7 +128,7 @@ impl Aws {
                     event = "aws_credentials",
                     source = creds.source,
                     status = "ok",
-                    expires_at = creds.expires_at.and_then(crate::time::rfc3339),
+                    expires_at = creds.expires_at.and_then(crate::time::rfc3339).unwrap_or_default(),
                     token_fingerprint = %ctx.token_info.fingerprint,
                 );
                 let session = Arc::new(AwsSession {
@@ -147,6 +147,7 @@ impl Aws {
                     event = "aws_credentials",
                     source = ctx.aws.summary(&self.default_region).source,
                     status,
+                    expires_at = "",
                     token_fingerprint = %ctx.token_info.fingerprint,
                     "AWS credentials unavailable: {error}"
                 );
