@@ -23,7 +23,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::json;
 
 use crate::auth::{AuthFailure, Reason, Token, TokenSourceKind};
-use crate::server::QuiltServer;
+use crate::server::{QuiltServer, RequestMeta};
 
 /// Default request body limit (4 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -46,15 +46,6 @@ impl Default for HttpOptions {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
-}
-
-/// Facts about one HTTP request, for the log lines it causes.
-#[derive(Debug, Clone, Default)]
-pub struct RequestMeta {
-    /// A fresh id (also returned as `x-request-id`).
-    pub request_id: String,
-    /// The peer's address.
-    pub remote_addr: String,
 }
 
 #[derive(Clone)]

@@ -20,6 +20,7 @@
 pub mod auth;
 pub mod aws;
 pub mod config;
+pub mod error;
 pub mod http;
 pub mod logging;
 pub mod quilt;

@@ -5,7 +5,9 @@
 //! - [`source`]: environment and keyring token sources.
 //! - [`verify`]: SPEC §4 verification, yielding an [`AuthContext`] or an [`AuthFailure`].
 //! - [`claims`]: decompression of the Quilt claims.
+//! - [`aws_source`]: which AWS credential source the claims name (SPEC §5).
 
+pub mod aws_source;
 pub mod claims;
 pub mod keys;
 pub mod source;
@@ -17,10 +19,10 @@ use serde::Serialize;
 pub use claims::QuiltClaims;
 pub use token::Token;
 
-use crate::aws::CredentialSource;
+pub use aws_source::{CredentialSource, CredentialSummary, InlineCredentials};
 
 /// Where the token of a call came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenSourceKind {
     /// `QUILT_MCP_TOKEN`.
@@ -172,7 +174,7 @@ fn hint(reason: Reason, source: Option<TokenSourceKind>) -> &'static str {
 }
 
 /// Facts about the token itself (never the token).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct TokenInfo {
     /// Where the token came from.
     pub source: TokenSourceKind,

@@ -15,9 +15,9 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
+use super::CredentialSource;
 use super::keys::{self, KeyError, KeySet, VerificationKey};
 use super::{AuthContext, AuthFailure, Reason, Token, TokenInfo, TokenSourceKind, claims};
-use crate::aws::CredentialSource;
 use crate::config::Config;
 
 const B64URL: GeneralPurpose = GeneralPurpose::new(

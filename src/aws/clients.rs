@@ -198,8 +198,8 @@ impl Aws {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::CredentialSource;
     use crate::auth::{QuiltClaims, Token, TokenInfo, TokenSourceKind};
-    use crate::aws::CredentialSource;
 
     fn context(i: usize, expires_at: i64) -> AuthContext {
         let token = Token::new(&format!("token-{i}")).unwrap();

@@ -9,9 +9,9 @@ use aws_sdk_sts::error::ProvideErrorMetadata as _;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
-use super::CredentialSource;
+use crate::auth::CredentialSource;
 use crate::auth::{AuthContext, AuthFailure, Reason};
-use crate::tools::{ErrorCode, ToolError};
+use crate::error::{ErrorCode, ToolError, chain};
 
 /// Temporary (or inline) AWS credentials. Secrets redact themselves.
 #[derive(Clone)]
@@ -199,14 +199,13 @@ async fn web_identity(
                         "STS refused AssumeRoleWithWebIdentity on {role_arn} ({code}{detail}); the role's trust policy must accept this token's issuer and audience"
                     ),
                 ),
-                "" => ToolError {
-                    code: ErrorCode::UpstreamError,
-                    message: format!(
+                "" => ToolError::retryable(
+                    ErrorCode::UpstreamError,
+                    format!(
                         "STS could not be reached for AssumeRoleWithWebIdentity: {}",
-                        describe_sdk_error(&error)
+                        chain(&error)
                     ),
-                    retryable: true,
-                },
+                ),
                 _ => ToolError {
                     code: ErrorCode::UpstreamError,
                     message: format!(
@@ -219,11 +218,10 @@ async fn web_identity(
         }
     };
     let Some(creds) = output.credentials else {
-        return Err(CredentialError::Tool(ToolError {
-            code: ErrorCode::UpstreamError,
-            message: "STS answered AssumeRoleWithWebIdentity without credentials".to_owned(),
-            retryable: true,
-        }));
+        return Err(CredentialError::Tool(ToolError::retryable(
+            ErrorCode::UpstreamError,
+            "STS answered AssumeRoleWithWebIdentity without credentials",
+        )));
     };
     Ok(AwsCredentials {
         access_key_id: SecretString::from(creds.access_key_id),
@@ -233,17 +231,6 @@ async fn web_identity(
         region: region.to_owned(),
         source: "web_identity",
     })
-}
-
-fn describe_sdk_error<E: std::error::Error + 'static>(error: &E) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[derive(Deserialize)]
@@ -263,11 +250,7 @@ async fn registry(
 ) -> Result<AwsCredentials, CredentialError> {
     let url = format!("{base}/api/auth/get_credentials");
     let upstream = |message: String| {
-        CredentialError::Tool(ToolError {
-            code: ErrorCode::UpstreamError,
-            message,
-            retryable: true,
-        })
+        CredentialError::Tool(ToolError::retryable(ErrorCode::UpstreamError, message))
     };
     let response = http
         .get(&url)
@@ -278,7 +261,7 @@ async fn registry(
         .map_err(|e| {
             upstream(format!(
                 "the Quilt registry at {base} could not be reached: {}",
-                describe_sdk_error(&e)
+                chain(&e)
             ))
         })?;
     let status = response.status();

@@ -7,13 +7,13 @@ use aws_sdk_s3::primitives::ByteStream;
 use futures::StreamExt as _;
 use tokio::io::AsyncBufReadExt as _;
 
+use super::error::QuiltError;
 use super::manifest::{Manifest, ManifestReader};
 use super::{
     NAMED_PACKAGES_PREFIX, PACKAGES_PREFIX, is_top_hash, latest_key, manifest_key, parse_pointer,
     pointer_prefix,
 };
-use crate::aws::errors::s3_error;
-use crate::tools::{ErrorCode, ToolError};
+use crate::error::{ErrorCode, s3_error};
 
 /// Pointer reads in flight at once when listing packages.
 const POINTER_CONCURRENCY: usize = 16;
@@ -57,7 +57,7 @@ impl<'a> Registry<'a> {
     }
 
     /// A small object's bytes, `None` when it does not exist.
-    pub async fn get_small(&self, key: &str) -> Result<Option<Vec<u8>>, ToolError> {
+    pub async fn get_small(&self, key: &str) -> Result<Option<Vec<u8>>, QuiltError> {
         let answer = self
             .s3
             .get_object()
@@ -67,11 +67,11 @@ impl<'a> Registry<'a> {
             .await;
         match answer {
             Ok(output) => {
-                let bytes = output.body.collect().await.map_err(|e| ToolError {
-                    code: ErrorCode::UpstreamError,
-                    message: format!("reading {} was interrupted: {e}", self.uri(key)),
-                    retryable: true,
-                })?;
+                let bytes = output
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| QuiltError::interrupted(self.uri(key), e))?;
                 Ok(Some(bytes.into_bytes().to_vec()))
             }
             Err(error) => {
@@ -79,14 +79,14 @@ impl<'a> Registry<'a> {
                 if mapped.code == ErrorCode::NotFound {
                     Ok(None)
                 } else {
-                    Err(mapped)
+                    Err(mapped.into())
                 }
             }
         }
     }
 
     /// Whether an object exists.
-    pub async fn exists(&self, key: &str) -> Result<bool, ToolError> {
+    pub async fn exists(&self, key: &str) -> Result<bool, QuiltError> {
         match self
             .s3
             .head_object()
@@ -101,38 +101,38 @@ impl<'a> Registry<'a> {
                 if mapped.code == ErrorCode::NotFound {
                     Ok(false)
                 } else {
-                    Err(mapped)
+                    Err(mapped.into())
                 }
             }
         }
     }
 
     /// The top hash `latest` points at, `None` when the package does not exist.
-    pub async fn latest(&self, name: &str) -> Result<Option<String>, ToolError> {
+    pub async fn latest(&self, name: &str) -> Result<Option<String>, QuiltError> {
         let Some(body) = self.get_small(&latest_key(name)).await? else {
             return Ok(None);
         };
         parse_pointer(&body).map(Some).ok_or_else(|| {
-            ToolError::new(
-                ErrorCode::IntegrityError,
-                format!("{} does not hold a top hash", self.uri(&latest_key(name))),
-            )
+            QuiltError::Integrity(format!(
+                "{} does not hold a top hash",
+                self.uri(&latest_key(name))
+            ))
         })
     }
 
     /// The top hash of `name` at `top_hash` (full, or a unique prefix of at least 6
     /// characters), or at `latest` when none is given.
-    pub async fn resolve(&self, name: &str, top_hash: Option<&str>) -> Result<String, ToolError> {
+    pub async fn resolve(&self, name: &str, top_hash: Option<&str>) -> Result<String, QuiltError> {
         match top_hash.map(str::trim).filter(|h| !h.is_empty()) {
             None => self.latest(name).await?.ok_or_else(|| {
-                ToolError::new(
-                    ErrorCode::NotFound,
-                    format!("package {name} does not exist in s3://{}", self.bucket),
-                )
+                QuiltError::NotFound(format!(
+                    "package {name} does not exist in s3://{}",
+                    self.bucket
+                ))
             }),
             Some(given) => {
                 let prefix = super::check_hash_prefix(given)
-                    .map_err(|e| ToolError::invalid(format!("`top_hash`: {e}")))?;
+                    .map_err(|e| QuiltError::Invalid(format!("`top_hash`: {e}")))?;
                 if prefix.len() == 64 {
                     return Ok(prefix);
                 }
@@ -154,14 +154,11 @@ impl<'a> Registry<'a> {
                     .collect();
                 match matches.as_slice() {
                     [one] => Ok((*one).to_owned()),
-                    [] => Err(ToolError::new(
-                        ErrorCode::NotFound,
-                        format!(
-                            "no revision in s3://{} has a top hash starting with {prefix}",
-                            self.bucket
-                        ),
-                    )),
-                    many => Err(ToolError::invalid(format!(
+                    [] => Err(QuiltError::NotFound(format!(
+                        "no revision in s3://{} has a top hash starting with {prefix}",
+                        self.bucket
+                    ))),
+                    many => Err(QuiltError::Invalid(format!(
                         "the hash prefix {prefix} is ambiguous: it matches {}; give more characters",
                         many.join(", ")
                     ))),
@@ -172,7 +169,7 @@ impl<'a> Registry<'a> {
 
     /// Streams the manifest of `top_hash`, parses it line by line (the text is never
     /// held whole) and checks that it hashes to `top_hash`.
-    pub async fn read_manifest(&self, top_hash: &str) -> Result<Manifest, ToolError> {
+    pub async fn read_manifest(&self, top_hash: &str) -> Result<Manifest, QuiltError> {
         let key = manifest_key(top_hash);
         let output = self
             .s3
@@ -184,12 +181,9 @@ impl<'a> Registry<'a> {
             .map_err(|e| {
                 let mapped = s3_error("GetObject", &self.uri(&key), &e);
                 if mapped.code == ErrorCode::NotFound {
-                    ToolError::new(
-                        ErrorCode::NotFound,
-                        format!("no revision {top_hash} in s3://{}", self.bucket),
-                    )
+                    QuiltError::NotFound(format!("no revision {top_hash} in s3://{}", self.bucket))
                 } else {
-                    mapped
+                    mapped.into()
                 }
             })?;
         let mut lines =
@@ -198,18 +192,14 @@ impl<'a> Registry<'a> {
         let mut line = String::new();
         let mut trailing_newline = false;
         let invalid = |e: super::manifest::ManifestError| {
-            ToolError::new(
-                ErrorCode::IntegrityError,
-                format!("the manifest {} is invalid: {e}", self.uri(&key)),
-            )
+            QuiltError::Integrity(format!("the manifest {} is invalid: {e}", self.uri(&key)))
         };
         loop {
             line.clear();
-            let read = lines.read_line(&mut line).await.map_err(|e| ToolError {
-                code: ErrorCode::UpstreamError,
-                message: format!("reading {} was interrupted: {e}", self.uri(&key)),
-                retryable: true,
-            })?;
+            let read = lines
+                .read_line(&mut line)
+                .await
+                .map_err(|e| QuiltError::interrupted(self.uri(&key), e))?;
             if read == 0 {
                 break;
             }
@@ -220,13 +210,10 @@ impl<'a> Registry<'a> {
         let manifest = reader.finish(trailing_newline).map_err(invalid)?;
         let actual = manifest.top_hash();
         if actual != top_hash {
-            return Err(ToolError::new(
-                ErrorCode::IntegrityError,
-                format!(
-                    "the manifest stored as {top_hash} in s3://{} hashes to {actual}: it was altered or is corrupt",
-                    self.bucket
-                ),
-            ));
+            return Err(QuiltError::Integrity(format!(
+                "the manifest stored as {top_hash} in s3://{} hashes to {actual}: it was altered or is corrupt",
+                self.bucket
+            )));
         }
         Ok(manifest)
     }
@@ -237,7 +224,7 @@ impl<'a> Registry<'a> {
         &self,
         name: &str,
         except: &str,
-    ) -> Result<Option<String>, ToolError> {
+    ) -> Result<Option<String>, QuiltError> {
         let prefix = pointer_prefix(name);
         let keys = self.list_keys(&prefix).await?;
         let mut stamps: Vec<&str> = keys
@@ -259,7 +246,7 @@ impl<'a> Registry<'a> {
     }
 
     /// Every key under `prefix` with its last-modified time, all pages.
-    async fn list_keys(&self, prefix: &str) -> Result<Vec<(String, Option<i64>)>, ToolError> {
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<(String, Option<i64>)>, QuiltError> {
         let mut keys = Vec::new();
         let mut pages = self
             .s3
@@ -281,7 +268,7 @@ impl<'a> Registry<'a> {
 
     /// The named packages whose names start with `prefix`, with their latest top hash
     /// and newest revision time.
-    pub async fn list_packages(&self, prefix: &str) -> Result<Vec<PackageSummary>, ToolError> {
+    pub async fn list_packages(&self, prefix: &str) -> Result<Vec<PackageSummary>, QuiltError> {
         let keys = self
             .list_keys(&format!("{NAMED_PACKAGES_PREFIX}{prefix}"))
             .await?;
@@ -311,7 +298,7 @@ impl<'a> Registry<'a> {
             }
         }
         let names: Vec<(String, Seen)> = packages.into_iter().collect();
-        let summaries: Vec<Result<PackageSummary, ToolError>> = futures::stream::iter(names)
+        let summaries: Vec<Result<PackageSummary, QuiltError>> = futures::stream::iter(names)
             .map(|(name, seen)| async move {
                 let top_hash = if seen.has_latest {
                     self.latest(&name).await?
@@ -332,7 +319,12 @@ impl<'a> Registry<'a> {
     }
 
     /// Writes an object.
-    pub async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), ToolError> {
+    pub async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), QuiltError> {
         self.s3
             .put_object()
             .bucket(&self.bucket)
@@ -342,6 +334,6 @@ impl<'a> Registry<'a> {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| s3_error("PutObject", &self.uri(key), &e))
+            .map_err(|e| s3_error("PutObject", &self.uri(key), &e).into())
     }
 }

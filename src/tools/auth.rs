@@ -1,28 +1,102 @@
 //! `auth_status`: who the token says the caller is and what it grants.
 
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::Serialize;
 
-use crate::auth::AuthContext;
+use super::{Call, NoParams, Tool, ToolError, ToolInfo};
+use crate::auth::{AuthContext, CredentialSummary, TokenInfo};
+use crate::time::{now_unix, rfc3339};
+
+/// `auth_status`.
+pub(crate) struct AuthStatus;
 
 /// The structured result of `auth_status` (SPEC §6.1).
-pub fn auth_status(ctx: &AuthContext, default_region: &str, read_only: bool, now: i64) -> Value {
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct AuthStatusOutput {
+    /// Always true: a call without a valid token never gets here.
+    authenticated: bool,
+    /// `sub` (or `id`).
+    subject: Option<String>,
+    /// `iss`.
+    issuer: Option<String>,
+    /// `aud`.
+    audience: Vec<String>,
+    /// `iat`, RFC 3339.
+    issued_at: Option<String>,
+    /// `exp`, RFC 3339.
+    expires_at: Option<String>,
+    /// Seconds until the token expires.
+    expires_in: i64,
+    /// `jti`.
+    jti: Option<String>,
+    /// The Quilt scope.
+    scope: String,
+    /// `read`, `write` or `admin`.
+    level: String,
+    /// The Quilt roles.
+    roles: Vec<String>,
+    /// The buckets granted (`*`: all).
+    buckets: Vec<String>,
+    /// The S3 actions granted.
+    permissions: Vec<String>,
+    /// Where the token came from, its fingerprint, algorithm and key id.
+    token: TokenInfo,
+    /// Where AWS credentials come from.
+    aws: CredentialSummary,
+    /// Whether the server runs in read-only mode.
+    read_only: bool,
+}
+
+/// The structured result of `auth_status` for `ctx`.
+pub(crate) fn auth_status(
+    ctx: &AuthContext,
+    default_region: &str,
+    read_only: bool,
+    now: i64,
+) -> AuthStatusOutput {
     let c = &ctx.claims;
-    json!({
-        "authenticated": true,
-        "subject": ctx.subject,
-        "issuer": ctx.issuer,
-        "audience": ctx.audience,
-        "issued_at": ctx.issued_at.and_then(crate::time::rfc3339),
-        "expires_at": crate::time::rfc3339(ctx.expires_at),
-        "expires_in": (ctx.expires_at - now).max(0),
-        "jti": ctx.jti,
-        "scope": c.scope,
-        "level": c.level,
-        "roles": c.roles,
-        "buckets": c.buckets,
-        "permissions": c.permissions,
-        "token": ctx.token_info,
-        "aws": ctx.aws.summary(default_region),
-        "read_only": read_only,
-    })
+    AuthStatusOutput {
+        authenticated: true,
+        subject: ctx.subject.clone(),
+        issuer: ctx.issuer.clone(),
+        audience: ctx.audience.clone(),
+        issued_at: ctx.issued_at.and_then(rfc3339),
+        expires_at: rfc3339(ctx.expires_at),
+        expires_in: (ctx.expires_at - now).max(0),
+        jti: ctx.jti.clone(),
+        scope: c.scope.clone(),
+        level: c.level.clone(),
+        roles: c.roles.clone(),
+        buckets: c.buckets.clone(),
+        permissions: c.permissions.clone(),
+        token: ctx.token_info.clone(),
+        aws: ctx.aws.summary(default_region),
+        read_only,
+    }
+}
+
+impl Tool for AuthStatus {
+    const INFO: ToolInfo = ToolInfo {
+        name: "auth_status",
+        title: "Authentication status",
+        description: "Show who the Quilt token belongs to and what it grants: subject, issuer, \
+            audience, expiry, scope, level (read/write/admin), roles, buckets, S3 permissions, the \
+            token's source and fingerprint, and where AWS credentials will come from. Use it first \
+            when a call is refused.",
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        open_world: false,
+    };
+    type Params = NoParams;
+    type Output = AuthStatusOutput;
+
+    async fn run(call: Call<'_>, _params: NoParams) -> Result<AuthStatusOutput, ToolError> {
+        Ok(auth_status(
+            call.ctx,
+            call.default_region,
+            call.read_only,
+            now_unix(),
+        ))
+    }
 }

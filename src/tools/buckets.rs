@@ -1,8 +1,8 @@
-//! The bucket tools: `bucket_list` (from the token alone) and the S3 tools, which
-//! run with the caller's [`AwsSession`] once the gate has let the call through.
+//! The bucket tools: `bucket_list` (from the token alone) and the S3 tools, which run
+//! with the caller's [`crate::aws::AwsSession`] once the gate has let the call through.
+//! Each tool is its parameters, its result and its operation.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use aws_sdk_s3::presigning::PresigningConfig;
@@ -10,160 +10,781 @@ use aws_sdk_s3::primitives::ByteStream;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures::StreamExt as _;
-use rmcp::handler::server::tool::Extension;
-use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock, ResourceContents};
-use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
 
-use super::uri::{S3Uri, parse_bucket};
-use super::{ErrorCode, ToolError, finish};
-use crate::auth::AuthContext;
-use crate::aws::AwsSession;
-use crate::aws::errors::s3_error;
-use crate::server::QuiltServer;
+use super::uri::{Bucket, ObjectUri, S3Uri};
+use super::{
+    Access, Blob, Call, ErrorCode, GET_OBJECT, GET_OBJECT_VERSION, LIST_BUCKET, NoParams,
+    PUT_OBJECT, Params, Tool, ToolError, ToolInfo,
+};
+use crate::error::s3_error;
 use crate::time::{now_unix, rfc3339};
 
 /// Largest `max_bytes` for text and fetch.
-pub const MAX_READ_BYTES: u64 = 16 * 1024 * 1024;
+pub(crate) const MAX_READ_BYTES: u64 = 16 * 1024 * 1024;
 /// Largest `expiration` for presigned links (7 days, SigV4's limit).
-pub const MAX_LINK_SECONDS: u64 = 604_800;
+pub(crate) const MAX_LINK_SECONDS: u64 = 604_800;
 /// Items written at once by `bucket_objects_put`.
-pub const PUT_CONCURRENCY: usize = 8;
+pub(crate) const PUT_CONCURRENCY: usize = 8;
 
-/// The structured result of `bucket_list`: the token's buckets with the S3
-/// permissions the token grants on them (Quilt grants permissions across all of a
-/// token's buckets).
-pub fn bucket_list(ctx: &AuthContext) -> Value {
-    let c = &ctx.claims;
-    let mut seen: Vec<&str> = Vec::new();
-    let buckets: Vec<Value> = c
-        .buckets
-        .iter()
-        .filter(|b| {
-            let new = !seen.contains(&b.as_str());
-            seen.push(b);
-            new
-        })
-        .map(|name| json!({"name": name, "permissions": c.permissions}))
-        .collect();
-    json!({
-        "buckets": buckets,
-        "count": buckets.len(),
-        "all_buckets": c.buckets.iter().any(|b| b == "*"),
-        "level": c.level,
-    })
+/// The read tools' annotations: read-only, idempotent, reaching AWS.
+const fn reads(name: &'static str, title: &'static str, description: &'static str) -> ToolInfo {
+    ToolInfo {
+        name,
+        title,
+        description,
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        open_world: true,
+    }
 }
+
+// ---------------------------------------------------------------------------------
+// bucket_list
+
+/// `bucket_list`.
+pub(crate) struct BucketList;
+
+/// One granted bucket.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct GrantedBucket {
+    /// The bucket name (`*`: every bucket).
+    name: String,
+    /// The S3 actions the token grants (Quilt grants them across all of its buckets).
+    permissions: Vec<String>,
+}
+
+/// The result of `bucket_list`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct BucketListOutput {
+    /// The buckets, in the token's order, without repeats.
+    buckets: Vec<GrantedBucket>,
+    /// How many.
+    count: usize,
+    /// Whether the token grants every bucket (`*`).
+    all_buckets: bool,
+    /// The token's level.
+    level: String,
+}
+
+impl Tool for BucketList {
+    const INFO: ToolInfo = ToolInfo {
+        name: "bucket_list",
+        title: "List granted buckets",
+        description: "List the S3 buckets the Quilt token grants, each with the S3 permissions \
+            the token carries. Answers from the token alone, without calling AWS.",
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        open_world: false,
+    };
+    type Params = NoParams;
+    type Output = BucketListOutput;
+
+    async fn run(call: Call<'_>, _params: NoParams) -> Result<BucketListOutput, ToolError> {
+        let c = &call.ctx.claims;
+        let mut buckets: Vec<GrantedBucket> = Vec::new();
+        for name in &c.buckets {
+            if !buckets.iter().any(|b| &b.name == name) {
+                buckets.push(GrantedBucket {
+                    name: name.clone(),
+                    permissions: c.permissions.clone(),
+                });
+            }
+        }
+        Ok(BucketListOutput {
+            count: buckets.len(),
+            buckets,
+            all_buckets: c.buckets.iter().any(|b| b == "*"),
+            level: c.level.clone(),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// bucket_objects_list
+
+/// `bucket_objects_list`.
+pub(crate) struct BucketObjectsList;
 
 /// `bucket_objects_list` parameters.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub struct ListParams {
+pub(crate) struct ListParams {
     /// The bucket: a name such as `lab-data`, or `s3://lab-data`.
-    pub bucket: String,
+    bucket: Bucket,
     /// Only keys that start with this prefix, such as `runs/2026/`.
     #[serde(default)]
-    pub prefix: Option<String>,
+    prefix: Option<String>,
     /// Group keys at this delimiter (usually `/`) to browse like folders: the groups
     /// come back in `common_prefixes`.
     #[serde(default)]
-    pub delimiter: Option<String>,
+    delimiter: Option<String>,
     /// How many keys to return, 1 to 1000 (default 100).
     #[serde(default)]
-    pub max_keys: Option<i64>,
+    max_keys: Option<i64>,
     /// `next_continuation_token` of the previous page, to get the next one.
     #[serde(default)]
-    pub continuation_token: Option<String>,
+    continuation_token: Option<String>,
+}
+
+impl Params for ListParams {
+    fn access(&self) -> Access {
+        Access::needs(&[LIST_BUCKET]).bucket(self.bucket.name())
+    }
+}
+
+/// One listed object.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct ListedObject {
+    /// The key.
+    key: Option<String>,
+    /// Its size in bytes.
+    size: Option<i64>,
+    /// RFC 3339.
+    last_modified: Option<String>,
+    /// The ETag.
+    etag: Option<String>,
+    /// The storage class.
+    storage_class: Option<String>,
+}
+
+/// The result of `bucket_objects_list`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct ListOutput {
+    /// The bucket.
+    bucket: String,
+    /// The prefix listed.
+    prefix: String,
+    /// The objects of this page.
+    objects: Vec<ListedObject>,
+    /// The groups found at the delimiter.
+    common_prefixes: Vec<String>,
+    /// Objects plus groups on this page.
+    key_count: usize,
+    /// Whether more pages follow.
+    is_truncated: bool,
+    /// Pass as `continuation_token` for the next page.
+    next_continuation_token: Option<String>,
+}
+
+impl Tool for BucketObjectsList {
+    const INFO: ToolInfo = reads(
+        "bucket_objects_list",
+        "List objects",
+        "List objects in an S3 bucket the token grants: keys with size, last \
+            modified time, ETag and storage class. Use `prefix` to narrow down, `delimiter: \"/\"` \
+            to browse folder by folder (sub-folders come back in `common_prefixes`), and \
+            `continuation_token` to page through large listings.",
+    );
+    type Params = ListParams;
+    type Output = ListOutput;
+
+    async fn run(call: Call<'_>, p: ListParams) -> Result<ListOutput, ToolError> {
+        let s3 = call.s3()?;
+        let bucket = p.bucket.name();
+        let max_keys = p.max_keys.unwrap_or(100);
+        if !(1..=1000).contains(&max_keys) {
+            return Err(ToolError::invalid(format!(
+                "`max_keys` must be from 1 to 1000, not {max_keys}"
+            )));
+        }
+        let prefix = p.prefix.unwrap_or_default();
+        let output = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(&prefix)
+            .set_delimiter(p.delimiter.filter(|d| !d.is_empty()))
+            .max_keys(i32::try_from(max_keys).unwrap_or(100))
+            .set_continuation_token(p.continuation_token.filter(|t| !t.is_empty()))
+            .send()
+            .await
+            .map_err(|e| s3_error("ListObjectsV2", &format!("s3://{bucket}/{prefix}"), &e))?;
+        let objects: Vec<ListedObject> = output
+            .contents()
+            .iter()
+            .map(|o| ListedObject {
+                key: o.key().map(str::to_owned),
+                size: o.size(),
+                last_modified: date(o.last_modified()),
+                etag: o.e_tag().map(str::to_owned),
+                storage_class: o.storage_class().map(|s| s.as_str().to_owned()),
+            })
+            .collect();
+        let common_prefixes: Vec<String> = output
+            .common_prefixes()
+            .iter()
+            .filter_map(|c| c.prefix().map(str::to_owned))
+            .collect();
+        Ok(ListOutput {
+            bucket: bucket.to_owned(),
+            prefix,
+            key_count: objects.len() + common_prefixes.len(),
+            objects,
+            common_prefixes,
+            is_truncated: output.is_truncated().unwrap_or(false),
+            next_continuation_token: output.next_continuation_token().map(str::to_owned),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The tools that read one object.
+
+/// Reading an object: `s3:GetObject`, and `s3:GetObjectVersion` for a version.
+fn object_access(uri: &S3Uri) -> Access {
+    let mut access = Access::needs(&[GET_OBJECT]).bucket(&uri.bucket);
+    if uri.version_id.is_some() {
+        access.also_needs(GET_OBJECT_VERSION);
+    }
+    access
 }
 
 /// Parameters of the tools that read one object.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub struct ObjectParams {
+pub(crate) struct ObjectParams {
     /// The object: `s3://bucket/key`, the key percent-encoded where needed, optionally
     /// with `?versionId=…` for a specific version.
-    pub s3_uri: String,
+    s3_uri: ObjectUri,
 }
+
+impl Params for ObjectParams {
+    fn access(&self) -> Access {
+        object_access(&self.s3_uri)
+    }
+}
+
+/// `bucket_object_info`.
+pub(crate) struct BucketObjectInfo;
+
+/// The result of `bucket_object_info`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct InfoOutput {
+    /// The bucket.
+    bucket: String,
+    /// The key.
+    key: String,
+    /// Size in bytes.
+    size: Option<i64>,
+    /// The content type.
+    content_type: Option<String>,
+    /// RFC 3339.
+    last_modified: Option<String>,
+    /// The ETag.
+    etag: Option<String>,
+    /// The version id, in a versioned bucket.
+    version_id: Option<String>,
+    /// User metadata (`x-amz-meta-*`).
+    metadata: BTreeMap<String, String>,
+    /// The storage class.
+    storage_class: Option<String>,
+    /// The content encoding.
+    content_encoding: Option<String>,
+    /// The cache control header.
+    cache_control: Option<String>,
+}
+
+impl Tool for BucketObjectInfo {
+    const INFO: ToolInfo = reads(
+        "bucket_object_info",
+        "Object metadata",
+        "Describe one S3 object without downloading it: size, content type, last \
+            modified time, ETag, version id and user metadata.",
+    );
+    type Params = ObjectParams;
+    type Output = InfoOutput;
+
+    async fn run(call: Call<'_>, p: ObjectParams) -> Result<InfoOutput, ToolError> {
+        let uri = &p.s3_uri;
+        let head = call
+            .s3()?
+            .head_object()
+            .bucket(&uri.bucket)
+            .key(&uri.key)
+            .set_version_id(uri.version_id.clone())
+            .send()
+            .await
+            .map_err(|e| s3_error("HeadObject", &uri.to_string(), &e))?;
+        Ok(InfoOutput {
+            bucket: uri.bucket.clone(),
+            key: uri.key.clone(),
+            size: head.content_length(),
+            content_type: head.content_type().map(str::to_owned),
+            last_modified: date(head.last_modified()),
+            etag: head.e_tag().map(str::to_owned),
+            version_id: head.version_id().map(str::to_owned),
+            metadata: head
+                .metadata()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+            storage_class: head.storage_class().map(|s| s.as_str().to_owned()),
+            content_encoding: head.content_encoding().map(str::to_owned),
+            cache_control: head.cache_control().map(str::to_owned),
+        })
+    }
+}
+
+/// `bucket_object_text`.
+pub(crate) struct BucketObjectText;
 
 /// `bucket_object_text` parameters.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub struct TextParams {
+pub(crate) struct TextParams {
     /// The object: `s3://bucket/key`, optionally with `?versionId=…`.
-    pub s3_uri: String,
+    s3_uri: ObjectUri,
     /// Most bytes to read (default 65536, at most 16 MiB). Only this much is downloaded.
     #[serde(default)]
-    pub max_bytes: Option<u64>,
+    max_bytes: Option<u64>,
     /// Byte offset to start reading at (default 0); use `offset + bytes_read` of the
     /// previous call to continue.
     #[serde(default)]
-    pub offset: Option<u64>,
+    offset: Option<u64>,
     /// Text encoding: `utf-8` (default), `latin-1` or `ascii`.
     #[serde(default)]
-    pub encoding: Option<String>,
+    encoding: Option<String>,
 }
+
+impl Params for TextParams {
+    fn access(&self) -> Access {
+        object_access(&self.s3_uri)
+    }
+}
+
+/// The result of `bucket_object_text`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct TextOutput {
+    /// The bucket.
+    bucket: String,
+    /// The key.
+    key: String,
+    /// The text read.
+    text: String,
+    /// Its encoding.
+    encoding: String,
+    /// The byte offset the text starts at.
+    offset: u64,
+    /// How many bytes of the object the text covers.
+    bytes_read: u64,
+    /// Where to continue reading.
+    next_offset: u64,
+    /// The object's size.
+    size: u64,
+    /// Whether bytes remain after the text.
+    truncated: bool,
+    /// The content type.
+    content_type: Option<String>,
+}
+
+impl Tool for BucketObjectText {
+    const INFO: ToolInfo = reads(
+        "bucket_object_text",
+        "Read object text",
+        "Read part of a text object (CSV, JSON, Markdown, code, logs…) as text. \
+            Downloads at most `max_bytes` from `offset`, never cuts a character in half, and \
+            says whether more remains (`truncated`, `next_offset`). Binary objects are refused: \
+            use bucket_object_fetch for those.",
+    );
+    type Params = TextParams;
+    type Output = TextOutput;
+
+    async fn run(call: Call<'_>, p: TextParams) -> Result<TextOutput, ToolError> {
+        let uri = &p.s3_uri;
+        let max_bytes = check_max_bytes(p.max_bytes, 65_536)?;
+        let encoding = normalize_encoding(p.encoding.as_deref());
+        if !matches!(encoding.as_str(), "utf-8" | "latin-1" | "ascii") {
+            return Err(ToolError::invalid(format!(
+                "unsupported encoding {encoding:?}; use utf-8, latin-1 or ascii"
+            )));
+        }
+        let offset = p.offset.unwrap_or(0);
+        let chunk = read_range(call.s3()?, uri, offset, max_bytes).await?;
+        let (text, skipped, covered) = decode_text(&chunk.bytes, offset, chunk.size, &encoding)?;
+        let start = offset + skipped as u64;
+        let bytes_read = covered as u64;
+        Ok(TextOutput {
+            bucket: uri.bucket.clone(),
+            key: uri.key.clone(),
+            text,
+            encoding,
+            offset: start,
+            bytes_read,
+            next_offset: start + bytes_read,
+            size: chunk.size,
+            truncated: start + bytes_read < chunk.size,
+            content_type: chunk.content_type,
+        })
+    }
+}
+
+/// `bucket_object_fetch`.
+pub(crate) struct BucketObjectFetch;
 
 /// `bucket_object_fetch` parameters.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub struct FetchParams {
+pub(crate) struct FetchParams {
     /// The object: `s3://bucket/key`, optionally with `?versionId=…`.
-    pub s3_uri: String,
+    s3_uri: ObjectUri,
     /// Most bytes to return (default 1 MiB, at most 16 MiB). Only this much is downloaded.
     #[serde(default)]
-    pub max_bytes: Option<u64>,
+    max_bytes: Option<u64>,
 }
+
+impl Params for FetchParams {
+    fn access(&self) -> Access {
+        object_access(&self.s3_uri)
+    }
+}
+
+/// The result of `bucket_object_fetch`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct FetchOutput {
+    /// The bucket.
+    bucket: String,
+    /// The key.
+    key: String,
+    /// The content type.
+    content_type: String,
+    /// The object's size.
+    size: u64,
+    /// How many bytes are returned.
+    bytes_read: u64,
+    /// Whether the object is larger than what is returned.
+    truncated: bool,
+    /// The bytes, standard base64.
+    base64: String,
+    /// The object's URI (with its version).
+    #[serde(skip)]
+    uri: String,
+}
+
+impl Tool for BucketObjectFetch {
+    const INFO: ToolInfo = reads(
+        "bucket_object_fetch",
+        "Fetch object bytes",
+        "Fetch an object's bytes (up to `max_bytes`, default 1 MiB) as base64 with \
+            its content type, also as an embedded MCP resource. For images, Parquet and other \
+            binary data; for text prefer bucket_object_text.",
+    );
+    type Params = FetchParams;
+    type Output = FetchOutput;
+
+    async fn run(call: Call<'_>, p: FetchParams) -> Result<FetchOutput, ToolError> {
+        let uri = &p.s3_uri;
+        let max_bytes = check_max_bytes(p.max_bytes, 1024 * 1024)?;
+        let chunk = read_range(call.s3()?, uri, 0, max_bytes).await?;
+        let bytes_read = chunk.bytes.len() as u64;
+        Ok(FetchOutput {
+            bucket: uri.bucket.clone(),
+            key: uri.key.clone(),
+            content_type: chunk
+                .content_type
+                .unwrap_or_else(|| "application/octet-stream".to_owned()),
+            size: chunk.size,
+            bytes_read,
+            truncated: bytes_read < chunk.size,
+            base64: STANDARD.encode(&chunk.bytes),
+            uri: uri.to_string(),
+        })
+    }
+
+    fn summary(output: &FetchOutput) -> Option<String> {
+        Some(format!(
+            "{} bytes of {} ({}){}",
+            output.bytes_read,
+            output.uri,
+            output.content_type,
+            if output.truncated { ", truncated" } else { "" }
+        ))
+    }
+
+    fn blob(output: &FetchOutput) -> Option<Blob> {
+        Some(Blob {
+            uri: output.uri.clone(),
+            mime_type: output.content_type.clone(),
+            base64: output.base64.clone(),
+        })
+    }
+}
+
+/// `bucket_object_link`.
+pub(crate) struct BucketObjectLink;
 
 /// `bucket_object_link` parameters.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub struct LinkParams {
+pub(crate) struct LinkParams {
     /// The object: `s3://bucket/key`, optionally with `?versionId=…`.
-    pub s3_uri: String,
+    s3_uri: ObjectUri,
     /// Seconds the link stays valid (default 3600, at most 604800). It never outlives
     /// the AWS credentials that sign it.
     #[serde(default)]
-    pub expiration: Option<u64>,
+    expiration: Option<u64>,
 }
+
+impl Params for LinkParams {
+    fn access(&self) -> Access {
+        object_access(&self.s3_uri)
+    }
+}
+
+/// The result of `bucket_object_link`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct LinkOutput {
+    /// The bucket.
+    bucket: String,
+    /// The key.
+    key: String,
+    /// The presigned HTTPS URL.
+    url: String,
+    /// When it stops working, RFC 3339.
+    expires_at: Option<String>,
+    /// Seconds it works.
+    expires_in: u64,
+    /// The seconds asked for.
+    requested_expires_in: u64,
+    /// Whether the credentials' expiry shortened it.
+    capped_by_credentials: bool,
+}
+
+impl Tool for BucketObjectLink {
+    const INFO: ToolInfo = ToolInfo {
+        idempotent: false,
+        ..reads(
+            "bucket_object_link",
+            "Presigned download link",
+            "Make a presigned HTTPS URL that downloads the object without credentials, \
+            valid for `expiration` seconds (default 3600). The link never outlives the AWS \
+            credentials that sign it: `expires_in` says how long it really lasts. Anyone with \
+            the URL can download the object until then.",
+        )
+    };
+    type Params = LinkParams;
+    type Output = LinkOutput;
+
+    async fn run(call: Call<'_>, p: LinkParams) -> Result<LinkOutput, ToolError> {
+        let session = call.session()?;
+        let uri = &p.s3_uri;
+        let requested = p.expiration.unwrap_or(3600);
+        if !(1..=MAX_LINK_SECONDS).contains(&requested) {
+            return Err(ToolError::invalid(format!(
+                "`expiration` must be from 1 to {MAX_LINK_SECONDS} seconds (7 days), not {requested}"
+            )));
+        }
+        let now = now_unix();
+        let credentials_left = session
+            .credentials
+            .expires_at
+            .map(|exp| u64::try_from(exp - now).unwrap_or(0));
+        let expires_in = match credentials_left {
+            Some(0) => {
+                return Err(ToolError::retryable(
+                    ErrorCode::UpstreamError,
+                    "the AWS credentials that would sign the link have expired; retry to get fresh ones",
+                ));
+            }
+            Some(left) => requested.min(left),
+            None => requested,
+        };
+        let presign = PresigningConfig::expires_in(Duration::from_secs(expires_in))
+            .map_err(|e| ToolError::invalid(format!("`expiration`: {e}")))?;
+        let request = session
+            .s3
+            .get_object()
+            .bucket(&uri.bucket)
+            .key(&uri.key)
+            .set_version_id(uri.version_id.clone())
+            .presigned(presign)
+            .await
+            .map_err(|e| s3_error("GetObject (presign)", &uri.to_string(), &e))?;
+        let expires_in_i64 = i64::try_from(expires_in).unwrap_or(i64::MAX);
+        Ok(LinkOutput {
+            bucket: uri.bucket.clone(),
+            key: uri.key.clone(),
+            url: request.uri().to_owned(),
+            expires_at: rfc3339(now + expires_in_i64),
+            expires_in,
+            requested_expires_in: requested,
+            capped_by_credentials: expires_in < requested,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// bucket_objects_put
+
+/// `bucket_objects_put`.
+pub(crate) struct BucketObjectsPut;
 
 /// One object to write.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub struct PutItem {
+pub(crate) struct PutItem {
     /// The key to write (an existing object at this key is replaced).
-    pub key: String,
+    key: String,
     /// The content as text (UTF-8). Give either `text` or `base64`.
     #[serde(default)]
-    pub text: Option<String>,
+    text: Option<String>,
     /// The content as standard base64, for binary data. Give either `text` or `base64`.
     #[serde(default)]
-    pub base64: Option<String>,
+    base64: Option<String>,
     /// Content type, such as `text/csv` (default `text/plain; charset=utf-8` for text,
     /// `application/octet-stream` for base64).
     #[serde(default)]
-    pub content_type: Option<String>,
+    content_type: Option<String>,
     /// User metadata (`x-amz-meta-*`), string keys and values.
     #[serde(default)]
-    pub metadata: Option<HashMap<String, String>>,
+    metadata: Option<HashMap<String, String>>,
 }
 
 /// `bucket_objects_put` parameters.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub struct PutParams {
+pub(crate) struct PutParams {
     /// The bucket: a name or `s3://name`.
-    pub bucket: String,
+    bucket: Bucket,
     /// The objects to write, 1 to 1000.
-    pub items: Vec<PutItem>,
+    items: Vec<PutItem>,
 }
 
-fn s3_uri_of(bucket: &str, key: &str, version: Option<&str>) -> String {
-    let mut uri = format!("s3://{bucket}/{key}");
-    if let Some(v) = version {
-        uri.push_str("?versionId=");
-        uri.push_str(v);
+impl Params for PutParams {
+    fn access(&self) -> Access {
+        Access::needs(&[PUT_OBJECT]).bucket(self.bucket.name())
     }
-    uri
 }
 
-fn object_uri(text: &str) -> Result<S3Uri, ToolError> {
-    S3Uri::parse_object(text).map_err(|e| ToolError::invalid(format!("`s3_uri`: {e}")))
+/// The outcome of one item.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct PutResult {
+    /// The key.
+    key: String,
+    /// Whether it was written.
+    ok: bool,
+    /// Bytes written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<usize>,
+    /// The new object's ETag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    etag: Option<String>,
+    /// The new object's version id, in a versioned bucket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version_id: Option<String>,
+    /// Why it was not written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ToolError>,
 }
+
+/// The result of `bucket_objects_put`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct PutOutput {
+    /// The bucket.
+    bucket: String,
+    /// One result per item, in order.
+    results: Vec<PutResult>,
+    /// How many were written.
+    written: usize,
+    /// How many failed.
+    failed: usize,
+}
+
+impl Tool for BucketObjectsPut {
+    const INFO: ToolInfo = ToolInfo {
+        name: "bucket_objects_put",
+        title: "Write objects",
+        description: "Write objects to an S3 bucket the token grants (level write or admin): \
+            each item is text or base64 with an optional content type and metadata. An existing \
+            object at the same key is overwritten (in a versioned bucket the old version is kept). \
+            Each item gets its own result; one failure does not stop the others.",
+        read_only: false,
+        destructive: false,
+        idempotent: true,
+        open_world: true,
+    };
+    type Params = PutParams;
+    type Output = PutOutput;
+
+    async fn run(call: Call<'_>, p: PutParams) -> Result<PutOutput, ToolError> {
+        let s3 = call.s3()?;
+        let bucket = p.bucket.name();
+        if p.items.is_empty() || p.items.len() > 1000 {
+            return Err(ToolError::invalid(format!(
+                "`items` must hold 1 to 1000 objects, not {}",
+                p.items.len()
+            )));
+        }
+        let results: Vec<PutResult> = futures::stream::iter(p.items)
+            .map(|item| put_one(s3, bucket, item))
+            .buffered(PUT_CONCURRENCY)
+            .collect()
+            .await;
+        let written = results.iter().filter(|r| r.ok).count();
+        Ok(PutOutput {
+            bucket: bucket.to_owned(),
+            failed: results.len() - written,
+            results,
+            written,
+        })
+    }
+}
+
+async fn put_one(s3: &aws_sdk_s3::Client, bucket: &str, item: PutItem) -> PutResult {
+    let key = item.key;
+    let fail = |error: ToolError| PutResult {
+        key: key.clone(),
+        ok: false,
+        size: None,
+        etag: None,
+        version_id: None,
+        error: Some(error),
+    };
+    if key.is_empty() {
+        return fail(ToolError::invalid("the key is empty"));
+    }
+    let (bytes, default_type) = match (item.text, item.base64) {
+        (Some(text), None) => (text.into_bytes(), "text/plain; charset=utf-8"),
+        (None, Some(b64)) => match STANDARD.decode(b64.trim()) {
+            Ok(bytes) => (bytes, "application/octet-stream"),
+            Err(e) => {
+                return fail(ToolError::invalid(format!(
+                    "`base64` is not standard base64: {e}"
+                )));
+            }
+        },
+        _ => {
+            return fail(ToolError::invalid(
+                "give exactly one of `text` and `base64`",
+            ));
+        }
+    };
+    let size = bytes.len();
+    let answer = s3
+        .put_object()
+        .bucket(bucket)
+        .key(&key)
+        .body(ByteStream::from(bytes))
+        .content_type(item.content_type.as_deref().unwrap_or(default_type))
+        .set_metadata(item.metadata)
+        .send()
+        .await;
+    match answer {
+        Ok(out) => PutResult {
+            size: Some(size),
+            etag: out.e_tag().map(str::to_owned),
+            version_id: out.version_id().map(str::to_owned),
+            error: None,
+            ok: true,
+            key,
+        },
+        Err(e) => {
+            let uri = S3Uri {
+                bucket: bucket.to_owned(),
+                key: key.clone(),
+                version_id: None,
+            };
+            fail(s3_error("PutObject", &uri.to_string(), &e))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Reading and decoding.
 
 fn date(value: Option<&aws_sdk_s3::primitives::DateTime>) -> Option<String> {
     value.and_then(|d| rfc3339(d.secs()))
@@ -182,7 +803,7 @@ async fn read_range(
     offset: u64,
     max_bytes: u64,
 ) -> Result<Chunk, ToolError> {
-    let target = s3_uri_of(&uri.bucket, &uri.key, uri.version_id.as_deref());
+    let target = uri.to_string();
     let answer = s3
         .get_object()
         .bucket(&uri.bucket)
@@ -237,13 +858,7 @@ async fn read_range(
                 let take = (limit - bytes.len()).min(data.len());
                 bytes.extend_from_slice(&data[..take]);
             }
-            Some(Err(e)) => {
-                return Err(ToolError {
-                    code: ErrorCode::UpstreamError,
-                    message: format!("reading {target} was interrupted: {e}"),
-                    retryable: true,
-                });
-            }
+            Some(Err(e)) => return Err(ToolError::interrupted(&target, &e)),
             None => break,
         }
     }
@@ -257,7 +872,7 @@ async fn read_range(
 /// Decodes `bytes` read at `offset` of an object of `size` bytes. Returns the text,
 /// how many leading bytes were skipped (the middle of a character) and how many
 /// bytes the text covers.
-pub fn decode_text(
+pub(crate) fn decode_text(
     bytes: &[u8],
     offset: u64,
     size: u64,
@@ -344,442 +959,6 @@ fn check_max_bytes(value: Option<u64>, default: u64) -> Result<u64, ToolError> {
             ),
         )),
         n => Ok(n),
-    }
-}
-
-async fn list(s3: &aws_sdk_s3::Client, p: ListParams) -> Result<Value, ToolError> {
-    let bucket =
-        parse_bucket(&p.bucket).map_err(|e| ToolError::invalid(format!("`bucket`: {e}")))?;
-    let max_keys = p.max_keys.unwrap_or(100);
-    if !(1..=1000).contains(&max_keys) {
-        return Err(ToolError::invalid(format!(
-            "`max_keys` must be from 1 to 1000, not {max_keys}"
-        )));
-    }
-    let prefix = p.prefix.unwrap_or_default();
-    let output = s3
-        .list_objects_v2()
-        .bucket(&bucket)
-        .prefix(&prefix)
-        .set_delimiter(p.delimiter.filter(|d| !d.is_empty()))
-        .max_keys(i32::try_from(max_keys).unwrap_or(100))
-        .set_continuation_token(p.continuation_token.filter(|t| !t.is_empty()))
-        .send()
-        .await
-        .map_err(|e| s3_error("ListObjectsV2", &format!("s3://{bucket}/{prefix}"), &e))?;
-    let objects: Vec<Value> = output
-        .contents()
-        .iter()
-        .map(|o| {
-            json!({
-                "key": o.key(),
-                "size": o.size(),
-                "last_modified": date(o.last_modified()),
-                "etag": o.e_tag(),
-                "storage_class": o.storage_class().map(|s| s.as_str()),
-            })
-        })
-        .collect();
-    let common_prefixes: Vec<&str> = output
-        .common_prefixes()
-        .iter()
-        .filter_map(|c| c.prefix())
-        .collect();
-    Ok(json!({
-        "bucket": bucket,
-        "prefix": prefix,
-        "objects": objects,
-        "common_prefixes": common_prefixes,
-        "key_count": objects.len() + common_prefixes.len(),
-        "is_truncated": output.is_truncated().unwrap_or(false),
-        "next_continuation_token": output.next_continuation_token(),
-    }))
-}
-
-async fn info(s3: &aws_sdk_s3::Client, p: ObjectParams) -> Result<Value, ToolError> {
-    let uri = object_uri(&p.s3_uri)?;
-    let target = s3_uri_of(&uri.bucket, &uri.key, uri.version_id.as_deref());
-    let head = s3
-        .head_object()
-        .bucket(&uri.bucket)
-        .key(&uri.key)
-        .set_version_id(uri.version_id.clone())
-        .send()
-        .await
-        .map_err(|e| s3_error("HeadObject", &target, &e))?;
-    let metadata: Map<String, Value> = head
-        .metadata()
-        .map(|m| {
-            let mut pairs: Vec<_> = m.iter().collect();
-            pairs.sort();
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(json!({
-        "bucket": uri.bucket,
-        "key": uri.key,
-        "size": head.content_length(),
-        "content_type": head.content_type(),
-        "last_modified": date(head.last_modified()),
-        "etag": head.e_tag(),
-        "version_id": head.version_id(),
-        "metadata": metadata,
-        "storage_class": head.storage_class().map(|s| s.as_str()),
-        "content_encoding": head.content_encoding(),
-        "cache_control": head.cache_control(),
-    }))
-}
-
-async fn text(s3: &aws_sdk_s3::Client, p: TextParams) -> Result<Value, ToolError> {
-    let uri = object_uri(&p.s3_uri)?;
-    let max_bytes = check_max_bytes(p.max_bytes, 65_536)?;
-    let encoding = normalize_encoding(p.encoding.as_deref());
-    if !matches!(encoding.as_str(), "utf-8" | "latin-1" | "ascii") {
-        return Err(ToolError::invalid(format!(
-            "unsupported encoding {encoding:?}; use utf-8, latin-1 or ascii"
-        )));
-    }
-    let offset = p.offset.unwrap_or(0);
-    let chunk = read_range(s3, &uri, offset, max_bytes).await?;
-    let (text, skipped, covered) = decode_text(&chunk.bytes, offset, chunk.size, &encoding)?;
-    let start = offset + skipped as u64;
-    let bytes_read = covered as u64;
-    Ok(json!({
-        "bucket": uri.bucket,
-        "key": uri.key,
-        "text": text,
-        "encoding": encoding,
-        "offset": start,
-        "bytes_read": bytes_read,
-        "next_offset": start + bytes_read,
-        "size": chunk.size,
-        "truncated": start + bytes_read < chunk.size,
-        "content_type": chunk.content_type,
-    }))
-}
-
-async fn fetch(s3: &aws_sdk_s3::Client, p: FetchParams) -> Result<(Value, String), ToolError> {
-    let uri = object_uri(&p.s3_uri)?;
-    let max_bytes = check_max_bytes(p.max_bytes, 1024 * 1024)?;
-    let chunk = read_range(s3, &uri, 0, max_bytes).await?;
-    let bytes_read = chunk.bytes.len() as u64;
-    let encoded = STANDARD.encode(&chunk.bytes);
-    let value = json!({
-        "bucket": uri.bucket,
-        "key": uri.key,
-        "content_type": chunk.content_type.as_deref().unwrap_or("application/octet-stream"),
-        "size": chunk.size,
-        "bytes_read": bytes_read,
-        "truncated": bytes_read < chunk.size,
-        "base64": encoded,
-    });
-    Ok((
-        value,
-        s3_uri_of(&uri.bucket, &uri.key, uri.version_id.as_deref()),
-    ))
-}
-
-async fn link(session: &AwsSession, p: LinkParams) -> Result<Value, ToolError> {
-    let uri = object_uri(&p.s3_uri)?;
-    let requested = p.expiration.unwrap_or(3600);
-    if !(1..=MAX_LINK_SECONDS).contains(&requested) {
-        return Err(ToolError::invalid(format!(
-            "`expiration` must be from 1 to {MAX_LINK_SECONDS} seconds (7 days), not {requested}"
-        )));
-    }
-    let now = now_unix();
-    let credentials_left = session
-        .credentials
-        .expires_at
-        .map(|exp| u64::try_from(exp - now).unwrap_or(0));
-    let expires_in = match credentials_left {
-        Some(0) => {
-            return Err(ToolError {
-                code: ErrorCode::UpstreamError,
-                message: "the AWS credentials that would sign the link have expired; retry to get fresh ones".to_owned(),
-                retryable: true,
-            });
-        }
-        Some(left) => requested.min(left),
-        None => requested,
-    };
-    let presign = PresigningConfig::expires_in(Duration::from_secs(expires_in))
-        .map_err(|e| ToolError::invalid(format!("`expiration`: {e}")))?;
-    let target = s3_uri_of(&uri.bucket, &uri.key, uri.version_id.as_deref());
-    let request = session
-        .s3
-        .get_object()
-        .bucket(&uri.bucket)
-        .key(&uri.key)
-        .set_version_id(uri.version_id.clone())
-        .presigned(presign)
-        .await
-        .map_err(|e| s3_error("GetObject (presign)", &target, &e))?;
-    let expires_in_i64 = i64::try_from(expires_in).unwrap_or(i64::MAX);
-    Ok(json!({
-        "bucket": uri.bucket,
-        "key": uri.key,
-        "url": request.uri(),
-        "expires_at": rfc3339(now + expires_in_i64),
-        "expires_in": expires_in,
-        "requested_expires_in": requested,
-        "capped_by_credentials": expires_in < requested,
-    }))
-}
-
-async fn put_one(s3: &aws_sdk_s3::Client, bucket: &str, item: PutItem) -> Value {
-    let key = item.key.clone();
-    let fail = |code: ErrorCode, message: String, retryable: bool| json!({"key": key, "ok": false, "error": {"code": code.as_str(), "message": message, "retryable": retryable}});
-    if item.key.is_empty() {
-        return fail(
-            ErrorCode::InvalidArgument,
-            "the key is empty".to_owned(),
-            false,
-        );
-    }
-    let (bytes, default_type) = match (item.text, item.base64) {
-        (Some(text), None) => (text.into_bytes(), "text/plain; charset=utf-8"),
-        (None, Some(b64)) => match STANDARD.decode(b64.trim()) {
-            Ok(bytes) => (bytes, "application/octet-stream"),
-            Err(e) => {
-                return fail(
-                    ErrorCode::InvalidArgument,
-                    format!("`base64` is not standard base64: {e}"),
-                    false,
-                );
-            }
-        },
-        _ => {
-            return fail(
-                ErrorCode::InvalidArgument,
-                "give exactly one of `text` and `base64`".to_owned(),
-                false,
-            );
-        }
-    };
-    let size = bytes.len();
-    let answer = s3
-        .put_object()
-        .bucket(bucket)
-        .key(&item.key)
-        .body(ByteStream::from(bytes))
-        .content_type(item.content_type.as_deref().unwrap_or(default_type))
-        .set_metadata(item.metadata)
-        .send()
-        .await;
-    match answer {
-        Ok(out) => json!({
-            "key": item.key,
-            "ok": true,
-            "size": size,
-            "etag": out.e_tag(),
-            "version_id": out.version_id(),
-        }),
-        Err(e) => {
-            let error = s3_error("PutObject", &s3_uri_of(bucket, &item.key, None), &e);
-            fail(error.code, error.message, error.retryable)
-        }
-    }
-}
-
-async fn put(s3: &aws_sdk_s3::Client, p: PutParams) -> Result<Value, ToolError> {
-    let bucket =
-        parse_bucket(&p.bucket).map_err(|e| ToolError::invalid(format!("`bucket`: {e}")))?;
-    if p.items.is_empty() || p.items.len() > 1000 {
-        return Err(ToolError::invalid(format!(
-            "`items` must hold 1 to 1000 objects, not {}",
-            p.items.len()
-        )));
-    }
-    let results: Vec<Value> = futures::stream::iter(p.items)
-        .map(|item| put_one(s3, &bucket, item))
-        .buffered(PUT_CONCURRENCY)
-        .collect()
-        .await;
-    let written = results.iter().filter(|r| r["ok"] == true).count();
-    Ok(json!({
-        "bucket": bucket,
-        "results": results,
-        "written": written,
-        "failed": results.len() - written,
-    }))
-}
-
-#[tool_router(router = bucket_tools, vis = "pub(crate)")]
-impl QuiltServer {
-    #[tool(
-        name = "bucket_list",
-        description = "List the S3 buckets the Quilt token grants, each with the S3 permissions \
-            the token carries. Answers from the token alone, without calling AWS.",
-        annotations(
-            title = "List granted buckets",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
-    )]
-    async fn bucket_list(&self, Extension(ctx): Extension<Arc<AuthContext>>) -> CallToolResult {
-        super::success(bucket_list(&ctx))
-    }
-
-    #[tool(
-        name = "bucket_objects_list",
-        description = "List objects in an S3 bucket the token grants: keys with size, last \
-            modified time, ETag and storage class. Use `prefix` to narrow down, `delimiter: \"/\"` \
-            to browse folder by folder (sub-folders come back in `common_prefixes`), and \
-            `continuation_token` to page through large listings.",
-        annotations(
-            title = "List objects",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
-    )]
-    async fn bucket_objects_list(
-        &self,
-        Extension(aws): Extension<Arc<AwsSession>>,
-        Parameters(p): Parameters<ListParams>,
-    ) -> CallToolResult {
-        finish(list(&aws.s3, p).await)
-    }
-
-    #[tool(
-        name = "bucket_object_info",
-        description = "Describe one S3 object without downloading it: size, content type, last \
-            modified time, ETag, version id and user metadata.",
-        annotations(
-            title = "Object metadata",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
-    )]
-    async fn bucket_object_info(
-        &self,
-        Extension(aws): Extension<Arc<AwsSession>>,
-        Parameters(p): Parameters<ObjectParams>,
-    ) -> CallToolResult {
-        finish(info(&aws.s3, p).await)
-    }
-
-    #[tool(
-        name = "bucket_object_text",
-        description = "Read part of a text object (CSV, JSON, Markdown, code, logs…) as text. \
-            Downloads at most `max_bytes` from `offset`, never cuts a character in half, and \
-            says whether more remains (`truncated`, `next_offset`). Binary objects are refused: \
-            use bucket_object_fetch for those.",
-        annotations(
-            title = "Read object text",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
-    )]
-    async fn bucket_object_text(
-        &self,
-        Extension(aws): Extension<Arc<AwsSession>>,
-        Parameters(p): Parameters<TextParams>,
-    ) -> CallToolResult {
-        finish(text(&aws.s3, p).await)
-    }
-
-    #[tool(
-        name = "bucket_object_fetch",
-        description = "Fetch an object's bytes (up to `max_bytes`, default 1 MiB) as base64 with \
-            its content type, also as an embedded MCP resource. For images, Parquet and other \
-            binary data; for text prefer bucket_object_text.",
-        annotations(
-            title = "Fetch object bytes",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
-    )]
-    async fn bucket_object_fetch(
-        &self,
-        Extension(aws): Extension<Arc<AwsSession>>,
-        Parameters(p): Parameters<FetchParams>,
-    ) -> CallToolResult {
-        match fetch(&aws.s3, p).await {
-            Ok((value, uri)) => {
-                let summary = format!(
-                    "{} bytes of {} ({}){}",
-                    value["bytes_read"],
-                    uri,
-                    value["content_type"].as_str().unwrap_or(""),
-                    if value["truncated"] == true {
-                        ", truncated"
-                    } else {
-                        ""
-                    }
-                );
-                let resource = ResourceContents::blob(value["base64"].as_str().unwrap_or(""), uri)
-                    .with_mime_type(
-                        value["content_type"]
-                            .as_str()
-                            .unwrap_or("application/octet-stream"),
-                    );
-                let mut result = CallToolResult::success(vec![
-                    ContentBlock::text(summary),
-                    ContentBlock::resource(resource),
-                ]);
-                result.structured_content = Some(value);
-                result
-            }
-            Err(error) => error.into_result(),
-        }
-    }
-
-    #[tool(
-        name = "bucket_object_link",
-        description = "Make a presigned HTTPS URL that downloads the object without credentials, \
-            valid for `expiration` seconds (default 3600). The link never outlives the AWS \
-            credentials that sign it: `expires_in` says how long it really lasts. Anyone with \
-            the URL can download the object until then.",
-        annotations(
-            title = "Presigned download link",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = false,
-            open_world_hint = true
-        )
-    )]
-    async fn bucket_object_link(
-        &self,
-        Extension(aws): Extension<Arc<AwsSession>>,
-        Parameters(p): Parameters<LinkParams>,
-    ) -> CallToolResult {
-        finish(link(&aws, p).await)
-    }
-
-    #[tool(
-        name = "bucket_objects_put",
-        description = "Write objects to an S3 bucket the token grants (level write or admin): \
-            each item is text or base64 with an optional content type and metadata. An existing \
-            object at the same key is overwritten (in a versioned bucket the old version is kept). \
-            Each item gets its own result; one failure does not stop the others.",
-        annotations(
-            title = "Write objects",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
-    )]
-    async fn bucket_objects_put(
-        &self,
-        Extension(aws): Extension<Arc<AwsSession>>,
-        Parameters(p): Parameters<PutParams>,
-    ) -> CallToolResult {
-        finish(put(&aws.s3, p).await)
     }
 }
 

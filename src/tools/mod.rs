@@ -1,108 +1,194 @@
-//! The tools: what each needs ([`spec`], read by the gate), how failures look
-//! ([`ToolError`]), and one module per tool family.
+//! The tools: each one a type implementing [`Tool`], which is the one description of
+//! it: name, annotations, whether it writes, its typed parameters (which say the
+//! buckets and S3 permissions a call touches, [`Params::access`]), its typed result,
+//! and the operation itself.
 //!
-//! Tools never check authorization themselves: by the time one runs, the gate in
-//! [`crate::server`] has verified the token and applied [`policy::authorize`].
+//! Tools never check authorization: by the time [`Tool::run`] is called, the gate in
+//! [`crate::server`] has verified the token, parsed the arguments into
+//! [`Tool::Params`] and authorized exactly the [`Access`] they declare
+//! ([`policy::authorize`]). Nothing here knows MCP.
 
-pub mod auth;
-pub mod buckets;
-pub mod packages;
-pub mod policy;
-pub mod spec;
-pub mod uri;
+pub(crate) mod auth;
+pub(crate) mod buckets;
+pub(crate) mod packages;
+pub(crate) mod policy;
+pub(crate) mod uri;
 
-use rmcp::model::{CallToolResult, ContentBlock};
+use std::future::Future;
+
+use schemars::JsonSchema;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
 
-pub use spec::{TOOLS, ToolSpec};
+use crate::auth::AuthContext;
+use crate::aws::AwsSession;
+pub(crate) use crate::error::{ErrorCode, ToolError};
+use crate::quilt::publish::Progress;
 
-/// `structuredContent.error.code` of a failed tool (SPEC §6.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    InvalidArgument,
-    NotFound,
-    AccessDenied,
-    Conflict,
-    NotSupported,
-    TooLarge,
-    IntegrityError,
-    Throttled,
-    UpstreamError,
+/// An S3 action.
+pub(crate) type Permission = &'static str;
+
+/// `s3:GetObject`.
+pub(crate) const GET_OBJECT: Permission = "s3:GetObject";
+/// `s3:GetObjectVersion`.
+pub(crate) const GET_OBJECT_VERSION: Permission = "s3:GetObjectVersion";
+/// `s3:PutObject`.
+pub(crate) const PUT_OBJECT: Permission = "s3:PutObject";
+/// `s3:ListBucket`.
+pub(crate) const LIST_BUCKET: Permission = "s3:ListBucket";
+
+/// What a tool is, for the host (MCP annotations) and for the gate.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ToolInfo {
+    /// The tool's name (SPEC §6).
+    pub(crate) name: &'static str,
+    /// A short human title.
+    pub(crate) title: &'static str,
+    /// What it does and when to use it, for the model.
+    pub(crate) description: &'static str,
+    /// It only reads (`readOnlyHint`). A tool that writes is refused for a token of
+    /// level `read` and in read-only mode, where it is also hidden.
+    pub(crate) read_only: bool,
+    /// It may destroy data (`destructiveHint`).
+    pub(crate) destructive: bool,
+    /// Calling it twice does what calling it once does (`idempotentHint`).
+    pub(crate) idempotent: bool,
+    /// It reaches AWS (`openWorldHint`): the gate gets the caller's AWS credentials
+    /// before it runs.
+    pub(crate) open_world: bool,
 }
 
-impl ErrorCode {
-    /// The code of the contract.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidArgument => "invalid_argument",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::AccessDenied => "access_denied",
-            ErrorCode::Conflict => "conflict",
-            ErrorCode::NotSupported => "not_supported",
-            ErrorCode::TooLarge => "too_large",
-            ErrorCode::IntegrityError => "integrity_error",
-            ErrorCode::Throttled => "throttled",
-            ErrorCode::UpstreamError => "upstream_error",
+impl ToolInfo {
+    /// Whether the tool writes.
+    pub(crate) const fn writes(&self) -> bool {
+        !self.read_only
+    }
+}
+
+/// What one call touches: the buckets it names and the S3 permissions it needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Access {
+    /// The buckets, in argument order, without repeats.
+    pub(crate) buckets: Vec<String>,
+    /// The permissions, without repeats.
+    pub(crate) permissions: Vec<Permission>,
+}
+
+impl Access {
+    /// Needs `permissions` on every bucket it names.
+    pub(crate) fn needs(permissions: &[Permission]) -> Access {
+        let mut access = Access::default();
+        for p in permissions {
+            access.also_needs(p);
+        }
+        access
+    }
+
+    /// Adds a bucket.
+    pub(crate) fn bucket(mut self, name: &str) -> Access {
+        if !self.buckets.iter().any(|b| b == name) {
+            self.buckets.push(name.to_owned());
+        }
+        self
+    }
+
+    /// Adds a permission.
+    pub(crate) fn also_needs(&mut self, permission: Permission) {
+        if !self.permissions.contains(&permission) {
+            self.permissions.push(permission);
         }
     }
 }
 
-/// A tool that ran and failed: a result with `isError: true` (SPEC §7).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct ToolError {
-    /// The error code.
-    pub code: ErrorCode,
-    /// What went wrong and what to do, in plain words.
-    pub message: String,
-    /// Whether the same call may succeed later.
-    pub retryable: bool,
+/// A tool's parameters, parsed once from the call's arguments.
+pub(crate) trait Params: DeserializeOwned + JsonSchema + Send + Sync + 'static {
+    /// The buckets and permissions a call with these parameters touches.
+    fn access(&self) -> Access;
 }
 
-impl ToolError {
-    /// A non-retryable error.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> ToolError {
-        ToolError {
-            code,
-            message: message.into(),
-            retryable: false,
-        }
+/// Everything a tool may use besides its parameters, handed over by the gate.
+pub(crate) struct Call<'a> {
+    /// The verified caller.
+    pub(crate) ctx: &'a AuthContext,
+    /// The caller's AWS session, for the tools that reach AWS.
+    pub(crate) aws: Option<&'a AwsSession>,
+    /// The region when the token names none.
+    pub(crate) default_region: &'a str,
+    /// Read-only mode.
+    pub(crate) read_only: bool,
+    /// Where long operations report progress.
+    pub(crate) progress: &'a dyn Progress,
+    /// Cancelled when the client cancels the call.
+    pub(crate) cancel: &'a CancellationToken,
+}
+
+impl Call<'_> {
+    /// The caller's S3 client.
+    pub(crate) fn s3(&self) -> Result<&aws_sdk_s3::Client, ToolError> {
+        self.aws.map(|session| &session.s3).ok_or_else(|| {
+            ToolError::new(
+                ErrorCode::InternalError,
+                "the tool reaches AWS but the call carries no AWS session",
+            )
+        })
     }
 
-    /// `invalid_argument`.
-    pub fn invalid(message: impl Into<String>) -> ToolError {
-        ToolError::new(ErrorCode::InvalidArgument, message)
-    }
-
-    /// The MCP result.
-    pub fn into_result(self) -> CallToolResult {
-        let mut result = CallToolResult::error(vec![ContentBlock::text(format!(
-            "Error ({}): {}",
-            self.code.as_str(),
-            self.message
-        ))]);
-        result.structured_content = Some(json!({
-            "error": {
-                "code": self.code.as_str(),
-                "message": self.message,
-                "retryable": self.retryable,
-            }
-        }));
-        result
+    /// The caller's AWS session.
+    pub(crate) fn session(&self) -> Result<&AwsSession, ToolError> {
+        self.aws.ok_or_else(|| {
+            ToolError::new(
+                ErrorCode::InternalError,
+                "the tool reaches AWS but the call carries no AWS session",
+            )
+        })
     }
 }
 
-/// A successful result: `structuredContent` plus a text rendering of it.
-pub fn success(value: Value) -> CallToolResult {
-    CallToolResult::structured(value)
+/// Binary content a result carries besides its structured form (an embedded resource).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Blob {
+    /// The object's URI.
+    pub(crate) uri: String,
+    /// Its content type.
+    pub(crate) mime_type: String,
+    /// The bytes, standard base64.
+    pub(crate) base64: String,
 }
 
-/// Turns a tool's outcome into its MCP result.
-pub fn finish(outcome: Result<Value, ToolError>) -> CallToolResult {
-    match outcome {
-        Ok(value) => success(value),
-        Err(error) => error.into_result(),
+/// One tool: the single place that describes it.
+pub(crate) trait Tool: Send + Sync + 'static {
+    /// Name, title, description and annotations.
+    const INFO: ToolInfo;
+    /// The parameters.
+    type Params: Params;
+    /// The structured result.
+    type Output: Serialize + JsonSchema + Send + 'static;
+
+    /// Runs the tool for an authorized call.
+    fn run(
+        call: Call<'_>,
+        params: Self::Params,
+    ) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
+
+    /// The text content of a successful result, when it should not be the JSON of
+    /// the structured result.
+    fn summary(_output: &Self::Output) -> Option<String> {
+        None
+    }
+
+    /// Binary content the result carries as an embedded resource.
+    fn blob(_output: &Self::Output) -> Option<Blob> {
+        None
+    }
+}
+
+/// No parameters.
+#[derive(Debug, Default, serde::Deserialize, JsonSchema)]
+pub(crate) struct NoParams {}
+
+impl Params for NoParams {
+    fn access(&self) -> Access {
+        Access::default()
     }
 }

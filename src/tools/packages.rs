@@ -1,135 +1,248 @@
 //! The package tools: `package_list`, `package_browse`, `package_diff` and
-//! `package_create`, on the registry layout quilt3 and the catalog use.
+//! `package_create`, on the registry layout quilt3 and the catalog use. The package
+//! format and its I/O live in [`crate::quilt`]; here are the tools' parameters,
+//! results and the steps that tie them to it.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::collections::HashSet;
 
-use futures::StreamExt as _;
-use rmcp::handler::server::tool::Extension;
-use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ProgressNotificationParam};
-use rmcp::service::RequestContext;
-use rmcp::{RoleServer, tool, tool_router};
 use schemars::JsonSchema;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::uri::{S3Uri, parse_bucket};
-use super::{ErrorCode, ToolError, finish};
-use crate::aws::AwsSession;
-use crate::aws::errors::s3_error;
-use crate::quilt::hash::{ChunkedHasher, SHA2_256_CHUNKED};
-use crate::quilt::manifest::{Manifest, Record, tree_order};
+use super::uri::{Bucket, ObjectUri, SourceUri};
+use super::{
+    Access, Call, ErrorCode, GET_OBJECT, GET_OBJECT_VERSION, LIST_BUCKET, PUT_OBJECT, Params, Tool,
+    ToolError, ToolInfo,
+};
+use crate::error::s3_error;
+use crate::quilt::manifest::{Record, tree_order};
+use crate::quilt::publish::{self, Source};
 use crate::quilt::registry::Registry;
-use crate::quilt::{self, WORKFLOWS_CONFIG};
-use crate::server::QuiltServer;
-use crate::time::{now_unix, rfc3339};
+use crate::quilt::{self, diff};
+use crate::time::rfc3339;
 
-/// Default and largest `max_entries` of `package_browse`.
-pub const DEFAULT_MAX_ENTRIES: usize = 1000;
+/// Default `max_entries` of `package_browse`.
+pub(crate) const DEFAULT_MAX_ENTRIES: usize = 1000;
 /// Largest `max_entries` of `package_browse`.
-pub const MAX_ENTRIES: usize = 100_000;
+pub(crate) const MAX_ENTRIES: usize = 100_000;
 /// Most entries `package_create` makes.
-pub const MAX_CREATE_ENTRIES: usize = 100_000;
-/// Sources hashed at once by `package_create`.
-pub const HASH_CONCURRENCY: usize = 8;
+pub(crate) const MAX_CREATE_ENTRIES: usize = 100_000;
+
+/// The read tools' annotations: read-only, idempotent, reaching AWS.
+const fn reads(name: &'static str, title: &'static str, description: &'static str) -> ToolInfo {
+    ToolInfo {
+        name,
+        title,
+        description,
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        open_world: true,
+    }
+}
+
+fn registry_uri(bucket: &str) -> String {
+    format!("s3://{bucket}")
+}
+
+// ---------------------------------------------------------------------------------
+// package_list
+
+/// `package_list`.
+pub(crate) struct PackageList;
 
 /// `package_list` parameters.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub struct ListParams {
+pub(crate) struct ListParams {
     /// The registry bucket: `s3://bucket` or a bucket name.
-    pub registry: String,
+    registry: Bucket,
     /// Only packages whose `namespace/name` starts with this, such as `team/` or `team/exp`.
     #[serde(default)]
-    pub prefix: Option<String>,
+    prefix: Option<String>,
 }
+
+impl Params for ListParams {
+    fn access(&self) -> Access {
+        Access::needs(&[LIST_BUCKET, GET_OBJECT]).bucket(self.registry.name())
+    }
+}
+
+/// One package.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct PackageItem {
+    /// `namespace/name`.
+    name: String,
+    /// The latest revision's top hash.
+    top_hash: Option<String>,
+    /// The newest revision's time, RFC 3339.
+    modified: Option<String>,
+    /// How many revisions it has.
+    revisions: usize,
+}
+
+/// The result of `package_list`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct ListOutput {
+    /// `s3://bucket`.
+    registry: String,
+    /// The packages, by name.
+    packages: Vec<PackageItem>,
+    /// How many.
+    count: usize,
+}
+
+impl Tool for PackageList {
+    const INFO: ToolInfo = reads(
+        "package_list",
+        "List packages",
+        "List the Quilt packages in a registry bucket: each package's name, latest \
+            top hash, time of its newest revision and number of revisions. Use `prefix` to narrow \
+            down to a namespace.",
+    );
+    type Params = ListParams;
+    type Output = ListOutput;
+
+    async fn run(call: Call<'_>, p: ListParams) -> Result<ListOutput, ToolError> {
+        let bucket = p.registry.name();
+        let registry = Registry::new(call.s3()?, bucket);
+        let packages: Vec<PackageItem> = registry
+            .list_packages(p.prefix.as_deref().unwrap_or(""))
+            .await?
+            .into_iter()
+            .map(|pkg| PackageItem {
+                name: pkg.name,
+                top_hash: pkg.top_hash,
+                modified: pkg.modified.and_then(rfc3339),
+                revisions: pkg.revisions,
+            })
+            .collect();
+        Ok(ListOutput {
+            registry: registry_uri(bucket),
+            count: packages.len(),
+            packages,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// package_browse
+
+/// `package_browse`.
+pub(crate) struct PackageBrowse;
 
 /// `package_browse` parameters.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub struct BrowseParams {
+pub(crate) struct BrowseParams {
     /// The package, `namespace/name`.
-    pub package_name: String,
+    package_name: String,
     /// The registry bucket: `s3://bucket` or a bucket name.
-    pub registry: String,
+    registry: Bucket,
     /// A revision's top hash, in full or a unique prefix of at least 6 characters
     /// (default: the latest revision).
     #[serde(default)]
-    pub top_hash: Option<String>,
+    top_hash: Option<String>,
     /// Only entries under this logical path, such as `data/` (default: all).
     #[serde(default)]
-    pub path: Option<String>,
+    path: Option<String>,
     /// Most entries to return (default 1000, at most 100000); `truncated` says when more exist.
     #[serde(default)]
-    pub max_entries: Option<usize>,
+    max_entries: Option<usize>,
 }
 
-/// `package_diff` parameters.
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct DiffParams {
-    /// The first (older) package, `namespace/name`.
-    pub package1_name: String,
-    /// The second (newer) package (default: the same package).
-    #[serde(default)]
-    pub package2_name: Option<String>,
-    /// The registry bucket: `s3://bucket` or a bucket name.
-    pub registry: String,
-    /// The first package's revision (full top hash or a prefix of at least 6). Default:
-    /// its latest revision, or, when comparing a package with itself and no hash is
-    /// given, the revision before the latest.
-    #[serde(default)]
-    pub package1_hash: Option<String>,
-    /// The second package's revision (default: its latest).
-    #[serde(default)]
-    pub package2_hash: Option<String>,
+impl Params for BrowseParams {
+    fn access(&self) -> Access {
+        let mut access = Access::needs(&[GET_OBJECT]).bucket(self.registry.name());
+        // A hash prefix is resolved by listing the registry's manifests.
+        let prefix = self
+            .top_hash
+            .as_deref()
+            .is_some_and(|h| !h.trim().is_empty() && h.trim().len() < 64);
+        if prefix {
+            access.also_needs(LIST_BUCKET);
+        }
+        access
+    }
 }
 
-/// One entry of `package_create`.
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct CreateEntry {
-    /// The path of the file inside the package, such as `data/measurements.csv`.
-    pub logical_key: String,
-    /// The object: `s3://bucket/key`, optionally with `?versionId=…`.
-    pub s3_uri: String,
+/// One entry of a revision.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct EntryItem {
+    /// Its path in the package.
+    logical_key: String,
+    /// Its size in bytes.
+    size: u64,
+    /// `{type, value}`.
+    hash: HashItem,
+    /// Where the bytes are: `s3://bucket/key?versionId=…`.
+    physical_key: Option<String>,
+    /// The entry's metadata.
+    meta: Value,
 }
 
-/// `package_create` parameters.
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct CreateParams {
-    /// The package to create or revise, `namespace/name` (letters, digits, `_`, `-`).
-    pub package_name: String,
-    /// The registry bucket the package is written to: `s3://bucket` or a bucket name.
-    pub registry: String,
-    /// Files to include, each an S3 object with its path in the package.
-    #[serde(default)]
-    pub entries: Vec<CreateEntry>,
-    /// More files: an object URI adds that object under its file name; a URI ending in
-    /// `/` adds every object under it, keyed relative to it.
-    #[serde(default)]
-    pub s3_uris: Vec<String>,
-    /// The revision's commit message.
-    #[serde(default)]
-    pub message: Option<String>,
-    /// Package-level metadata (any JSON), stored as the manifest's `user_meta`.
-    #[serde(default)]
-    pub metadata: Option<Value>,
-    /// Publish even if another revision became latest while this one was being made.
-    #[serde(default)]
-    pub force: Option<bool>,
+/// An entry's hash.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct HashItem {
+    /// `sha2-256-chunked`, `SHA256` or `CRC64NVME`.
+    #[serde(rename = "type")]
+    kind: String,
+    /// The digest.
+    value: String,
 }
 
-fn registry_bucket(text: &str) -> Result<String, ToolError> {
-    parse_bucket(text).map_err(|e| ToolError::invalid(format!("`registry`: {e}")))
+impl EntryItem {
+    fn of(record: &Record) -> EntryItem {
+        let (kind, value) = record.hash_parts();
+        EntryItem {
+            logical_key: record.logical_key().to_owned(),
+            size: record.size(),
+            hash: HashItem {
+                kind: kind.to_owned(),
+                value: value.to_owned(),
+            },
+            physical_key: record.physical_key().map(str::to_owned),
+            meta: record.meta().clone(),
+        }
+    }
 }
 
-fn entry_json(record: &Record) -> Value {
-    let (kind, value) = record.hash_parts();
-    json!({
-        "logical_key": record.logical_key(),
-        "size": record.size(),
-        "hash": {"type": kind, "value": value},
-        "physical_key": record.physical_key(),
-        "meta": record.meta(),
-    })
+/// A directory's metadata.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct DirectoryItem {
+    /// The directory, ending in `/`.
+    logical_key: String,
+    /// Its metadata.
+    meta: Value,
+}
+
+/// The result of `package_browse`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct BrowseOutput {
+    /// `s3://bucket`.
+    registry: String,
+    /// `namespace/name`.
+    package_name: String,
+    /// The revision shown.
+    top_hash: String,
+    /// Its `quilt+s3://` URI.
+    uri: String,
+    /// Its commit message.
+    message: Value,
+    /// Its package metadata.
+    user_meta: Value,
+    /// Its workflow, if any.
+    workflow: Value,
+    /// The path the entries are under (empty: all).
+    path: String,
+    /// The entries, in logical-key order.
+    entries: Vec<EntryItem>,
+    /// How many entries the revision (or path) has.
+    entry_count: usize,
+    /// Their total size.
+    total_size: u64,
+    /// Whether more entries exist than are returned.
+    truncated: bool,
+    /// Directory metadata.
+    directories: Vec<DirectoryItem>,
 }
 
 fn under_path(logical_key: &str, path: &str) -> bool {
@@ -143,165 +256,339 @@ fn under_path(logical_key: &str, path: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
-async fn list(s3: &aws_sdk_s3::Client, p: ListParams) -> Result<Value, ToolError> {
-    let bucket = registry_bucket(&p.registry)?;
-    let registry = Registry::new(s3, bucket.clone());
-    let packages = registry
-        .list_packages(p.prefix.as_deref().unwrap_or(""))
-        .await?;
-    let items: Vec<Value> = packages
-        .iter()
-        .map(|pkg| {
-            json!({
-                "name": pkg.name,
-                "top_hash": pkg.top_hash,
-                "modified": pkg.modified.and_then(rfc3339),
-                "revisions": pkg.revisions,
-            })
+impl Tool for PackageBrowse {
+    const INFO: ToolInfo = reads(
+        "package_browse",
+        "Browse a package",
+        "Show a package revision: its message and metadata, and its files (logical \
+            key, size, hash, physical S3 location, metadata), optionally under a `path`. The \
+            revision's top hash is verified. Use the physical_key with bucket_object_text or \
+            bucket_object_fetch to read a file.",
+    );
+    type Params = BrowseParams;
+    type Output = BrowseOutput;
+
+    async fn run(call: Call<'_>, p: BrowseParams) -> Result<BrowseOutput, ToolError> {
+        let bucket = p.registry.name();
+        quilt::check_name_for_read(&p.package_name).map_err(ToolError::invalid)?;
+        let max_entries = p.max_entries.unwrap_or(DEFAULT_MAX_ENTRIES);
+        if !(1..=MAX_ENTRIES).contains(&max_entries) {
+            return Err(ToolError::invalid(format!(
+                "`max_entries` must be from 1 to {MAX_ENTRIES}"
+            )));
+        }
+        let registry = Registry::new(call.s3()?, bucket);
+        let top_hash = registry
+            .resolve(&p.package_name, p.top_hash.as_deref())
+            .await?;
+        let manifest = registry.read_manifest(&top_hash).await?;
+        let path = p
+            .path
+            .as_deref()
+            .unwrap_or("")
+            .trim_start_matches('/')
+            .to_owned();
+        let mut matching: Vec<&Record> = manifest
+            .entries()
+            .filter(|e| under_path(e.logical_key(), &path))
+            .collect();
+        matching.sort_by(|a, b| tree_order(a.logical_key(), b.logical_key()));
+        let header = manifest.header();
+        let field = |name: &str| header.get(name).cloned().unwrap_or(Value::Null);
+        Ok(BrowseOutput {
+            registry: registry_uri(bucket),
+            uri: quilt::package_uri(bucket, &p.package_name, &top_hash),
+            package_name: p.package_name,
+            top_hash,
+            message: field("message"),
+            user_meta: field("user_meta"),
+            workflow: field("workflow"),
+            entries: matching
+                .iter()
+                .take(max_entries)
+                .map(|e| EntryItem::of(e))
+                .collect(),
+            entry_count: matching.len(),
+            total_size: matching.iter().map(|e| e.size()).sum(),
+            truncated: matching.len() > max_entries,
+            directories: manifest
+                .directories()
+                .filter(|d| {
+                    under_path(d.logical_key().trim_end_matches('/'), &path) || path.is_empty()
+                })
+                .map(|d| DirectoryItem {
+                    logical_key: d.logical_key().to_owned(),
+                    meta: d.meta().clone(),
+                })
+                .collect(),
+            path,
         })
-        .collect();
-    Ok(json!({"registry": format!("s3://{bucket}"), "packages": items, "count": items.len()}))
-}
-
-async fn browse(s3: &aws_sdk_s3::Client, p: BrowseParams) -> Result<Value, ToolError> {
-    let bucket = registry_bucket(&p.registry)?;
-    quilt::check_name_for_read(&p.package_name).map_err(ToolError::invalid)?;
-    let max_entries = p.max_entries.unwrap_or(DEFAULT_MAX_ENTRIES);
-    if !(1..=MAX_ENTRIES).contains(&max_entries) {
-        return Err(ToolError::invalid(format!(
-            "`max_entries` must be from 1 to {MAX_ENTRIES}"
-        )));
     }
-    let registry = Registry::new(s3, bucket.clone());
-    let top_hash = registry
-        .resolve(&p.package_name, p.top_hash.as_deref())
-        .await?;
-    let manifest = registry.read_manifest(&top_hash).await?;
-    let path = p
-        .path
-        .as_deref()
-        .unwrap_or("")
-        .trim_start_matches('/')
-        .to_owned();
-    let mut matching: Vec<&Record> = manifest
-        .entries()
-        .filter(|e| under_path(e.logical_key(), &path))
-        .collect();
-    matching.sort_by(|a, b| tree_order(a.logical_key(), b.logical_key()));
-    let total_size: u64 = matching.iter().map(|e| e.size()).sum();
-    let entries: Vec<Value> = matching
-        .iter()
-        .take(max_entries)
-        .map(|e| entry_json(e))
-        .collect();
-    let directories: Vec<Value> = manifest
-        .directories()
-        .filter(|d| under_path(d.logical_key().trim_end_matches('/'), &path) || path.is_empty())
-        .map(|d| json!({"logical_key": d.logical_key(), "meta": d.meta()}))
-        .collect();
-    let header = manifest.header();
-    Ok(json!({
-        "registry": format!("s3://{bucket}"),
-        "package_name": p.package_name,
-        "top_hash": top_hash,
-        "uri": quilt::package_uri(&bucket, &p.package_name, &top_hash),
-        "message": header.get("message").cloned().unwrap_or(Value::Null),
-        "user_meta": header.get("user_meta").cloned().unwrap_or(Value::Null),
-        "workflow": header.get("workflow").cloned().unwrap_or(Value::Null),
-        "path": path,
-        "entries": entries,
-        "entry_count": matching.len(),
-        "total_size": total_size,
-        "truncated": matching.len() > max_entries,
-        "directories": directories,
-    }))
 }
 
-async fn diff(s3: &aws_sdk_s3::Client, p: DiffParams) -> Result<Value, ToolError> {
-    let bucket = registry_bucket(&p.registry)?;
-    let name1 = p.package1_name.clone();
-    let name2 = p.package2_name.clone().unwrap_or_else(|| name1.clone());
-    quilt::check_name_for_read(&name1).map_err(ToolError::invalid)?;
-    quilt::check_name_for_read(&name2).map_err(ToolError::invalid)?;
-    let registry = Registry::new(s3, bucket.clone());
-    let (hash1, hash2) = if name1 == name2 && p.package1_hash.is_none() && p.package2_hash.is_none()
-    {
-        let latest = registry.resolve(&name1, None).await?;
-        let previous = registry
-            .previous_revision(&name1, &latest)
-            .await?
-            .ok_or_else(|| {
-                ToolError::invalid(format!(
-                    "{name1} has only one revision; give package1_hash or package2_name to compare with"
-                ))
-            })?;
-        (previous, latest)
-    } else {
-        (
-            registry.resolve(&name1, p.package1_hash.as_deref()).await?,
-            registry.resolve(&name2, p.package2_hash.as_deref()).await?,
-        )
-    };
-    let (old, new) = futures::try_join!(
-        registry.read_manifest(&hash1),
-        registry.read_manifest(&hash2)
-    )?;
-    let old_entries: BTreeMap<&str, &Record> =
-        old.entries().map(|e| (e.logical_key(), e)).collect();
-    let new_entries: BTreeMap<&str, &Record> =
-        new.entries().map(|e| (e.logical_key(), e)).collect();
-    let mut added = Vec::new();
-    let mut modified = Vec::new();
-    let mut metadata_changed = Vec::new();
-    for (key, entry) in &new_entries {
-        match old_entries.get(key) {
-            None => added.push(*key),
-            Some(before) => {
-                if before.hash_parts() != entry.hash_parts() || before.size() != entry.size() {
-                    modified.push(*key);
-                }
-                let empty = Value::Object(Map::new());
-                let meta = |r: &Record| {
-                    if r.meta().is_null() {
-                        empty.clone()
-                    } else {
-                        r.meta().clone()
-                    }
-                };
-                if meta(before) != meta(entry) {
-                    metadata_changed.push(*key);
-                }
+// ---------------------------------------------------------------------------------
+// package_diff
+
+/// `package_diff`.
+pub(crate) struct PackageDiff;
+
+/// `package_diff` parameters.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(crate) struct DiffParams {
+    /// The first (older) package, `namespace/name`.
+    package1_name: String,
+    /// The second (newer) package (default: the same package).
+    #[serde(default)]
+    package2_name: Option<String>,
+    /// The registry bucket: `s3://bucket` or a bucket name.
+    registry: Bucket,
+    /// The first package's revision (full top hash or a prefix of at least 6). Default:
+    /// its latest revision, or, when comparing a package with itself and no hash is
+    /// given, the revision before the latest.
+    #[serde(default)]
+    package1_hash: Option<String>,
+    /// The second package's revision (default: its latest).
+    #[serde(default)]
+    package2_hash: Option<String>,
+}
+
+impl Params for DiffParams {
+    fn access(&self) -> Access {
+        Access::needs(&[GET_OBJECT, LIST_BUCKET]).bucket(self.registry.name())
+    }
+}
+
+/// One side of a diff.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct DiffSide {
+    /// `namespace/name`.
+    name: String,
+    /// The revision compared.
+    top_hash: String,
+    /// Its commit message.
+    message: Option<String>,
+}
+
+/// The result of `package_diff`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct DiffOutput {
+    /// `s3://bucket`.
+    registry: String,
+    /// The older side.
+    package1: DiffSide,
+    /// The newer side.
+    package2: DiffSide,
+    /// Logical keys only in package2.
+    added: Vec<String>,
+    /// Logical keys only in package1.
+    removed: Vec<String>,
+    /// Logical keys whose hash or size changed.
+    modified: Vec<String>,
+    /// Logical keys whose entry metadata changed.
+    metadata_changed: Vec<String>,
+    /// Whether the message or package metadata changed.
+    package_metadata_changed: bool,
+    /// Entries of package2 neither added nor modified.
+    unchanged: usize,
+}
+
+impl Tool for PackageDiff {
+    const INFO: ToolInfo = reads(
+        "package_diff",
+        "Diff packages",
+        "Compare two package revisions (two revisions of one package, or two \
+            packages): logical keys added, removed, modified (hash or size) and with changed \
+            metadata. With only package1_name, compares its latest revision with the one before.",
+    );
+    type Params = DiffParams;
+    type Output = DiffOutput;
+
+    async fn run(call: Call<'_>, p: DiffParams) -> Result<DiffOutput, ToolError> {
+        let bucket = p.registry.name();
+        let name1 = p.package1_name;
+        let name2 = p.package2_name.unwrap_or_else(|| name1.clone());
+        quilt::check_name_for_read(&name1).map_err(ToolError::invalid)?;
+        quilt::check_name_for_read(&name2).map_err(ToolError::invalid)?;
+        let registry = Registry::new(call.s3()?, bucket);
+        let (hash1, hash2) = if name1 == name2
+            && p.package1_hash.is_none()
+            && p.package2_hash.is_none()
+        {
+            let latest = registry.resolve(&name1, None).await?;
+            let previous = registry
+                    .previous_revision(&name1, &latest)
+                    .await?
+                    .ok_or_else(|| {
+                        ToolError::invalid(format!(
+                            "{name1} has only one revision; give package1_hash or package2_name to compare with"
+                        ))
+                    })?;
+            (previous, latest)
+        } else {
+            (
+                registry.resolve(&name1, p.package1_hash.as_deref()).await?,
+                registry.resolve(&name2, p.package2_hash.as_deref()).await?,
+            )
+        };
+        let (old, new) = futures::try_join!(
+            registry.read_manifest(&hash1),
+            registry.read_manifest(&hash2)
+        )?;
+        let d = diff::diff(&old, &new);
+        Ok(DiffOutput {
+            registry: registry_uri(bucket),
+            package1: DiffSide {
+                name: name1,
+                top_hash: hash1,
+                message: old.message().map(str::to_owned),
+            },
+            package2: DiffSide {
+                name: name2,
+                top_hash: hash2,
+                message: new.message().map(str::to_owned),
+            },
+            added: d.added,
+            removed: d.removed,
+            modified: d.modified,
+            metadata_changed: d.metadata_changed,
+            package_metadata_changed: d.package_metadata_changed,
+            unchanged: d.unchanged,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// package_create
+
+/// `package_create`.
+pub(crate) struct PackageCreate;
+
+/// One entry of `package_create`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(crate) struct CreateEntry {
+    /// The path of the file inside the package, such as `data/measurements.csv`.
+    logical_key: String,
+    /// The object: `s3://bucket/key`, optionally with `?versionId=…`.
+    s3_uri: ObjectUri,
+}
+
+/// `package_create` parameters.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(crate) struct CreateParams {
+    /// The package to create or revise, `namespace/name` (letters, digits, `_`, `-`).
+    package_name: String,
+    /// The registry bucket the package is written to: `s3://bucket` or a bucket name.
+    registry: Bucket,
+    /// Files to include, each an S3 object with its path in the package.
+    #[serde(default)]
+    entries: Vec<CreateEntry>,
+    /// More files: an object URI adds that object under its file name; a URI ending in
+    /// `/` adds every object under it, keyed relative to it.
+    #[serde(default)]
+    s3_uris: Vec<SourceUri>,
+    /// The revision's commit message.
+    #[serde(default)]
+    message: Option<String>,
+    /// Package-level metadata (any JSON), stored as the manifest's `user_meta`.
+    #[serde(default)]
+    metadata: Option<Value>,
+    /// Publish even if another revision became latest while this one was being made.
+    #[serde(default)]
+    force: Option<bool>,
+}
+
+impl Params for CreateParams {
+    /// Writing the registry (`s3:PutObject`), reading every source (`s3:GetObject`,
+    /// `s3:GetObjectVersion` for a version), and listing every prefix
+    /// (`s3:ListBucket`), on every bucket named.
+    fn access(&self) -> Access {
+        let mut access = Access::needs(&[PUT_OBJECT, GET_OBJECT]).bucket(self.registry.name());
+        for entry in &self.entries {
+            access = access.bucket(&entry.s3_uri.bucket);
+            if entry.s3_uri.version_id.is_some() {
+                access.also_needs(GET_OBJECT_VERSION);
             }
         }
+        for uri in &self.s3_uris {
+            access = access.bucket(&uri.bucket);
+            if uri.is_prefix() {
+                access.also_needs(LIST_BUCKET);
+            }
+            if uri.version_id.is_some() {
+                access.also_needs(GET_OBJECT_VERSION);
+            }
+        }
+        access
     }
-    let removed: Vec<&str> = old_entries
-        .keys()
-        .filter(|k| !new_entries.contains_key(*k))
-        .copied()
-        .collect();
-    let sort = |keys: &mut Vec<&str>| keys.sort_by(|a, b| tree_order(a, b));
-    for keys in [&mut added, &mut modified, &mut metadata_changed] {
-        sort(keys);
-    }
-    let header_changed = old.header().get("user_meta") != new.header().get("user_meta")
-        || old.header().get("message") != new.header().get("message");
-    Ok(json!({
-        "registry": format!("s3://{bucket}"),
-        "package1": {"name": name1, "top_hash": hash1, "message": old.message()},
-        "package2": {"name": name2, "top_hash": hash2, "message": new.message()},
-        "added": added,
-        "removed": removed,
-        "modified": modified,
-        "metadata_changed": metadata_changed,
-        "package_metadata_changed": header_changed,
-        "unchanged": new_entries.len() - added.len() - modified.len(),
-    }))
 }
 
-/// One object to put into a new revision.
-struct Source {
-    logical_key: String,
-    uri: S3Uri,
+/// The result of `package_create`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct CreateOutput {
+    /// `s3://bucket`.
+    registry: String,
+    /// `namespace/name`.
+    package_name: String,
+    /// The new revision.
+    top_hash: String,
+    /// Its `quilt+s3://` URI.
+    uri: String,
+    /// How many entries it has.
+    entry_count: usize,
+    /// Their total size.
+    total_size: u64,
+    /// The revision it follows.
+    previous_top_hash: Option<String>,
+    /// When it was published, RFC 3339.
+    created_at: Option<String>,
+}
+
+impl Tool for PackageCreate {
+    const INFO: ToolInfo = ToolInfo {
+        name: "package_create",
+        title: "Create a package revision",
+        description: "Create a package, or a new revision of one, from S3 objects: each file is \
+            read once to compute its hash, the manifest is written to the registry and the \
+            package's latest pointer moves to it, exactly as quilt3 push would. Refused if \
+            another revision became latest meanwhile (unless force) and in registries that use \
+            workflows. Sends progress notifications when the client asks for them.",
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+        open_world: true,
+    };
+    type Params = CreateParams;
+    type Output = CreateOutput;
+
+    async fn run(call: Call<'_>, p: CreateParams) -> Result<CreateOutput, ToolError> {
+        let s3 = call.s3()?;
+        let bucket = p.registry.name();
+        quilt::check_name_for_write(&p.package_name).map_err(ToolError::invalid)?;
+        let registry = Registry::new(s3, bucket);
+        publish::check_no_workflows(&registry).await?;
+        let sources = expand_sources(s3, &p).await?;
+        let previous = registry.latest(&p.package_name).await?;
+        let records = publish::hash_sources(s3, sources, call.progress, call.cancel).await?;
+        let manifest = publish::new_manifest(records, p.message, p.metadata);
+        let published = publish::publish(
+            &registry,
+            &p.package_name,
+            manifest,
+            previous.as_deref(),
+            p.force.unwrap_or(false),
+        )
+        .await?;
+        Ok(CreateOutput {
+            registry: registry_uri(bucket),
+            uri: quilt::package_uri(bucket, &p.package_name, &published.top_hash),
+            package_name: p.package_name,
+            top_hash: published.top_hash,
+            entry_count: published.entry_count,
+            total_size: published.total_size,
+            previous_top_hash: previous,
+            created_at: rfc3339(published.created_at),
+        })
+    }
 }
 
 fn check_logical_key(key: &str) -> Result<(), ToolError> {
@@ -319,76 +606,73 @@ fn check_logical_key(key: &str) -> Result<(), ToolError> {
     Ok(())
 }
 
+fn too_many() -> ToolError {
+    ToolError::new(
+        ErrorCode::TooLarge,
+        format!("a package made here holds at most {MAX_CREATE_ENTRIES} entries"),
+    )
+}
+
+/// The objects a `package_create` call names, prefixes listed.
 async fn expand_sources(
     s3: &aws_sdk_s3::Client,
     p: &CreateParams,
 ) -> Result<Vec<Source>, ToolError> {
     let mut sources = Vec::new();
-    for (i, entry) in p.entries.iter().enumerate() {
+    for entry in &p.entries {
         check_logical_key(&entry.logical_key)?;
-        let uri = S3Uri::parse_object(&entry.s3_uri)
-            .map_err(|e| ToolError::invalid(format!("`entries[{i}].s3_uri`: {e}")))?;
         sources.push(Source {
             logical_key: entry.logical_key.clone(),
-            uri,
+            bucket: entry.s3_uri.bucket.clone(),
+            key: entry.s3_uri.key.clone(),
+            version_id: entry.s3_uri.version_id.clone(),
         });
     }
-    for (i, text) in p.s3_uris.iter().enumerate() {
-        let uri =
-            S3Uri::parse(text).map_err(|e| ToolError::invalid(format!("`s3_uris[{i}]`: {e}")))?;
-        if uri.key.is_empty() || uri.key.ends_with('/') {
-            if uri.version_id.is_some() {
-                return Err(ToolError::invalid(format!(
-                    "`s3_uris[{i}]`: a prefix cannot have a versionId"
-                )));
-            }
-            let mut pages = s3
-                .list_objects_v2()
-                .bucket(&uri.bucket)
-                .prefix(&uri.key)
-                .into_paginator()
-                .send();
-            let mut found = 0;
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| s3_error("ListObjectsV2", text, &e))?;
-                for object in page.contents() {
-                    let Some(key) = object.key() else { continue };
-                    let relative = &key[uri.key.len()..];
-                    if relative.is_empty() || relative.ends_with('/') {
-                        continue;
-                    }
-                    check_logical_key(relative)?;
-                    found += 1;
-                    sources.push(Source {
-                        logical_key: relative.to_owned(),
-                        uri: S3Uri {
-                            bucket: uri.bucket.clone(),
-                            key: key.to_owned(),
-                            version_id: None,
-                        },
-                    });
-                    if sources.len() > MAX_CREATE_ENTRIES {
-                        return Err(ToolError::new(
-                            ErrorCode::TooLarge,
-                            format!(
-                                "a package made here holds at most {MAX_CREATE_ENTRIES} entries"
-                            ),
-                        ));
-                    }
+    for uri in &p.s3_uris {
+        if !uri.is_prefix() {
+            sources.push(Source {
+                logical_key: uri.key.rsplit('/').next().unwrap_or(&uri.key).to_owned(),
+                bucket: uri.bucket.clone(),
+                key: uri.key.clone(),
+                version_id: uri.version_id.clone(),
+            });
+            continue;
+        }
+        let mut pages = s3
+            .list_objects_v2()
+            .bucket(&uri.bucket)
+            .prefix(&uri.key)
+            .into_paginator()
+            .send();
+        let mut found = 0;
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| s3_error("ListObjectsV2", &uri.to_string(), &e))?;
+            for object in page.contents() {
+                let Some(relative) = object.key().and_then(|k| k.strip_prefix(uri.key.as_str()))
+                else {
+                    continue;
+                };
+                if relative.is_empty() || relative.ends_with('/') {
+                    continue;
+                }
+                check_logical_key(relative)?;
+                found += 1;
+                sources.push(Source {
+                    logical_key: relative.to_owned(),
+                    bucket: uri.bucket.clone(),
+                    key: format!("{}{relative}", uri.key),
+                    version_id: None,
+                });
+                if sources.len() > MAX_CREATE_ENTRIES {
+                    return Err(too_many());
                 }
             }
-            if found == 0 {
-                return Err(ToolError::new(
-                    ErrorCode::NotFound,
-                    format!("there are no objects under {text}"),
-                ));
-            }
-        } else {
-            let name = uri.key.rsplit('/').next().unwrap_or(&uri.key).to_owned();
-            sources.push(Source {
-                logical_key: name,
-                uri,
-            });
+        }
+        if found == 0 {
+            return Err(ToolError::new(
+                ErrorCode::NotFound,
+                format!("there are no objects under {}", uri.0),
+            ));
         }
     }
     if sources.is_empty() {
@@ -397,10 +681,7 @@ async fn expand_sources(
         ));
     }
     if sources.len() > MAX_CREATE_ENTRIES {
-        return Err(ToolError::new(
-            ErrorCode::TooLarge,
-            format!("a package made here holds at most {MAX_CREATE_ENTRIES} entries"),
-        ));
+        return Err(too_many());
     }
     let mut seen = HashSet::new();
     for source in &sources {
@@ -412,281 +693,6 @@ async fn expand_sources(
         }
     }
     Ok(sources)
-}
-
-/// Streams one source once: its size, `sha2-256-chunked` and version id.
-async fn hash_source(s3: &aws_sdk_s3::Client, source: Source) -> Result<Record, ToolError> {
-    let target = quilt::physical_key(
-        &source.uri.bucket,
-        &source.uri.key,
-        source.uri.version_id.as_deref(),
-    );
-    let output = s3
-        .get_object()
-        .bucket(&source.uri.bucket)
-        .key(&source.uri.key)
-        .set_version_id(source.uri.version_id.clone())
-        .send()
-        .await
-        .map_err(|e| s3_error("GetObject", &target, &e))?;
-    let size = output
-        .content_length()
-        .and_then(|l| u64::try_from(l).ok())
-        .unwrap_or(0);
-    let version = output
-        .version_id()
-        .map(str::to_owned)
-        .or(source.uri.version_id.clone());
-    let mut body = output.body;
-    let mut hasher = ChunkedHasher::new(size);
-    while let Some(piece) = body.next().await {
-        let piece = piece.map_err(|e| ToolError {
-            code: ErrorCode::UpstreamError,
-            message: format!("reading {target} was interrupted: {e}"),
-            retryable: true,
-        })?;
-        hasher.update(&piece);
-    }
-    if hasher.bytes() != size {
-        return Err(ToolError {
-            code: ErrorCode::UpstreamError,
-            message: format!(
-                "{target} changed size while it was read ({} of {size} bytes)",
-                hasher.bytes()
-            ),
-            retryable: true,
-        });
-    }
-    let version = version.filter(|v| v != "null");
-    let mut obj = Map::new();
-    obj.insert("logical_key".into(), json!(source.logical_key));
-    obj.insert(
-        "physical_keys".into(),
-        json!([quilt::physical_key(
-            &source.uri.bucket,
-            &source.uri.key,
-            version.as_deref()
-        )]),
-    );
-    obj.insert("size".into(), json!(size));
-    obj.insert(
-        "hash".into(),
-        json!({"type": SHA2_256_CHUNKED, "value": hasher.finish()}),
-    );
-    obj.insert("meta".into(), json!({}));
-    Ok(Record::from_object(obj))
-}
-
-async fn create(
-    s3: &aws_sdk_s3::Client,
-    p: CreateParams,
-    context: &RequestContext<RoleServer>,
-) -> Result<Value, ToolError> {
-    let bucket = registry_bucket(&p.registry)?;
-    quilt::check_name_for_write(&p.package_name).map_err(ToolError::invalid)?;
-    let registry = Registry::new(s3, bucket.clone());
-    if registry.exists(WORKFLOWS_CONFIG).await? {
-        return Err(ToolError::new(
-            ErrorCode::NotSupported,
-            format!(
-                "s3://{bucket} has {WORKFLOWS_CONFIG}: its packages must pass workflow validation, which quilt-mcp does not do; create this package with quilt3 or the Quilt catalog"
-            ),
-        ));
-    }
-    let sources = expand_sources(s3, &p).await?;
-    let previous = registry.latest(&p.package_name).await?;
-
-    let total = sources.len();
-    let progress_token = context.meta.get_progress_token();
-    let peer = context.peer.clone();
-    let mut done = 0usize;
-    let mut records = Vec::with_capacity(total);
-    let mut hashing = futures::stream::iter(sources)
-        .map(|source| hash_source(s3, source))
-        .buffer_unordered(HASH_CONCURRENCY);
-    loop {
-        let next = tokio::select! {
-            () = context.ct.cancelled() => {
-                return Err(ToolError::invalid("cancelled by the client; nothing was written"));
-            }
-            next = hashing.next() => next,
-        };
-        let Some(record) = next else { break };
-        records.push(record?);
-        done += 1;
-        if let Some(token) = &progress_token {
-            let _ = peer
-                .notify_progress(
-                    ProgressNotificationParam::new(token.clone(), done as f64)
-                        .with_total(total as f64)
-                        .with_message(format!("hashed {done} of {total} files")),
-                )
-                .await;
-        }
-    }
-    records.sort_by(|a, b| tree_order(a.logical_key(), b.logical_key()));
-    let total_size: u64 = records.iter().map(Record::size).sum();
-
-    let mut header = Map::new();
-    header.insert("version".into(), json!("v0"));
-    if let Some(metadata) = p.metadata {
-        header.insert("user_meta".into(), metadata);
-    }
-    header.insert(
-        "message".into(),
-        p.message.map_or(Value::Null, Value::String),
-    );
-    let manifest = Manifest::new(header, records);
-    let top_hash = manifest.top_hash();
-    let entry_count = manifest.entries().count();
-    registry
-        .put(
-            &quilt::manifest_key(&top_hash),
-            manifest.to_bytes(),
-            "application/jsonl",
-        )
-        .await?;
-    drop(manifest);
-
-    let current = registry.latest(&p.package_name).await?;
-    if current != previous && !p.force.unwrap_or(false) {
-        return Err(ToolError::new(
-            ErrorCode::Conflict,
-            format!(
-                "{} moved to {} while this revision was made; nothing was published (the manifest is stored as {top_hash}); call again to build on the new revision, or pass force: true",
-                p.package_name,
-                current.as_deref().unwrap_or("nothing")
-            ),
-        ));
-    }
-    // Two revisions within one second would share a timestamp pointer and the older
-    // one would drop out of the history: take the next free second instead.
-    let mut now = now_unix();
-    for _ in 0..30 {
-        match registry
-            .get_small(&quilt::timestamp_key(&p.package_name, now))
-            .await?
-        {
-            Some(existing)
-                if quilt::parse_pointer(&existing).as_deref() != Some(top_hash.as_str()) =>
-            {
-                now += 1
-            }
-            _ => break,
-        }
-    }
-    let pointer = top_hash.clone().into_bytes();
-    registry
-        .put(
-            &quilt::timestamp_key(&p.package_name, now),
-            pointer.clone(),
-            "text/plain",
-        )
-        .await?;
-    registry
-        .put(&quilt::latest_key(&p.package_name), pointer, "text/plain")
-        .await?;
-    Ok(json!({
-        "registry": format!("s3://{bucket}"),
-        "package_name": p.package_name,
-        "top_hash": top_hash,
-        "uri": quilt::package_uri(&bucket, &p.package_name, &top_hash),
-        "entry_count": entry_count,
-        "total_size": total_size,
-        "previous_top_hash": previous,
-        "created_at": rfc3339(now),
-    }))
-}
-
-#[tool_router(router = package_tools, vis = "pub(crate)")]
-impl QuiltServer {
-    #[tool(
-        name = "package_list",
-        description = "List the Quilt packages in a registry bucket: each package's name, latest \
-            top hash, time of its newest revision and number of revisions. Use `prefix` to narrow \
-            down to a namespace.",
-        annotations(
-            title = "List packages",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
-    )]
-    async fn package_list(
-        &self,
-        Extension(aws): Extension<Arc<AwsSession>>,
-        Parameters(p): Parameters<ListParams>,
-    ) -> CallToolResult {
-        finish(list(&aws.s3, p).await)
-    }
-
-    #[tool(
-        name = "package_browse",
-        description = "Show a package revision: its message and metadata, and its files (logical \
-            key, size, hash, physical S3 location, metadata), optionally under a `path`. The \
-            revision's top hash is verified. Use the physical_key with bucket_object_text or \
-            bucket_object_fetch to read a file.",
-        annotations(
-            title = "Browse a package",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
-    )]
-    async fn package_browse(
-        &self,
-        Extension(aws): Extension<Arc<AwsSession>>,
-        Parameters(p): Parameters<BrowseParams>,
-    ) -> CallToolResult {
-        finish(browse(&aws.s3, p).await)
-    }
-
-    #[tool(
-        name = "package_diff",
-        description = "Compare two package revisions (two revisions of one package, or two \
-            packages): logical keys added, removed, modified (hash or size) and with changed \
-            metadata. With only package1_name, compares its latest revision with the one before.",
-        annotations(
-            title = "Diff packages",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = true
-        )
-    )]
-    async fn package_diff(
-        &self,
-        Extension(aws): Extension<Arc<AwsSession>>,
-        Parameters(p): Parameters<DiffParams>,
-    ) -> CallToolResult {
-        finish(diff(&aws.s3, p).await)
-    }
-
-    #[tool(
-        name = "package_create",
-        description = "Create a package, or a new revision of one, from S3 objects: each file is \
-            read once to compute its hash, the manifest is written to the registry and the \
-            package's latest pointer moves to it, exactly as quilt3 push would. Refused if \
-            another revision became latest meanwhile (unless force) and in registries that use \
-            workflows. Sends progress notifications when the client asks for them.",
-        annotations(
-            title = "Create a package revision",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = false,
-            open_world_hint = true
-        )
-    )]
-    async fn package_create(
-        &self,
-        Extension(aws): Extension<Arc<AwsSession>>,
-        context: RequestContext<RoleServer>,
-        Parameters(p): Parameters<CreateParams>,
-    ) -> CallToolResult {
-        finish(create(&aws.s3, p, &context).await)
-    }
 }
 
 #[cfg(test)]

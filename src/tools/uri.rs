@@ -1,6 +1,13 @@
-//! Bucket names and `s3://` URIs as tools accept them.
+//! Bucket names and `s3://` URIs as tools accept them, and the typed arguments built
+//! on them: a parameter of type [`Bucket`], [`ObjectUri`] or [`SourceUri`] is checked
+//! once, when the call's arguments are parsed, and the gate authorizes exactly the
+//! bucket the tool then uses.
+
+use std::borrow::Cow;
 
 use percent_encoding::percent_decode_str;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::Deserialize;
 
 /// An object URI: `s3://bucket/key` with a percent-encoded key and an optional
 /// `?versionId=`.
@@ -107,6 +114,111 @@ impl S3Uri {
             ));
         }
         Ok(uri)
+    }
+}
+
+impl std::fmt::Display for S3Uri {
+    /// `s3://bucket/key`, with `?versionId=` when there is a version.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.key)?;
+        if let Some(version) = &self.version_id {
+            write!(f, "?versionId={version}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Typed arguments are strings in the input schema; the parse adds the checks.
+macro_rules! string_argument {
+    ($type:ident) => {
+        impl JsonSchema for $type {
+            fn inline_schema() -> bool {
+                true
+            }
+            fn schema_name() -> Cow<'static, str> {
+                Cow::Borrowed("string")
+            }
+            fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+                String::json_schema(generator)
+            }
+        }
+    };
+}
+
+/// A bucket argument (`name` or `s3://name`), checked as it is parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Bucket(String);
+
+impl Bucket {
+    /// The bucket name.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Bucket {
+    type Error = String;
+    fn try_from(text: String) -> Result<Bucket, String> {
+        parse_bucket(&text).map(Bucket)
+    }
+}
+string_argument!(Bucket);
+
+/// An object URI argument (`s3://bucket/key`, optionally `?versionId=`), checked as it
+/// is parsed: the key is never empty.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ObjectUri(pub S3Uri);
+
+impl TryFrom<String> for ObjectUri {
+    type Error = String;
+    fn try_from(text: String) -> Result<ObjectUri, String> {
+        S3Uri::parse_object(&text).map(ObjectUri)
+    }
+}
+string_argument!(ObjectUri);
+
+impl std::ops::Deref for ObjectUri {
+    type Target = S3Uri;
+    fn deref(&self) -> &S3Uri {
+        &self.0
+    }
+}
+
+/// A URI argument that names an object or, with an empty key or one ending in `/`, a
+/// prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct SourceUri(pub S3Uri);
+
+impl SourceUri {
+    /// Whether it names a prefix (every object under it) rather than one object.
+    pub fn is_prefix(&self) -> bool {
+        self.0.key.is_empty() || self.0.key.ends_with('/')
+    }
+}
+
+impl TryFrom<String> for SourceUri {
+    type Error = String;
+    fn try_from(text: String) -> Result<SourceUri, String> {
+        let uri = S3Uri::parse(&text)?;
+        let source = SourceUri(uri);
+        if source.is_prefix() && source.0.version_id.is_some() {
+            return Err(format!(
+                "{:?}: a prefix cannot have a versionId",
+                short(&text)
+            ));
+        }
+        Ok(source)
+    }
+}
+string_argument!(SourceUri);
+
+impl std::ops::Deref for SourceUri {
+    type Target = S3Uri;
+    fn deref(&self) -> &S3Uri {
+        &self.0
     }
 }
 

@@ -3,37 +3,39 @@
 //! router dispatches it:
 //!
 //! 1. the token is verified (SPEC §4), or the call gets -32001 with a reason;
-//! 2. the tool's permissions, buckets, level and read-only mode are checked
+//! 2. the arguments are parsed, once, into the tool's typed parameters, which say
+//!    the buckets and permissions the call touches (an `invalid_argument` otherwise);
+//! 3. those permissions and buckets, the token's level and read-only mode are checked
 //!    ([`policy::authorize`]), or the call gets -32003;
-//! 3. for tools that reach AWS, credentials come from the token (SPEC §5), or the
+//! 4. for tools that reach AWS, credentials come from the token (SPEC §5), or the
 //!    call gets -32001 (or a tool error when the exchange itself failed);
-//! 4. the verified [`AuthContext`] and the caller's [`crate::aws::AwsSession`] travel
-//!    to the tool in the request's extensions.
+//! 5. the verified [`AuthContext`], the caller's AWS session and the very parameters
+//!    that were authorized travel to the tool ([`routes`]).
 //!
 //! Tools never repeat these checks.
+
+pub(crate) mod routes;
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::tool::{Extension, ToolCallContext};
+use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ErrorCode, Implementation, ListToolsResult,
     PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_router};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::json;
 
 use crate::auth::source::TokenProvider;
 use crate::auth::verify::Verifier;
 use crate::auth::{AuthContext, AuthFailure, Token, TokenSourceKind};
-use crate::aws::Aws;
-use crate::aws::credentials::CredentialError;
+use crate::aws::{Aws, CredentialError};
 use crate::config::Config;
 use crate::time::now_unix;
-use crate::tools::policy::{self, Denial, Refusal};
-use crate::tools::{self, ToolError};
+use crate::tools::policy::{self, Denial};
+use routes::{GateEntry, Granted, Routes, failure};
 
 /// JSON-RPC error code for an unauthorized call (SPEC §7).
 pub const UNAUTHORIZED: ErrorCode = ErrorCode(-32001);
@@ -48,8 +50,18 @@ stable code) and a hint or message saying what the user should do, such as loggi
 a fresh token or asking for access to a bucket: relay it to the user rather than retrying. A tool \
 that ran and failed returns isError with structuredContent.error.code and retryable.";
 
+/// Facts about one HTTP request, for the log lines it causes.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    /// A fresh id (also returned as `x-request-id`).
+    pub request_id: String,
+    /// The peer's address.
+    pub remote_addr: String,
+}
+
 struct Inner {
     config: Config,
+    routes: Routes,
     aws: Aws,
     verifier: Verifier,
     tokens: TokenProvider,
@@ -61,7 +73,6 @@ struct Inner {
 #[derive(Clone)]
 pub struct QuiltServer {
     inner: Arc<Inner>,
-    tool_router: ToolRouter<QuiltServer>,
 }
 
 impl std::fmt::Debug for QuiltServer {
@@ -92,11 +103,11 @@ impl QuiltServer {
             inner: Arc::new(Inner {
                 aws: Aws::new(&config),
                 config,
+                routes: Routes::all(),
                 verifier,
                 tokens,
                 verified: Mutex::new(None),
             }),
-            tool_router: Self::tool_router() + Self::bucket_tools() + Self::package_tools(),
         }
     }
 
@@ -186,7 +197,7 @@ impl QuiltServer {
         token: &Token,
         source: TokenSourceKind,
         now: i64,
-        request: Option<&crate::http::RequestMeta>,
+        request: Option<&RequestMeta>,
     ) -> Result<Arc<AuthContext>, AuthFailure> {
         let request_id = request.map(|r| r.request_id.as_str());
         let remote_addr = request.map(|r| r.remote_addr.as_str());
@@ -246,7 +257,7 @@ impl QuiltServer {
     pub fn verify_bearer(
         &self,
         token: &Token,
-        request: &crate::http::RequestMeta,
+        request: &RequestMeta,
     ) -> Result<Arc<AuthContext>, AuthFailure> {
         self.verify_logged(token, TokenSourceKind::Http, now_unix(), Some(request))
     }
@@ -259,8 +270,12 @@ impl QuiltServer {
         }
     }
 
-    fn tool_visible(&self, name: &str) -> bool {
-        !(self.inner.config.read_only && tools::spec::spec(name).is_some_and(|s| s.writes))
+    /// The gate entry of a tool this server offers (write tools are hidden in
+    /// read-only mode).
+    fn gate(&self, name: &str) -> Option<GateEntry> {
+        let gate = *self.inner.routes.gates.get(name)?;
+        let hidden = self.inner.config.read_only && gate.info.writes();
+        (!hidden).then_some(gate)
     }
 }
 
@@ -269,7 +284,7 @@ pub(crate) fn log_token_failure(
     token: Option<&Token>,
     source: TokenSourceKind,
     failure: &AuthFailure,
-    request: Option<&crate::http::RequestMeta>,
+    request: Option<&RequestMeta>,
 ) {
     // Every SPEC §8 field is present; what an unverified token cannot tell is empty
     // (claims are not read from a token that failed).
@@ -326,7 +341,7 @@ pub fn unauthorized(failure: &AuthFailure) -> ErrorData {
 }
 
 /// The -32003 error of SPEC §7.
-pub fn forbidden(denial: &Denial) -> ErrorData {
+pub(crate) fn forbidden(denial: &Denial) -> ErrorData {
     let mut data = json!({"reason": denial.reason.code(), "tool": denial.tool});
     if let Some(bucket) = &denial.bucket {
         data["bucket"] = json!(bucket);
@@ -335,35 +350,6 @@ pub fn forbidden(denial: &Denial) -> ErrorData {
         data["missing_permissions"] = json!(denial.missing_permissions);
     }
     ErrorData::new(FORBIDDEN, denial.message(), Some(data))
-}
-
-#[tool_router]
-impl QuiltServer {
-    #[tool(
-        name = "auth_status",
-        description = "Show who the Quilt token belongs to and what it grants: subject, issuer, \
-            audience, expiry, scope, level (read/write/admin), roles, buckets, S3 permissions, the \
-            token's source and fingerprint, and where AWS credentials will come from. Use it first \
-            when a call is refused.",
-        annotations(
-            title = "Authentication status",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
-    )]
-    async fn auth_status(
-        &self,
-        Extension(ctx): Extension<Arc<AuthContext>>,
-    ) -> rmcp::model::CallToolResult {
-        tools::success(tools::auth::auth_status(
-            &ctx,
-            &self.inner.config.aws_region,
-            self.inner.config.read_only,
-            now_unix(),
-        ))
-    }
 }
 
 impl ServerHandler for QuiltServer {
@@ -383,32 +369,32 @@ impl ServerHandler for QuiltServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let tools = self
-            .tool_router
+            .inner
+            .routes
+            .router
             .list_all()
             .into_iter()
-            .filter(|t| self.tool_visible(&t.name))
+            .filter(|t| self.gate(&t.name).is_some())
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        if !self.tool_visible(name) {
-            return None;
-        }
-        self.tool_router.get(name).cloned()
+        self.gate(name)?;
+        self.inner.routes.router.get(name).cloned()
     }
 
     async fn call_tool(
         &self,
-        request: CallToolRequestParams,
+        mut request: CallToolRequestParams,
         mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let started = Instant::now();
-        let tool = request.name.to_string();
-        let Some(spec) = tools::spec::spec(&tool).filter(|_| self.tool_router.has_route(&tool))
-        else {
+        // A write tool hidden in read-only mode is still known: the policy refuses it
+        // with `read_only_mode`, which tells the user why.
+        let Some(gate) = self.inner.routes.gates.get(request.name.as_ref()).copied() else {
             return Err(ErrorData::invalid_params(
-                format!("unknown tool {:?}", truncate(&tool)),
+                format!("unknown tool {:?}", truncate(&request.name)),
                 None,
             ));
         };
@@ -421,11 +407,11 @@ impl ServerHandler for QuiltServer {
             .map(|parts| {
                 (
                     parts.extensions.get::<Arc<AuthContext>>().cloned(),
-                    parts.extensions.get::<crate::http::RequestMeta>().cloned(),
+                    parts.extensions.get::<RequestMeta>().cloned(),
                 )
             });
         let call = CallLog {
-            tool: spec.name,
+            tool: gate.info.name,
             started,
             request: http.as_ref().and_then(|(_, meta)| meta.clone()),
         };
@@ -441,59 +427,64 @@ impl ServerHandler for QuiltServer {
             }
         };
 
-        // 2. Permissions, buckets, level, read-only mode.
-        let buckets = match policy::authorize(
-            spec,
-            request.arguments.as_ref(),
+        // 2. The arguments, parsed once into the parameters the tool will get.
+        let parsed = match (gate.parse)(request.arguments.take()) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                call.log("error", None, Some(error.code.as_str()));
+                return Ok(failure(error).into());
+            }
+        };
+        let bucket = parsed.access.buckets.first().cloned();
+        let bucket = bucket.as_deref();
+
+        // 3. Permissions, buckets, level, read-only mode.
+        if let Err(denial) = policy::authorize(
+            &gate.info,
+            &parsed.access,
             &ctx.claims,
             self.inner.config.read_only,
         ) {
-            Ok(buckets) => buckets,
-            Err(Refusal::Denied(denial)) => {
-                tracing::info!(
-                    event = "tool_denied",
-                    tool = denial.tool,
-                    reason = denial.reason.code(),
-                    bucket = denial.bucket.as_deref().unwrap_or(""),
-                    missing_permissions = %denial.missing_permissions.join(","),
-                    token_fingerprint = %ctx.token_info.fingerprint,
-                    request_id = call.request.as_ref().map(|r| r.request_id.as_str()),
-                );
-                call.log(
-                    "denied",
-                    denial.bucket.as_deref(),
-                    Some(denial.reason.code()),
-                );
-                return Err(forbidden(&denial));
-            }
-            Err(Refusal::BadArgument(problem)) => {
-                call.log("error", None, Some("invalid_argument"));
-                return Ok(ToolError::invalid(problem).into_result().into());
-            }
-        };
-        let bucket = buckets.first().map(String::as_str);
+            tracing::info!(
+                event = "tool_denied",
+                tool = denial.tool,
+                reason = denial.reason.code(),
+                bucket = denial.bucket.as_deref().unwrap_or(""),
+                missing_permissions = %denial.missing_permissions.join(","),
+                token_fingerprint = %ctx.token_info.fingerprint,
+                request_id = call.request.as_ref().map(|r| r.request_id.as_str()),
+            );
+            call.log(
+                "denied",
+                denial.bucket.as_deref(),
+                Some(denial.reason.code()),
+            );
+            return Err(forbidden(&denial));
+        }
 
-        // 3. AWS credentials from the token, for the tools that reach AWS.
-        if spec.needs_aws {
+        // 4. AWS credentials from the token, for the tools that reach AWS.
+        let aws = if gate.info.open_world {
             match self.inner.aws.session(&ctx).await {
-                Ok(session) => {
-                    context.extensions.insert(session);
-                }
+                Ok(session) => Some(session),
                 Err(CredentialError::Unauthorized(failure)) => {
                     call.log("unauthorized", bucket, Some(failure.reason.code()));
                     return Err(unauthorized(&failure));
                 }
                 Err(CredentialError::Tool(error)) => {
                     call.log("error", bucket, Some(error.code.as_str()));
-                    return Ok(error.into_result().into());
+                    return Ok(routes::failure(error).into());
                 }
             }
-        }
+        } else {
+            None
+        };
 
-        // 4. Dispatch with the verified context.
-        context.extensions.insert(ctx);
+        // 5. Dispatch the authorized parameters with the verified context.
+        context.extensions.insert(Granted::new(ctx, aws, parsed));
         let result = self
-            .tool_router
+            .inner
+            .routes
+            .router
             .call(ToolCallContext::new(self, request, context))
             .await;
         let outcome = match &result {
@@ -510,7 +501,7 @@ impl ServerHandler for QuiltServer {
 struct CallLog {
     tool: &'static str,
     started: Instant,
-    request: Option<crate::http::RequestMeta>,
+    request: Option<RequestMeta>,
 }
 
 impl CallLog {

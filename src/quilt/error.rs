@@ -1,0 +1,79 @@
+//! What can go wrong reading or writing a registry, in the package format's own
+//! terms; [`From`] turns each into the tool error a caller sees.
+
+use crate::error::{ErrorCode, ToolError};
+
+/// A registry read or write that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QuiltError {
+    /// An S3 request failed; the S3 failure is already classified.
+    #[error(transparent)]
+    S3(#[from] ToolError),
+    /// A package, revision or object does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A name, hash or key given by the caller is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+    /// Stored data is corrupt or was altered.
+    #[error("{0}")]
+    Integrity(String),
+    /// The registry changed while a revision was being published.
+    #[error("{0}")]
+    Conflict(String),
+    /// The registry needs something this server does not do.
+    #[error("{0}")]
+    NotSupported(String),
+    /// Over a size limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A source changed while it was read.
+    #[error("{0}")]
+    Changed(String),
+    /// The client cancelled the operation; nothing was written.
+    #[error("cancelled by the client; nothing was written")]
+    Cancelled,
+    /// A stream from S3 broke off.
+    #[error("reading {target} was interrupted: {source}")]
+    Interrupted {
+        /// What was being read.
+        target: String,
+        /// Why it stopped.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl QuiltError {
+    /// A read of `target` that broke off.
+    pub fn interrupted(
+        target: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> QuiltError {
+        QuiltError::Interrupted {
+            target: target.into(),
+            source: source.into(),
+        }
+    }
+}
+
+impl From<QuiltError> for ToolError {
+    fn from(error: QuiltError) -> ToolError {
+        let message = error.to_string();
+        match error {
+            QuiltError::S3(error) => error,
+            QuiltError::NotFound(_) => ToolError::new(ErrorCode::NotFound, message),
+            QuiltError::Invalid(_) => ToolError::invalid(message),
+            QuiltError::Integrity(_) => ToolError::new(ErrorCode::IntegrityError, message),
+            QuiltError::Conflict(_) => ToolError::new(ErrorCode::Conflict, message),
+            QuiltError::NotSupported(_) => ToolError::new(ErrorCode::NotSupported, message),
+            QuiltError::TooLarge(_) => ToolError::new(ErrorCode::TooLarge, message),
+            // SPEC revision 2 has a `cancelled` code; until the clients are told, a
+            // cancelled call keeps reporting `invalid_argument`.
+            QuiltError::Cancelled => ToolError::invalid(message),
+            QuiltError::Changed(_) | QuiltError::Interrupted { .. } => {
+                ToolError::retryable(ErrorCode::UpstreamError, message)
+            }
+        }
+    }
+}
