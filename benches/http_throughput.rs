@@ -12,6 +12,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use support::OrFail as _;
+
 use serde_json::json;
 use tokio::io::AsyncBufReadExt as _;
 
@@ -36,21 +38,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let mut child = match support::server_command(None)
+    let mut child = support::server_command(None)
         .args(["serve", "--http", "127.0.0.1:0"])
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-    {
-        Ok(child) => child,
-        Err(e) => {
-            eprintln!("cannot start the server: {e}");
-            return;
-        }
-    };
-    let Some(stderr) = child.stderr.take() else {
-        return;
-    };
+        .or_fail("starting the server");
+    let stderr = child.stderr.take().or_fail("the server's stderr");
     let mut lines = tokio::io::BufReader::new(stderr).lines();
     let mut url = None;
     while let Ok(Some(line)) = lines.next_line().await {
@@ -59,7 +53,7 @@ async fn main() {
             break;
         }
     }
-    let Some(url) = url else { return };
+    let url = url.or_fail("the server's readiness line on stderr");
     let pid = child.id();
 
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "auth_status", "arguments": {}}}).to_string();
@@ -103,10 +97,12 @@ async fn main() {
     let mut all = Vec::new();
     let mut errors = 0;
     for task in tasks {
-        if let Ok((latencies, e)) = task.await {
-            all.extend(latencies);
-            errors += e;
-        }
+        let (latencies, e) = task.await.or_fail("a client task");
+        all.extend(latencies);
+        errors += e;
+    }
+    if all.is_empty() {
+        support::fail("measuring", "no call succeeded");
     }
     all.sort();
     let rss = pid

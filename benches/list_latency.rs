@@ -17,6 +17,7 @@ use rmcp::ServiceExt as _;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;
 use serde_json::json;
+use support::OrFail as _;
 
 fn token() -> String {
     support::token(
@@ -29,9 +30,7 @@ fn token() -> String {
 }
 
 fn list_latency(c: &mut Criterion) {
-    let Ok(runtime) = tokio::runtime::Runtime::new() else {
-        return;
-    };
+    let runtime = tokio::runtime::Runtime::new().or_fail("starting the runtime");
     let (server, client) = runtime.block_on(async {
         let server = s3::TestS3::start().await;
         server.create_bucket("bench").await;
@@ -48,14 +47,10 @@ fn list_latency(c: &mut Criterion) {
         }
         let mut command = support::server_command(Some(&server.endpoint));
         command.env("QUILT_MCP_TOKEN", token());
-        let transport = TokioChildProcess::new(command).ok();
-        let client = match transport {
-            Some(t) => ().serve(t).await.ok(),
-            None => None,
-        };
+        let transport = TokioChildProcess::new(command).or_fail("starting the server");
+        let client = ().serve(transport).await.or_fail("initializing the server");
         (server, client)
     });
-    let Some(client) = client else { return };
     let direct = server.client();
 
     let direct_list = || async {
@@ -66,7 +61,7 @@ fn list_latency(c: &mut Criterion) {
             .max_keys(100)
             .send()
             .await;
-        assert_eq!(out.map(|o| o.contents().len()).unwrap_or(0), 100);
+        assert_eq!(out.or_fail("the direct listing").contents().len(), 100);
     };
     let tool_list = || async {
         let mut args = serde_json::Map::new();
@@ -76,8 +71,8 @@ fn list_latency(c: &mut Criterion) {
             .call_tool(CallToolRequestParams::new("bucket_objects_list").with_arguments(args))
             .await;
         let count = result
-            .ok()
-            .and_then(|r| r.structured_content)
+            .or_fail("bucket_objects_list")
+            .structured_content
             .and_then(|v| v["objects"].as_array().map(Vec::len));
         assert_eq!(count, Some(100));
     };

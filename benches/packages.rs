@@ -21,6 +21,7 @@ use rmcp::ServiceExt as _;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;
 use serde_json::{Map, Value, json};
+use support::OrFail as _;
 
 fn token() -> String {
     support::token(
@@ -65,10 +66,11 @@ async fn call(
 ) -> Value {
     let params = CallToolRequestParams::new(tool)
         .with_arguments(args.as_object().cloned().unwrap_or_default());
-    match client.call_tool(params).await {
-        Ok(result) => result.structured_content.unwrap_or(Value::Null),
-        Err(e) => json!({"error": e.to_string()}),
+    let result = client.call_tool(params).await.or_fail(tool);
+    if result.is_error == Some(true) {
+        support::fail(tool, format!("{:?}", result.structured_content));
     }
+    result.structured_content.or_fail(tool)
 }
 
 #[tokio::main]
@@ -108,13 +110,9 @@ async fn main() {
 
     let mut command = support::server_command(Some(&server.endpoint));
     command.env("QUILT_MCP_TOKEN", token());
-    let Ok(transport) = TokioChildProcess::new(command) else {
-        return;
-    };
+    let transport = TokioChildProcess::new(command).or_fail("starting the server");
     let pid = transport.id();
-    let Ok(client) = ().serve(transport).await else {
-        return;
-    };
+    let client = ().serve(transport).await.or_fail("initializing the server");
     println!(
         "server idle: peak RSS {:.1} MiB",
         peak_rss_mib(pid).unwrap_or(f64::NAN)
@@ -128,6 +126,12 @@ async fn main() {
             json!({"package_name": format!("bench/small-{round}"), "registry": "bench", "s3_uris": ["s3://bench/small/"]}),
         )
         .await;
+        if created["entry_count"] != 1000 {
+            support::fail(
+                "package_create",
+                format!("{} entries, not 1000", created["entry_count"]),
+            );
+        }
         println!(
             "package_create 1,000 objects (round {round}): {:.0} ms, {} entries, server peak RSS {:.1} MiB",
             started.elapsed().as_secs_f64() * 1000.0,
@@ -143,6 +147,9 @@ async fn main() {
             json!({"package_name": "bench/big", "registry": "bench", "max_entries": 10000}),
         )
         .await;
+        if browsed["entries"].as_array().map(Vec::len) != Some(10_000) {
+            support::fail("package_browse", "not 10,000 entries");
+        }
         println!(
             "package_browse 10,000 entries ({manifest_size} byte manifest, round {round}): {:.0} ms, {} entries returned, server peak RSS {:.1} MiB",
             started.elapsed().as_secs_f64() * 1000.0,

@@ -5,6 +5,31 @@
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::Value;
 
+/// Stops the bench run loudly: a bench that cannot set up or gets a wrong answer must
+/// not print figures for work it did not do.
+pub fn fail(what: &str, why: impl std::fmt::Display) -> ! {
+    eprintln!("bench failed: {what}: {why}");
+    std::process::exit(1)
+}
+
+/// `.or_fail("what")` on a `Result` or an `Option`: the value, or [`fail`].
+pub trait OrFail<T> {
+    /// The value, or a loud stop naming `what`.
+    fn or_fail(self, what: &str) -> T;
+}
+
+impl<T, E: std::fmt::Display> OrFail<T> for Result<T, E> {
+    fn or_fail(self, what: &str) -> T {
+        self.unwrap_or_else(|e| fail(what, e))
+    }
+}
+
+impl<T> OrFail<T> for Option<T> {
+    fn or_fail(self, what: &str) -> T {
+        self.unwrap_or_else(|| fail(what, "nothing came back"))
+    }
+}
+
 /// The shared secret the benchmarked server verifies with.
 pub const SECRET: &str = "bench-secret";
 
@@ -23,7 +48,7 @@ pub fn token(sub: &str, extra: Value) -> String {
         &claims,
         &EncodingKey::from_secret(SECRET.as_bytes()),
     )
-    .unwrap_or_default()
+    .or_fail("minting the bench token")
 }
 
 /// The server binary with the bench secret and warnings-only logs in a temp dir;
