@@ -73,158 +73,68 @@ impl Verifier {
         self.key_kind
     }
 
-    /// Verifies `token` at time `now` (Unix seconds).
+    /// Verifies `token` at time `now` (Unix seconds): [`parse`] → [`choose_key`] →
+    /// [`check_signature`] → [`Verifier::check_claims`], then the Quilt claims.
     pub fn verify(
         &self,
         token: &Token,
         source: TokenSourceKind,
         now: i64,
     ) -> Result<(AuthContext, Notes), AuthFailure> {
-        let fail = |reason: Reason, detail: String| AuthFailure::new(reason, detail, Some(source));
+        let fail =
+            |(reason, detail): (Reason, String)| AuthFailure::new(reason, detail, Some(source));
         let keys = match &self.keys {
             Ok(keys) => keys,
             Err(e) => return Err(not_configured(e)),
         };
+        let parts = parse(token).map_err(fail)?;
+        let (key, alg) = choose_key(keys, &parts.header).map_err(fail)?;
+        check_signature(&parts, key, alg).map_err(fail)?;
+        let typed = self.check_claims(&parts.payload, now, source)?;
 
-        // 1. Size and structure.
-        if token.len() > super::token::MAX_TOKEN_BYTES {
-            return Err(fail(
-                Reason::TokenTooLarge,
-                format!("the token is {} bytes, over the 16 KiB limit", token.len()),
-            ));
-        }
-        let text = token.expose();
-        let segments: Vec<&str> = text.split('.').collect();
-        let [header_b64, payload_b64, signature_b64] = segments.as_slice() else {
-            return Err(fail(
-                Reason::MalformedToken,
-                format!(
-                    "the token is not a JWT (it has {} dot-separated segments, not 3)",
-                    segments.len()
-                ),
-            ));
+        let decompressed = claims::decompress(&parts.payload);
+        let aws = CredentialSource::from_claims(
+            &parts.payload,
+            &decompressed.claims.roles,
+            self.registry_url.as_deref(),
+        )
+        .map_err(|why| fail((Reason::InvalidClaims, why)))?;
+        let context = AuthContext {
+            subject: typed.sub,
+            issuer: typed.iss,
+            audience: typed.aud.unwrap_or_default(),
+            issued_at: typed.iat,
+            expires_at: typed.exp.unwrap_or_default(),
+            not_before: typed.nbf,
+            jti: typed.jti,
+            claims: decompressed.claims,
+            token_info: TokenInfo {
+                source,
+                fingerprint: token.fingerprint(),
+                alg: format!("{alg:?}"),
+                kid: key_id(&parts.header),
+            },
+            aws,
+            token: token.clone(),
         };
-        let header = decode_object(header_b64)
-            .map_err(|why| fail(Reason::MalformedToken, format!("the token's header {why}")))?;
-        let payload = decode_object(payload_b64)
-            .map_err(|why| fail(Reason::MalformedToken, format!("the token's payload {why}")))?;
-        if B64URL.decode(signature_b64).is_err() {
-            return Err(fail(
-                Reason::MalformedToken,
-                "the token's signature is not base64url".to_owned(),
-            ));
-        }
+        Ok((
+            context,
+            Notes {
+                warnings: decompressed.warnings,
+            },
+        ))
+    }
 
-        // 2. Header.
-        let alg_name = match header.get("alg") {
-            Some(Value::String(s)) => s.as_str(),
-            _ => {
-                return Err(fail(
-                    Reason::UnsupportedAlgorithm,
-                    "the token's header names no algorithm".to_owned(),
-                ));
-            }
-        };
-        let alg: Option<Algorithm> = if alg_name.eq_ignore_ascii_case("none") {
-            None
-        } else {
-            alg_name.parse().ok()
-        };
-        let accepted = || -> String {
-            let mut names: Vec<String> = Vec::new();
-            for key in keys.keys() {
-                for a in &key.algorithms {
-                    let name = format!("{a:?}");
-                    if !names.contains(&name) {
-                        names.push(name);
-                    }
-                }
-            }
-            names.join(", ")
-        };
-        let Some(alg) = alg.filter(|a| keys.keys().iter().any(|k| k.algorithms.contains(a))) else {
-            return Err(fail(
-                Reason::UnsupportedAlgorithm,
-                format!(
-                    "the token is signed with {:?}, but the configured key accepts only {}",
-                    short(alg_name),
-                    accepted()
-                ),
-            ));
-        };
-        if let Some(crit) = header.get("crit") {
-            let names = match crit {
-                Value::Array(items) => items
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(short)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                _ => String::new(),
-            };
-            return Err(fail(
-                Reason::CriticalHeader,
-                format!(
-                    "the token has a `crit` header ({names}), which this server does not support"
-                ),
-            ));
-        }
-        let kid = match header.get("kid") {
-            Some(Value::String(s)) => Some(s.clone()),
-            _ => None,
-        };
-        let key: &VerificationKey = match keys {
-            KeySet::Single(key) => key,
-            KeySet::Jwks(list) => {
-                let Some(kid) = kid.as_deref() else {
-                    return Err(fail(
-                        Reason::UnknownKey,
-                        "the token has no `kid` header, which the JWKS needs to choose a key"
-                            .to_owned(),
-                    ));
-                };
-                let Some(key) = list.iter().find(|k| k.kid.as_deref() == Some(kid)) else {
-                    return Err(fail(
-                        Reason::UnknownKey,
-                        format!(
-                            "the token's key id {:?} names no key in the JWKS",
-                            short(kid)
-                        ),
-                    ));
-                };
-                key
-            }
-        };
-        if !key.algorithms.contains(&alg) {
-            return Err(fail(
-                Reason::UnsupportedAlgorithm,
-                format!(
-                    "the token is signed with {alg:?}, but its key ({}) accepts only {}",
-                    key.kind.describe(),
-                    key.algorithms
-                        .iter()
-                        .map(|a| format!("{a:?}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
-        }
-
-        // 3. Signature. The signed message is the first two segments as sent.
-        let message_len = header_b64.len() + 1 + payload_b64.len();
-        let message = &text.as_bytes()[..message_len];
-        match jsonwebtoken::crypto::verify(signature_b64, message, &key.key, alg) {
-            Ok(true) => {}
-            _ => {
-                return Err(fail(
-                    Reason::InvalidSignature,
-                    "the token's signature does not verify with the configured key".to_owned(),
-                ));
-            }
-        }
-
-        // 4. Claims.
-        let typed = TypedClaims::read(&payload).map_err(|why| fail(Reason::InvalidClaims, why))?;
+    /// Step 4: the registered claims' types, `exp`, `nbf`, `iat`, `aud` and `iss`. On
+    /// success `exp` and `aud` are present.
+    fn check_claims(
+        &self,
+        payload: &Map<String, Value>,
+        now: i64,
+        source: TokenSourceKind,
+    ) -> Result<TypedClaims, AuthFailure> {
+        let fail = |reason: Reason, detail: String| AuthFailure::new(reason, detail, Some(source));
+        let typed = TypedClaims::read(payload).map_err(|why| fail(Reason::InvalidClaims, why))?;
         let Some(exp) = typed.exp else {
             return Err(fail(
                 Reason::MissingClaim,
@@ -232,7 +142,7 @@ impl Verifier {
             ));
         };
         self.check_times(exp, typed.nbf, typed.iat, now, source)?;
-        let Some(audience) = typed.aud else {
+        let Some(audience) = &typed.aud else {
             return Err(fail(
                 Reason::MissingClaim,
                 "the token has no `aud` (audience) claim".to_owned(),
@@ -269,38 +179,7 @@ impl Verifier {
                 Some(_) => {}
             }
         }
-
-        let decompressed = claims::decompress(&payload);
-        let aws = CredentialSource::from_claims(
-            &payload,
-            &decompressed.claims.roles,
-            self.registry_url.as_deref(),
-        )
-        .map_err(|why| fail(Reason::InvalidClaims, why))?;
-        let context = AuthContext {
-            subject: typed.sub,
-            issuer: typed.iss,
-            audience,
-            issued_at: typed.iat,
-            expires_at: exp,
-            not_before: typed.nbf,
-            jti: typed.jti,
-            claims: decompressed.claims,
-            token_info: TokenInfo {
-                source,
-                fingerprint: token.fingerprint(),
-                alg: format!("{alg:?}"),
-                kid,
-            },
-            aws,
-            token: token.clone(),
-        };
-        Ok((
-            context,
-            Notes {
-                warnings: decompressed.warnings,
-            },
-        ))
+        Ok(typed)
     }
 
     /// The time rules of step 4 (`exp`, `nbf`, `iat` with the leeway), for a context
@@ -351,6 +230,174 @@ impl Verifier {
             );
         }
         Ok(())
+    }
+}
+
+/// A step's failure: the reason and what exactly was wrong.
+type Step<T> = Result<T, (Reason, String)>;
+
+/// A token split into its parts; the segments as sent, for the signature.
+struct Parts<'a> {
+    header_b64: &'a str,
+    payload_b64: &'a str,
+    signature_b64: &'a str,
+    header: Map<String, Value>,
+    payload: Map<String, Value>,
+}
+
+/// Step 1: size and structure: at most 16 KiB, three base64url segments, a JSON
+/// object for the header and for the payload.
+fn parse(token: &Token) -> Step<Parts<'_>> {
+    if token.len() > super::token::MAX_TOKEN_BYTES {
+        return Err((
+            Reason::TokenTooLarge,
+            format!("the token is {} bytes, over the 16 KiB limit", token.len()),
+        ));
+    }
+    let segments: Vec<&str> = token.expose().split('.').collect();
+    let [header_b64, payload_b64, signature_b64] = segments.as_slice() else {
+        return Err((
+            Reason::MalformedToken,
+            format!(
+                "the token is not a JWT (it has {} dot-separated segments, not 3)",
+                segments.len()
+            ),
+        ));
+    };
+    let header = decode_object(header_b64)
+        .map_err(|why| (Reason::MalformedToken, format!("the token's header {why}")))?;
+    let payload = decode_object(payload_b64)
+        .map_err(|why| (Reason::MalformedToken, format!("the token's payload {why}")))?;
+    if B64URL.decode(signature_b64).is_err() {
+        return Err((
+            Reason::MalformedToken,
+            "the token's signature is not base64url".to_owned(),
+        ));
+    }
+    Ok(Parts {
+        header_b64,
+        payload_b64,
+        signature_b64,
+        header,
+        payload,
+    })
+}
+
+/// The header's `kid`, when it is a string.
+fn key_id(header: &Map<String, Value>) -> Option<String> {
+    match header.get("kid") {
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// Step 2: the header: an algorithm the configured keys allow (never `none`), no
+/// `crit`, and with a JWKS a `kid` naming a key whose algorithms include it.
+fn choose_key<'k>(
+    keys: &'k KeySet,
+    header: &Map<String, Value>,
+) -> Step<(&'k VerificationKey, Algorithm)> {
+    let alg_name = match header.get("alg") {
+        Some(Value::String(s)) => s.as_str(),
+        _ => {
+            return Err((
+                Reason::UnsupportedAlgorithm,
+                "the token's header names no algorithm".to_owned(),
+            ));
+        }
+    };
+    let alg: Option<Algorithm> = if alg_name.eq_ignore_ascii_case("none") {
+        None
+    } else {
+        alg_name.parse().ok()
+    };
+    let accepted = || -> String {
+        let mut names: Vec<String> = Vec::new();
+        for key in keys.keys() {
+            for a in &key.algorithms {
+                let name = format!("{a:?}");
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+        names.join(", ")
+    };
+    let Some(alg) = alg.filter(|a| keys.keys().iter().any(|k| k.algorithms.contains(a))) else {
+        return Err((
+            Reason::UnsupportedAlgorithm,
+            format!(
+                "the token is signed with {:?}, but the configured key accepts only {}",
+                short(alg_name),
+                accepted()
+            ),
+        ));
+    };
+    if let Some(crit) = header.get("crit") {
+        let names = match crit {
+            Value::Array(items) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(short)
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => String::new(),
+        };
+        return Err((
+            Reason::CriticalHeader,
+            format!("the token has a `crit` header ({names}), which this server does not support"),
+        ));
+    }
+    let kid = key_id(header);
+    let key: &VerificationKey = match keys {
+        KeySet::Single(key) => key,
+        KeySet::Jwks(list) => {
+            let Some(kid) = kid.as_deref() else {
+                return Err((
+                    Reason::UnknownKey,
+                    "the token has no `kid` header, which the JWKS needs to choose a key"
+                        .to_owned(),
+                ));
+            };
+            let Some(key) = list.iter().find(|k| k.kid.as_deref() == Some(kid)) else {
+                return Err((
+                    Reason::UnknownKey,
+                    format!(
+                        "the token's key id {:?} names no key in the JWKS",
+                        short(kid)
+                    ),
+                ));
+            };
+            key
+        }
+    };
+    if !key.algorithms.contains(&alg) {
+        return Err((
+            Reason::UnsupportedAlgorithm,
+            format!(
+                "the token is signed with {alg:?}, but its key ({}) accepts only {}",
+                key.kind.describe(),
+                key.algorithms
+                    .iter()
+                    .map(|a| format!("{a:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    Ok((key, alg))
+}
+
+/// Step 3: the signature over the first two segments as sent, with the algorithm the
+/// key allows.
+fn check_signature(parts: &Parts<'_>, key: &VerificationKey, alg: Algorithm) -> Step<()> {
+    let message = format!("{}.{}", parts.header_b64, parts.payload_b64);
+    match jsonwebtoken::crypto::verify(parts.signature_b64, message.as_bytes(), &key.key, alg) {
+        Ok(true) => Ok(()),
+        _ => Err((
+            Reason::InvalidSignature,
+            "the token's signature does not verify with the configured key".to_owned(),
+        )),
     }
 }
 
