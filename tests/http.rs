@@ -21,6 +21,9 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt as _;
 
+/// The catalog named as the authorization server.
+const CATALOG: (&str, &str) = ("QUILT_CATALOG_URL", "https://catalog.example.com");
+
 /// A `quilt-mcp serve --http 127.0.0.1:0` child.
 struct HttpServer {
     child: tokio::process::Child,
@@ -105,11 +108,7 @@ fn initialize() -> Value {
 
 #[tokio::test]
 async fn requests_without_a_valid_bearer_get_401() {
-    let server = HttpServer::start(&[
-        ("QUILT_MCP_JWT_SECRET", SECRET),
-        ("QUILT_CATALOG_URL", "https://catalog.example.com"),
-    ])
-    .await;
+    let server = HttpServer::start(&[("QUILT_MCP_JWT_SECRET", SECRET), CATALOG]).await;
     let now = now();
     let cases: Vec<(&str, Option<String>, &str, bool)> = vec![
         ("no header", None, "missing_token", false),
@@ -438,7 +437,6 @@ async fn foreign_hosts_and_oversized_bodies_are_refused() {
 
 #[tokio::test]
 async fn forwarded_headers_are_never_trusted_and_the_public_url_is_used() {
-    let catalog = ("QUILT_CATALOG_URL", "https://catalog.example.com");
     let hostile = |request: reqwest::RequestBuilder| {
         request
             .header("x-forwarded-host", "evil.example")
@@ -469,7 +467,7 @@ async fn forwarded_headers_are_never_trusted_and_the_public_url_is_used() {
     };
 
     // Without a public URL: the (allowed) Host, never the forwarded headers.
-    let plain = HttpServer::start(&[("QUILT_MCP_JWT_SECRET", SECRET), catalog]).await;
+    let plain = HttpServer::start(&[("QUILT_MCP_JWT_SECRET", SECRET), CATALOG]).await;
     let (challenge, resource) = challenge_and_resource(plain.base.clone()).await;
     assert!(!challenge.contains("evil"), "{challenge}");
     assert!(
@@ -494,7 +492,7 @@ async fn forwarded_headers_are_never_trusted_and_the_public_url_is_used() {
             &[
                 ("QUILT_MCP_JWT_SECRET", SECRET),
                 ("QUILT_MCP_PUBLIC_URL", "https://mcp.example.com/"),
-                catalog,
+                CATALOG,
             ],
         )
         .await;
@@ -541,11 +539,7 @@ async fn forwarded_headers_are_never_trusted_and_the_public_url_is_used() {
 
 #[tokio::test]
 async fn a_foreign_host_is_refused_before_authentication() {
-    let server = HttpServer::start(&[
-        ("QUILT_MCP_JWT_SECRET", SECRET),
-        ("QUILT_CATALOG_URL", "https://catalog.example.com"),
-    ])
-    .await;
+    let server = HttpServer::start(&[("QUILT_MCP_JWT_SECRET", SECRET), CATALOG]).await;
     let client = reqwest::Client::new();
     for (method, path) in [
         ("POST", "/mcp"),
