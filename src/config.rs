@@ -95,6 +95,9 @@ pub struct Config {
     pub read_only: bool,
     /// The Quilt catalog URL.
     pub catalog_url: Option<String>,
+    /// `QUILT_MCP_PUBLIC_URL`: HTTP mode's externally visible base URL (no trailing
+    /// `/`), for the metadata and challenge URLs.
+    pub public_url: Option<String>,
     /// Problems found while reading the variables (bad numbers, bad booleans).
     pub errors: Vec<ConfigError>,
 }
@@ -167,7 +170,34 @@ impl Config {
             },
         };
         let s3_force_path_style = flag("QUILT_MCP_S3_FORCE_PATH_STYLE");
-        let read_only = flag("QUILT_MCP_READ_ONLY");
+        // Read-only fails closed (SPEC §3): only `false` (or unset) turns it off.
+        let read_only = match get("QUILT_MCP_READ_ONLY") {
+            None => false,
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    errors.push(ConfigError {
+                        variable: "QUILT_MCP_READ_ONLY",
+                        problem: format!(
+                            "expected true or false, got {:?}; read-only mode is on until this is fixed",
+                            v.trim()
+                        ),
+                    });
+                    true
+                }
+            },
+        };
+        let public_url = get("QUILT_MCP_PUBLIC_URL").and_then(|v| {
+            parse_public_url(&v)
+                .map_err(|problem| {
+                    errors.push(ConfigError {
+                        variable: "QUILT_MCP_PUBLIC_URL",
+                        problem,
+                    })
+                })
+                .ok()
+        });
 
         Config {
             token: get("QUILT_MCP_TOKEN")
@@ -192,9 +222,34 @@ impl Config {
             log_filter: get("QUILT_MCP_LOG").unwrap_or_else(|| "info".to_owned()),
             read_only,
             catalog_url: get("QUILT_CATALOG_URL"),
+            public_url,
             errors,
         }
     }
+}
+
+/// Checks an externally visible base URL (`QUILT_MCP_PUBLIC_URL`, `--public-url`):
+/// `http` or `https`, a host, no user info, query or fragment; an optional path
+/// prefix. Returns it without a trailing `/`.
+pub fn parse_public_url(value: &str) -> Result<String, String> {
+    let text = value.trim().trim_end_matches('/');
+    let problem = |why: &str| Err(format!("{why}, got {text:?}"));
+    let Ok(uri) = text.parse::<http::Uri>() else {
+        return problem("expected a URL such as https://mcp.example.com");
+    };
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return problem("expected an http or https URL");
+    }
+    match uri.authority() {
+        None => return problem("expected a URL with a host"),
+        Some(a) if a.as_str().contains('@') => return problem("expected a URL without user info"),
+        Some(a) if a.host().is_empty() => return problem("expected a URL with a host"),
+        Some(_) => {}
+    }
+    if uri.query().is_some() || text.contains('#') {
+        return problem("expected a URL without a query or fragment");
+    }
+    Ok(text.to_owned())
 }
 
 fn parse_bool(value: &str) -> Option<bool> {
@@ -277,6 +332,60 @@ mod tests {
         let vars: Vec<_> = c.errors.iter().map(|e| e.variable).collect();
         assert_eq!(vars, ["QUILT_MCP_JWT_LEEWAY_SECS", "QUILT_MCP_READ_ONLY"]);
         assert!(config(&[("QUILT_MCP_READ_ONLY", "TRUE")]).read_only);
+    }
+
+    #[test]
+    fn read_only_fails_closed() {
+        for (value, on, error) in [
+            ("true", true, false),
+            (" TRUE ", true, false),
+            ("false", false, false),
+            ("False", false, false),
+            ("", false, false),
+            ("tru", true, true),
+            ("maybe", true, true),
+            ("1", true, true),
+            ("0", true, true),
+            ("no", true, true),
+        ] {
+            let c = config(&[("QUILT_MCP_READ_ONLY", value)]);
+            assert_eq!(
+                (c.read_only, !c.errors.is_empty()),
+                (on, error),
+                "{value:?}"
+            );
+        }
+        assert!(!config(&[]).read_only);
+        let c = config(&[("QUILT_MCP_READ_ONLY", "tru")]);
+        assert!(
+            c.errors[0].to_string().contains("read-only mode is on"),
+            "{:?}",
+            c.errors
+        );
+    }
+
+    #[test]
+    fn public_url_is_checked() {
+        for (value, expected) in [
+            ("https://mcp.example.com", Some("https://mcp.example.com")),
+            ("https://mcp.example.com/", Some("https://mcp.example.com")),
+            (
+                "http://127.0.0.1:8080/quilt/",
+                Some("http://127.0.0.1:8080/quilt"),
+            ),
+            ("mcp.example.com", None),
+            ("ftp://mcp.example.com", None),
+            ("https://user:pw@mcp.example.com", None),
+            ("https://mcp.example.com/?a=b", None),
+            ("https://mcp.example.com/#x", None),
+            ("https://", None),
+            ("https://mcp.example.com\"/x", None),
+        ] {
+            let c = config(&[("QUILT_MCP_PUBLIC_URL", value)]);
+            assert_eq!(c.public_url.as_deref(), expected, "{value:?}");
+            assert_eq!(c.errors.is_empty(), expected.is_some(), "{value:?}");
+        }
+        assert!(config(&[]).public_url.is_none());
     }
 
     #[test]

@@ -30,6 +30,15 @@ enum Command {
         /// Largest HTTP request body, in bytes.
         #[arg(long, value_name = "BYTES", default_value_t = quilt_mcp::http::DEFAULT_MAX_BODY_BYTES)]
         max_body_bytes: usize,
+        /// The externally visible base URL (`https://mcp.example.com`) for the metadata
+        /// and challenge URLs behind a proxy; `X-Forwarded-*` headers are never trusted.
+        /// Default: QUILT_MCP_PUBLIC_URL, else `http://` and the request's Host.
+        #[arg(long, value_name = "URL", value_parser = quilt_mcp::config::parse_public_url)]
+        public_url: Option<String>,
+        /// Most HTTP connections open at once; beyond it, new connections wait to be
+        /// accepted.
+        #[arg(long, value_name = "N", default_value_t = quilt_mcp::http::DEFAULT_MAX_CONNECTIONS, value_parser = at_least_one)]
+        max_connections: usize,
     },
     /// Diagnose the configuration without serving: token source, verification,
     /// claims, AWS credential source, log directory. Exit 0 when the token
@@ -56,6 +65,16 @@ enum Command {
     },
 }
 
+/// A whole number of at least 1.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "expected a whole number of at least 1, got {text:?}"
+        )),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -73,6 +92,8 @@ fn main() -> ExitCode {
             http: None,
             allowed_hosts: Vec::new(),
             max_body_bytes: quilt_mcp::http::DEFAULT_MAX_BODY_BYTES,
+            public_url: None,
+            max_connections: quilt_mcp::http::DEFAULT_MAX_CONNECTIONS,
         };
         match cli.command.unwrap_or(default) {
             Command::Serve { http: None, .. } => serve_stdio().await.map(|()| ExitCode::SUCCESS),
@@ -80,9 +101,20 @@ fn main() -> ExitCode {
                 http: Some(addr),
                 allowed_hosts,
                 max_body_bytes,
-            } => serve_http(addr, allowed_hosts, max_body_bytes)
-                .await
-                .map(|()| ExitCode::SUCCESS),
+                public_url,
+                max_connections,
+            } => {
+                let mut options = quilt_mcp::http::HttpOptions {
+                    max_body_bytes,
+                    public_url,
+                    max_connections,
+                    ..Default::default()
+                };
+                if !allowed_hosts.is_empty() {
+                    options.allowed_hosts = allowed_hosts;
+                }
+                serve_http(addr, options).await.map(|()| ExitCode::SUCCESS)
+            }
             Command::Status { json } => status(json).await,
             Command::Login { token_file } => login(token_file).await,
             Command::Logout => logout().await,
@@ -176,17 +208,9 @@ async fn serve_stdio() -> anyhow::Result<()> {
 
 async fn serve_http(
     addr: std::net::SocketAddr,
-    allowed_hosts: Vec<String>,
-    max_body_bytes: usize,
+    options: quilt_mcp::http::HttpOptions,
 ) -> anyhow::Result<()> {
     let (server, guard) = start("every request");
-    let mut options = quilt_mcp::http::HttpOptions {
-        max_body_bytes,
-        ..Default::default()
-    };
-    if !allowed_hosts.is_empty() {
-        options.allowed_hosts = allowed_hosts;
-    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -203,7 +227,7 @@ async fn serve_http(
     );
     eprintln!("quilt-mcp: serving MCP at http://{local}/mcp");
     let router = quilt_mcp::http::router(server, &options);
-    quilt_mcp::http::run(listener, router, async {
+    quilt_mcp::http::run(listener, router, &options, async {
         quilt_mcp::http::shutdown_signal().await;
         tracing::info!(
             event = "server_stopping",

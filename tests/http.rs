@@ -1,6 +1,8 @@
 //! The streamable HTTP transport over a real TCP socket: 401s for every way a token
 //! can be missing or wrong, unauthenticated probes and metadata, tools for valid
-//! tokens (several users at once), -32003 for a forbidden bucket, and a graceful stop.
+//! tokens (several users at once), -32003 for a forbidden bucket, a graceful stop,
+//! and the bounds on hostile input: Host checked first, no trust in forwarded headers,
+//! header and body timeouts, and the connection cap.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -19,6 +21,9 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt as _;
 
+/// The catalog named as the authorization server.
+const CATALOG: (&str, &str) = ("QUILT_CATALOG_URL", "https://catalog.example.com");
+
 /// A `quilt-mcp serve --http 127.0.0.1:0` child.
 struct HttpServer {
     child: tokio::process::Child,
@@ -28,9 +33,16 @@ struct HttpServer {
 
 impl HttpServer {
     async fn start(env: &[(&str, &str)]) -> HttpServer {
+        HttpServer::start_with(&[], env).await
+    }
+
+    /// Starts the server with extra `serve` flags.
+    async fn start_with(args: &[&str], env: &[(&str, &str)]) -> HttpServer {
         let log_dir = tempfile::tempdir().unwrap();
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_quilt-mcp"));
-        cmd.env_clear().args(["serve", "--http", "127.0.0.1:0"]);
+        cmd.env_clear()
+            .args(["serve", "--http", "127.0.0.1:0"])
+            .args(args);
         for (k, v) in base_env(log_dir.path()) {
             cmd.env(k, v);
         }
@@ -96,11 +108,7 @@ fn initialize() -> Value {
 
 #[tokio::test]
 async fn requests_without_a_valid_bearer_get_401() {
-    let server = HttpServer::start(&[
-        ("QUILT_MCP_JWT_SECRET", SECRET),
-        ("QUILT_CATALOG_URL", "https://catalog.example.com"),
-    ])
-    .await;
+    let server = HttpServer::start(&[("QUILT_MCP_JWT_SECRET", SECRET), CATALOG]).await;
     let now = now();
     let cases: Vec<(&str, Option<String>, &str, bool)> = vec![
         ("no header", None, "missing_token", false),
@@ -162,6 +170,12 @@ async fn requests_without_a_valid_bearer_get_401() {
                 hs256(&claims_with(json!({"exp": null})))
             )),
             "missing_claim",
+            true,
+        ),
+        (
+            "Bearer twice",
+            Some(format!("Bearer Bearer {}", hs256(&claims()))),
+            "malformed_token",
             true,
         ),
         (
@@ -419,4 +433,367 @@ async fn foreign_hosts_and_oversized_bodies_are_refused() {
     // And a normal request still works.
     let response = post(&server.mcp(), Some(&bearer), initialize()).await;
     assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn forwarded_headers_are_never_trusted_and_the_public_url_is_used() {
+    let hostile = |request: reqwest::RequestBuilder| {
+        request
+            .header("x-forwarded-host", "evil.example")
+            .header("x-forwarded-proto", "https")
+    };
+    let challenge_and_resource = |base: String| async move {
+        let client = reqwest::Client::new();
+        let response = hostile(client.post(format!("{base}/mcp")))
+            .header("content-type", "application/json")
+            .body(initialize().to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+        let challenge = response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let metadata: Value =
+            hostile(client.get(format!("{base}/.well-known/oauth-protected-resource")))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        (challenge, metadata["resource"].as_str().unwrap().to_owned())
+    };
+
+    // Without a public URL: the (allowed) Host, never the forwarded headers.
+    let plain = HttpServer::start(&[("QUILT_MCP_JWT_SECRET", SECRET), CATALOG]).await;
+    let (challenge, resource) = challenge_and_resource(plain.base.clone()).await;
+    assert!(!challenge.contains("evil"), "{challenge}");
+    assert!(
+        challenge.contains(&format!(
+            "resource_metadata=\"{}/.well-known/oauth-protected-resource\"",
+            plain.base
+        )),
+        "{challenge}"
+    );
+    assert_eq!(resource, format!("{}/mcp", plain.base));
+
+    // With QUILT_MCP_PUBLIC_URL, and with --public-url over it.
+    for (args, public) in [
+        (vec![], "https://mcp.example.com"),
+        (
+            vec!["--public-url", "https://flag.example.com/quilt/"],
+            "https://flag.example.com/quilt",
+        ),
+    ] {
+        let server = HttpServer::start_with(
+            &args,
+            &[
+                ("QUILT_MCP_JWT_SECRET", SECRET),
+                ("QUILT_MCP_PUBLIC_URL", "https://mcp.example.com/"),
+                CATALOG,
+            ],
+        )
+        .await;
+        let (challenge, resource) = challenge_and_resource(server.base.clone()).await;
+        assert!(
+            challenge.contains(&format!(
+                "resource_metadata=\"{public}/.well-known/oauth-protected-resource\""
+            )),
+            "{challenge}"
+        );
+        assert_eq!(resource, format!("{public}/mcp"));
+        // The public URL's host is an allowed Host.
+        let host = public
+            .trim_start_matches("https://")
+            .split('/')
+            .next()
+            .unwrap();
+        let response = reqwest::Client::new()
+            .get(format!(
+                "{}/.well-known/oauth-protected-resource",
+                server.base
+            ))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{host}");
+    }
+
+    // A public URL that is not one is refused at start.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_quilt-mcp"))
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--public-url",
+            "mcp.example.com",
+        ])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[tokio::test]
+async fn a_foreign_host_is_refused_before_authentication() {
+    let server = HttpServer::start(&[("QUILT_MCP_JWT_SECRET", SECRET), CATALOG]).await;
+    let client = reqwest::Client::new();
+    for (method, path) in [
+        ("POST", "/mcp"),
+        ("GET", "/mcp"),
+        ("GET", "/.well-known/oauth-protected-resource"),
+        ("GET", "/.well-known/oauth-protected-resource/mcp"),
+    ] {
+        let response = client
+            .request(method.parse().unwrap(), format!("{}{path}", server.base))
+            .header("host", "evil.example")
+            .header("content-type", "application/json")
+            .body(initialize().to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{method} {path}");
+        assert!(
+            response.headers().get("www-authenticate").is_none(),
+            "{method} {path}"
+        );
+        let text = response.text().await.unwrap();
+        assert!(!text.contains("evil"), "{method} {path}: {text}");
+    }
+    // The probes answer whatever the Host.
+    for path in ["/healthz", "/readyz"] {
+        let response = client
+            .get(format!("{}{path}", server.base))
+            .header("host", "evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn without_a_catalog_there_is_no_resource_metadata() {
+    let server = HttpServer::start(&[("QUILT_MCP_JWT_SECRET", SECRET)]).await;
+    for (authorization, presented) in [(None, false), (Some("Bearer garbage"), true)] {
+        let response = post(&server.mcp(), authorization, initialize()).await;
+        assert_eq!(response.status(), 401);
+        let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+        assert!(challenge.starts_with("Bearer "), "{challenge}");
+        assert!(!challenge.contains("resource_metadata"), "{challenge}");
+        assert_eq!(
+            challenge.contains("error=\"invalid_token\""),
+            presented,
+            "{challenge}"
+        );
+    }
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let response = reqwest::get(format!("{}{path}", server.base))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+    }
+}
+
+/// Opens a raw TCP connection to the server.
+async fn connect(server: &HttpServer) -> tokio::net::TcpStream {
+    let addr = server.base.trim_start_matches("http://");
+    tokio::net::TcpStream::connect(addr).await.unwrap()
+}
+
+/// Reads until the server closes the connection, failing after `limit`; what it sent.
+async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration, what: &str) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut received = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    if tokio::time::timeout(limit, read).await.is_err() {
+        panic!("{what}: the connection was still open after {limit:?}");
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+/// Sends `head`, then one more byte every `gap`, and reads until the server closes
+/// the connection, failing after `limit`; what the server sent.
+async fn trickle_until_closed(
+    stream: tokio::net::TcpStream,
+    head: String,
+    gap: Duration,
+    limit: Duration,
+    what: &str,
+) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (mut reader, mut writer) = stream.into_split();
+    let writing = tokio::spawn(async move {
+        if writer.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::time::sleep(gap).await;
+            if writer.write_all(b" ").await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut received = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = reader.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            received.extend_from_slice(&buf[..n]);
+        }
+    };
+    let closed = tokio::time::timeout(limit, read).await.is_ok();
+    writing.abort();
+    assert!(
+        closed,
+        "{what}: the connection was still open after {limit:?}"
+    );
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+fn mcp_head(bearer: Option<&str>, content_length: usize) -> String {
+    let authorization = bearer
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n{authorization}Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {content_length}\r\n\r\n"
+    )
+}
+
+/// SPEC §7: no complete headers within 10 s, or a body stalled for 30 s: closed. The
+/// bounds waited for are twice the timeouts: behaviour, not speed, is tested.
+#[tokio::test]
+async fn slow_and_idle_connections_are_closed() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = HttpServer::start(&[("QUILT_MCP_JWT_SECRET", SECRET)]).await;
+    let token = hs256(&claims());
+    let headers_limit = Duration::from_secs(20);
+    let body_limit = Duration::from_secs(60);
+
+    let idle = async {
+        let mut stream = connect(&server).await;
+        closed_within(&mut stream, headers_limit, "idle").await
+    };
+    let partial_headers = async {
+        let mut stream = connect(&server).await;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            .await
+            .unwrap();
+        closed_within(&mut stream, headers_limit, "partial headers").await
+    };
+    let trickled_headers = async {
+        let head = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a".to_owned();
+        let stream = connect(&server).await;
+        let gap = Duration::from_secs(1);
+        trickle_until_closed(stream, head, gap, headers_limit, "trickled headers").await;
+    };
+    let kept_alive_then_idle = async {
+        let mut stream = connect(&server).await;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .await
+            .unwrap();
+        let text = closed_within(&mut stream, headers_limit, "kept alive").await;
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    };
+    let stalled_body = async {
+        let mut stream = connect(&server).await;
+        stream
+            .write_all(format!("{}{{\"jsonrpc\"", mcp_head(Some(&token), 1000)).as_bytes())
+            .await
+            .unwrap();
+        let text = closed_within(&mut stream, body_limit, "stalled body").await;
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    };
+    let trickled_body = async {
+        let head = mcp_head(Some(&token), 1000);
+        let stream = connect(&server).await;
+        let gap = Duration::from_secs(5);
+        let text = trickle_until_closed(stream, head, gap, body_limit, "trickled body").await;
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    };
+    let stalled_body_without_token = async {
+        let mut stream = connect(&server).await;
+        stream
+            .write_all(format!("{}{{", mcp_head(None, 1000)).as_bytes())
+            .await
+            .unwrap();
+        let text = closed_within(&mut stream, body_limit, "stalled body, no token").await;
+        assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    };
+    tokio::join!(
+        idle,
+        partial_headers,
+        trickled_headers,
+        kept_alive_then_idle,
+        stalled_body,
+        trickled_body,
+        stalled_body_without_token,
+    );
+    // The server still serves.
+    let response = post(
+        &server.mcp(),
+        Some(&format!("Bearer {token}")),
+        initialize(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+}
+
+/// SPEC §7: with `--max-connections 4`, a fifth connection is not served while four
+/// are open (it waits in the listen backlog), and is served as soon as one closes.
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_for_a_free_slot() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let server = HttpServer::start_with(
+        &["--max-connections", "4"],
+        &[("QUILT_MCP_JWT_SECRET", SECRET)],
+    )
+    .await;
+    let request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    // Four connections, each served once and then kept alive (idle).
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        let mut stream = connect(&server).await;
+        stream.write_all(request).await.unwrap();
+        let mut buf = [0u8; 1024];
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        open.push(stream);
+    }
+    let mut fifth = connect(&server).await;
+    fifth.write_all(request).await.unwrap();
+    let mut buf = [0u8; 1024];
+    let early = tokio::time::timeout(Duration::from_secs(2), fifth.read(&mut buf)).await;
+    assert!(
+        early.is_err(),
+        "a fifth connection was served while four were open: {early:?}"
+    );
+    drop(open.pop());
+    let n = tokio::time::timeout(Duration::from_secs(8), fifth.read(&mut buf))
+        .await
+        .expect("the fifth connection was not served after one closed")
+        .unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
 }

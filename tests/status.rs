@@ -126,6 +126,10 @@ fn configuration_errors_exit_2() {
             ("QUILT_MCP_JWT_SECRET", SECRET.to_owned()),
             ("QUILT_MCP_JWT_LEEWAY_SECS", "soon".to_owned()),
         ],
+        vec![
+            ("QUILT_MCP_JWT_SECRET", SECRET.to_owned()),
+            ("QUILT_MCP_PUBLIC_URL", "mcp.example.com".to_owned()),
+        ],
     ];
     for case in cases {
         let mut env: Vec<(&str, &str)> = case.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -136,6 +140,78 @@ fn configuration_errors_exit_2() {
         assert_eq!(report["status"], "config_error");
         assert!(!report["config_errors"].as_array().unwrap().is_empty());
         assert!(!out.contains(SECRET));
+    }
+}
+
+/// SPEC §3: a value of QUILT_MCP_READ_ONLY other than true/false turns read-only
+/// on, with a warning, and `status` exits 2; the server hides and refuses writes.
+#[tokio::test]
+async fn an_invalid_read_only_value_fails_closed() {
+    let token = hs256(&claims());
+    let (code, out) = status(
+        &["--json"],
+        &[
+            ("QUILT_MCP_JWT_SECRET", SECRET),
+            ("QUILT_MCP_TOKEN", &token),
+            ("QUILT_MCP_READ_ONLY", "tru"),
+        ],
+    );
+    assert_eq!(code, 2, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["read_only"], true, "{out}");
+    assert!(
+        report["config_errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("QUILT_MCP_READ_ONLY"),
+        "{out}"
+    );
+
+    let server = Server::spawn(&[
+        ("QUILT_MCP_JWT_SECRET", SECRET),
+        ("QUILT_MCP_TOKEN", &token),
+        ("QUILT_MCP_READ_ONLY", "tru"),
+    ])
+    .await;
+    let tools = server.client.list_all_tools().await.unwrap();
+    assert!(
+        !tools.iter().any(|t| t.name == "bucket_objects_put"),
+        "a write tool is listed"
+    );
+    let err = server
+        .call(
+            "bucket_objects_put",
+            json!({"bucket": "lab-data", "items": [{"key": "k", "text": "x"}]}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code.0, reason(&err).as_str()),
+        (-32003, "read_only_mode")
+    );
+    let (stderr, _) = server.stop().await;
+    assert!(stderr.contains("QUILT_MCP_READ_ONLY"), "{stderr}");
+}
+
+/// SPEC §3: one leading `Bearer ` is stripped from QUILT_MCP_TOKEN, once.
+#[test]
+fn an_environment_token_loses_one_bearer_only() {
+    let token = hs256(&claims());
+    for (value, code, reason) in [
+        (format!("  Bearer {token}\n"), 0, "ok"),
+        (format!("Bearer Bearer {token}"), 1, "malformed_token"),
+    ] {
+        let (got, out) = status(
+            &["--json"],
+            &[
+                ("QUILT_MCP_JWT_SECRET", SECRET),
+                ("QUILT_MCP_TOKEN", &value),
+            ],
+        );
+        assert_eq!(got, code, "{out}");
+        let report: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(report["token"]["status"], reason, "{out}");
+        assert!(!out.contains(&token));
     }
 }
 

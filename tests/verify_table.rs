@@ -206,9 +206,14 @@ fn claim_rules_with_leeway() {
             Err("invalid_claims"),
         ),
         (
-            "roles as object",
-            json!({"roles": {}}),
+            "buckets as a number",
+            json!({"buckets": 7}),
             Err("invalid_claims"),
+        ),
+        (
+            "roles as object falls back to r",
+            json!({"roles": {}}),
+            Ok(()),
         ),
         (
             "level as number",
@@ -240,6 +245,31 @@ fn claim_rules_with_leeway() {
             "{name}"
         );
     }
+}
+
+#[test]
+fn roles_that_are_not_an_array_fall_back_to_r() {
+    let v = verifier(&[("QUILT_MCP_JWT_SECRET", SECRET.to_owned())]);
+    let token = Token::new(&hs256(&claims_with(
+        json!({"roles": "notalist", "r": ["R1", "R2"]}),
+    )))
+    .unwrap();
+    let (ctx, _) = v.verify(&token, TokenSourceKind::Env, now()).unwrap();
+    assert_eq!(ctx.claims.roles, ["R1", "R2"]);
+}
+
+#[test]
+fn bucket_groups_that_are_not_arrays_are_skipped_one_by_one() {
+    let v = verifier(&[("QUILT_MCP_JWT_SECRET", SECRET.to_owned())]);
+    let b = json!({"_type": "groups", "_data": {"a": ["b", 7, "c"], "e": "notalist"}});
+    let token = Token::new(&hs256(&claims_with(json!({"buckets": null, "b": b})))).unwrap();
+    let (ctx, notes) = v.verify(&token, TokenSourceKind::Env, now()).unwrap();
+    assert_eq!(ctx.claims.buckets, ["a-b", "a-c"]);
+    assert!(
+        notes.warnings.iter().any(|w| w.contains("\"e\"")),
+        "{:?}",
+        notes.warnings
+    );
 }
 
 #[test]

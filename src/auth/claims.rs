@@ -147,8 +147,8 @@ fn decompress_buckets(b: &Value, warnings: &mut Vec<String>) -> Vec<String> {
             let kind = obj.get("_type").and_then(Value::as_str).unwrap_or("");
             let data = obj.get("_data");
             let result = match kind {
-                "groups" => expand_map(data, |prefix, name| format!("{prefix}-{name}")),
-                "patterns" => expand_map(data, |pattern, name| {
+                "groups" => expand_map(data, warnings, |prefix, name| format!("{prefix}-{name}")),
+                "patterns" => expand_map(data, warnings, |pattern, name| {
                     if pattern == "quilt" {
                         format!("quilt-{name}")
                     } else {
@@ -175,8 +175,11 @@ fn decompress_buckets(b: &Value, warnings: &mut Vec<String>) -> Vec<String> {
     }
 }
 
+/// Expands `groups` or `patterns` data: a map of arrays of names. A value that is not
+/// an array is skipped with a warning and the other entries still count (SPEC §4).
 fn expand_map(
     data: Option<&Value>,
+    warnings: &mut Vec<String>,
     join: impl Fn(&str, &str) -> String,
 ) -> Result<Vec<String>, String> {
     let Some(Value::Object(map)) = data else {
@@ -184,10 +187,13 @@ fn expand_map(
     };
     let mut out = Vec::new();
     for (key, names) in map {
-        let Value::Array(names) = names else {
-            return Err(format!("_data[{:?}] is not an array", truncate(key)));
-        };
-        out.extend(strings(names).iter().map(|name| join(key, name)));
+        match names {
+            Value::Array(names) => out.extend(strings(names).iter().map(|name| join(key, name))),
+            _ => warnings.push(format!(
+                "claim `b`: _data[{:?}] is not an array: skipped",
+                truncate(key)
+            )),
+        }
     }
     Ok(out)
 }
@@ -270,6 +276,12 @@ mod tests {
             (json!({"roles": [], "r": ["b"]}), vec![]),
             (json!({"r": ["b", 7]}), vec!["b"]),
             (json!({"roles": "a", "r": ["b"]}), vec!["b"]),
+            (
+                json!({"roles": "notalist", "r": ["R1", "R2"]}),
+                vec!["R1", "R2"],
+            ),
+            (json!({"roles": {}, "r": ["b"]}), vec!["b"]),
+            (json!({"roles": null, "r": ["b"]}), vec!["b"]),
             (json!({"r": "b"}), vec![]),
             (json!({}), vec![]),
         ];
@@ -323,6 +335,18 @@ mod tests {
             (
                 json!({"b": {"_type": "groups", "_data": {"quilt": "a"}}}),
                 vec![],
+                true,
+            ),
+            // Only the entry that is not an array is skipped (SPEC revision 2), and
+            // only the members that are not strings.
+            (
+                json!({"b": {"_type": "groups", "_data": {"a": ["b", 7, "c"], "e": "notalist"}}}),
+                vec!["a-b", "a-c"],
+                true,
+            ),
+            (
+                json!({"b": {"_type": "patterns", "_data": {"x": null, "quilt": ["q"], "y": {"k": ["v"]}}}}),
+                vec!["quilt-q"],
                 true,
             ),
             (json!({"b": {"_type": "patterns"}}), vec![], true),

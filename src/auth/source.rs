@@ -131,6 +131,16 @@ pub fn delete_entry(service: &str, user: &str) -> Result<bool, String> {
     }
 }
 
+/// Wraps `text`, whose one leading `Bearer ` has already been stripped, as it is: a
+/// second `Bearer ` stays part of the token, which then fails verification as
+/// `malformed_token`, instead of being stripped again (SPEC §3: one `Bearer `, once).
+pub fn token_as_is(text: &str) -> Option<Token> {
+    // `Token::new` strips one leading `Bearer `: give it exactly one to strip. The
+    // copy is a secret too, wiped when dropped.
+    let prefixed = secrecy::SecretString::from(format!("Bearer {text}"));
+    Token::from_secret(&prefixed)
+}
+
 /// The token of a stdio session.
 #[derive(Debug)]
 pub struct TokenProvider {
@@ -144,7 +154,10 @@ impl TokenProvider {
     /// From the configuration: the environment token if set, else the keyring entry.
     pub fn new(config: &Config) -> TokenProvider {
         TokenProvider {
-            env: config.token.as_ref().and_then(Token::from_secret),
+            env: config
+                .token
+                .as_ref()
+                .and_then(|t| token_as_is(secrecy::ExposeSecret::expose_secret(t))),
             service: config.keyring_service.clone(),
             user: config.keyring_user.clone(),
             cached: Mutex::new(None),
@@ -213,5 +226,41 @@ impl TokenProvider {
             ),
         };
         AuthFailure::new(Reason::MissingToken, detail, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_bearer_is_stripped_once() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("a.b.c", Some("a.b.c")),
+            (" a.b.c ", Some("a.b.c")),
+            ("Bearer a.b.c", Some("Bearer a.b.c")),
+            ("bearer", Some("bearer")),
+            ("", None),
+            ("  ", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(
+                token_as_is(text).as_ref().map(Token::expose),
+                *expected,
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_environment_token_loses_one_bearer_only() {
+        let config = Config::from_lookup(|name| {
+            (name == "QUILT_MCP_TOKEN").then(|| " Bearer Bearer a.b.c ".to_owned())
+        });
+        let provider = TokenProvider::new(&config);
+        assert_eq!(
+            provider.env.as_ref().map(Token::expose),
+            Some("Bearer a.b.c")
+        );
     }
 }

@@ -495,7 +495,9 @@ impl TypedClaims {
             }
             Some(_) => return Err(wrong("aud", "a string or an array of strings")),
         };
-        for name in ["permissions", "roles", "buckets"] {
+        // `roles` of another type falls back to `r`, as in the catalog (SPEC §4);
+        // `permissions` and `buckets` of another type fail closed.
+        for name in ["permissions", "buckets"] {
             if let Some(v) = present(name)
                 && !v.is_array()
             {
