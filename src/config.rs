@@ -201,7 +201,7 @@ impl Config {
 
         Config {
             token: get("QUILT_MCP_TOKEN")
-                .and_then(|raw| crate::auth::token::normalize(&raw).map(str::to_owned))
+                .and_then(|raw| normalize_token(&raw).map(str::to_owned))
                 .map(SecretString::from),
             keyring_service: get("QUILT_MCP_KEYRING_SERVICE")
                 .unwrap_or_else(|| DEFAULT_KEYRING_SERVICE.to_owned()),
@@ -250,6 +250,18 @@ pub fn parse_public_url(value: &str) -> Result<String, String> {
         return problem("expected a URL without a query or fragment");
     }
     Ok(text.to_owned())
+}
+
+/// A token setting as SPEC §3 reads it: surrounding whitespace and one leading
+/// `Bearer ` (any case) stripped, once; `None` when nothing is left.
+pub fn normalize_token(raw: &str) -> Option<&str> {
+    let trimmed = raw.trim();
+    let rest = match trimmed.get(..7) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => trimmed[7..].trim_start(),
+        _ if trimmed.eq_ignore_ascii_case("bearer") => "",
+        _ => trimmed,
+    };
+    (!rest.is_empty()).then_some(rest)
 }
 
 fn parse_bool(value: &str) -> Option<bool> {

@@ -289,7 +289,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<Token> {
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;
     }
-    crate::auth::source::token_as_is(rest)
+    Token::stripped(rest)
 }
 
 async fn bearer_auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {

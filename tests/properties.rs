@@ -218,7 +218,7 @@ proptest! {
             prop_assert_eq!(t, t.trim());
             prop_assert!(raw.contains(t));
         }
-        let _ = quilt_mcp::auth::source::token_as_is(&raw);
+        let _ = quilt_mcp::auth::Token::stripped(&raw);
     }
 
     /// Arbitrary text, and arbitrary unsigned three-segment tokens, never verify and

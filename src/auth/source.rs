@@ -131,16 +131,6 @@ pub fn delete_entry(service: &str, user: &str) -> Result<bool, String> {
     }
 }
 
-/// Wraps `text`, whose one leading `Bearer ` has already been stripped, as it is: a
-/// second `Bearer ` stays part of the token, which then fails verification as
-/// `malformed_token`, instead of being stripped again (SPEC §3: one `Bearer `, once).
-pub fn token_as_is(text: &str) -> Option<Token> {
-    // `Token::new` strips one leading `Bearer `: give it exactly one to strip. The
-    // copy is a secret too, wiped when dropped.
-    let prefixed = secrecy::SecretString::from(format!("Bearer {text}"));
-    Token::from_secret(&prefixed)
-}
-
 /// The token of a stdio session.
 #[derive(Debug)]
 pub struct TokenProvider {
@@ -154,10 +144,7 @@ impl TokenProvider {
     /// From the configuration: the environment token if set, else the keyring entry.
     pub fn new(config: &Config) -> TokenProvider {
         TokenProvider {
-            env: config
-                .token
-                .as_ref()
-                .and_then(|t| token_as_is(secrecy::ExposeSecret::expose_secret(t))),
+            env: config.token.as_ref().and_then(Token::from_secret),
             service: config.keyring_service.clone(),
             user: config.keyring_user.clone(),
             cached: Mutex::new(None),
@@ -245,7 +232,7 @@ mod tests {
         ];
         for (text, expected) in cases {
             assert_eq!(
-                token_as_is(text).as_ref().map(Token::expose),
+                Token::stripped(text).as_ref().map(Token::expose),
                 *expected,
                 "{text:?}"
             );

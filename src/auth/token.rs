@@ -7,17 +7,9 @@ use sha2::{Digest, Sha256};
 /// Tokens longer than this are refused before any parsing (`token_too_large`).
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
-/// Strips surrounding whitespace and one leading `Bearer ` (any case); `None` when
-/// nothing is left.
-pub fn normalize(raw: &str) -> Option<&str> {
-    let trimmed = raw.trim();
-    let rest = match trimmed.get(..7) {
-        Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => trimmed[7..].trim_start(),
-        _ if trimmed.eq_ignore_ascii_case("bearer") => "",
-        _ => trimmed,
-    };
-    (!rest.is_empty()).then_some(rest)
-}
+/// How a token setting is read (SPEC §3): surrounding whitespace and one leading
+/// `Bearer ` stripped, once. It lives with the configuration, which applies it.
+pub use crate::config::normalize_token as normalize;
 
 /// A bearer token. Its only ways out are [`Token::expose`] (for verification and
 /// for the AWS credential exchanges) and [`Token::fingerprint`].
@@ -30,15 +22,27 @@ pub struct Token {
 impl Token {
     /// Wraps a raw token after [`normalize`]; `None` when it is empty.
     pub fn new(raw: &str) -> Option<Token> {
-        normalize(raw).map(|t| Token {
-            digest: Sha256::digest(t.as_bytes()).into(),
-            secret: SecretString::from(t.to_owned()),
-        })
+        normalize(raw).map(Token::wrap)
     }
 
-    /// Wraps a token that is already a secret (normalizing it again is harmless).
+    /// Wraps a token whose one `Bearer ` was stripped already (by the configuration
+    /// or the `Authorization` scheme): only whitespace is trimmed, so a second
+    /// `Bearer ` stays part of it and fails verification as `malformed_token`.
+    pub fn stripped(text: &str) -> Option<Token> {
+        let text = text.trim();
+        (!text.is_empty()).then(|| Token::wrap(text))
+    }
+
+    /// [`Token::stripped`] of a secret setting.
     pub fn from_secret(secret: &SecretString) -> Option<Token> {
-        Token::new(secret.expose_secret())
+        Token::stripped(secret.expose_secret())
+    }
+
+    fn wrap(text: &str) -> Token {
+        Token {
+            digest: Sha256::digest(text.as_bytes()).into(),
+            secret: SecretString::from(text.to_owned()),
+        }
     }
 
     /// The token text. Callers must not log or return it.
