@@ -8,7 +8,7 @@
 //! The ratio of the two medians is the cost quilt-mcp adds (JSON-RPC over a pipe,
 //! the gate, the JSON result) on top of the S3 call itself.
 
-#[path = "../tests/common/s3.rs"]
+#[path = "../tests/it/common/s3.rs"]
 mod s3;
 mod support;
 

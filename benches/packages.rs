@@ -10,7 +10,7 @@
 //!
 //! Peak RSS is the server process's `VmHWM` (Linux); elsewhere it is not reported.
 
-#[path = "../tests/common/s3.rs"]
+#[path = "../tests/it/common/s3.rs"]
 mod s3;
 mod support;
 

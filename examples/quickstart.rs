@@ -9,7 +9,7 @@
 //! cargo run --example quickstart
 //! ```
 
-#[path = "../tests/common/s3.rs"]
+#[path = "../tests/it/common/s3.rs"]
 mod s3;
 
 use std::path::PathBuf;

@@ -1,4 +1,18 @@
 //! The integration tests, one crate (one link): each module drives the real binary or
-//! the real server over a real transport, or checks a rule of the codebase.
+//! the real server over a real transport, checks the package format against quilt3's
+//! vectors, or checks a rule of the codebase.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
 
 mod architecture;
+mod diagnostics;
+mod http;
+mod keyring;
+mod properties;
+mod quilt_format;
+mod status;
+mod stdio_auth;
+mod stdio_packages;
+mod stdio_s3;
+mod verify_table;

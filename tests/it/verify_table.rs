@@ -1,9 +1,5 @@
 //! Table-driven edge cases of SPEC §4 verification, straight against the library.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
-use common::*;
+use crate::common::*;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use quilt_mcp::Config;
 use quilt_mcp::auth::verify::Verifier;

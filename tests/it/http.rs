@@ -3,16 +3,12 @@
 //! tokens (several users at once), -32003 for a forbidden bucket, a graceful stop,
 //! and the bounds on hostile input: Host checked first, no trust in forwarded headers,
 //! header and body timeouts, and the connection cap.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::fakes::FakeServer;
-use common::s3::{ACCESS_KEY, SECRET_KEY, TestS3};
-use common::*;
+use crate::common::fakes::FakeServer;
+use crate::common::s3::{ACCESS_KEY, SECRET_KEY, TestS3};
+use crate::common::*;
 use rmcp::ServiceExt as _;
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::ServiceError;

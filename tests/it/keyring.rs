@@ -1,13 +1,9 @@
 //! The keyring token source, against keyring-core's mock store: read from the entry,
 //! the environment wins, and a new token in the entry is picked up once the old one
 //! has expired.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::sync::Once;
 
-use common::*;
+use crate::common::*;
 use quilt_mcp::auth::TokenSourceKind;
 use quilt_mcp::auth::source::TokenProvider;
 use quilt_mcp::{Config, QuiltServer};

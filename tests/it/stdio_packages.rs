@@ -1,13 +1,9 @@
 //! End to end over stdio against the in-process S3: the package tools on the registry
 //! layout quilt3 uses.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::sync::{Arc, Mutex};
 
-use common::s3::{ACCESS_KEY, SECRET_KEY, TestS3};
-use common::*;
+use crate::common::s3::{ACCESS_KEY, SECRET_KEY, TestS3};
+use crate::common::*;
 use quilt_mcp::quilt::manifest::Manifest;
 use rmcp::model::{
     CallToolRequestParams, ClientRequest, ProgressNotificationParam, Request, ServerResult,
@@ -16,8 +12,8 @@ use rmcp::service::{NotificationContext, PeerRequestOptions};
 use rmcp::{ClientHandler, RoleClient};
 use serde_json::{Value, json};
 
-const QUILT3_MANIFEST: &str = include_str!("fixtures/quilt3/quilt3_manifest.jsonl");
-const QUILT3_MANIFEST_META: &str = include_str!("fixtures/quilt3/quilt3_manifest.json");
+const QUILT3_MANIFEST: &str = include_str!("../fixtures/quilt3/quilt3_manifest.jsonl");
+const QUILT3_MANIFEST_META: &str = include_str!("../fixtures/quilt3/quilt3_manifest.json");
 
 fn token(extra: Value) -> String {
     let mut claims = claims_with(json!({

@@ -3,16 +3,14 @@
 //! (`pip install quilt3==8.0.0 && python3 tests/fixtures/quilt3/generate.py`): each
 //! manifest's top hash is `quilt3.Package.load(manifest).top_hash`, each chunked hash
 //! `quilt3.checksums.calculate_multipart_checksum_bytes`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use quilt_mcp::quilt::hash::{ChunkedHasher, chunk_size, chunked};
 use quilt_mcp::quilt::manifest::{Manifest, tree_order};
 use serde_json::Value;
 
-const TOP_HASH_VECTORS: &str = include_str!("fixtures/quilt3/top_hash_vectors.json");
-const CHUNKED_VECTORS: &str = include_str!("fixtures/quilt3/chunked_hash_vectors.json");
-const QUILT3_MANIFEST: &str = include_str!("fixtures/quilt3/quilt3_manifest.jsonl");
-const QUILT3_MANIFEST_META: &str = include_str!("fixtures/quilt3/quilt3_manifest.json");
+const TOP_HASH_VECTORS: &str = include_str!("../fixtures/quilt3/top_hash_vectors.json");
+const CHUNKED_VECTORS: &str = include_str!("../fixtures/quilt3/chunked_hash_vectors.json");
+const QUILT3_MANIFEST: &str = include_str!("../fixtures/quilt3/quilt3_manifest.jsonl");
+const QUILT3_MANIFEST_META: &str = include_str!("../fixtures/quilt3/quilt3_manifest.json");
 
 #[test]
 fn top_hashes_match_quilt3_and_manifests_round_trip() {

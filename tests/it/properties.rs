@@ -2,12 +2,8 @@
 //! arbitrary input never panics, one `Bearer ` is stripped once, garbage never
 //! verifies, and decompression agrees with a plain model of SPEC §4, one bucket
 //! group at a time.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
+use crate::common::*;
 use base64::Engine as _;
-use common::*;
 use proptest::prelude::*;
 use quilt_mcp::Config;
 use quilt_mcp::auth::claims::{self, Decompressed};

@@ -1,10 +1,6 @@
 //! End to end over stdio: the real binary, driven by an rmcp client, refusing or
 //! accepting tokens exactly as SPEC §4 and §7 say.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
-use common::*;
+use crate::common::*;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 

@@ -1,16 +1,12 @@
 //! End to end over stdio against the in-process S3: AWS credentials from the token
 //! alone (SPEC §5) and the bucket tools (SPEC §6), with loopback STS and registry
 //! servers that record what they receive.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::time::Duration;
 
+use crate::common::fakes::FakeServer;
+use crate::common::s3::{ACCESS_KEY, SECRET_KEY, TestS3};
+use crate::common::*;
 use base64::Engine as _;
-use common::fakes::FakeServer;
-use common::s3::{ACCESS_KEY, SECRET_KEY, TestS3};
-use common::*;
 use serde_json::{Value, json};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/QuiltReader";

@@ -1,6 +1,5 @@
 //! Shared test helpers: token minting (well-formed and deliberately broken) and a
 //! client that drives the real `quilt-mcp` binary over stdio.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod fakes;
 pub mod s3;

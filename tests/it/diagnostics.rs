@@ -1,12 +1,8 @@
 //! SPEC §8 diagnostics: the JSON log lines and their fields, the stderr warning, and
 //! the guarantee that no token, signature, secret or AWS key reaches any output.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::process::Stdio;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const AWS_SECRET: &str = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY";

@@ -1,9 +1,5 @@
 //! `quilt-mcp status`: exit codes and the JSON report.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 fn status(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
