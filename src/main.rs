@@ -156,10 +156,11 @@ async fn serve_stdio() -> anyhow::Result<()> {
         );
         on_signal.cancel();
     });
-    match server
-        .serve_with_ct(rmcp::transport::io::stdio_pipes(), cancel.clone())
-        .await
-    {
+    // Every line from the host passes the framing layer, which answers the ones rmcp
+    // would drop; rmcp is served over an in-memory pipe behind it.
+    let (stdin, stdout) = rmcp::transport::io::stdio_pipes();
+    let (transport, pumps) = quilt_mcp::stdio::frame(stdin, stdout);
+    match server.serve_with_ct(transport, cancel.clone()).await {
         Ok(service) => {
             service
                 .waiting()
@@ -168,6 +169,10 @@ async fn serve_stdio() -> anyhow::Result<()> {
         }
         Err(_) if cancel.is_cancelled() => {}
         Err(e) => return Err(e).context("the MCP session could not start"),
+    }
+    // rmcp's last answers reach stdout before the process ends.
+    if let Err(e) = pumps.finish().await {
+        tracing::debug!(event = "stdio_closed", "writing stdout stopped: {e}");
     }
     tracing::info!(event = "server_stopped");
     drop(guard);
