@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use quilt_mcp::server::Transport;
 use quilt_mcp::{Config, QuiltServer, logging};
 use rmcp::ServiceExt as _;
 
@@ -104,13 +105,16 @@ fn main() -> ExitCode {
 
 /// Reads the configuration, starts logging and builds the server, warning about
 /// configuration problems (what is refused because of them: `refused`).
-fn start(refused: &str) -> (QuiltServer, logging::LogGuard) {
+fn start(refused: &str, transport: Transport) -> (QuiltServer, logging::LogGuard) {
     let config = Config::from_env();
     let guard = logging::init(&config);
     for problem in &config.errors {
         tracing::warn!(event = "config_error", "configuration problem: {problem}");
     }
-    let server = QuiltServer::new(config);
+    let server = match transport {
+        Transport::Stdio => QuiltServer::new(config),
+        Transport::Http => QuiltServer::new_http(config),
+    };
     if let Some(e) = server.verifier().key_error() {
         tracing::warn!(
             event = "config_error",
@@ -121,7 +125,7 @@ fn start(refused: &str) -> (QuiltServer, logging::LogGuard) {
 }
 
 async fn serve_stdio() -> anyhow::Result<()> {
-    let (server, guard) = start("every tool call");
+    let (server, guard) = start("every tool call", Transport::Stdio);
     tracing::info!(
         event = "server_started",
         version = quilt_mcp::VERSION,
@@ -184,7 +188,7 @@ async fn serve_http(
     allowed_hosts: Vec<String>,
     max_body_bytes: usize,
 ) -> anyhow::Result<()> {
-    let (server, guard) = start("every request");
+    let (server, guard) = start("every request", Transport::Http);
     let mut options = quilt_mcp::http::HttpOptions {
         max_body_bytes,
         ..Default::default()
