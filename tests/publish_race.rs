@@ -120,8 +120,43 @@ impl Moto {
             .local_addr()
             .unwrap()
             .port();
-        let child = std::process::Command::new(path)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let port_text = port.to_string();
+        let args = ["-H", "127.0.0.1", "-p", port_text.as_str()];
+        // moto checks a condition, then writes, and serves requests on threads: two
+        // conditional writes of one key can both pass. S3 makes them atomic; so does
+        // moto when it serves one request at a time, which its own interpreter is
+        // told here (the script's `#!` line names it).
+        let interpreter = std::fs::read_to_string(path).ok().and_then(|text| {
+            let first = text.lines().next()?.strip_prefix("#!")?.trim().to_owned();
+            let mut parts = first.split_whitespace().map(str::to_owned);
+            let program = parts.next()?;
+            Some((program, parts.collect::<Vec<String>>()))
+        });
+        let mut command = match interpreter {
+            Some((program, mut leading)) => {
+                let mut command = std::process::Command::new(program);
+                leading.extend([
+                    "-c".to_owned(),
+                    "import sys, moto.server as s\n\
+                     run = s.run_simple\n\
+                     s.run_simple = lambda *a, **k: run(*a, **{**k, 'threaded': False})\n\
+                     s.main(sys.argv[1:])"
+                        .to_owned(),
+                ]);
+                command.args(leading).args(args);
+                command
+            }
+            None => {
+                eprintln!(
+                    "WARNING: {} is not a Python script: moto serves requests on threads, and two conditional writes of one key may both pass",
+                    path.display()
+                );
+                let mut command = std::process::Command::new(path);
+                command.args(args);
+                command
+            }
+        };
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
