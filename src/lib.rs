@@ -13,6 +13,8 @@
 //!   authorization decision ([`tools::policy`]) and one module per tool family.
 //! - [`server`]: the rmcp `ServerHandler` and the one gate every tool call passes.
 //! - [`status`]: the `quilt-mcp status` diagnosis.
+//! - [`stdio`]: JSON-RPC framing in front of rmcp's stdio transport: every line gets an
+//!   answer when it needs one, within bounds.
 //! - [`logging`]: JSON-lines log files and the plain stderr stream.
 //!
 //! `main.rs` only parses the command line and wires these together.
@@ -27,6 +29,7 @@ pub mod quilt;
 pub mod server;
 pub mod setup;
 pub mod status;
+pub mod stdio;
 pub mod time;
 pub mod tools;
 

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use quilt_mcp::server::Transport;
 use quilt_mcp::{Config, QuiltServer, logging};
 use rmcp::ServiceExt as _;
 
@@ -136,13 +137,16 @@ fn main() -> ExitCode {
 
 /// Reads the configuration, starts logging and builds the server, warning about
 /// configuration problems (what is refused because of them: `refused`).
-fn start(refused: &str) -> (QuiltServer, logging::LogGuard) {
+fn start(refused: &str, transport: Transport) -> (QuiltServer, logging::LogGuard) {
     let config = Config::from_env();
     let guard = logging::init(&config);
     for problem in &config.errors {
         tracing::warn!(event = "config_error", "configuration problem: {problem}");
     }
-    let server = QuiltServer::new(config);
+    let server = match transport {
+        Transport::Stdio => QuiltServer::new(config),
+        Transport::Http => QuiltServer::new_http(config),
+    };
     if let Some(e) = server.verifier().key_error() {
         tracing::warn!(
             event = "config_error",
@@ -153,7 +157,7 @@ fn start(refused: &str) -> (QuiltServer, logging::LogGuard) {
 }
 
 async fn serve_stdio() -> anyhow::Result<()> {
-    let (server, guard) = start("every tool call");
+    let (server, guard) = start("every tool call", Transport::Stdio);
     tracing::info!(
         event = "server_started",
         version = quilt_mcp::VERSION,
@@ -188,10 +192,11 @@ async fn serve_stdio() -> anyhow::Result<()> {
         );
         on_signal.cancel();
     });
-    match server
-        .serve_with_ct(rmcp::transport::io::stdio_pipes(), cancel.clone())
-        .await
-    {
+    // Every line from the host passes the framing layer, which answers the ones rmcp
+    // would drop; rmcp is served over an in-memory pipe behind it.
+    let (stdin, stdout) = rmcp::transport::io::stdio_pipes();
+    let (transport, pumps) = quilt_mcp::stdio::frame(stdin, stdout);
+    match server.serve_with_ct(transport, cancel.clone()).await {
         Ok(service) => {
             service
                 .waiting()
@@ -200,6 +205,10 @@ async fn serve_stdio() -> anyhow::Result<()> {
         }
         Err(_) if cancel.is_cancelled() => {}
         Err(e) => return Err(e).context("the MCP session could not start"),
+    }
+    // rmcp's last answers reach stdout before the process ends.
+    if let Err(e) = pumps.finish().await {
+        tracing::debug!(event = "stdio_closed", "writing stdout stopped: {e}");
     }
     tracing::info!(event = "server_stopped");
     drop(guard);
@@ -210,7 +219,7 @@ async fn serve_http(
     addr: std::net::SocketAddr,
     options: quilt_mcp::http::HttpOptions,
 ) -> anyhow::Result<()> {
-    let (server, guard) = start("every request");
+    let (server, guard) = start("every request", Transport::Http);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::error::QuiltError;
 use super::hash::{ChunkedHasher, SHA2_256_CHUNKED};
 use super::manifest::{Manifest, Record, tree_order};
-use super::registry::Registry;
+use super::registry::{ConditionalPut, PointerRead, Registry, WriteCondition};
 use super::{
     WORKFLOWS_CONFIG, latest_key, manifest_key, parse_pointer, physical_key, timestamp_key,
 };
@@ -60,6 +60,10 @@ pub struct Published {
     pub total_size: u64,
     /// The time of its timestamp pointer, Unix seconds.
     pub created_at: i64,
+    /// Both pointers were written with S3 conditional writes, so no concurrent
+    /// publisher was overwritten; false after `force` or on an endpoint without
+    /// conditional writes.
+    pub race_safe: bool,
 }
 
 /// Refuses registries whose packages must pass workflow validation, which this
@@ -169,14 +173,27 @@ pub fn new_manifest(
     Manifest::new(header, records)
 }
 
-/// Writes `manifest` and makes it the latest revision of `name`, unless `latest` moved
-/// away from `previous` meanwhile (then [`QuiltError::Conflict`], unless `force`).
+/// Attempts at a free timestamp second before giving up.
+const TIMESTAMP_ATTEMPTS: i64 = 30;
+
+/// Writes `manifest` and makes it the latest revision of `name`, race-safely (SPEC §6):
+/// the timestamp pointer is written with `If-None-Match: *` (a taken second moves to
+/// the next one) and `latest` with `If-Match` on the ETag of `previous`, the pointer
+/// this revision builds on (`If-None-Match: *` for a new package). When `latest`
+/// moved meanwhile the result is [`QuiltError::Conflict`], unless `force`, which
+/// moves `latest` unconditionally. A losing publisher removes the timestamp pointer
+/// it wrote when `may_delete` (the token grants `s3:DeleteObject`).
+///
+/// An endpoint that answers a conditional write with `NotImplemented` gets plain
+/// writes after a read-and-compare check, which a concurrent publisher can slip
+/// past: [`Published::race_safe`] is then false and a warning is logged.
 pub async fn publish(
     registry: &Registry<'_>,
     name: &str,
     manifest: Manifest,
-    previous: Option<&str>,
+    previous: Option<&PointerRead>,
     force: bool,
+    may_delete: bool,
 ) -> Result<Published, QuiltError> {
     let top_hash = manifest.top_hash();
     let entry_count = manifest.entries().count();
@@ -190,35 +207,181 @@ pub async fn publish(
         .await?;
     drop(manifest);
 
+    let previous_hash = previous.map(|p| p.top_hash.as_str());
+    // An early check: a publisher that already lost writes no timestamp pointer.
     let current = registry.latest(name).await?;
-    if current.as_deref() != previous && !force {
-        return Err(QuiltError::Conflict(format!(
-            "{name} moved to {} while this revision was made; nothing was published (the manifest is stored as {top_hash}); call again to build on the new revision, or pass force: true",
-            current.as_deref().unwrap_or("nothing")
-        )));
+    if current.as_deref() != previous_hash && !force {
+        return Err(moved(name, current.as_deref(), &top_hash, ""));
     }
-    // Two revisions within one second would share a timestamp pointer and the older
-    // one would drop out of the history: take the next free second instead.
-    let mut now = now_unix();
-    for _ in 0..30 {
-        match registry.get_small(&timestamp_key(name, now)).await? {
-            Some(existing) if parse_pointer(&existing).as_deref() != Some(top_hash.as_str()) => {
-                now += 1;
+
+    let pointer = top_hash.clone().into_bytes();
+    let mut conditional = true;
+    let (stamp, wrote_stamp) =
+        write_timestamp(registry, name, &top_hash, &pointer, &mut conditional).await?;
+    let stamp_key = timestamp_key(name, stamp);
+
+    let latest = latest_key(name);
+    let condition = match previous {
+        None => Some(WriteCondition::Absent),
+        Some(PointerRead {
+            etag: Some(etag), ..
+        }) => Some(WriteCondition::Matches(etag)),
+        // No ETag to name: only the read-and-compare check is possible.
+        Some(PointerRead { etag: None, .. }) => None,
+    };
+    let outcome = match condition {
+        Some(condition) if conditional && !force => {
+            registry
+                .put_conditional(&latest, pointer.clone(), "text/plain", condition)
+                .await?
+        }
+        _ => ConditionalPut::Unsupported,
+    };
+    match outcome {
+        ConditionalPut::Written => {}
+        ConditionalPut::Lost => {
+            let current = registry.latest(name).await.ok().flatten();
+            let cleanup = remove_stamp(registry, name, &stamp_key, wrote_stamp, may_delete).await;
+            return Err(moved(name, current.as_deref(), &top_hash, &cleanup));
+        }
+        ConditionalPut::Unsupported => {
+            if !force {
+                if conditional && condition.is_some() {
+                    unsupported(registry, name);
+                } else if conditional {
+                    tracing::warn!(
+                        event = "conditional_writes_unsupported",
+                        bucket = registry.bucket(),
+                        package = name,
+                        "the S3 endpoint sent no ETag with latest, so it cannot be moved with If-Match; publishing falls back to a read-and-compare check, which a concurrent publisher can slip past"
+                    );
+                }
+                conditional = false;
+                let current = registry.latest(name).await?;
+                if current.as_deref() != previous_hash {
+                    let cleanup =
+                        remove_stamp(registry, name, &stamp_key, wrote_stamp, may_delete).await;
+                    return Err(moved(name, current.as_deref(), &top_hash, &cleanup));
+                }
             }
-            _ => break,
+            registry.put(&latest, pointer, "text/plain").await?;
         }
     }
-    let pointer = top_hash.clone().into_bytes();
-    registry
-        .put(&timestamp_key(name, now), pointer.clone(), "text/plain")
-        .await?;
-    registry
-        .put(&latest_key(name), pointer, "text/plain")
-        .await?;
     Ok(Published {
         top_hash,
         entry_count,
         total_size,
-        created_at: now,
+        created_at: stamp,
+        race_safe: conditional && !force && condition.is_some(),
     })
+}
+
+/// Writes the timestamp pointer of `top_hash` at the first free second from now:
+/// `If-None-Match: *` while `conditional`, else a read-and-compare check (which turns
+/// `conditional` off when the endpoint does not implement conditional writes). The
+/// second, and whether this call created the pointer (false when the second already
+/// held this very revision).
+async fn write_timestamp(
+    registry: &Registry<'_>,
+    name: &str,
+    top_hash: &str,
+    pointer: &[u8],
+    conditional: &mut bool,
+) -> Result<(i64, bool), QuiltError> {
+    let first = now_unix();
+    let mut now = first;
+    while now - first < TIMESTAMP_ATTEMPTS {
+        let key = timestamp_key(name, now);
+        if *conditional {
+            match registry
+                .put_conditional(&key, pointer.to_vec(), "text/plain", WriteCondition::Absent)
+                .await?
+            {
+                ConditionalPut::Written => return Ok((now, true)),
+                ConditionalPut::Lost => {
+                    let existing = registry.get_small(&key).await?;
+                    if existing.as_deref().and_then(parse_pointer).as_deref() == Some(top_hash) {
+                        return Ok((now, false));
+                    }
+                    now += 1;
+                    continue;
+                }
+                ConditionalPut::Unsupported => {
+                    unsupported(registry, name);
+                    *conditional = false;
+                }
+            }
+        }
+        // Two revisions within one second would share a timestamp pointer and the
+        // older one would drop out of the history: take the next free second instead.
+        match registry.get_small(&key).await? {
+            Some(existing) if parse_pointer(&existing).as_deref() != Some(top_hash) => now += 1,
+            Some(_) => return Ok((now, false)),
+            None => {
+                registry.put(&key, pointer.to_vec(), "text/plain").await?;
+                return Ok((now, true));
+            }
+        }
+    }
+    Err(QuiltError::Conflict(format!(
+        "{name}: every timestamp second from {first} to {now} is taken by other revisions; nothing was published; call again"
+    )))
+}
+
+/// Removes the timestamp pointer of a revision that lost the race for `latest`, when
+/// this publish wrote it and the token may delete; what remains, said for the
+/// conflict's message.
+async fn remove_stamp(
+    registry: &Registry<'_>,
+    name: &str,
+    stamp_key: &str,
+    wrote_stamp: bool,
+    may_delete: bool,
+) -> String {
+    if !wrote_stamp {
+        return String::new();
+    }
+    if !may_delete {
+        return format!(
+            "; its timestamp pointer {} remains in the history (the token does not grant s3:DeleteObject to remove it)",
+            registry_uri(registry, stamp_key)
+        );
+    }
+    match registry.delete(stamp_key).await {
+        Ok(()) => String::new(),
+        Err(e) => {
+            tracing::warn!(
+                event = "publish_cleanup_failed",
+                bucket = registry.bucket(),
+                package = name,
+                "the timestamp pointer of a revision that lost a race could not be removed: {e}"
+            );
+            format!(
+                "; its timestamp pointer {} could not be removed and remains in the history",
+                registry_uri(registry, stamp_key)
+            )
+        }
+    }
+}
+
+fn registry_uri(registry: &Registry<'_>, key: &str) -> String {
+    format!("s3://{}/{key}", registry.bucket())
+}
+
+/// The conflict of a publisher whose parent is no longer `latest`.
+fn moved(name: &str, current: Option<&str>, top_hash: &str, cleanup: &str) -> QuiltError {
+    QuiltError::Conflict(format!(
+        "{name} moved to {} while this revision was made; latest was not changed (the manifest is stored as {top_hash}{cleanup}); call again to build on the new revision, or pass force: true",
+        current.unwrap_or("nothing")
+    ))
+}
+
+/// Says, once per publish, that the endpoint does not implement conditional writes.
+fn unsupported(registry: &Registry<'_>, name: &str) {
+    tracing::warn!(
+        event = "conditional_writes_unsupported",
+        bucket = registry.bucket(),
+        package = name,
+        "the S3 endpoint does not implement conditional writes (If-None-Match/If-Match); publishing falls back to a read-and-compare check, which a concurrent publisher can slip past"
+    );
 }

@@ -337,3 +337,122 @@ impl<'a> Registry<'a> {
             .map_err(|e| s3_error("PutObject", &self.uri(key), &e).into())
     }
 }
+
+/// A pointer as read, with the ETag a conditional write names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointerRead {
+    /// The top hash it holds.
+    pub top_hash: String,
+    /// Its ETag, when the endpoint sent one.
+    pub etag: Option<String>,
+}
+
+/// The condition of a conditional write (S3 `If-None-Match: *` or `If-Match`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteCondition<'e> {
+    /// Only if the key does not exist yet.
+    Absent,
+    /// Only if the object still has this ETag.
+    Matches(&'e str),
+}
+
+/// What came of a conditional write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConditionalPut {
+    /// Written.
+    Written,
+    /// The condition did not hold (HTTP 412 `PreconditionFailed`, or 409
+    /// `ConditionalRequestConflict` for a concurrent write of the same key).
+    Lost,
+    /// The endpoint does not implement conditional writes (HTTP 501 or
+    /// `NotImplemented`); nothing was written.
+    Unsupported,
+}
+
+impl Registry<'_> {
+    /// The `latest` pointer of `name` with its ETag, `None` when the package does not
+    /// exist.
+    pub async fn latest_pointer(&self, name: &str) -> Result<Option<PointerRead>, QuiltError> {
+        let key = latest_key(name);
+        let answer = self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await;
+        let output = match answer {
+            Ok(output) => output,
+            Err(error) => {
+                let mapped = s3_error("GetObject", &self.uri(&key), &error);
+                return if mapped.code == ErrorCode::NotFound {
+                    Ok(None)
+                } else {
+                    Err(mapped.into())
+                };
+            }
+        };
+        let etag = output.e_tag().map(str::to_owned);
+        let body = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| QuiltError::interrupted(self.uri(&key), e))?
+            .into_bytes();
+        let top_hash = parse_pointer(&body).ok_or_else(|| {
+            QuiltError::Integrity(format!("{} does not hold a top hash", self.uri(&key)))
+        })?;
+        Ok(Some(PointerRead { top_hash, etag }))
+    }
+
+    /// Writes an object only if `condition` holds.
+    pub async fn put_conditional(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        condition: WriteCondition<'_>,
+    ) -> Result<ConditionalPut, QuiltError> {
+        let request = self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body));
+        let request = match condition {
+            WriteCondition::Absent => request.if_none_match("*"),
+            WriteCondition::Matches(etag) => request.if_match(etag),
+        };
+        match request.send().await {
+            Ok(_) => Ok(ConditionalPut::Written),
+            Err(error) => {
+                use aws_sdk_s3::error::ProvideErrorMetadata as _;
+                let status = match &error {
+                    aws_sdk_s3::error::SdkError::ServiceError(service) => {
+                        Some(service.raw().status().as_u16())
+                    }
+                    _ => None,
+                };
+                match (error.code(), status) {
+                    (Some("PreconditionFailed" | "ConditionalRequestConflict"), _)
+                    | (_, Some(412)) => Ok(ConditionalPut::Lost),
+                    (Some("NotImplemented"), _) | (_, Some(501)) => Ok(ConditionalPut::Unsupported),
+                    _ => Err(s3_error("PutObject", &self.uri(key), &error).into()),
+                }
+            }
+        }
+    }
+
+    /// Deletes an object.
+    pub async fn delete(&self, key: &str) -> Result<(), QuiltError> {
+        self.s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| s3_error("DeleteObject", &self.uri(key), &e).into())
+    }
+}

@@ -59,8 +59,19 @@ pub struct RequestMeta {
     pub remote_addr: String,
 }
 
+/// How a server is reached, fixed when it is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// One host over stdio: the token comes from the environment or the keyring.
+    Stdio,
+    /// Streamable HTTP: the token comes with each request, verified by the HTTP layer,
+    /// and nowhere else.
+    Http,
+}
+
 struct Inner {
     config: Config,
+    transport: Transport,
     routes: Routes,
     aws: Aws,
     verifier: Verifier,
@@ -94,21 +105,38 @@ pub struct StartupCheck {
 }
 
 impl QuiltServer {
-    /// A server for `config`. Loads the verification key (a local file read at most);
-    /// makes no network call.
+    /// A stdio server for `config`. Loads the verification key (a local file read at
+    /// most); makes no network call.
     pub fn new(config: Config) -> QuiltServer {
+        QuiltServer::with_transport(config, Transport::Stdio)
+    }
+
+    /// An HTTP server for `config`: a tool call reaches the gate with the token its
+    /// request carried, or is refused (`missing_token`); the environment and keyring
+    /// token are never used.
+    pub fn new_http(config: Config) -> QuiltServer {
+        QuiltServer::with_transport(config, Transport::Http)
+    }
+
+    fn with_transport(config: Config, transport: Transport) -> QuiltServer {
         let verifier = Verifier::new(&config);
         let tokens = TokenProvider::new(&config);
         QuiltServer {
             inner: Arc::new(Inner {
                 aws: Aws::new(&config),
                 config,
+                transport,
                 routes: Routes::all(),
                 verifier,
                 tokens,
                 verified: Mutex::new(None),
             }),
         }
+    }
+
+    /// How this server is reached.
+    pub fn transport(&self) -> Transport {
+        self.inner.transport
     }
 
     /// The configuration.
@@ -415,9 +443,12 @@ impl ServerHandler for QuiltServer {
             started,
             request: http.as_ref().and_then(|(_, meta)| meta.clone()),
         };
-        let authenticated = match http {
-            Some((verified, _)) => self.authenticate_request(verified),
-            None => self.authenticate().await,
+        let authenticated = match (http, self.inner.transport) {
+            (Some((verified, _)), _) => self.authenticate_request(verified),
+            // An HTTP call without its request is refused, never served with the
+            // environment or keyring token.
+            (None, Transport::Http) => self.authenticate_request(None),
+            (None, Transport::Stdio) => self.authenticate().await,
         };
         let ctx = match authenticated {
             Ok(ctx) => ctx,
@@ -522,4 +553,73 @@ impl CallLog {
 
 fn truncate(text: &str) -> String {
     text.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use rmcp::ServiceExt as _;
+    use rmcp::model::CallToolRequestParams;
+    use rmcp::service::ServiceError;
+
+    const SECRET: &str = "unit-test-shared-secret-that-is-long-enough-for-hs256";
+
+    /// A config whose environment holds a valid token.
+    fn config() -> Config {
+        let now = now_unix();
+        let claims = serde_json::json!({
+            "sub": "alice", "aud": "quilt-mcp-server", "iat": now, "exp": now + 3600,
+            "level": "read", "buckets": ["b"], "permissions": ["s3:GetObject"],
+        });
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        Config::from_lookup(|name| match name {
+            "QUILT_MCP_JWT_SECRET" => Some(SECRET.to_owned()),
+            "QUILT_MCP_TOKEN" => Some(token.clone()),
+            "QUILT_MCP_KEYRING_SERVICE" => Some("quilt-mcp-unit-test-none".to_owned()),
+            _ => None,
+        })
+    }
+
+    /// Calls `auth_status` on `server` over an in-memory pipe, which carries no HTTP
+    /// request parts.
+    async fn auth_status(server: QuiltServer) -> Result<(), ErrorData> {
+        let (server_side, client_side) = tokio::io::duplex(64 * 1024);
+        let serving = tokio::spawn(async move {
+            let service = server.serve(server_side).await.unwrap();
+            let _ = service.waiting().await;
+        });
+        let client = ().serve(client_side).await.unwrap();
+        let result = client
+            .call_tool(CallToolRequestParams::new("auth_status"))
+            .await;
+        let _ = client.cancel().await;
+        serving.abort();
+        match result {
+            Ok(_) => Ok(()),
+            Err(ServiceError::McpError(e)) => Err(e),
+            Err(other) => panic!("transport failure: {other}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn http_calls_without_request_parts_never_use_the_environment_token() {
+        // Over stdio the environment token is the caller's.
+        assert!(auth_status(QuiltServer::new(config())).await.is_ok());
+        // In HTTP mode it is not: no request, no token.
+        let error = auth_status(QuiltServer::new_http(config()))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code, UNAUTHORIZED);
+        assert_eq!(
+            error.data.as_ref().unwrap()["reason"],
+            serde_json::json!("missing_token")
+        );
+    }
 }

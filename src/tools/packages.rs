@@ -463,6 +463,10 @@ impl Tool for PackageDiff {
 /// `package_create`.
 pub(crate) struct PackageCreate;
 
+/// `s3:DeleteObject`: not needed to publish; when the token grants it, a publish that
+/// lost a race removes the timestamp pointer it wrote.
+const DELETE_OBJECT: &str = "s3:DeleteObject";
+
 /// One entry of `package_create`.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub(crate) struct CreateEntry {
@@ -541,6 +545,11 @@ pub(crate) struct CreateOutput {
     previous_top_hash: Option<String>,
     /// When it was published, RFC 3339.
     created_at: Option<String>,
+    /// Whether `latest` and the timestamp pointer were written with S3 conditional
+    /// writes, so that no concurrent publish was overwritten. False after `force`,
+    /// or when the S3 endpoint does not implement conditional writes (then only a
+    /// read-and-compare check guarded `latest`).
+    race_safe: bool,
 }
 
 impl Tool for PackageCreate {
@@ -567,15 +576,16 @@ impl Tool for PackageCreate {
         let registry = Registry::new(s3, bucket);
         publish::check_no_workflows(&registry).await?;
         let sources = expand_sources(s3, &p).await?;
-        let previous = registry.latest(&p.package_name).await?;
+        let previous = registry.latest_pointer(&p.package_name).await?;
         let records = publish::hash_sources(s3, sources, call.progress, call.cancel).await?;
         let manifest = publish::new_manifest(records, p.message, p.metadata);
         let published = publish::publish(
             &registry,
             &p.package_name,
             manifest,
-            previous.as_deref(),
+            previous.as_ref(),
             p.force.unwrap_or(false),
+            call.ctx.claims.has_permission(DELETE_OBJECT),
         )
         .await?;
         Ok(CreateOutput {
@@ -585,8 +595,9 @@ impl Tool for PackageCreate {
             top_hash: published.top_hash,
             entry_count: published.entry_count,
             total_size: published.total_size,
-            previous_top_hash: previous,
+            previous_top_hash: previous.map(|p| p.top_hash),
             created_at: rfc3339(published.created_at),
+            race_safe: published.race_safe,
         })
     }
 }

@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["aws"],
     &["tools"],
     &["server"],
-    &["http"],
+    &["http", "stdio"],
     &["status", "setup"],
 ];
 
