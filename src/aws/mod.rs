@@ -7,6 +7,7 @@
 
 pub(crate) mod clients;
 pub(crate) mod credentials;
+pub(crate) mod listing;
 
 pub(crate) use clients::{Aws, AwsSession};
 pub(crate) use credentials::CredentialError;
