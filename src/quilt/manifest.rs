@@ -402,11 +402,9 @@ mod tests {
                     break;
                 }
             }
-            if !failed {
-                if let Ok(manifest) = reader.finish(newline) {
-                    let _ = manifest.top_hash();
-                    let _ = manifest.to_bytes();
-                }
+            if !failed && let Ok(manifest) = reader.finish(newline) {
+                let _ = manifest.top_hash();
+                let _ = manifest.to_bytes();
             }
         }
 
