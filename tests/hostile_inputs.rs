@@ -38,6 +38,11 @@ async fn sample() -> TestS3 {
     s3
 }
 
+/// Calls `tool`, which must fail as a tool: its error code and message.
+async fn fails(server: &Server, tool: &str, args: Value) -> (String, String) {
+    error_of(&server.call(tool, args).await.unwrap())
+}
+
 fn error_of(result: &CallToolResult) -> (String, String) {
     assert_eq!(result.is_error, Some(true), "{result:?}");
     let error = &result.structured_content.as_ref().unwrap()["error"];
@@ -153,14 +158,13 @@ async fn overlong_and_nul_names_are_invalid_arguments_on_every_path() {
         .await;
     assert_eq!(listing["objects"].as_array().unwrap().len(), 1);
     // Offsets that overflow (finding 10).
-    let result = server
-        .call(
-            "bucket_object_text",
-            json!({"s3_uri": "s3://lab-data/a.txt", "offset": u64::MAX - 4, "max_bytes": 10}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(error_of(&result).0, "invalid_argument");
+    let (code, message) = fails(
+        &server,
+        "bucket_object_text",
+        json!({"s3_uri": "s3://lab-data/a.txt", "offset": u64::MAX - 4, "max_bytes": 10}),
+    )
+    .await;
+    assert_eq!(code, "invalid_argument", "{message}");
     server.stop().await;
 }
 
@@ -277,14 +281,12 @@ async fn a_huge_or_corrupt_pointer_affects_only_its_package() {
         assert!(by_name(corrupt)["top_hash"].is_null(), "{corrupt}");
         assert!(by_name(corrupt)["error"].is_string(), "{corrupt}");
     }
-    let result = server
-        .call(
-            "package_browse",
-            json!({"registry": "registry", "package_name": "ns/huge"}),
-        )
-        .await
-        .unwrap();
-    let (code, message) = error_of(&result);
+    let (code, message) = fails(
+        &server,
+        "package_browse",
+        json!({"registry": "registry", "package_name": "ns/huge"}),
+    )
+    .await;
     assert_eq!(code, "integrity_error");
     assert!(message.contains("not a package pointer"), "{message}");
     server.stop().await;
@@ -305,14 +307,12 @@ async fn a_manifest_with_a_giant_line_is_an_integrity_error() {
         hash.as_bytes(),
     );
     let server = start_on(&s3, &token(), &[], ()).await;
-    let result = server
-        .call(
-            "package_browse",
-            json!({"registry": "registry", "package_name": "ns/giant"}),
-        )
-        .await
-        .unwrap();
-    let (code, message) = error_of(&result);
+    let (code, message) = fails(
+        &server,
+        "package_browse",
+        json!({"registry": "registry", "package_name": "ns/giant"}),
+    )
+    .await;
     assert_eq!(code, "integrity_error", "{message}");
     assert!(message.contains("limit"), "{message}");
     // Bytes that are not UTF-8 are corrupt data too, not a broken connection.
@@ -327,14 +327,12 @@ async fn a_manifest_with_a_giant_line_is_an_integrity_error() {
         ".quilt/named_packages/ns/bad/latest",
         bad.as_bytes(),
     );
-    let result = server
-        .call(
-            "package_browse",
-            json!({"registry": "registry", "package_name": "ns/bad"}),
-        )
-        .await
-        .unwrap();
-    let (code, message) = error_of(&result);
+    let (code, message) = fails(
+        &server,
+        "package_browse",
+        json!({"registry": "registry", "package_name": "ns/bad"}),
+    )
+    .await;
     assert_eq!(code, "integrity_error", "{message}");
     assert!(message.contains("line 2"), "{message}");
     server.stop().await;
@@ -356,11 +354,12 @@ async fn an_oversized_registry_answer_is_refused() {
         (),
     )
     .await;
-    let result = server
-        .call("bucket_objects_list", json!({"bucket": "lab-data"}))
-        .await
-        .unwrap();
-    let (code, message) = error_of(&result);
+    let (code, message) = fails(
+        &server,
+        "bucket_objects_list",
+        json!({"bucket": "lab-data"}),
+    )
+    .await;
     assert_eq!(code, "upstream_error");
     assert!(message.contains("too large"), "{message}");
     server.stop().await;
@@ -378,11 +377,12 @@ async fn an_sts_message_echoing_the_token_is_scrubbed_everywhere() {
     )
     .await;
     let server = start_on(&s3, &jwt, &[("AWS_ENDPOINT_URL_STS", &sts.url)], ()).await;
-    let result = server
-        .call("bucket_objects_list", json!({"bucket": "lab-data"}))
-        .await
-        .unwrap();
-    let (code, message) = error_of(&result);
+    let (code, message) = fails(
+        &server,
+        "bucket_objects_list",
+        json!({"bucket": "lab-data"}),
+    )
+    .await;
     assert_eq!(code, "access_denied");
     assert!(
         message.contains("Couldn't verify the token [redacted]"),
@@ -391,7 +391,7 @@ async fn an_sts_message_echoing_the_token_is_scrubbed_everywhere() {
     assert_eq!(sts.requests().len(), 1);
     let (stderr, log_dir) = server.stop().await;
     let signature = signature_of(&jwt);
-    let everything = format!("{result:?}\n{stderr}\n{}", log_text(log_dir.path()));
+    let everything = format!("{message}\n{stderr}\n{}", log_text(log_dir.path()));
     for secret in [jwt.as_str(), signature.as_str(), "AKIAIOSFODNN7EXAMPLE"] {
         assert!(!everything.contains(secret), "{secret} leaked");
     }
@@ -404,42 +404,32 @@ async fn an_sts_message_echoing_the_token_is_scrubbed_everywhere() {
 async fn a_registry_url_is_never_shown_with_its_password() {
     let s3 = sample().await;
     let registry = FakeServer::registry(502, "down".into()).await;
-    let with_password = registry
+    let answering = registry
         .url
         .replace("http://", "http://alice:hunter2-registry-pw@");
-    let server = start_on(
-        &s3,
-        &token_with(json!({})),
-        &[("QUILT_REGISTRY_URL", &with_password)],
-        (),
-    )
-    .await;
-    let result = server
-        .call("bucket_objects_list", json!({"bucket": "lab-data"}))
-        .await
-        .unwrap();
-    let (code, message) = error_of(&result);
-    assert_eq!(code, "upstream_error");
-    assert!(message.contains(&registry.url), "{message}");
-    let (stderr, log_dir) = server.stop().await;
-    let everything = format!("{result:?}\n{stderr}\n{}", log_text(log_dir.path()));
-    assert!(!everything.contains("hunter2"), "{everything}");
-    // The unreachable case prints the URL through the HTTP client's error text.
-    let server = start_on(
-        &s3,
-        &token_with(json!({})),
-        &[(
-            "QUILT_REGISTRY_URL",
-            "http://alice:hunter2-registry-pw@127.0.0.1:9",
-        )],
-        (),
-    )
-    .await;
-    let result = server
-        .call("bucket_objects_list", json!({"bucket": "lab-data"}))
-        .await
-        .unwrap();
-    let (stderr, log_dir) = server.stop().await;
-    let everything = format!("{result:?}\n{stderr}\n{}", log_text(log_dir.path()));
-    assert!(!everything.contains("hunter2"), "{everything}");
+    // The unreachable one is printed through the HTTP client's error text.
+    let unreachable = "http://alice:hunter2-registry-pw@127.0.0.1:9".to_owned();
+    for url in [answering, unreachable] {
+        let server = start_on(
+            &s3,
+            &token_with(json!({})),
+            &[("QUILT_REGISTRY_URL", &url)],
+            (),
+        )
+        .await;
+        let (code, message) = fails(
+            &server,
+            "bucket_objects_list",
+            json!({"bucket": "lab-data"}),
+        )
+        .await;
+        assert_eq!(code, "upstream_error");
+        assert!(
+            message.contains("registry at http://127.0.0.1:"),
+            "{message}"
+        );
+        let (stderr, log_dir) = server.stop().await;
+        let everything = format!("{message}\n{stderr}\n{}", log_text(log_dir.path()));
+        assert!(!everything.contains("hunter2"), "{everything}");
+    }
 }
