@@ -6,6 +6,8 @@
 //! once, for every layer that talks to S3. Messages never carry credentials.
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::types::EncodingType;
+use percent_encoding::percent_decode_str;
 use serde::Serialize;
 
 /// `structuredContent.error.code` of a failed tool (SPEC §6.1).
@@ -110,7 +112,7 @@ where
             let code = error.code().unwrap_or("");
             let detail = error
                 .message()
-                .map(|m| format!(" ({m})"))
+                .map(|m| format!(" ({})", scrub(m)))
                 .unwrap_or_default();
             match (code, status) {
                 ("NoSuchKey" | "NotFound" | "NoSuchVersion", _) | ("", 404) => {
@@ -175,7 +177,10 @@ where
                 ),
                 _ => ToolError::new(
                     ErrorCode::UpstreamError,
-                    format!("S3 failed {action} on {target}: {code} HTTP {status}{detail}"),
+                    format!(
+                        "S3 failed {action} on {target}: {} HTTP {status}{detail}",
+                        scrub(code)
+                    ),
                 ),
             }
         }
@@ -198,8 +203,12 @@ where
 }
 
 /// An error and its sources, joined with `: `, without repeating a source that the
-/// text before already contains.
+/// text before already contains, [`scrub`]bed: it is upstream text.
 pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    scrub(&raw_chain(error))
+}
+
+fn raw_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(s) = source {
@@ -211,4 +220,196 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// What stands in for anything [`scrub`] removes.
+pub const REDACTED: &str = "[redacted]";
+
+/// Upstream text (from S3, STS, a registry, an HTTP stack) made fit for an error
+/// message, a log line or a tool result (SPEC §8): URLs lose their userinfo
+/// (`scheme://user:pass@host` → `scheme://host`), and anything shaped like a JWT
+/// (three dot-separated base64url segments, one starting `eyJ`), an AWS access key id
+/// (`AKIA`/`ASIA` + 16 upper-case letters or digits) or a long secret-looking run (32 or
+/// more base64 characters mixing upper case, lower case and digits) becomes
+/// [`REDACTED`].
+pub fn scrub(text: &str) -> String {
+    let text = strip_userinfo(text);
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    for c in text.chars() {
+        if is_token_char(c) {
+            run.push(c);
+        } else {
+            scrub_run(&run, &mut out);
+            run.clear();
+            out.push(c);
+        }
+    }
+    scrub_run(&run, &mut out);
+    out
+}
+
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '_' | '-' | '.')
+}
+
+/// `scheme://user:pass@host/…` → `scheme://host/…`, for every URL in `text`.
+fn strip_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        let authority_end = after
+            .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace())
+            .unwrap_or(after.len());
+        let authority = &after[..authority_end];
+        let host_start = authority.rfind('@').map_or(0, |i| i + 1);
+        out.push_str(&authority[host_start..]);
+        rest = &after[authority_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn scrub_run(run: &str, out: &mut String) {
+    if run.is_empty() {
+        return;
+    }
+    let segments: Vec<&str> = run.split('.').collect();
+    let jwt = segments.iter().filter(|s| !s.is_empty()).count() >= 3
+        && segments.iter().any(|s| s.starts_with("eyJ"));
+    if jwt {
+        out.push_str(REDACTED);
+        return;
+    }
+    for (i, segment) in segments.iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if looks_secret(segment) {
+            out.push_str(REDACTED);
+        } else {
+            out.push_str(&strip_access_key_ids(segment));
+        }
+    }
+}
+
+/// 32 or more base64 characters with upper case, lower case and digits.
+fn looks_secret(segment: &str) -> bool {
+    segment.len() >= 32
+        && segment.bytes().any(|b| b.is_ascii_uppercase())
+        && segment.bytes().any(|b| b.is_ascii_lowercase())
+        && segment.bytes().any(|b| b.is_ascii_digit())
+}
+
+/// `AKIA…`/`ASIA…` followed by 16 upper-case letters or digits, replaced.
+fn strip_access_key_ids(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = String::with_capacity(segment.len());
+    let mut i = 0;
+    let mut copied = 0;
+    while i + 20 <= bytes.len() {
+        let head = &bytes[i..i + 4];
+        let is_id = (head == b"AKIA" || head == b"ASIA")
+            && bytes[i + 4..i + 20]
+                .iter()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        if is_id {
+            out.push_str(&segment[copied..i]);
+            out.push_str(REDACTED);
+            i += 20;
+            copied = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.push_str(&segment[copied..]);
+    out
+}
+
+/// A key or prefix as a listing returned it, decoded when the listing says it is
+/// URL-encoded (`+` is a space, as S3 writes it; a literal `+` comes as `%2B`).
+/// S3 listings ask for URL-encoded names (`encoding-type=url`), so that any key lists,
+/// even one that XML 1.0 cannot carry (SPEC §6 "S3 names"); this reads them back.
+///
+pub(crate) fn listed_name(
+    text: &str,
+    encoding: Option<&EncodingType>,
+) -> Result<String, ToolError> {
+    if !matches!(encoding, Some(EncodingType::Url)) {
+        return Ok(text.to_owned());
+    }
+    let spaced = text.replace('+', " ");
+    percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|_| {
+            ToolError::new(
+                ErrorCode::UpstreamError,
+                "S3 listed a name that is not URL-encoded UTF-8",
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_removes_tokens_keys_secrets_and_userinfo() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ";
+        let cases = [
+            (
+                format!("Invalid token {jwt}: not accepted"),
+                "Invalid token [redacted]: not accepted".to_owned(),
+            ),
+            (
+                format!("WebIdentityToken={jwt}."),
+                "[redacted]".to_owned(),
+            ),
+            (
+                "key AKIAIOSFODNN7EXAMPLE and ASIAXXXXXXXXXXXXXXXX!".to_owned(),
+                "key [redacted] and [redacted]!".to_owned(),
+            ),
+            (
+                "secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY here".to_owned(),
+                "secret [redacted] here".to_owned(),
+            ),
+            (
+                "error sending request for url (https://alice:pa55w0rd@registry.example.com/api/auth/get_credentials)".to_owned(),
+                "error sending request for url (https://registry.example.com/api/auth/get_credentials)".to_owned(),
+            ),
+            (
+                "http://user@host:8080 and ftp://a:b@c/d?e=f@g".to_owned(),
+                "http://host:8080 and ftp://c/d?e=f@g".to_owned(),
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(scrub(&input), expected, "{input}");
+        }
+        // Ordinary text, keys, hashes and URIs stay as they are.
+        for plain in [
+            "The specified key does not exist.",
+            "s3://lab-data/runs/2026/a.csv",
+            "the manifest hashes to 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "HTTP 503 SlowDown; x-amz-request-id 4442587FB7D0A2F9",
+            "",
+            "héllo wörld",
+        ] {
+            assert_eq!(scrub(plain), plain);
+        }
+    }
+
+    #[test]
+    fn listed_names_are_decoded_only_when_encoded() {
+        let url = Some(&EncodingType::Url);
+        assert_eq!(listed_name("a+b%2Bc%25d%00", url).unwrap(), "a b+c%d\0");
+        assert_eq!(listed_name("caf%C3%A9/", url).unwrap(), "café/");
+        assert_eq!(listed_name("a+b%41", None).unwrap(), "a+b%41");
+        assert_eq!(
+            listed_name("%ff", url).unwrap_err().code,
+            ErrorCode::UpstreamError
+        );
+    }
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::auth::CredentialSource;
 use crate::auth::{AuthContext, AuthFailure, Reason};
-use crate::error::{ErrorCode, ToolError, chain};
+use crate::error::{ErrorCode, ToolError, chain, scrub};
 
 /// Temporary (or inline) AWS credentials. Secrets redact themselves.
 #[derive(Clone)]
@@ -184,10 +184,10 @@ async fn web_identity(
     let output = match answer {
         Ok(output) => output,
         Err(error) => {
-            let code = error.code().unwrap_or("").to_owned();
+            let code = scrub(error.code().unwrap_or(""));
             let detail = error
                 .message()
-                .map(|m| format!(": {m}"))
+                .map(|m| format!(": {}", scrub(m)))
                 .unwrap_or_default();
             let tool_error = match code.as_str() {
                 "AccessDenied"
@@ -233,6 +233,31 @@ async fn web_identity(
     })
 }
 
+/// The most bytes of a registry's credential answer that are read.
+pub(crate) const MAX_REGISTRY_ANSWER: usize = 64 * 1024;
+
+/// The body of `response`, chunk by chunk, refusing (`Err(None)`) as soon as it
+/// passes `cap` bytes: never more than `cap` plus one chunk is held.
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, Option<reqwest::Error>> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > cap as u64)
+    {
+        return Err(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Some)? {
+        if body.len() + chunk.len() > cap {
+            return Err(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct RegistryCredentials {
@@ -249,6 +274,8 @@ async fn registry(
     region: &str,
 ) -> Result<AwsCredentials, CredentialError> {
     let url = format!("{base}/api/auth/get_credentials");
+    // The base URL as it may be shown: without userinfo.
+    let base = scrub(base);
     let upstream = |message: String| {
         CredentialError::Tool(ToolError::retryable(ErrorCode::UpstreamError, message))
     };
@@ -281,10 +308,21 @@ async fn registry(
             status.as_u16()
         )));
     }
-    let body = response
-        .bytes()
+    let body = read_capped(response, MAX_REGISTRY_ANSWER)
         .await
-        .map_err(|e| upstream(format!("the Quilt registry's answer was cut off: {e}")))?;
+        .map_err(|e| match e {
+            None => CredentialError::Tool(ToolError::new(
+                ErrorCode::UpstreamError,
+                format!(
+                    "the Quilt registry at {base} answered the credential exchange with more than {} KiB: too large for credentials",
+                    MAX_REGISTRY_ANSWER / 1024
+                ),
+            )),
+            Some(e) => upstream(format!(
+                "the Quilt registry's answer was cut off: {}",
+                chain(&e)
+            )),
+        })?;
     let creds: RegistryCredentials = serde_json::from_slice(&body).map_err(|_| {
         upstream(format!(
             "the Quilt registry at {base} answered without AccessKeyId/SecretAccessKey"

@@ -63,8 +63,24 @@ pub fn parse_pointer(body: &[u8]) -> Option<String> {
     is_top_hash(text).then(|| text.to_owned())
 }
 
+/// The most bytes of a package name: its pointers' keys stay far below S3's
+/// 1024-byte limit.
+pub const MAX_NAME_BYTES: usize = 512;
+
+/// A name over [`MAX_NAME_BYTES`], refused without being echoed.
+fn check_name_length(name: &str) -> Result<(), String> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "the package name is {} bytes long; package names are at most {MAX_NAME_BYTES} bytes",
+            name.len()
+        ));
+    }
+    Ok(())
+}
+
 /// A package name to write: `ns/name`, each part `[A-Za-z0-9_-]+`.
 pub fn check_name_for_write(name: &str) -> Result<(), String> {
+    check_name_length(name)?;
     let part = |p: &str| {
         !p.is_empty()
             && p.bytes()
@@ -80,6 +96,7 @@ pub fn check_name_for_write(name: &str) -> Result<(), String> {
 
 /// A package name to read: `ns/name`, each part Unicode word characters or `-`.
 pub fn check_name_for_read(name: &str) -> Result<(), String> {
+    check_name_length(name)?;
     let part = |p: &str| {
         !p.is_empty()
             && p.chars()

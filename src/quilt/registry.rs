@@ -4,19 +4,26 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::EncodingType;
 use futures::StreamExt as _;
 use tokio::io::AsyncBufReadExt as _;
 
 use super::error::QuiltError;
-use super::manifest::{Manifest, ManifestReader};
+use super::manifest::{MAX_LINE_BYTES, Manifest, ManifestError, ManifestReader};
 use super::{
     NAMED_PACKAGES_PREFIX, PACKAGES_PREFIX, is_top_hash, latest_key, manifest_key, parse_pointer,
     pointer_prefix,
 };
+use crate::error::listed_name;
 use crate::error::{ErrorCode, s3_error};
 
 /// Pointer reads in flight at once when listing packages.
 const POINTER_CONCURRENCY: usize = 16;
+/// The most bytes of a small object (a pointer: 64 hex digits and whitespace) that are
+/// read; a larger one is not a pointer and is not read further.
+pub const MAX_SMALL_BYTES: usize = 1024;
+/// The most bytes of a manifest that are read.
+pub const MAX_MANIFEST_BYTES: u64 = 256 * 1024 * 1024;
 
 /// One named package.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +32,8 @@ pub struct PackageSummary {
     pub name: String,
     /// The `latest` pointer's top hash.
     pub top_hash: Option<String>,
+    /// Why `latest` could not be read (a corrupt pointer), for this package alone.
+    pub error: Option<String>,
     /// The newest revision's time, Unix seconds.
     pub modified: Option<i64>,
     /// How many revisions (timestamp pointers) it has.
@@ -56,7 +65,8 @@ impl<'a> Registry<'a> {
         format!("s3://{}/{key}", self.bucket)
     }
 
-    /// A small object's bytes, `None` when it does not exist.
+    /// A small object's bytes (at most [`MAX_SMALL_BYTES`]: a larger object is an
+    /// integrity error, and is not read), `None` when it does not exist.
     pub async fn get_small(&self, key: &str) -> Result<Option<Vec<u8>>, QuiltError> {
         let answer = self
             .s3
@@ -67,12 +77,23 @@ impl<'a> Registry<'a> {
             .await;
         match answer {
             Ok(output) => {
-                let bytes = output
-                    .body
-                    .collect()
+                let too_large = || {
+                    QuiltError::Integrity(format!(
+                        "{} is larger than {MAX_SMALL_BYTES} bytes: it is not a package pointer",
+                        self.uri(key)
+                    ))
+                };
+                if output
+                    .content_length()
+                    .is_some_and(|length| length > MAX_SMALL_BYTES as i64)
+                {
+                    return Err(too_large());
+                }
+                let bytes = read_capped(output.body, MAX_SMALL_BYTES)
                     .await
-                    .map_err(|e| QuiltError::interrupted(self.uri(key), e))?;
-                Ok(Some(bytes.into_bytes().to_vec()))
+                    .map_err(|e| QuiltError::interrupted(self.uri(key), e))?
+                    .ok_or_else(too_large)?;
+                Ok(Some(bytes))
             }
             Err(error) => {
                 let mapped = s3_error("GetObject", &self.uri(key), &error);
@@ -141,14 +162,19 @@ impl<'a> Registry<'a> {
                     .list_objects_v2()
                     .bucket(&self.bucket)
                     .prefix(format!("{PACKAGES_PREFIX}{prefix}"))
+                    .encoding_type(EncodingType::Url)
                     .max_keys(10)
                     .send()
                     .await
                     .map_err(|e| s3_error("ListObjectsV2", &self.uri(PACKAGES_PREFIX), &e))?;
-                let matches: Vec<&str> = output
+                let keys = output
                     .contents()
                     .iter()
                     .filter_map(|o| o.key())
+                    .map(|k| listed_name(k, output.encoding_type()))
+                    .collect::<Result<Vec<String>, _>>()?;
+                let matches: Vec<&str> = keys
+                    .iter()
                     .filter_map(|k| k.strip_prefix(PACKAGES_PREFIX))
                     .filter(|h| is_top_hash(h))
                     .collect();
@@ -186,25 +212,58 @@ impl<'a> Registry<'a> {
                     mapped.into()
                 }
             })?;
-        let mut lines =
-            tokio::io::BufReader::with_capacity(256 * 1024, output.body.into_async_read());
+        let too_large = || {
+            QuiltError::TooLarge(format!(
+                "the manifest {} is larger than {} MiB, more than this server reads",
+                self.uri(&key),
+                MAX_MANIFEST_BYTES / (1024 * 1024)
+            ))
+        };
+        if output
+            .content_length()
+            .and_then(|length| u64::try_from(length).ok())
+            .is_some_and(|length| length > MAX_MANIFEST_BYTES)
+        {
+            return Err(too_large());
+        }
+        let mut lines = tokio::io::BufReader::with_capacity(
+            256 * 1024,
+            tokio::io::AsyncReadExt::take(output.body.into_async_read(), MAX_MANIFEST_BYTES + 1),
+        );
         let mut reader = ManifestReader::new();
-        let mut line = String::new();
+        let mut line = Vec::new();
         let mut trailing_newline = false;
+        let mut total: u64 = 0;
         let invalid = |e: super::manifest::ManifestError| {
             QuiltError::Integrity(format!("the manifest {} is invalid: {e}", self.uri(&key)))
         };
         loop {
             line.clear();
-            let read = lines
-                .read_line(&mut line)
+            let read = read_line_capped(&mut lines, &mut line, MAX_LINE_BYTES)
                 .await
                 .map_err(|e| QuiltError::interrupted(self.uri(&key), e))?;
-            if read == 0 {
-                break;
+            match read {
+                LineRead::End => break,
+                LineRead::TooLong => {
+                    return Err(invalid(ManifestError {
+                        line: reader.lines_read() + 1,
+                        problem: format!("is over the {MAX_LINE_BYTES}-byte limit"),
+                    }));
+                }
+                LineRead::Line => {}
             }
-            trailing_newline = line.ends_with('\n');
-            let text = line.strip_suffix('\n').unwrap_or(&line);
+            total += line.len() as u64;
+            if total > MAX_MANIFEST_BYTES {
+                return Err(too_large());
+            }
+            trailing_newline = line.ends_with(b"\n");
+            let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
+            let text = std::str::from_utf8(bytes).map_err(|_| {
+                invalid(ManifestError {
+                    line: reader.lines_read() + 1,
+                    problem: "is not UTF-8".to_owned(),
+                })
+            })?;
             reader.push_line(text).map_err(invalid)?;
         }
         let manifest = reader.finish(trailing_newline).map_err(invalid)?;
@@ -253,13 +312,15 @@ impl<'a> Registry<'a> {
             .list_objects_v2()
             .bucket(&self.bucket)
             .prefix(prefix)
+            .encoding_type(EncodingType::Url)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| s3_error("ListObjectsV2", &self.uri(prefix), &e))?;
             for object in page.contents() {
                 if let Some(key) = object.key() {
-                    keys.push((key.to_owned(), object.last_modified().map(|d| d.secs())));
+                    let key = listed_name(key, page.encoding_type())?;
+                    keys.push((key, object.last_modified().map(|d| d.secs())));
                 }
             }
         }
@@ -300,14 +361,20 @@ impl<'a> Registry<'a> {
         let names: Vec<(String, Seen)> = packages.into_iter().collect();
         let summaries: Vec<Result<PackageSummary, QuiltError>> = futures::stream::iter(names)
             .map(|(name, seen)| async move {
-                let top_hash = if seen.has_latest {
-                    self.latest(&name).await?
+                // A corrupt pointer is this package's problem, not the listing's.
+                let (top_hash, error) = if seen.has_latest {
+                    match self.latest(&name).await {
+                        Ok(hash) => (hash, None),
+                        Err(QuiltError::Integrity(problem)) => (None, Some(problem)),
+                        Err(other) => return Err(other),
+                    }
                 } else {
-                    None
+                    (None, None)
                 };
                 Ok(PackageSummary {
                     name,
                     top_hash,
+                    error,
                     modified: seen.newest_stamp.or(seen.latest_modified),
                     revisions: seen.revisions,
                 })
@@ -393,12 +460,15 @@ impl Registry<'_> {
             }
         };
         let etag = output.e_tag().map(str::to_owned);
-        let body = output
-            .body
-            .collect()
+        let body = read_capped(output.body, MAX_SMALL_BYTES)
             .await
             .map_err(|e| QuiltError::interrupted(self.uri(&key), e))?
-            .into_bytes();
+            .ok_or_else(|| {
+                QuiltError::Integrity(format!(
+                    "{} is larger than {MAX_SMALL_BYTES} bytes: it is not a package pointer",
+                    self.uri(&key)
+                ))
+            })?;
         let top_hash = parse_pointer(&body).ok_or_else(|| {
             QuiltError::Integrity(format!("{} does not hold a top hash", self.uri(&key)))
         })?;
@@ -454,5 +524,128 @@ impl Registry<'_> {
             .await
             .map(|_| ())
             .map_err(|e| s3_error("DeleteObject", &self.uri(key), &e).into())
+    }
+}
+
+/// At most `cap` bytes of `body`: `None`, without reading on, once it has more.
+pub async fn read_capped(
+    mut body: ByteStream,
+    cap: usize,
+) -> Result<Option<Vec<u8>>, aws_sdk_s3::primitives::ByteStreamError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        if bytes.len() + chunk.len() > cap {
+            return Ok(None);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Some(bytes))
+}
+
+/// What [`read_line_capped`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineRead {
+    /// A line (with its `\n`, unless it is the last and has none).
+    Line,
+    /// The end of the input: nothing was read.
+    End,
+    /// A line longer than the cap; it was not buffered whole.
+    TooLong,
+}
+
+/// Reads one line into `line` (which it appends to), refusing one whose text (without
+/// `\n`) is longer than `cap` bytes as soon as that is known: at most `cap` bytes
+/// plus one buffer's worth are ever held, however long the line.
+pub async fn read_line_capped<R>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<LineRead>
+where
+    R: tokio::io::AsyncBufRead + Unpin,
+{
+    let start = line.len();
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(if line.len() == start {
+                LineRead::End
+            } else {
+                LineRead::Line
+            });
+        }
+        let held = line.len() - start;
+        match available.iter().position(|b| *b == b'\n') {
+            Some(at) => {
+                if held + at > cap {
+                    return Ok(LineRead::TooLong);
+                }
+                line.extend_from_slice(&available[..=at]);
+                reader.consume(at + 1);
+                return Ok(LineRead::Line);
+            }
+            None => {
+                let n = available.len();
+                if held + n > cap {
+                    return Ok(LineRead::TooLong);
+                }
+                line.extend_from_slice(available);
+                reader.consume(n);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn lines(input: &[u8], cap: usize, buffer: usize) -> Vec<Result<Vec<u8>, LineRead>> {
+        let mut reader = tokio::io::BufReader::with_capacity(buffer, input);
+        let mut out = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            match read_line_capped(&mut reader, &mut line, cap).await.unwrap() {
+                LineRead::End => return out,
+                LineRead::Line => out.push(Ok(line)),
+                LineRead::TooLong => {
+                    // Refused before more than the cap was held.
+                    assert!(line.len() <= cap, "{} bytes held", line.len());
+                    out.push(Err(LineRead::TooLong));
+                    return out;
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn lines_are_read_up_to_the_cap_and_no_further() {
+        for buffer in [1, 3, 64] {
+            assert_eq!(
+                lines(b"ab\ncd\n\nlast", 4, buffer).await,
+                vec![
+                    Ok(b"ab\n".to_vec()),
+                    Ok(b"cd\n".to_vec()),
+                    Ok(b"\n".to_vec()),
+                    Ok(b"last".to_vec())
+                ],
+                "{buffer}"
+            );
+            // Exactly the cap is fine, one byte more is not.
+            assert_eq!(
+                lines(b"abcd\n", 4, buffer).await,
+                vec![Ok(b"abcd\n".to_vec())]
+            );
+            assert_eq!(
+                lines(b"abcde\nx\n", 4, buffer).await,
+                vec![Err(LineRead::TooLong)]
+            );
+            assert_eq!(
+                lines(b"abcde", 4, buffer).await,
+                vec![Err(LineRead::TooLong)]
+            );
+            assert_eq!(lines(b"", 4, buffer).await, vec![]);
+        }
     }
 }

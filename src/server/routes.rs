@@ -7,6 +7,10 @@ use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use rmcp::handler::server::common::{schema_for_empty_input, schema_for_input, schema_for_output};
 use rmcp::handler::server::router::tool::{ToolRoute, ToolRouter};
@@ -216,12 +220,37 @@ fn run_route<T: Tool>(
             progress: &progress,
             cancel: &context.request_context.ct,
         };
-        let result = match T::run(call, params).await {
+        let result = match guarded(T::INFO.name, T::run(call, params)).await {
             Ok(output) => success::<T>(&output),
             Err(error) => failure(error),
         };
         Ok(result.into())
     })
+}
+
+/// Runs a tool's future so that a panic inside it (in the server or in a library it
+/// calls) still answers the call: `internal_error`, and a `tool_panicked` log line
+/// that names the tool and nothing of its arguments.
+async fn guarded<O>(
+    tool: &'static str,
+    run: impl Future<Output = Result<O, ToolError>>,
+) -> Result<O, ToolError> {
+    match AssertUnwindSafe(run).catch_unwind().await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::error!(
+                event = "tool_panicked",
+                tool,
+                "the tool {tool} failed inside the server; the call was answered with internal_error"
+            );
+            Err(ToolError::new(
+                ErrorCode::InternalError,
+                format!(
+                    "{tool} failed inside the server; this is a bug, please report it (the server keeps running)"
+                ),
+            ))
+        }
+    }
 }
 
 /// The MCP result of a successful call: the structured result, its text (the JSON,
@@ -334,6 +363,31 @@ mod tests {
             .map(|g| g.info.name)
             .collect();
         assert_eq!(writes, ["bucket_objects_put", "package_create"]);
+    }
+
+    /// Finding 1 of issue 11: a panic inside a tool (aws-sdk-s3's `InvalidUri`) left
+    /// the request unanswered. Whatever panics, the call gets `internal_error`.
+    #[tokio::test]
+    async fn a_panicking_tool_still_answers_with_internal_error() {
+        let depth = std::hint::black_box(0usize);
+        let panicking = async move {
+            // Stands for any panic a library may raise deep inside a tool.
+            if depth == 0 {
+                panic!("InvalidUri(TooLong)");
+            }
+            Ok::<u8, ToolError>(1)
+        };
+        let error = guarded("bucket_objects_list", panicking).await.unwrap_err();
+        assert_eq!(error.code, ErrorCode::InternalError);
+        assert!(
+            error
+                .message
+                .starts_with("bucket_objects_list failed inside the server")
+        );
+        // A tool that returns normally is not touched.
+        assert_eq!(guarded("t", async { Ok::<u8, ToolError>(7) }).await, Ok(7));
+        let invalid = guarded("t", async { Err::<u8, _>(ToolError::invalid("x")) }).await;
+        assert_eq!(invalid.unwrap_err().code, ErrorCode::InvalidArgument);
     }
 
     #[test]

@@ -7,17 +7,19 @@ use std::time::Duration;
 
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::EncodingType;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures::StreamExt as _;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::uri::{Bucket, ObjectUri, S3Uri};
+use super::uri::{Bucket, ContinuationToken, ObjectUri, S3Name, S3Uri};
 use super::{
     Access, Blob, Call, ErrorCode, GET_OBJECT, GET_OBJECT_VERSION, LIST_BUCKET, NoParams,
     PUT_OBJECT, Params, Tool, ToolError, ToolInfo,
 };
+use crate::error::listed_name;
 use crate::error::s3_error;
 use crate::time::{now_unix, rfc3339};
 
@@ -114,19 +116,19 @@ pub(crate) struct BucketObjectsList;
 pub(crate) struct ListParams {
     /// The bucket: a name such as `lab-data`, or `s3://lab-data`.
     bucket: Bucket,
-    /// Only keys that start with this prefix, such as `runs/2026/`.
+    /// Only keys that start with this prefix, such as `runs/2026/` (at most 1024 bytes).
     #[serde(default)]
-    prefix: Option<String>,
+    prefix: Option<S3Name>,
     /// Group keys at this delimiter (usually `/`) to browse like folders: the groups
     /// come back in `common_prefixes`.
     #[serde(default)]
-    delimiter: Option<String>,
+    delimiter: Option<S3Name>,
     /// How many keys to return, 1 to 1000 (default 100).
     #[serde(default)]
     max_keys: Option<i64>,
     /// `next_continuation_token` of the previous page, to get the next one.
     #[serde(default)]
-    continuation_token: Option<String>,
+    continuation_token: Option<ContinuationToken>,
 }
 
 impl Params for ListParams {
@@ -140,6 +142,9 @@ impl Params for ListParams {
 pub(crate) struct ListedObject {
     /// The key.
     key: Option<String>,
+    /// The object's URI, `s3://bucket/key` with the key percent-encoded where needed:
+    /// pass it to the other object tools as it is.
+    s3_uri: Option<String>,
     /// Its size in bytes.
     size: Option<i64>,
     /// RFC 3339.
@@ -190,33 +195,51 @@ impl Tool for BucketObjectsList {
                 "`max_keys` must be from 1 to 1000, not {max_keys}"
             )));
         }
-        let prefix = p.prefix.unwrap_or_default();
+        let prefix = p.prefix.unwrap_or_default().into_string();
         let output = s3
             .list_objects_v2()
             .bucket(bucket)
             .prefix(&prefix)
-            .set_delimiter(p.delimiter.filter(|d| !d.is_empty()))
+            .encoding_type(EncodingType::Url)
+            .set_delimiter(
+                p.delimiter
+                    .map(S3Name::into_string)
+                    .filter(|d| !d.is_empty()),
+            )
             .max_keys(i32::try_from(max_keys).unwrap_or(100))
-            .set_continuation_token(p.continuation_token.filter(|t| !t.is_empty()))
+            .set_continuation_token(
+                p.continuation_token
+                    .map(ContinuationToken::into_string)
+                    .filter(|t| !t.is_empty()),
+            )
             .send()
             .await
-            .map_err(|e| s3_error("ListObjectsV2", &format!("s3://{bucket}/{prefix}"), &e))?;
-        let objects: Vec<ListedObject> = output
-            .contents()
-            .iter()
-            .map(|o| ListedObject {
-                key: o.key().map(str::to_owned),
+            .map_err(|e| {
+                s3_error(
+                    "ListObjectsV2",
+                    &S3Uri::new(bucket, &prefix).to_string(),
+                    &e,
+                )
+            })?;
+        let encoding = output.encoding_type();
+        let mut objects = Vec::with_capacity(output.contents().len());
+        for o in output.contents() {
+            let key = o.key().map(|k| listed_name(k, encoding)).transpose()?;
+            objects.push(ListedObject {
+                s3_uri: key.as_deref().map(|k| S3Uri::new(bucket, k).to_string()),
+                key,
                 size: o.size(),
                 last_modified: date(o.last_modified()),
                 etag: o.e_tag().map(str::to_owned),
                 storage_class: o.storage_class().map(|s| s.as_str().to_owned()),
-            })
-            .collect();
-        let common_prefixes: Vec<String> = output
+            });
+        }
+        let common_prefixes = output
             .common_prefixes()
             .iter()
-            .filter_map(|c| c.prefix().map(str::to_owned))
-            .collect();
+            .filter_map(|c| c.prefix())
+            .map(|p| listed_name(p, encoding))
+            .collect::<Result<Vec<String>, ToolError>>()?;
         Ok(ListOutput {
             bucket: bucket.to_owned(),
             prefix,
@@ -618,8 +641,9 @@ pub(crate) struct BucketObjectsPut;
 /// One object to write.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub(crate) struct PutItem {
-    /// The key to write (an existing object at this key is replaced).
-    key: String,
+    /// The key to write (an existing object at this key is replaced); at most 1024
+    /// bytes, no NUL.
+    key: S3Name,
     /// The content as text (UTF-8). Give either `text` or `base64`.
     #[serde(default)]
     text: Option<String>,
@@ -725,7 +749,7 @@ impl Tool for BucketObjectsPut {
 }
 
 async fn put_one(s3: &aws_sdk_s3::Client, bucket: &str, item: PutItem) -> PutResult {
-    let key = item.key;
+    let key = item.key.into_string();
     let fail = |error: ToolError| PutResult {
         key: key.clone(),
         ok: false,
@@ -772,14 +796,11 @@ async fn put_one(s3: &aws_sdk_s3::Client, bucket: &str, item: PutItem) -> PutRes
             ok: true,
             key,
         },
-        Err(e) => {
-            let uri = S3Uri {
-                bucket: bucket.to_owned(),
-                key: key.clone(),
-                version_id: None,
-            };
-            fail(s3_error("PutObject", &uri.to_string(), &e))
-        }
+        Err(e) => fail(s3_error(
+            "PutObject",
+            &S3Uri::new(bucket, &key).to_string(),
+            &e,
+        )),
     }
 }
 
@@ -804,12 +825,13 @@ async fn read_range(
     max_bytes: u64,
 ) -> Result<Chunk, ToolError> {
     let target = uri.to_string();
+    let last = range_end(offset, max_bytes)?;
     let answer = s3
         .get_object()
         .bucket(&uri.bucket)
         .key(&uri.key)
         .set_version_id(uri.version_id.clone())
-        .range(format!("bytes={}-{}", offset, offset + max_bytes - 1))
+        .range(format!("bytes={offset}-{last}"))
         .send()
         .await;
     let output = match answer {
@@ -841,12 +863,14 @@ async fn read_range(
             )));
         }
     };
-    let size = output
-        .content_range()
-        .and_then(|r| r.rsplit('/').next())
-        .and_then(|total| total.parse::<u64>().ok())
-        .or_else(|| output.content_length().and_then(|l| u64::try_from(l).ok()))
-        .unwrap_or(0);
+    let size = ranged_size(output.content_range(), output.content_length(), offset).map_err(
+        |problem| {
+            ToolError::retryable(
+                ErrorCode::UpstreamError,
+                format!("reading {target} from byte {offset}: {problem}"),
+            )
+        },
+    )?;
     let content_type = output.content_type().map(str::to_owned);
     let limit = usize::try_from(max_bytes).unwrap_or(usize::MAX);
     let mut body = output.body;
@@ -867,6 +891,49 @@ async fn read_range(
         size,
         content_type,
     })
+}
+
+/// The last byte of a read of `max_bytes` (at least 1) from `offset`.
+fn range_end(offset: u64, max_bytes: u64) -> Result<u64, ToolError> {
+    offset
+        .checked_add(max_bytes.saturating_sub(1))
+        .ok_or_else(|| {
+            ToolError::invalid(format!(
+                "`offset` {offset} plus `max_bytes` {max_bytes} is past the largest byte offset"
+            ))
+        })
+}
+
+/// The object's size from the answer to a ranged read from `offset`, making sure the
+/// bytes really start there: a server that ignores `Range` (no `Content-Range`) or
+/// answers another range must not have its bytes reported at `offset`.
+fn ranged_size(
+    content_range: Option<&str>,
+    content_length: Option<i64>,
+    offset: u64,
+) -> Result<u64, String> {
+    let Some(range) = content_range else {
+        if offset == 0 {
+            return Ok(content_length
+                .and_then(|l| u64::try_from(l).ok())
+                .unwrap_or(0));
+        }
+        return Err("S3 ignored the byte range and answered from the start of the object".into());
+    };
+    let unreadable = || format!("S3 answered with an unreadable Content-Range {range:?}");
+    let (span, total) = range
+        .trim()
+        .strip_prefix("bytes ")
+        .and_then(|spec| spec.split_once('/'))
+        .ok_or_else(unreadable)?;
+    let start = span
+        .split_once('-')
+        .and_then(|(start, _)| start.parse::<u64>().ok())
+        .ok_or_else(unreadable)?;
+    if start != offset {
+        return Err(format!("S3 answered with the bytes from {start}"));
+    }
+    total.parse::<u64>().map_err(|_| unreadable())
 }
 
 /// Decodes `bytes` read at `offset` of an object of `size` bytes. Returns the text,
@@ -988,6 +1055,30 @@ mod tests {
                 .0,
             text
         );
+    }
+
+    /// Finding 10 of issue 11: `offset = 2^64-5, max_bytes = 10` overflowed into
+    /// `Range: bytes=18446744073709551611-4`, and a server that ignores `Range` had
+    /// its first bytes reported at the offset asked for.
+    #[test]
+    fn offsets_never_overflow_and_ignored_ranges_are_not_reported_as_read() {
+        assert_eq!(range_end(0, 1).unwrap(), 0);
+        assert_eq!(range_end(10, 5).unwrap(), 14);
+        assert_eq!(range_end(u64::MAX - 9, 10).unwrap(), u64::MAX);
+        assert_eq!(
+            range_end(u64::MAX - 4, 10).unwrap_err().code,
+            ErrorCode::InvalidArgument
+        );
+        assert_eq!(ranged_size(Some("bytes 5-9/100"), Some(5), 5), Ok(100));
+        assert_eq!(ranged_size(None, Some(42), 0), Ok(42));
+        assert_eq!(ranged_size(None, None, 0), Ok(0));
+        // No Content-Range while reading from an offset: the server ignored Range.
+        assert!(ranged_size(None, Some(42), 7).is_err());
+        // Another start than asked for.
+        assert!(ranged_size(Some("bytes 0-9/100"), Some(10), 5).is_err());
+        for garbage in ["bytes */100", "items 5-9/100", "bytes 5-9/*", "bytes 5-9"] {
+            assert!(ranged_size(Some(garbage), Some(5), 5).is_err(), "{garbage}");
+        }
     }
 
     #[test]

@@ -5,15 +5,17 @@
 
 use std::collections::HashSet;
 
+use aws_sdk_s3::types::EncodingType;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::uri::{Bucket, ObjectUri, SourceUri};
+use super::uri::{Bucket, MAX_KEY_BYTES, ObjectUri, S3Name, SourceUri};
 use super::{
     Access, Call, ErrorCode, GET_OBJECT, GET_OBJECT_VERSION, LIST_BUCKET, PUT_OBJECT, Params, Tool,
     ToolError, ToolInfo,
 };
+use crate::error::listed_name;
 use crate::error::s3_error;
 use crate::quilt::manifest::{Record, tree_order};
 use crate::quilt::publish::{self, Source};
@@ -58,7 +60,7 @@ pub(crate) struct ListParams {
     registry: Bucket,
     /// Only packages whose `namespace/name` starts with this, such as `team/` or `team/exp`.
     #[serde(default)]
-    prefix: Option<String>,
+    prefix: Option<S3Name>,
 }
 
 impl Params for ListParams {
@@ -72,8 +74,11 @@ impl Params for ListParams {
 pub(crate) struct PackageItem {
     /// `namespace/name`.
     name: String,
-    /// The latest revision's top hash.
+    /// The latest revision's top hash (`null` when its pointer is missing or corrupt).
     top_hash: Option<String>,
+    /// Why the latest revision could not be read, for this package alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
     /// The newest revision's time, RFC 3339.
     modified: Option<String>,
     /// How many revisions it has.
@@ -106,12 +111,13 @@ impl Tool for PackageList {
         let bucket = p.registry.name();
         let registry = Registry::new(call.s3()?, bucket);
         let packages: Vec<PackageItem> = registry
-            .list_packages(p.prefix.as_deref().unwrap_or(""))
+            .list_packages(p.prefix.as_ref().map_or("", S3Name::as_str))
             .await?
             .into_iter()
             .map(|pkg| PackageItem {
                 name: pkg.name,
                 top_hash: pkg.top_hash,
+                error: pkg.error,
                 modified: pkg.modified.and_then(rfc3339),
                 revisions: pkg.revisions,
             })
@@ -471,7 +477,7 @@ const DELETE_OBJECT: &str = "s3:DeleteObject";
 #[derive(Debug, Deserialize, JsonSchema)]
 pub(crate) struct CreateEntry {
     /// The path of the file inside the package, such as `data/measurements.csv`.
-    logical_key: String,
+    logical_key: LogicalKey,
     /// The object: `s3://bucket/key`, optionally with `?versionId=…`.
     s3_uri: ObjectUri,
 }
@@ -602,7 +608,27 @@ impl Tool for PackageCreate {
     }
 }
 
+/// A logical key argument, checked as it is parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct LogicalKey(String);
+super::uri::string_argument!(LogicalKey);
+
+impl TryFrom<String> for LogicalKey {
+    type Error = String;
+    fn try_from(key: String) -> Result<LogicalKey, String> {
+        check_logical_key(&key).map_err(|e| e.message)?;
+        Ok(LogicalKey(key))
+    }
+}
+
 fn check_logical_key(key: &str) -> Result<(), ToolError> {
+    if key.len() > MAX_KEY_BYTES || key.contains('\0') {
+        return Err(ToolError::invalid(format!(
+            "a logical key is at most {MAX_KEY_BYTES} bytes and holds no NUL; this one has {} bytes",
+            key.len()
+        )));
+    }
     let bad = key.is_empty()
         || key.starts_with('/')
         || key.ends_with('/')
@@ -631,9 +657,8 @@ async fn expand_sources(
 ) -> Result<Vec<Source>, ToolError> {
     let mut sources = Vec::new();
     for entry in &p.entries {
-        check_logical_key(&entry.logical_key)?;
         sources.push(Source {
-            logical_key: entry.logical_key.clone(),
+            logical_key: entry.logical_key.0.clone(),
             bucket: entry.s3_uri.bucket.clone(),
             key: entry.s3_uri.key.clone(),
             version_id: entry.s3_uri.version_id.clone(),
@@ -653,14 +678,19 @@ async fn expand_sources(
             .list_objects_v2()
             .bucket(&uri.bucket)
             .prefix(&uri.key)
+            .encoding_type(EncodingType::Url)
             .into_paginator()
             .send();
         let mut found = 0;
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| s3_error("ListObjectsV2", &uri.to_string(), &e))?;
+            let encoding = page.encoding_type();
             for object in page.contents() {
-                let Some(relative) = object.key().and_then(|k| k.strip_prefix(uri.key.as_str()))
+                let Some(listed) = object.key().map(|k| listed_name(k, encoding)).transpose()?
                 else {
+                    continue;
+                };
+                let Some(relative) = listed.strip_prefix(uri.key.as_str()) else {
                     continue;
                 };
                 if relative.is_empty() || relative.ends_with('/') {

@@ -3,10 +3,7 @@
 //! once, when the call's arguments are parsed, and the gate authorizes exactly the
 //! bucket the tool then uses.
 
-use std::borrow::Cow;
-
 use percent_encoding::percent_decode_str;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 
 /// An object URI: `s3://bucket/key` with a percent-encoded key and an optional
@@ -19,6 +16,28 @@ pub struct S3Uri {
     pub key: String,
     /// The version id, decoded.
     pub version_id: Option<String>,
+}
+
+/// The most bytes (UTF-8) of an S3 key or prefix (S3's own limit).
+pub const MAX_KEY_BYTES: usize = 1024;
+/// The most bytes of a continuation token handed back to S3.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+
+/// Checks an S3 name (a key, prefix or delimiter): at most [`MAX_KEY_BYTES`] bytes of
+/// UTF-8 and no NUL (SPEC §6 "S3 names").
+pub fn check_s3_name(what: &str, name: &str) -> Result<(), String> {
+    if name.len() > MAX_KEY_BYTES {
+        return Err(format!(
+            "{what} is {} bytes long; S3 keys and prefixes are at most {MAX_KEY_BYTES} bytes (UTF-8)",
+            name.len()
+        ));
+    }
+    if name.contains('\0') {
+        return Err(format!(
+            "{what} holds a NUL character, which S3 keys cannot hold"
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a bucket name: 1–255 characters of letters, digits, `.`, `-` and `_`
@@ -77,6 +96,7 @@ impl S3Uri {
                 )
             })?
             .into_owned();
+        check_s3_name("the key", &key)?;
         let mut version_id = None;
         if let Some(query) = query {
             for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -94,6 +114,7 @@ impl S3Uri {
                 if value.is_empty() {
                     return Err(format!("{:?} has an empty versionId", short(text)));
                 }
+                check_s3_name("the versionId", &value)?;
                 version_id = Some(value);
             }
         }
@@ -117,33 +138,67 @@ impl S3Uri {
     }
 }
 
+impl S3Uri {
+    /// The URI of `key` in `bucket`, without a version.
+    pub fn new(bucket: &str, key: &str) -> S3Uri {
+        S3Uri {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version_id: None,
+        }
+    }
+}
+
 impl std::fmt::Display for S3Uri {
-    /// `s3://bucket/key`, with `?versionId=` when there is a version.
+    /// `s3://bucket/key`, with `?versionId=` when there is a version: the URI the
+    /// server emits, which [`S3Uri::parse`] reads back as the same object. `%`, `?`,
+    /// `#`, whitespace and control characters of the key (and also `&` of the version)
+    /// are percent-encoded; everything else, Unicode included, is written as it is.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "s3://{}/{}", self.bucket, self.key)?;
+        write!(f, "s3://{}/", self.bucket)?;
+        write_encoded(f, &self.key, &[])?;
         if let Some(version) = &self.version_id {
-            write!(f, "?versionId={version}")?;
+            f.write_str("?versionId=")?;
+            write_encoded(f, version, &['&'])?;
         }
         Ok(())
     }
 }
 
+/// Writes `text`, percent-encoding (as UTF-8) `%`, `?`, `#`, whitespace, control
+/// characters and `extra`.
+fn write_encoded(f: &mut impl std::fmt::Write, text: &str, extra: &[char]) -> std::fmt::Result {
+    let mut buffer = [0u8; 4];
+    for c in text.chars() {
+        if matches!(c, '%' | '?' | '#') || c.is_whitespace() || c.is_control() || extra.contains(&c)
+        {
+            for byte in c.encode_utf8(&mut buffer).bytes() {
+                write!(f, "%{byte:02X}")?;
+            }
+        } else {
+            f.write_char(c)?;
+        }
+    }
+    Ok(())
+}
+
 /// Typed arguments are strings in the input schema; the parse adds the checks.
 macro_rules! string_argument {
     ($type:ident) => {
-        impl JsonSchema for $type {
+        impl ::schemars::JsonSchema for $type {
             fn inline_schema() -> bool {
                 true
             }
-            fn schema_name() -> Cow<'static, str> {
-                Cow::Borrowed("string")
+            fn schema_name() -> ::std::borrow::Cow<'static, str> {
+                ::std::borrow::Cow::Borrowed("string")
             }
-            fn json_schema(generator: &mut SchemaGenerator) -> Schema {
-                String::json_schema(generator)
+            fn json_schema(generator: &mut ::schemars::SchemaGenerator) -> ::schemars::Schema {
+                <String as ::schemars::JsonSchema>::json_schema(generator)
             }
         }
     };
 }
+pub(crate) use string_argument;
 
 /// A bucket argument (`name` or `s3://name`), checked as it is parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -222,6 +277,62 @@ impl std::ops::Deref for SourceUri {
     }
 }
 
+/// An S3 key, prefix or delimiter argument: at most 1024 bytes of UTF-8, no NUL,
+/// checked as it is parsed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct S3Name(String);
+
+impl S3Name {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The text, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl TryFrom<String> for S3Name {
+    type Error = String;
+    fn try_from(text: String) -> Result<S3Name, String> {
+        check_s3_name("the name", &text)?;
+        Ok(S3Name(text))
+    }
+}
+string_argument!(S3Name);
+
+/// A continuation token handed back to S3: at most [`MAX_TOKEN_BYTES`] bytes, no NUL.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ContinuationToken(String);
+
+impl ContinuationToken {
+    /// The token.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl TryFrom<String> for ContinuationToken {
+    type Error = String;
+    fn try_from(text: String) -> Result<ContinuationToken, String> {
+        if text.len() > MAX_TOKEN_BYTES {
+            return Err(format!(
+                "the token is {} bytes long; continuation tokens are at most {MAX_TOKEN_BYTES} bytes",
+                text.len()
+            ));
+        }
+        if text.contains('\0') {
+            return Err("the token holds a NUL character".to_owned());
+        }
+        Ok(ContinuationToken(text))
+    }
+}
+string_argument!(ContinuationToken);
+
 fn short(text: &str) -> String {
     text.chars().take(200).collect()
 }
@@ -275,6 +386,103 @@ mod tests {
             "s3://b/%ff",
         ] {
             assert!(S3Uri::parse_object(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// SPEC §6 "S3 names": over 1024 bytes of UTF-8, or a NUL, is refused at parse
+    /// time (issue 11, findings 1 and 11).
+    #[test]
+    fn s3_names_are_bounded() {
+        let at_limit = "k".repeat(MAX_KEY_BYTES);
+        assert!(S3Uri::parse_object(&format!("s3://b/{at_limit}")).is_ok());
+        assert!(S3Uri::parse_object(&format!("s3://b/{at_limit}x")).is_err());
+        // Bytes, not characters: 513 two-byte characters are 1026 bytes.
+        assert!(S3Uri::parse_object(&format!("s3://b/{}", "é".repeat(513))).is_err());
+        assert!(S3Uri::parse_object("s3://b/a%00b").is_err());
+        assert!(S3Uri::parse_object(&format!("s3://b/k?versionId={at_limit}x")).is_err());
+        assert!(S3Name::try_from(at_limit.clone()).is_ok());
+        assert!(S3Name::try_from(format!("{at_limit}x")).is_err());
+        assert!(S3Name::try_from("a\0b".to_owned()).is_err());
+        assert!(ContinuationToken::try_from("t".repeat(MAX_TOKEN_BYTES)).is_ok());
+        assert!(ContinuationToken::try_from("t".repeat(MAX_TOKEN_BYTES + 1)).is_err());
+    }
+
+    /// Issue 11, finding 9: `pct%41.txt` was emitted as a URI naming `pctA.txt`.
+    #[test]
+    fn emitted_uris_name_the_same_object() {
+        let cases = [
+            ("pct%41.txt", "s3://b/pct%2541.txt"),
+            ("a?b.txt", "s3://b/a%3Fb.txt"),
+            ("h#x", "s3://b/h%23x"),
+            ("ctl\u{1}.txt", "s3://b/ctl%01.txt"),
+            ("dir/ünï €.txt", "s3://b/dir/ünï%20€.txt"),
+            (" lead", "s3://b/%20lead"),
+        ];
+        for (key, uri) in cases {
+            let made = S3Uri::new("b", key);
+            assert_eq!(made.to_string(), uri);
+            assert_eq!(S3Uri::parse(uri).unwrap(), made);
+        }
+        let versioned = S3Uri {
+            version_id: Some("v&1 %".into()),
+            ..S3Uri::new("b", "k")
+        };
+        assert_eq!(versioned.to_string(), "s3://b/k?versionId=v%261%20%25");
+        assert_eq!(S3Uri::parse(&versioned.to_string()).unwrap(), versioned);
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn key() -> impl Strategy<Value = String> {
+            // Every kind of character S3 keys hold, weighted towards the awkward ones.
+            let awkward = prop_oneof![
+                Just('%'),
+                Just('?'),
+                Just('#'),
+                Just('&'),
+                Just('='),
+                Just('+'),
+                Just('/'),
+                Just(' '),
+                (1u32..0x20).prop_map(|c| char::from_u32(c).unwrap_or('x')),
+                Just('\u{7f}'),
+                Just('\u{85}'),
+                Just('\u{a0}'),
+                Just('\u{2028}'),
+            ];
+            let any = any::<char>().prop_filter("no NUL", |c| *c != '\0');
+            proptest::collection::vec(prop_oneof![awkward, any], 1..64)
+                .prop_map(|chars| chars.into_iter().collect::<String>())
+                .prop_filter("at most 1024 bytes", |k| k.len() <= MAX_KEY_BYTES)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// parse(format(uri)) == uri for any key and version.
+            #[test]
+            fn emitted_uris_parse_back_to_themselves(
+                key in key(),
+                version in proptest::option::of(key()),
+            ) {
+                let uri = S3Uri { version_id: version, ..S3Uri::new("lab-data", &key) };
+                let text = uri.to_string();
+                prop_assert_eq!(S3Uri::parse(&text), Ok(uri), "{}", text);
+            }
+
+            /// Parsing never panics, and what it accepts is within the S3 name limits.
+            #[test]
+            fn parsing_any_text_never_panics(text in "(s3://)?[a-z.]{0,4}/?\\PC{0,40}(%[0-9a-fA-F]{2}){0,4}(\\?versionId=.{0,8})?") {
+                if let Ok(uri) = S3Uri::parse(&text) {
+                    prop_assert!(uri.key.len() <= MAX_KEY_BYTES && !uri.key.contains('\0'));
+                }
+                let _ = S3Uri::parse_object(&text);
+                let _ = SourceUri::try_from(text.clone());
+                let _ = parse_bucket(&text);
+            }
         }
     }
 }

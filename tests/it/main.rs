@@ -7,6 +7,7 @@ mod common;
 
 mod architecture;
 mod diagnostics;
+mod hostile_inputs;
 mod http;
 mod keyring;
 mod properties;

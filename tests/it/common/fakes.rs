@@ -159,6 +159,17 @@ impl FakeServer {
         FakeServer::start(StatusCode::OK, "application/xml", body.to_owned(), delay).await
     }
 
+    /// STS refusing `AssumeRoleWithWebIdentity` with HTTP 400, `code` and `message`.
+    pub async fn sts_error(code: &str, message: &str) -> FakeServer {
+        let body = format!(
+            r#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>
+  <RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId>
+</ErrorResponse>"#
+        );
+        FakeServer::start(StatusCode::BAD_REQUEST, "text/xml", body, Duration::ZERO).await
+    }
+
     /// A Quilt registry answering `get_credentials` with `status` and `body`.
     pub async fn registry(status: u16, body: String) -> FakeServer {
         FakeServer::start(

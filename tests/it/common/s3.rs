@@ -13,7 +13,9 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::auth::SimpleAuth;
+use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::{S3, S3Request, S3Response, S3Result};
 
 /// The key pair the test S3 accepts.
 pub const ACCESS_KEY: &str = "AKIAQUILTMCPTEST";
@@ -53,7 +55,7 @@ impl TestS3 {
     pub async fn start() -> TestS3 {
         let root = tempfile::tempdir().unwrap();
         let fs = s3s_fs::FileSystem::new(root.path()).unwrap();
-        let mut builder = S3ServiceBuilder::new(fs);
+        let mut builder = S3ServiceBuilder::new(UrlListing(fs));
         builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let requests = Arc::new(AtomicUsize::new(0));
         let service = Counting {
@@ -151,4 +153,82 @@ impl TestS3 {
             ("QUILT_MCP_S3_FORCE_PATH_STYLE", "true".into()),
         ]
     }
+}
+
+/// s3s-fs with S3's `encoding-type=url`: s3s-fs echoes `EncodingType` but sends the
+/// names as they are, which a client that decodes (as SDKs and quilt-mcp do) would
+/// misread. This encodes them as S3 does (`+` for a space), so a name that XML cannot
+/// carry still lists, and only when asked, so a client that does not ask still fails
+/// on such a name, as it does against S3.
+struct UrlListing(s3s_fs::FileSystem);
+
+fn url_encode(text: &str) -> String {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~')
+        .remove(b'/')
+        .remove(b' ');
+    percent_encoding::utf8_percent_encode(text, KEEP)
+        .to_string()
+        .replace(' ', "+")
+}
+
+macro_rules! delegate {
+    ($($op:ident($input:ty) -> $output:ty;)*) => {
+        #[async_trait::async_trait]
+        impl S3 for UrlListing {
+            async fn list_objects_v2(
+                &self,
+                req: S3Request<ListObjectsV2Input>,
+            ) -> S3Result<S3Response<ListObjectsV2Output>> {
+                let mut response = self.0.list_objects_v2(req).await?;
+                let out = &mut response.output;
+                if out.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL) {
+                    let encode = |name: &mut Option<String>| {
+                        if let Some(text) = name.as_mut() {
+                            *text = url_encode(text);
+                        }
+                    };
+                    encode(&mut out.prefix);
+                    encode(&mut out.delimiter);
+                    encode(&mut out.start_after);
+                    for object in out.contents.iter_mut().flatten() {
+                        encode(&mut object.key);
+                    }
+                    for prefix in out.common_prefixes.iter_mut().flatten() {
+                        encode(&mut prefix.prefix);
+                    }
+                }
+                Ok(response)
+            }
+            $(
+                async fn $op(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
+                    self.0.$op(req).await
+                }
+            )*
+        }
+    };
+}
+
+delegate! {
+    create_bucket(CreateBucketInput) -> CreateBucketOutput;
+    copy_object(CopyObjectInput) -> CopyObjectOutput;
+    delete_bucket(DeleteBucketInput) -> DeleteBucketOutput;
+    delete_object(DeleteObjectInput) -> DeleteObjectOutput;
+    delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput;
+    get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput;
+    get_object(GetObjectInput) -> GetObjectOutput;
+    head_bucket(HeadBucketInput) -> HeadBucketOutput;
+    head_object(HeadObjectInput) -> HeadObjectOutput;
+    list_buckets(ListBucketsInput) -> ListBucketsOutput;
+    list_objects(ListObjectsInput) -> ListObjectsOutput;
+    put_object(PutObjectInput) -> PutObjectOutput;
+    create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput;
+    upload_part(UploadPartInput) -> UploadPartOutput;
+    upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput;
+    list_parts(ListPartsInput) -> ListPartsOutput;
+    complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput;
+    abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput;
 }
