@@ -32,6 +32,8 @@ pub enum ErrorCode {
     Throttled,
     /// AWS, STS or the registry failed.
     UpstreamError,
+    /// The client cancelled the call; nothing was written.
+    Cancelled,
     /// A fault inside the server; the call still gets an answer.
     InternalError,
 }
@@ -49,6 +51,7 @@ impl ErrorCode {
             ErrorCode::IntegrityError => "integrity_error",
             ErrorCode::Throttled => "throttled",
             ErrorCode::UpstreamError => "upstream_error",
+            ErrorCode::Cancelled => "cancelled",
             ErrorCode::InternalError => "internal_error",
         }
     }

@@ -68,12 +68,56 @@ impl From<QuiltError> for ToolError {
             QuiltError::Conflict(_) => ToolError::new(ErrorCode::Conflict, message),
             QuiltError::NotSupported(_) => ToolError::new(ErrorCode::NotSupported, message),
             QuiltError::TooLarge(_) => ToolError::new(ErrorCode::TooLarge, message),
-            // SPEC revision 2 has a `cancelled` code; until the clients are told, a
-            // cancelled call keeps reporting `invalid_argument`.
-            QuiltError::Cancelled => ToolError::invalid(message),
+            QuiltError::Cancelled => ToolError::new(ErrorCode::Cancelled, message),
             QuiltError::Changed(_) | QuiltError::Interrupted { .. } => {
                 ToolError::retryable(ErrorCode::UpstreamError, message)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_keeps_its_code() {
+        let cases = [
+            (QuiltError::NotFound("x".into()), ErrorCode::NotFound, false),
+            (
+                QuiltError::Invalid("x".into()),
+                ErrorCode::InvalidArgument,
+                false,
+            ),
+            (
+                QuiltError::Integrity("x".into()),
+                ErrorCode::IntegrityError,
+                false,
+            ),
+            (QuiltError::Conflict("x".into()), ErrorCode::Conflict, false),
+            (
+                QuiltError::NotSupported("x".into()),
+                ErrorCode::NotSupported,
+                false,
+            ),
+            (QuiltError::TooLarge("x".into()), ErrorCode::TooLarge, false),
+            (
+                QuiltError::Changed("x".into()),
+                ErrorCode::UpstreamError,
+                true,
+            ),
+            (QuiltError::Cancelled, ErrorCode::Cancelled, false),
+            (
+                QuiltError::interrupted("s3://b/k", std::io::Error::other("reset")),
+                ErrorCode::UpstreamError,
+                true,
+            ),
+        ];
+        for (error, code, retryable) in cases {
+            let text = error.to_string();
+            let tool = ToolError::from(error);
+            assert_eq!((tool.code, tool.retryable), (code, retryable), "{text}");
+            assert_eq!(tool.message, text);
         }
     }
 }
