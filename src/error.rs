@@ -13,7 +13,7 @@ use serde::Serialize;
 /// `structuredContent.error.code` of a failed tool (SPEC §6.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
+pub(crate) enum ErrorCode {
     /// An argument is missing, malformed or out of range.
     InvalidArgument,
     /// The object, package or revision does not exist.
@@ -40,7 +40,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// The code of the contract.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidArgument => "invalid_argument",
             ErrorCode::NotFound => "not_found",
@@ -60,7 +60,7 @@ impl ErrorCode {
 /// A tool that ran and failed: a result with `isError: true` (SPEC §7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, thiserror::Error)]
 #[error("{message}")]
-pub struct ToolError {
+pub(crate) struct ToolError {
     /// The error code.
     pub code: ErrorCode,
     /// What went wrong and what to do, in plain words.
@@ -71,7 +71,7 @@ pub struct ToolError {
 
 impl ToolError {
     /// A non-retryable error.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> ToolError {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> ToolError {
         ToolError {
             code,
             message: message.into(),
@@ -80,7 +80,7 @@ impl ToolError {
     }
 
     /// A retryable error.
-    pub fn retryable(code: ErrorCode, message: impl Into<String>) -> ToolError {
+    pub(crate) fn retryable(code: ErrorCode, message: impl Into<String>) -> ToolError {
         ToolError {
             code,
             message: message.into(),
@@ -89,12 +89,12 @@ impl ToolError {
     }
 
     /// `invalid_argument`.
-    pub fn invalid(message: impl Into<String>) -> ToolError {
+    pub(crate) fn invalid(message: impl Into<String>) -> ToolError {
         ToolError::new(ErrorCode::InvalidArgument, message)
     }
 
     /// A read of `target` that broke off midway: retryable `upstream_error`.
-    pub fn interrupted(target: &str, error: &dyn std::error::Error) -> ToolError {
+    pub(crate) fn interrupted(target: &str, error: &dyn std::error::Error) -> ToolError {
         ToolError::retryable(
             ErrorCode::UpstreamError,
             format!("reading {target} was interrupted: {}", chain(error)),
@@ -226,7 +226,7 @@ fn raw_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// What stands in for anything [`scrub`] removes.
-pub const REDACTED: &str = "[redacted]";
+pub(crate) const REDACTED: &str = "[redacted]";
 
 /// Upstream text (from S3, STS, a registry, an HTTP stack) made fit for an error
 /// message, a log line or a tool result (SPEC §8): URLs lose their userinfo
@@ -235,7 +235,7 @@ pub const REDACTED: &str = "[redacted]";
 /// (`AKIA`/`ASIA` + 16 upper-case letters or digits) or a long secret-looking run (32 or
 /// more base64 characters mixing upper case, lower case and digits) becomes
 /// [`REDACTED`].
-pub fn scrub(text: &str) -> String {
+pub(crate) fn scrub(text: &str) -> String {
     let text = strip_userinfo(text);
     let mut out = String::with_capacity(text.len());
     let mut run = String::new();

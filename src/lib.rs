@@ -3,26 +3,36 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: every environment variable of the contract, read once into [`Config`].
+//! Layers from the bottom up; a module uses only the layers below it (ARCHITECTURE.md,
+//! kept by `tests/it/architecture.rs`):
+//!
+//! - `error`: the error codes of the contract and `ToolError`; S3 failures classified.
+//! - [`time`], [`config`]: clocks; every environment variable of the contract, read
+//!   once into [`Config`].
+//! - [`logging`]: JSON-lines log files and the plain stderr stream. [`quilt`]: the
+//!   package format (manifests, hashes, Python-exact JSON) and registry I/O.
 //! - [`auth`]: where the token comes from ([`auth::source`]), how it is verified
-//!   ([`auth::verify`]), and how its Quilt claims are decompressed ([`auth::claims`])
-//!   into the [`auth::AuthContext`] every tool sees. Failures carry an
-//!   [`auth::Reason`] code.
-//! - [`aws`]: which AWS credential source a token names; never the environment.
-//! - [`tools`]: the tool table ([`tools::spec`]) that the gate reads, the pure
-//!   authorization decision ([`tools::policy`]) and one module per tool family.
-//! - [`server`]: the rmcp `ServerHandler` and the one gate every tool call passes.
-//! - [`status`]: the `quilt-mcp status` diagnosis.
-//! - [`stdio`]: JSON-RPC framing in front of rmcp's stdio transport: every line gets an
-//!   answer when it needs one, within bounds.
-//! - [`logging`]: JSON-lines log files and the plain stderr stream.
+//!   ([`auth::verify`]), how its Quilt claims are decompressed ([`auth::claims`]) and
+//!   which AWS credential source they name, into the [`auth::AuthContext`] every tool
+//!   sees. Failures carry an [`auth::Reason`] code.
+//! - `aws`: AWS credentials from that source, never the environment; S3 clients.
+//! - `tools`: one type per tool: its description, typed parameters (which declare the
+//!   buckets and permissions a call touches), typed result and operation; the pure
+//!   authorization decision.
+//! - [`server`]: [`QuiltServer`], the rmcp `ServerHandler` with the one gate every tool
+//!   call passes, and the rmcp routes built from the tools.
+//! - [`http`], [`stdio`]: the transports: streamable HTTP behind a bearer layer; JSON-RPC
+//!   framing in front of rmcp's stdio transport.
+//! - [`status`], [`setup`]: the `status`, `login`, `logout` and `config` commands.
 //!
 //! `main.rs` only parses the command line and wires these together.
 
+#![warn(unreachable_pub)]
+
 pub mod auth;
-pub mod aws;
+mod aws;
 pub mod config;
-pub mod error;
+mod error;
 pub mod http;
 pub mod logging;
 pub mod quilt;
@@ -31,7 +41,7 @@ pub mod setup;
 pub mod status;
 pub mod stdio;
 pub mod time;
-pub mod tools;
+mod tools;
 
 pub use config::Config;
 pub use server::QuiltServer;

@@ -3,7 +3,7 @@
 //! [`CredentialSource::from_claims`] decides, without any network call, which of the
 //! three sources a token names: inline credentials, an IAM role for web identity, or
 //! the Quilt registry. Nothing here reads the environment, a profile or instance
-//! metadata; [`crate::aws`] turns the source into credentials.
+//! metadata; `crate::aws` turns the source into credentials.
 use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::{Map, Value};

@@ -73,8 +73,8 @@ impl Verifier {
         self.key_kind
     }
 
-    /// Verifies `token` at time `now` (Unix seconds): [`parse`] → [`choose_key`] →
-    /// [`check_signature`] → [`Verifier::check_claims`], then the Quilt claims.
+    /// Verifies `token` at time `now` (Unix seconds): `parse` → `choose_key` →
+    /// `check_signature` → `Verifier::check_claims`, then the Quilt claims.
     pub fn verify(
         &self,
         token: &Token,

@@ -21,13 +21,13 @@ use crate::config::Config;
 use crate::time::now_unix;
 
 /// Credentials are refreshed this long before they expire.
-pub const REFRESH_MARGIN_SECS: i64 = 300;
+pub(crate) const REFRESH_MARGIN_SECS: i64 = 300;
 /// At most this many tokens' sessions are kept.
-pub const MAX_CACHED_TOKENS: usize = 1024;
+pub(crate) const MAX_CACHED_TOKENS: usize = 1024;
 
 /// Credentials and the S3 client built on them.
 #[derive(Debug)]
-pub struct AwsSession {
+pub(crate) struct AwsSession {
     /// The credentials (secrets redacted in `Debug`).
     pub credentials: AwsCredentials,
     /// The S3 client, reused across calls.
@@ -51,7 +51,7 @@ struct Slot {
 }
 
 /// Builds clients and keeps sessions per token.
-pub struct Aws {
+pub(crate) struct Aws {
     http: aws_sdk_s3::config::SharedHttpClient,
     exchanges: Exchanges,
     default_region: String,
@@ -79,7 +79,7 @@ fn timeouts() -> TimeoutConfig {
 
 impl Aws {
     /// Clients for `config`. No network call happens here.
-    pub fn new(config: &Config) -> Aws {
+    pub(crate) fn new(config: &Config) -> Aws {
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
             .build_https();
@@ -112,7 +112,10 @@ impl Aws {
     /// The caller's session: cached credentials and S3 client, or new ones from the
     /// token's credential source. Concurrent callers with the same token wait for one
     /// exchange.
-    pub async fn session(&self, ctx: &AuthContext) -> Result<Arc<AwsSession>, CredentialError> {
+    pub(crate) async fn session(
+        &self,
+        ctx: &AuthContext,
+    ) -> Result<Arc<AwsSession>, CredentialError> {
         let slot = self.slot(ctx);
         let mut guard = slot.session.lock().await;
         let now = now_unix();
@@ -177,7 +180,7 @@ impl Aws {
     }
 
     /// An S3 client for `creds`, sharing the HTTPS connection pool.
-    pub fn s3_client(&self, creds: &AwsCredentials) -> aws_sdk_s3::Client {
+    pub(crate) fn s3_client(&self, creds: &AwsCredentials) -> aws_sdk_s3::Client {
         let mut builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(creds.region.clone()))

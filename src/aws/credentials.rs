@@ -15,7 +15,7 @@ use crate::error::{ErrorCode, ToolError, chain, scrub};
 
 /// Temporary (or inline) AWS credentials. Secrets redact themselves.
 #[derive(Clone)]
-pub struct AwsCredentials {
+pub(crate) struct AwsCredentials {
     /// Access key id.
     pub access_key_id: SecretString,
     /// Secret access key.
@@ -42,7 +42,7 @@ impl std::fmt::Debug for AwsCredentials {
 
 /// Why credentials could not be had.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum CredentialError {
+pub(crate) enum CredentialError {
     /// An authorization failure: -32001 with its reason.
     #[error("{0}")]
     Unauthorized(AuthFailure),
@@ -54,7 +54,7 @@ pub enum CredentialError {
 /// Everything needed to reach STS and the registry. The clients are built on first
 /// use, so that start-up loads no TLS roots and makes no connection.
 #[derive(Debug)]
-pub struct Exchanges {
+pub(crate) struct Exchanges {
     sts_config: aws_sdk_sts::Config,
     sts: OnceLock<aws_sdk_sts::Client>,
     http: OnceLock<reqwest::Client>,
@@ -63,7 +63,7 @@ pub struct Exchanges {
 impl Exchanges {
     /// Exchanges through STS configured by `sts_config` (no credentials provider: the
     /// call is unsigned) and a plain HTTPS client for the registry.
-    pub fn new(sts_config: aws_sdk_sts::Config) -> Exchanges {
+    pub(crate) fn new(sts_config: aws_sdk_sts::Config) -> Exchanges {
         Exchanges {
             sts_config,
             sts: OnceLock::new(),
@@ -72,13 +72,13 @@ impl Exchanges {
     }
 
     /// The STS client.
-    pub fn sts(&self) -> &aws_sdk_sts::Client {
+    pub(crate) fn sts(&self) -> &aws_sdk_sts::Client {
         self.sts
             .get_or_init(|| aws_sdk_sts::Client::from_conf(self.sts_config.clone()))
     }
 
     /// The registry's HTTP client.
-    pub fn http(&self) -> &reqwest::Client {
+    pub(crate) fn http(&self) -> &reqwest::Client {
         self.http.get_or_init(|| {
             reqwest::Client::builder()
                 .user_agent(concat!("quilt-mcp/", env!("CARGO_PKG_VERSION")))
@@ -91,7 +91,7 @@ impl Exchanges {
 
 /// STS `RoleSessionName`: the characters STS allows (`[\w+=,.@-]`), 2 to 64 of them,
 /// derived from the token's subject.
-pub fn session_name(subject: Option<&str>) -> String {
+pub(crate) fn session_name(subject: Option<&str>) -> String {
     let cleaned: String = subject
         .unwrap_or("")
         .chars()
@@ -112,13 +112,13 @@ pub fn session_name(subject: Option<&str>) -> String {
 }
 
 /// `DurationSeconds`: the token's remaining life, at least 900 and at most 3600.
-pub fn session_duration(token_expires_at: i64, now: i64) -> i32 {
+pub(crate) fn session_duration(token_expires_at: i64, now: i64) -> i32 {
     i32::try_from((token_expires_at - now).clamp(900, 3600)).unwrap_or(900)
 }
 
 /// Resolves the caller's credentials from its source (no cache; see
 /// [`super::cache`]).
-pub async fn resolve(
+pub(crate) async fn resolve(
     ctx: &AuthContext,
     exchanges: &Exchanges,
     default_region: &str,
@@ -346,7 +346,7 @@ async fn registry(
 
 impl AwsCredentials {
     /// The SDK's credentials value.
-    pub fn to_sdk(&self) -> aws_sdk_s3::config::Credentials {
+    pub(crate) fn to_sdk(&self) -> aws_sdk_s3::config::Credentials {
         aws_sdk_s3::config::Credentials::new(
             self.access_key_id.expose_secret(),
             self.secret_access_key.expose_secret(),

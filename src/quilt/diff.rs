@@ -9,7 +9,7 @@ use super::manifest::{Manifest, Record, tree_order};
 
 /// What changed from one revision to another; each list in tree order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Diff {
+pub(crate) struct Diff {
     /// Logical keys only in the new revision.
     pub added: Vec<String>,
     /// Logical keys only in the old revision.
@@ -25,7 +25,7 @@ pub struct Diff {
 }
 
 /// Compares `old` with `new`.
-pub fn diff(old: &Manifest, new: &Manifest) -> Diff {
+pub(crate) fn diff(old: &Manifest, new: &Manifest) -> Diff {
     let old_entries: BTreeMap<&str, &Record> =
         old.entries().map(|e| (e.logical_key(), e)).collect();
     let new_entries: BTreeMap<&str, &Record> =

@@ -5,7 +5,7 @@ use crate::error::{ErrorCode, ToolError};
 
 /// A registry read or write that failed.
 #[derive(Debug, thiserror::Error)]
-pub enum QuiltError {
+pub(crate) enum QuiltError {
     /// An S3 request failed; the S3 failure is already classified.
     #[error(transparent)]
     S3(#[from] ToolError),
@@ -46,7 +46,7 @@ pub enum QuiltError {
 
 impl QuiltError {
     /// A read of `target` that broke off.
-    pub fn interrupted(
+    pub(crate) fn interrupted(
         target: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> QuiltError {

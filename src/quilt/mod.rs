@@ -6,19 +6,17 @@
 //!   the top hash as exactly 64 ASCII bytes.
 //!
 //! [`json`] writes JSON as Python does (for top hashes and manifest lines); [`hash`]
-//! computes entry hashes in constant memory; [`registry`] reads and writes a registry
-//! bucket, [`publish`] makes a new revision and [`diff`] compares two. Failures are
-//! [`QuiltError`]s. This layer knows S3 but nothing of tokens, tools or MCP.
+//! computes entry hashes in constant memory; `registry` reads and writes a registry
+//! bucket, `publish` makes a new revision and `diff` compares two. Failures are
+//! `QuiltError`s. This layer knows S3 but nothing of tokens, tools or MCP.
 
-pub mod diff;
-pub mod error;
+pub(crate) mod diff;
+pub(crate) mod error;
 pub mod hash;
 pub mod json;
 pub mod manifest;
-pub mod publish;
-pub mod registry;
-
-pub use error::QuiltError;
+pub(crate) mod publish;
+pub(crate) mod registry;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 

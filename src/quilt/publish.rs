@@ -18,27 +18,17 @@ use crate::error::s3_error;
 use crate::time::now_unix;
 
 /// Sources hashed at once.
-pub const HASH_CONCURRENCY: usize = 8;
+pub(crate) const HASH_CONCURRENCY: usize = 8;
 
 /// Where a long operation reports how far it got.
-pub trait Progress: Send + Sync {
+pub(crate) trait Progress: Send + Sync {
     /// `done` of `total` steps are finished.
     fn report(&self, done: usize, total: usize, message: String) -> BoxFuture<'_, ()>;
 }
 
-/// Progress that nobody listens to.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoProgress;
-
-impl Progress for NoProgress {
-    fn report(&self, _done: usize, _total: usize, _message: String) -> BoxFuture<'_, ()> {
-        Box::pin(async {})
-    }
-}
-
 /// One object to put into a new revision.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Source {
+pub(crate) struct Source {
     /// Its path in the package.
     pub logical_key: String,
     /// The bucket.
@@ -51,7 +41,7 @@ pub struct Source {
 
 /// A revision that was published.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Published {
+pub(crate) struct Published {
     /// Its top hash.
     pub top_hash: String,
     /// How many entries it has.
@@ -68,7 +58,7 @@ pub struct Published {
 
 /// Refuses registries whose packages must pass workflow validation, which this
 /// server does not do.
-pub async fn check_no_workflows(registry: &Registry<'_>) -> Result<(), QuiltError> {
+pub(crate) async fn check_no_workflows(registry: &Registry<'_>) -> Result<(), QuiltError> {
     if registry.exists(WORKFLOWS_CONFIG).await? {
         return Err(QuiltError::NotSupported(format!(
             "s3://{} has {WORKFLOWS_CONFIG}: its packages must pass workflow validation, which quilt-mcp does not do; create this package with quilt3 or the Quilt catalog",
@@ -81,7 +71,7 @@ pub async fn check_no_workflows(registry: &Registry<'_>) -> Result<(), QuiltErro
 /// Reads and hashes every source, [`HASH_CONCURRENCY`] at a time, reporting each one
 /// done; the records come back in tree order. Stops with [`QuiltError::Cancelled`]
 /// as soon as `cancel` fires.
-pub async fn hash_sources(
+pub(crate) async fn hash_sources(
     s3: &aws_sdk_s3::Client,
     sources: Vec<Source>,
     progress: &dyn Progress,
@@ -159,7 +149,7 @@ async fn hash_source(s3: &aws_sdk_s3::Client, source: Source) -> Result<Record, 
 }
 
 /// A new manifest of `records` (in tree order) with a message and package metadata.
-pub fn new_manifest(
+pub(crate) fn new_manifest(
     records: Vec<Record>,
     message: Option<String>,
     metadata: Option<Value>,
@@ -187,7 +177,7 @@ const TIMESTAMP_ATTEMPTS: i64 = 30;
 /// An endpoint that answers a conditional write with `NotImplemented` gets plain
 /// writes after a read-and-compare check, which a concurrent publisher can slip
 /// past: [`Published::race_safe`] is then false and a warning is logged.
-pub async fn publish(
+pub(crate) async fn publish(
     registry: &Registry<'_>,
     name: &str,
     manifest: Manifest,

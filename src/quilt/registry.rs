@@ -21,13 +21,13 @@ use crate::error::{ErrorCode, s3_error};
 const POINTER_CONCURRENCY: usize = 16;
 /// The most bytes of a small object (a pointer: 64 hex digits and whitespace) that are
 /// read; a larger one is not a pointer and is not read further.
-pub const MAX_SMALL_BYTES: usize = 1024;
+pub(crate) const MAX_SMALL_BYTES: usize = 1024;
 /// The most bytes of a manifest that are read.
-pub const MAX_MANIFEST_BYTES: u64 = 256 * 1024 * 1024;
+pub(crate) const MAX_MANIFEST_BYTES: u64 = 256 * 1024 * 1024;
 
 /// One named package.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PackageSummary {
+pub(crate) struct PackageSummary {
     /// `ns/name`.
     pub name: String,
     /// The `latest` pointer's top hash.
@@ -42,14 +42,14 @@ pub struct PackageSummary {
 
 /// A registry bucket.
 #[derive(Debug, Clone)]
-pub struct Registry<'a> {
+pub(crate) struct Registry<'a> {
     s3: &'a aws_sdk_s3::Client,
     bucket: String,
 }
 
 impl<'a> Registry<'a> {
     /// The registry in `bucket`.
-    pub fn new(s3: &'a aws_sdk_s3::Client, bucket: impl Into<String>) -> Registry<'a> {
+    pub(crate) fn new(s3: &'a aws_sdk_s3::Client, bucket: impl Into<String>) -> Registry<'a> {
         Registry {
             s3,
             bucket: bucket.into(),
@@ -57,7 +57,7 @@ impl<'a> Registry<'a> {
     }
 
     /// The bucket.
-    pub fn bucket(&self) -> &str {
+    pub(crate) fn bucket(&self) -> &str {
         &self.bucket
     }
 
@@ -67,7 +67,7 @@ impl<'a> Registry<'a> {
 
     /// A small object's bytes (at most [`MAX_SMALL_BYTES`]: a larger object is an
     /// integrity error, and is not read), `None` when it does not exist.
-    pub async fn get_small(&self, key: &str) -> Result<Option<Vec<u8>>, QuiltError> {
+    pub(crate) async fn get_small(&self, key: &str) -> Result<Option<Vec<u8>>, QuiltError> {
         let answer = self
             .s3
             .get_object()
@@ -107,7 +107,7 @@ impl<'a> Registry<'a> {
     }
 
     /// Whether an object exists.
-    pub async fn exists(&self, key: &str) -> Result<bool, QuiltError> {
+    pub(crate) async fn exists(&self, key: &str) -> Result<bool, QuiltError> {
         match self
             .s3
             .head_object()
@@ -129,7 +129,7 @@ impl<'a> Registry<'a> {
     }
 
     /// The top hash `latest` points at, `None` when the package does not exist.
-    pub async fn latest(&self, name: &str) -> Result<Option<String>, QuiltError> {
+    pub(crate) async fn latest(&self, name: &str) -> Result<Option<String>, QuiltError> {
         let Some(body) = self.get_small(&latest_key(name)).await? else {
             return Ok(None);
         };
@@ -143,7 +143,11 @@ impl<'a> Registry<'a> {
 
     /// The top hash of `name` at `top_hash` (full, or a unique prefix of at least 6
     /// characters), or at `latest` when none is given.
-    pub async fn resolve(&self, name: &str, top_hash: Option<&str>) -> Result<String, QuiltError> {
+    pub(crate) async fn resolve(
+        &self,
+        name: &str,
+        top_hash: Option<&str>,
+    ) -> Result<String, QuiltError> {
         match top_hash.map(str::trim).filter(|h| !h.is_empty()) {
             None => self.latest(name).await?.ok_or_else(|| {
                 QuiltError::NotFound(format!(
@@ -195,7 +199,7 @@ impl<'a> Registry<'a> {
 
     /// Streams the manifest of `top_hash`, parses it line by line (the text is never
     /// held whole) and checks that it hashes to `top_hash`.
-    pub async fn read_manifest(&self, top_hash: &str) -> Result<Manifest, QuiltError> {
+    pub(crate) async fn read_manifest(&self, top_hash: &str) -> Result<Manifest, QuiltError> {
         let key = manifest_key(top_hash);
         let output = self
             .s3
@@ -279,7 +283,7 @@ impl<'a> Registry<'a> {
 
     /// The newest revision of `name` whose top hash is not `except` (usually the
     /// latest), reading timestamp pointers newest first and stopping at the first hit.
-    pub async fn previous_revision(
+    pub(crate) async fn previous_revision(
         &self,
         name: &str,
         except: &str,
@@ -329,7 +333,10 @@ impl<'a> Registry<'a> {
 
     /// The named packages whose names start with `prefix`, with their latest top hash
     /// and newest revision time.
-    pub async fn list_packages(&self, prefix: &str) -> Result<Vec<PackageSummary>, QuiltError> {
+    pub(crate) async fn list_packages(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<PackageSummary>, QuiltError> {
         let keys = self
             .list_keys(&format!("{NAMED_PACKAGES_PREFIX}{prefix}"))
             .await?;
@@ -386,7 +393,7 @@ impl<'a> Registry<'a> {
     }
 
     /// Writes an object.
-    pub async fn put(
+    pub(crate) async fn put(
         &self,
         key: &str,
         body: Vec<u8>,
@@ -407,7 +414,7 @@ impl<'a> Registry<'a> {
 
 /// A pointer as read, with the ETag a conditional write names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PointerRead {
+pub(crate) struct PointerRead {
     /// The top hash it holds.
     pub top_hash: String,
     /// Its ETag, when the endpoint sent one.
@@ -416,7 +423,7 @@ pub struct PointerRead {
 
 /// The condition of a conditional write (S3 `If-None-Match: *` or `If-Match`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteCondition<'e> {
+pub(crate) enum WriteCondition<'e> {
     /// Only if the key does not exist yet.
     Absent,
     /// Only if the object still has this ETag.
@@ -425,7 +432,7 @@ pub enum WriteCondition<'e> {
 
 /// What came of a conditional write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConditionalPut {
+pub(crate) enum ConditionalPut {
     /// Written.
     Written,
     /// The condition did not hold (HTTP 412 `PreconditionFailed`, or 409
@@ -439,7 +446,10 @@ pub enum ConditionalPut {
 impl Registry<'_> {
     /// The `latest` pointer of `name` with its ETag, `None` when the package does not
     /// exist.
-    pub async fn latest_pointer(&self, name: &str) -> Result<Option<PointerRead>, QuiltError> {
+    pub(crate) async fn latest_pointer(
+        &self,
+        name: &str,
+    ) -> Result<Option<PointerRead>, QuiltError> {
         let key = latest_key(name);
         let answer = self
             .s3
@@ -476,7 +486,7 @@ impl Registry<'_> {
     }
 
     /// Writes an object only if `condition` holds.
-    pub async fn put_conditional(
+    pub(crate) async fn put_conditional(
         &self,
         key: &str,
         body: Vec<u8>,
@@ -515,7 +525,7 @@ impl Registry<'_> {
     }
 
     /// Deletes an object.
-    pub async fn delete(&self, key: &str) -> Result<(), QuiltError> {
+    pub(crate) async fn delete(&self, key: &str) -> Result<(), QuiltError> {
         self.s3
             .delete_object()
             .bucket(&self.bucket)
@@ -528,7 +538,7 @@ impl Registry<'_> {
 }
 
 /// At most `cap` bytes of `body`: `None`, without reading on, once it has more.
-pub async fn read_capped(
+pub(crate) async fn read_capped(
     mut body: ByteStream,
     cap: usize,
 ) -> Result<Option<Vec<u8>>, aws_sdk_s3::primitives::ByteStreamError> {
@@ -545,7 +555,7 @@ pub async fn read_capped(
 
 /// What [`read_line_capped`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LineRead {
+pub(crate) enum LineRead {
     /// A line (with its `\n`, unless it is the last and has none).
     Line,
     /// The end of the input: nothing was read.
@@ -557,7 +567,7 @@ pub enum LineRead {
 /// Reads one line into `line` (which it appends to), refusing one whose text (without
 /// `\n`) is longer than `cap` bytes as soon as that is known: at most `cap` bytes
 /// plus one buffer's worth are ever held, however long the line.
-pub async fn read_line_capped<R>(
+pub(crate) async fn read_line_capped<R>(
     reader: &mut R,
     line: &mut Vec<u8>,
     cap: usize,

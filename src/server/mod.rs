@@ -6,11 +6,11 @@
 //! 2. the arguments are parsed, once, into the tool's typed parameters, which say
 //!    the buckets and permissions the call touches (an `invalid_argument` otherwise);
 //! 3. those permissions and buckets, the token's level and read-only mode are checked
-//!    ([`policy::authorize`]), or the call gets -32003;
+//!    (`policy::authorize`), or the call gets -32003;
 //! 4. for tools that reach AWS, credentials come from the token (SPEC §5), or the
 //!    call gets -32001 (or a tool error when the exchange itself failed);
 //! 5. the verified [`AuthContext`], the caller's AWS session and the very parameters
-//!    that were authorized travel to the tool ([`routes`]).
+//!    that were authorized travel to the tool (`routes`).
 //!
 //! Tools never repeat these checks.
 

@@ -9,7 +9,7 @@ use serde::Deserialize;
 /// An object URI: `s3://bucket/key` with a percent-encoded key and an optional
 /// `?versionId=`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3Uri {
+pub(crate) struct S3Uri {
     /// The bucket.
     pub bucket: String,
     /// The key, decoded (may be empty for a bucket or prefix URI).
@@ -19,13 +19,13 @@ pub struct S3Uri {
 }
 
 /// The most bytes (UTF-8) of an S3 key or prefix (S3's own limit).
-pub const MAX_KEY_BYTES: usize = 1024;
+pub(crate) const MAX_KEY_BYTES: usize = 1024;
 /// The most bytes of a continuation token handed back to S3.
-pub const MAX_TOKEN_BYTES: usize = 4096;
+pub(crate) const MAX_TOKEN_BYTES: usize = 4096;
 
 /// Checks an S3 name (a key, prefix or delimiter): at most [`MAX_KEY_BYTES`] bytes of
 /// UTF-8 and no NUL (SPEC §6 "S3 names").
-pub fn check_s3_name(what: &str, name: &str) -> Result<(), String> {
+pub(crate) fn check_s3_name(what: &str, name: &str) -> Result<(), String> {
     if name.len() > MAX_KEY_BYTES {
         return Err(format!(
             "{what} is {} bytes long; S3 keys and prefixes are at most {MAX_KEY_BYTES} bytes (UTF-8)",
@@ -42,7 +42,7 @@ pub fn check_s3_name(what: &str, name: &str) -> Result<(), String> {
 
 /// Checks a bucket name: 1–255 characters of letters, digits, `.`, `-` and `_`
 /// (S3's rules plus the legacy names some older buckets still have).
-pub fn check_bucket_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_bucket_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("the bucket name is empty".to_owned());
     }
@@ -59,7 +59,7 @@ pub fn check_bucket_name(name: &str) -> Result<(), String> {
 }
 
 /// A bucket argument: `name`, `s3://name` or `s3://name/`.
-pub fn parse_bucket(text: &str) -> Result<String, String> {
+pub(crate) fn parse_bucket(text: &str) -> Result<String, String> {
     let text = text.trim();
     let name = match text.strip_prefix("s3://") {
         Some(rest) => rest.strip_suffix('/').unwrap_or(rest),
@@ -76,7 +76,7 @@ pub fn parse_bucket(text: &str) -> Result<String, String> {
 
 impl S3Uri {
     /// Parses `s3://bucket/key?versionId=…`; the key may be empty.
-    pub fn parse(text: &str) -> Result<S3Uri, String> {
+    pub(crate) fn parse(text: &str) -> Result<S3Uri, String> {
         let text = text.trim();
         let Some(rest) = text.strip_prefix("s3://") else {
             return Err(format!("{:?} is not an s3:// URI", short(text)));
@@ -126,7 +126,7 @@ impl S3Uri {
     }
 
     /// Parses an object URI: the key must not be empty.
-    pub fn parse_object(text: &str) -> Result<S3Uri, String> {
+    pub(crate) fn parse_object(text: &str) -> Result<S3Uri, String> {
         let uri = S3Uri::parse(text)?;
         if uri.key.is_empty() {
             return Err(format!(
@@ -140,7 +140,7 @@ impl S3Uri {
 
 impl S3Uri {
     /// The URI of `key` in `bucket`, without a version.
-    pub fn new(bucket: &str, key: &str) -> S3Uri {
+    pub(crate) fn new(bucket: &str, key: &str) -> S3Uri {
         S3Uri {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
@@ -203,11 +203,11 @@ pub(crate) use string_argument;
 /// A bucket argument (`name` or `s3://name`), checked as it is parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub struct Bucket(String);
+pub(crate) struct Bucket(String);
 
 impl Bucket {
     /// The bucket name.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.0
     }
 }
@@ -224,7 +224,7 @@ string_argument!(Bucket);
 /// is parsed: the key is never empty.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub struct ObjectUri(pub S3Uri);
+pub(crate) struct ObjectUri(pub S3Uri);
 
 impl TryFrom<String> for ObjectUri {
     type Error = String;
@@ -245,11 +245,11 @@ impl std::ops::Deref for ObjectUri {
 /// prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub struct SourceUri(pub S3Uri);
+pub(crate) struct SourceUri(pub S3Uri);
 
 impl SourceUri {
     /// Whether it names a prefix (every object under it) rather than one object.
-    pub fn is_prefix(&self) -> bool {
+    pub(crate) fn is_prefix(&self) -> bool {
         self.0.key.is_empty() || self.0.key.ends_with('/')
     }
 }
@@ -281,16 +281,16 @@ impl std::ops::Deref for SourceUri {
 /// checked as it is parsed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub struct S3Name(String);
+pub(crate) struct S3Name(String);
 
 impl S3Name {
     /// The text.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
     /// The text, owned.
-    pub fn into_string(self) -> String {
+    pub(crate) fn into_string(self) -> String {
         self.0
     }
 }
@@ -307,11 +307,11 @@ string_argument!(S3Name);
 /// A continuation token handed back to S3: at most [`MAX_TOKEN_BYTES`] bytes, no NUL.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub struct ContinuationToken(String);
+pub(crate) struct ContinuationToken(String);
 
 impl ContinuationToken {
     /// The token.
-    pub fn into_string(self) -> String {
+    pub(crate) fn into_string(self) -> String {
         self.0
     }
 }
