@@ -9,6 +9,7 @@ mod architecture;
 mod diagnostics;
 mod hostile_inputs;
 mod http;
+mod http_router;
 mod keyring;
 mod properties;
 mod publish_race;
