@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
-use crate::auth::source::{delete_entry, write_entry};
+use crate::auth::source::{KeyringError, delete_entry, write_entry};
 use crate::auth::verify::Verifier;
 use crate::auth::{AuthContext, AuthFailure, Token, TokenSourceKind};
 use crate::config::{Config, KeyConfig};
@@ -40,7 +40,7 @@ pub fn login(config: &Config, text: &str, now: i64) -> Result<AuthContext, Login
 }
 
 /// Deletes the keyring entry; `Ok(false)` when there was none.
-pub fn logout(config: &Config) -> Result<bool, String> {
+pub fn logout(config: &Config) -> Result<bool, KeyringError> {
     delete_entry(&config.keyring_service, &config.keyring_user)
 }
 

@@ -102,32 +102,47 @@ pub fn describe(error: &keyring_core::Error) -> String {
     }
 }
 
+/// Why the keyring entry could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringError {
+    /// No credential store is available on this machine.
+    #[error("{0}")]
+    NoStore(String),
+    /// The store refused or failed the operation.
+    #[error("{}", describe(.0))]
+    Store(#[source] keyring_core::Error),
+    /// The blocking task that talks to the store stopped.
+    #[error("the keyring task stopped: {0}")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+fn entry(service: &str, user: &str) -> Result<keyring_core::Entry, KeyringError> {
+    ensure_native_store().map_err(KeyringError::NoStore)?;
+    keyring_core::Entry::new(service, user).map_err(KeyringError::Store)
+}
+
 /// Reads the entry (blocking). `Ok(None)` when it does not exist.
-pub fn read_entry(service: &str, user: &str) -> Result<Option<Token>, String> {
-    ensure_native_store()?;
-    let entry = keyring_core::Entry::new(service, user).map_err(|e| describe(&e))?;
-    match entry.get_password() {
+pub fn read_entry(service: &str, user: &str) -> Result<Option<Token>, KeyringError> {
+    match entry(service, user)?.get_password() {
         Ok(text) => Ok(Token::new(&text)),
         Err(keyring_core::Error::NoEntry) => Ok(None),
-        Err(e) => Err(describe(&e)),
+        Err(e) => Err(KeyringError::Store(e)),
     }
 }
 
 /// Writes the entry (blocking).
-pub fn write_entry(service: &str, user: &str, token: &Token) -> Result<(), String> {
-    ensure_native_store()?;
-    let entry = keyring_core::Entry::new(service, user).map_err(|e| describe(&e))?;
-    entry.set_password(token.expose()).map_err(|e| describe(&e))
+pub fn write_entry(service: &str, user: &str, token: &Token) -> Result<(), KeyringError> {
+    entry(service, user)?
+        .set_password(token.expose())
+        .map_err(KeyringError::Store)
 }
 
 /// Deletes the entry (blocking). `Ok(false)` when there was none.
-pub fn delete_entry(service: &str, user: &str) -> Result<bool, String> {
-    ensure_native_store()?;
-    let entry = keyring_core::Entry::new(service, user).map_err(|e| describe(&e))?;
-    match entry.delete_credential() {
+pub fn delete_entry(service: &str, user: &str) -> Result<bool, KeyringError> {
+    match entry(service, user)?.delete_credential() {
         Ok(()) => Ok(true),
         Err(keyring_core::Error::NoEntry) => Ok(false),
-        Err(e) => Err(describe(&e)),
+        Err(e) => Err(KeyringError::Store(e)),
     }
 }
 
@@ -180,7 +195,7 @@ impl TokenProvider {
         let (service, user) = (self.service.clone(), self.user.clone());
         let read = tokio::task::spawn_blocking(move || read_entry(&service, &user))
             .await
-            .unwrap_or_else(|e| Err(format!("the keyring reader stopped: {e}")));
+            .unwrap_or_else(|e| Err(KeyringError::Task(e)));
         match read {
             Ok(Some(token)) => {
                 *cached = Some(token.clone());
@@ -195,7 +210,7 @@ impl TokenProvider {
                 // passing store error; verification still rejects it if expired.
                 match cached.as_ref() {
                     Some(token) => Ok((token.clone(), TokenSourceKind::Keyring)),
-                    None => Err(self.missing(Some(problem))),
+                    None => Err(self.missing(Some(problem.to_string()))),
                 }
             }
         }
