@@ -116,13 +116,15 @@ impl Config {
         let key_placeholders: Vec<ConfigError> = KEY_VARIABLES
             .into_iter()
             .filter_map(|name| {
-                set(name).filter(|v| is_placeholder(v)).map(|v| ConfigError {
-                    variable: name,
-                    problem: format!(
-                        "{:?} is a placeholder, not a key: set it, or remove the variable",
-                        v.trim()
-                    ),
-                })
+                set(name)
+                    .filter(|v| is_placeholder(v))
+                    .map(|v| ConfigError {
+                        variable: name,
+                        problem: format!(
+                            "{:?} is a placeholder, not a key: set it, or remove the variable",
+                            v.trim()
+                        ),
+                    })
             })
             .collect();
 

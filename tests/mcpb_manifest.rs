@@ -11,7 +11,8 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 fn manifest() -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/mcpb/manifest.json");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/mcpb/manifest.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -83,7 +84,10 @@ fn every_bundle_setting_reaches_the_server() {
             .unwrap_or_else(|| panic!("{variable}: {value} is not a user_config placeholder"));
         used.insert(key);
     }
-    assert_eq!(asked, used, "user_config fields and mcp_config.env disagree");
+    assert_eq!(
+        asked, used,
+        "user_config fields and mcp_config.env disagree"
+    );
     for secret in ["token", "jwt_secret"] {
         assert_eq!(
             manifest["user_config"][secret]["sensitive"], true,
