@@ -110,8 +110,26 @@ impl Config {
 
     /// Reads the configuration through `lookup` (the environment, or a table in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Config {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        // A placeholder is not a setting: it reads as unset (SPEC §3, placeholders).
+        let get = |name: &str| set(name).filter(|v| !is_placeholder(v));
         let mut errors = Vec::new();
+
+        // A placeholder in a key setting is a configuration error, and no key is used.
+        let key_placeholders: Vec<ConfigError> = KEY_VARIABLES
+            .into_iter()
+            .filter_map(|name| {
+                set(name)
+                    .filter(|v| is_placeholder(v))
+                    .map(|v| ConfigError {
+                        variable: name,
+                        problem: format!(
+                            "{:?} is a placeholder, not a key: set it, or remove the variable",
+                            v.trim()
+                        ),
+                    })
+            })
+            .collect();
 
         let secret = get("QUILT_MCP_JWT_SECRET")
             .map(|v| ("QUILT_MCP_JWT_SECRET", v))
@@ -128,7 +146,10 @@ impl Config {
         if jwks.is_some() {
             configured.push("QUILT_MCP_JWKS");
         }
-        let key = if configured.len() > 1 {
+        let key = if !key_placeholders.is_empty() {
+            errors.extend(key_placeholders);
+            KeyConfig::None
+        } else if configured.len() > 1 {
             KeyConfig::Conflict(configured)
         } else if let Some((_, value)) = secret {
             KeyConfig::Secret(SecretString::from(value))
@@ -262,6 +283,22 @@ pub fn normalize_token(raw: &str) -> Option<&str> {
         _ => trimmed,
     };
     (!rest.is_empty()).then_some(rest)
+}
+
+/// The variables that name a verification key source.
+const KEY_VARIABLES: [&str; 4] = [
+    "QUILT_MCP_JWT_SECRET",
+    "MCP_ENHANCED_JWT_SECRET",
+    "QUILT_MCP_JWT_PUBLIC_KEY",
+    "QUILT_MCP_JWKS",
+];
+
+/// Whether `value` is a placeholder rather than a value: an unsubstituted launcher
+/// placeholder `${…}` (an MCP bundle's optional field left empty) or a `<…>` as
+/// `config` prints it.
+pub fn is_placeholder(value: &str) -> bool {
+    let v = value.trim();
+    (v.starts_with("${") && v.ends_with('}')) || (v.starts_with('<') && v.ends_with('>'))
 }
 
 fn parse_bool(value: &str) -> Option<bool> {
@@ -398,6 +435,38 @@ mod tests {
             assert_eq!(c.errors.is_empty(), expected.is_some(), "{value:?}");
         }
         assert!(config(&[]).public_url.is_none());
+    }
+
+    #[test]
+    fn placeholders_are_unset_but_a_key_placeholder_is_an_error() {
+        let c = config(&[
+            ("QUILT_MCP_TOKEN", "${user_config.token}"),
+            ("QUILT_CATALOG_URL", "${user_config.catalog_url}"),
+            ("QUILT_REGISTRY_URL", " <registry URL> "),
+            ("QUILT_MCP_READ_ONLY", "${user_config.read_only}"),
+        ]);
+        assert!(c.token.is_none());
+        assert!(c.catalog_url.is_none());
+        assert!(c.registry_url.is_none());
+        assert!(!c.read_only);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+
+        let c = config(&[
+            ("QUILT_MCP_JWT_SECRET", "${user_config.jwt_secret}"),
+            ("QUILT_MCP_JWKS", "/k.json"),
+        ]);
+        assert_eq!(c.key.kind(), "none");
+        let vars: Vec<_> = c.errors.iter().map(|e| e.variable).collect();
+        assert_eq!(vars, ["QUILT_MCP_JWT_SECRET"]);
+        assert!(c.errors[0].problem.contains("${user_config.jwt_secret}"));
+        assert_eq!(
+            config(&[("QUILT_MCP_JWT_PUBLIC_KEY", "<path to the PEM public key>")])
+                .key
+                .kind(),
+            "none"
+        );
+        assert!(!is_placeholder("eyJ.abc.def"));
+        assert!(!is_placeholder("$HOME/key.pem"));
     }
 
     #[test]

@@ -1,0 +1,62 @@
+# Sourced by the release scripts: the repository root, error helpers, and the pinned
+# release tools installed under target/ (never system-wide):
+#   dist  from PyPI (astral-dev-toolchain-cargo-dist, the version dist-workspace.toml pins)
+#   mcpb  from npm  (@anthropic-ai/mcpb, the version packaging/mcpb/package-lock.json pins)
+# Any failure to install them is fatal: a release check that skips a tool checks nothing.
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+TOOLS_DIR="$REPO_ROOT/target/release-tools"
+
+die() {
+    echo "error: $*" >&2
+    exit 1
+}
+
+step() {
+    echo "==> $*" >&2
+}
+
+# The crate version from Cargo.toml ([package] comes first).
+crate_version() {
+    sed -n 's/^version = "\(.*\)"$/\1/p' "$REPO_ROOT/Cargo.toml" | head -n 1
+}
+
+# The dist version pinned by dist-workspace.toml.
+pinned_dist_version() {
+    sed -n 's/^cargo-dist-version = "\(.*\)"$/\1/p' "$REPO_ROOT/dist-workspace.toml"
+}
+
+# Installs the pinned dist into target/release-tools/venv if needed; sets DIST.
+ensure_dist() {
+    local want venv
+    want="$(pinned_dist_version)"
+    [ -n "$want" ] || die "dist-workspace.toml pins no cargo-dist-version"
+    venv="$TOOLS_DIR/venv"
+    DIST="$venv/bin/dist"
+    if [ -x "$DIST" ] && [ "$("$DIST" --version 2>/dev/null)" = "cargo-dist $want" ]; then
+        return
+    fi
+    command -v python3 >/dev/null || die "python3 is needed to install dist $want from PyPI"
+    step "installing dist $want from PyPI (astral-dev-toolchain-cargo-dist) into $venv"
+    python3 -m venv "$venv" || die "could not create a Python venv in $venv (Debian: apt-get install python3-venv)"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "astral-dev-toolchain-cargo-dist==$want" \
+        || die "could not install astral-dev-toolchain-cargo-dist==$want from PyPI"
+    [ "$("$DIST" --version 2>/dev/null)" = "cargo-dist $want" ] \
+        || die "the installed dist reports '$("$DIST" --version 2>&1)', expected 'cargo-dist $want'"
+}
+
+# Installs the pinned mcpb CLI into target/release-tools/mcpb if needed; sets MCPB.
+ensure_mcpb() {
+    local dir="$TOOLS_DIR/mcpb"
+    MCPB="$dir/node_modules/.bin/mcpb"
+    if [ -x "$MCPB" ] && cmp -s "$REPO_ROOT/packaging/mcpb/package-lock.json" "$dir/package-lock.json"; then
+        return
+    fi
+    command -v npm >/dev/null || die "npm (Node.js 18+) is needed to install the mcpb CLI (Debian: apt-get install npm)"
+    step "installing the mcpb CLI from npm into $dir"
+    mkdir -p "$dir"
+    cp "$REPO_ROOT/packaging/mcpb/package.json" "$REPO_ROOT/packaging/mcpb/package-lock.json" "$dir/"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) \
+        || die "could not install @anthropic-ai/mcpb from npm (packaging/mcpb/package-lock.json)"
+    [ -x "$MCPB" ] || die "npm installed no mcpb binary at $MCPB"
+}
