@@ -60,9 +60,13 @@ enum Command {
     Logout,
     /// Print a ready-to-paste MCP configuration for a host, running this binary.
     Config {
-        /// The host: claude, vscode or cursor.
+        /// The host: claude-desktop (or claude), claude-code, vscode, cursor or gemini.
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(quilt_mcp::setup::HOSTS))]
         host: String,
+        /// For claude-code: print the JSON object `claude mcp add-json quilt` takes
+        /// instead of a `claude mcp add` command line.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -119,7 +123,7 @@ fn main() -> ExitCode {
             Command::Status { json } => status(json).await,
             Command::Login { token_file } => login(token_file).await,
             Command::Logout => logout().await,
-            Command::Config { host } => host_config(&host),
+            Command::Config { host, json } => host_config(&host, json),
         }
     });
     // A blocking read of stdin may still be parked on the blocking pool (the session
@@ -310,26 +314,47 @@ async fn logout() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn host_config(host: &str) -> anyhow::Result<ExitCode> {
+fn host_config(host: &str, json: bool) -> anyhow::Result<ExitCode> {
+    use quilt_mcp::setup::HostConfig;
     let config = Config::from_env();
     let binary = std::env::current_exe().context("cannot find this binary's path")?;
     let binary = binary.canonicalize().unwrap_or(binary);
-    let snippet = quilt_mcp::setup::host_snippet(host, &binary, &config)
-        .with_context(|| format!("unknown host {host:?}"))?;
-    eprintln!("Add this to {}.", quilt_mcp::setup::host_config_path(host));
+    // VS Code prompts for the token unless the keyring already holds one.
+    let token_stored = host == "vscode"
+        && config.token.is_none()
+        && matches!(
+            quilt_mcp::auth::source::read_entry(&config.keyring_service, &config.keyring_user),
+            Ok(Some(_))
+        );
+    let snippet = quilt_mcp::setup::host_config(
+        host,
+        &binary,
+        &config,
+        token_stored || config.token.is_some(),
+        json,
+    )
+    .with_context(|| format!("unknown host {host:?}"))?;
+    eprintln!("{}", quilt_mcp::setup::host_config_path(host));
     if matches!(
         config.key,
         quilt_mcp::config::KeyConfig::Secret(_) | quilt_mcp::config::KeyConfig::None
     ) {
         eprintln!(
-            "Replace the QUILT_MCP_JWT_SECRET placeholder with the catalog's signing secret."
+            "Replace the QUILT_MCP_JWT_SECRET placeholder with the catalog's signing secret: until then every call is refused with verification_not_configured, naming the placeholder."
         );
     }
-    eprintln!("Then store your token with `quilt-mcp login` (or add QUILT_MCP_TOKEN to \"env\").");
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&snippet).context("cannot render the snippet")?
-    );
+    if host != "vscode" || token_stored {
+        eprintln!(
+            "Then store your token with `quilt-mcp login` (or add QUILT_MCP_TOKEN to the server's environment)."
+        );
+    }
+    match snippet {
+        HostConfig::Json(value) => println!(
+            "{}",
+            serde_json::to_string_pretty(&value).context("cannot render the snippet")?
+        ),
+        HostConfig::Command(line) => println!("{line}"),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -44,19 +44,32 @@ pub fn logout(config: &Config) -> Result<bool, KeyringError> {
     delete_entry(&config.keyring_service, &config.keyring_user)
 }
 
-/// The hosts `config` knows.
-pub const HOSTS: &[&str] = &["claude", "vscode", "cursor"];
+/// The hosts `config` knows (SPEC §2); `claude` is Claude Desktop.
+pub const HOSTS: &[&str] = &[
+    "claude-desktop",
+    "claude",
+    "claude-code",
+    "vscode",
+    "cursor",
+    "gemini",
+];
 
 /// Where each host keeps its MCP configuration, for the message printed with the snippet.
 pub fn host_config_path(host: &str) -> &'static str {
     match host {
-        "claude" => {
-            "Claude Desktop: ~/Library/Application Support/Claude/claude_desktop_config.json (macOS), %APPDATA%\\Claude\\claude_desktop_config.json (Windows)"
+        "claude-desktop" | "claude" => {
+            "Add this to Claude Desktop's ~/Library/Application Support/Claude/claude_desktop_config.json (macOS) or %APPDATA%\\Claude\\claude_desktop_config.json (Windows), then restart Claude Desktop."
+        }
+        "claude-code" => {
+            "Run this command (add --scope user before the name to use the server in every project); `claude mcp list` then shows it connected."
         }
         "vscode" => {
-            "VS Code: .vscode/mcp.json in the workspace, or the user-level mcp.json (MCP: Open User Configuration)"
+            "Add this to .vscode/mcp.json in the workspace, or to the user-level mcp.json (MCP: Open User Configuration)."
         }
-        "cursor" => "Cursor: ~/.cursor/mcp.json, or .cursor/mcp.json in the project",
+        "cursor" => "Add this to ~/.cursor/mcp.json, or to .cursor/mcp.json in the project.",
+        "gemini" => {
+            "Merge this into ~/.gemini/settings.json (every project) or .gemini/settings.json (this project)."
+        }
         _ => "",
     }
 }
@@ -107,22 +120,213 @@ fn server_env(config: &Config) -> Map<String, Value> {
     if config.keyring_user != crate::config::DEFAULT_KEYRING_USER {
         env.insert("QUILT_MCP_KEYRING_USER".into(), json!(config.keyring_user));
     }
+    if config.read_only {
+        env.insert("QUILT_MCP_READ_ONLY".into(), json!("true"));
+    }
+    if let Some(dir) = &config.log_dir {
+        env.insert("QUILT_MCP_LOG_DIR".into(), json!(dir.display().to_string()));
+    }
     env
 }
 
-/// The configuration snippet for `host`, running `binary` (an absolute path). The
-/// token itself is left to `quilt-mcp login` (the keyring), so the snippet holds no
-/// secret.
-pub fn host_snippet(host: &str, binary: &Path, config: &Config) -> Option<Value> {
+/// The id of VS Code's password prompt for the token.
+const VSCODE_TOKEN_INPUT: &str = "quilt-token";
+
+/// What `config HOST` prints: a JSON document, or a command line to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostConfig {
+    /// JSON for the host's configuration file.
+    Json(Value),
+    /// A shell command line (Claude Code's `claude mcp add …`).
+    Command(String),
+}
+
+/// The configuration for `host`, running `binary` (an absolute path) with the settings
+/// in force. No secret: the shared secret is a placeholder and the token is left to
+/// the keyring (`quilt-mcp login`), except that VS Code, when `token_stored` is false,
+/// prompts for it (a password input). `json` asks Claude Code for the object that
+/// `claude mcp add-json` takes instead of a command line.
+pub fn host_config(
+    host: &str,
+    binary: &Path,
+    config: &Config,
+    token_stored: bool,
+    json: bool,
+) -> Option<HostConfig> {
     let command = binary.display().to_string();
-    let env = Value::Object(server_env(config));
-    match host {
-        "claude" | "cursor" => {
-            Some(json!({"mcpServers": {"quilt": {"command": command, "args": [], "env": env}}}))
+    let env = server_env(config);
+    let stdio = |env: Map<String, Value>| json!({"type": "stdio", "command": command, "args": [], "env": env});
+    let desktop = || json!({"mcpServers": {"quilt": {"command": command, "args": [], "env": env}}});
+    Some(match host {
+        "claude-desktop" | "claude" | "cursor" | "gemini" => HostConfig::Json(desktop()),
+        "claude-code" if json => HostConfig::Json(stdio(env.clone())),
+        "claude-code" => {
+            // The name comes first: `-e` takes several values and would swallow it.
+            let mut line = String::from("claude mcp add quilt");
+            for (name, value) in &env {
+                let value = value.as_str().unwrap_or_default();
+                line.push_str(" -e ");
+                line.push_str(&shell_quote(&format!("{name}={value}")));
+            }
+            line.push_str(" -- ");
+            line.push_str(&shell_quote(&command));
+            HostConfig::Command(line)
         }
-        "vscode" => Some(
-            json!({"servers": {"quilt": {"type": "stdio", "command": command, "args": [], "env": env}}}),
-        ),
-        _ => None,
+        "vscode" => {
+            let mut env = env.clone();
+            let mut document = Map::new();
+            if !token_stored {
+                env.insert(
+                    "QUILT_MCP_TOKEN".into(),
+                    json!(format!("${{input:{VSCODE_TOKEN_INPUT}}}")),
+                );
+                document.insert(
+                    "inputs".into(),
+                    json!([{
+                        "type": "promptString",
+                        "id": VSCODE_TOKEN_INPUT,
+                        "description": "Quilt token (your enhanced Quilt JWT); leave empty to use the one `quilt-mcp login` stored",
+                        "password": true,
+                    }]),
+                );
+            }
+            document.insert("servers".into(), json!({"quilt": stdio(env)}));
+            HostConfig::Json(Value::Object(document))
+        }
+        _ => return None,
+    })
+}
+
+/// `text` as one POSIX shell word: bare when it is plainly safe, else single-quoted.
+fn shell_quote(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Config {
+        Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    const SETTINGS: &[(&str, &str)] = &[
+        ("QUILT_MCP_JWT_SECRET", "s3cret"),
+        ("QUILT_MCP_JWT_AUDIENCE", "aud-x"),
+        ("QUILT_MCP_JWT_ISSUER", "https://issuer.example"),
+        ("QUILT_CATALOG_URL", "https://catalog.example"),
+        ("QUILT_REGISTRY_URL", "https://registry.example"),
+        ("QUILT_MCP_READ_ONLY", "true"),
+        ("QUILT_MCP_LOG_DIR", "/var/log/quilt mcp"),
+    ];
+
+    fn json(host: &str, token_stored: bool) -> Value {
+        let binary = Path::new("/opt/quilt/bin/quilt-mcp");
+        match host_config(host, binary, &config(SETTINGS), token_stored, false).unwrap() {
+            HostConfig::Json(value) => value,
+            HostConfig::Command(line) => panic!("{host}: a command line: {line}"),
+        }
+    }
+
+    /// Every setting in force is carried, the secret only as a placeholder.
+    fn assert_env(env: &Value) {
+        assert_eq!(
+            env["QUILT_MCP_JWT_SECRET"],
+            "<the catalog's JWT signing secret>"
+        );
+        assert_eq!(env["QUILT_MCP_JWT_AUDIENCE"], "aud-x");
+        assert_eq!(env["QUILT_MCP_JWT_ISSUER"], "https://issuer.example");
+        assert_eq!(env["QUILT_CATALOG_URL"], "https://catalog.example");
+        assert_eq!(env["QUILT_REGISTRY_URL"], "https://registry.example");
+        assert_eq!(env["QUILT_MCP_READ_ONLY"], "true");
+        assert_eq!(env["QUILT_MCP_LOG_DIR"], "/var/log/quilt mcp");
+        assert!(!env.to_string().contains("s3cret"));
+    }
+
+    #[test]
+    fn desktop_style_hosts_get_mcp_servers() {
+        for host in ["claude-desktop", "claude", "cursor", "gemini"] {
+            let value = json(host, false);
+            let server = &value["mcpServers"]["quilt"];
+            assert_eq!(server["command"], "/opt/quilt/bin/quilt-mcp", "{host}");
+            assert_eq!(server["args"], json!([]), "{host}");
+            assert_env(&server["env"]);
+            assert!(server["env"].get("QUILT_MCP_TOKEN").is_none(), "{host}");
+            assert_eq!(value.as_object().unwrap().len(), 1, "{host}");
+        }
+    }
+
+    #[test]
+    fn vscode_gets_servers_and_a_password_prompt_unless_a_token_is_stored() {
+        let value = json("vscode", false);
+        let server = &value["servers"]["quilt"];
+        assert_eq!(server["type"], "stdio");
+        assert_eq!(server["command"], "/opt/quilt/bin/quilt-mcp");
+        assert_env(&server["env"]);
+        assert_eq!(server["env"]["QUILT_MCP_TOKEN"], "${input:quilt-token}");
+        let input = &value["inputs"][0];
+        assert_eq!(
+            (&input["type"], &input["id"], &input["password"]),
+            (&json!("promptString"), &json!("quilt-token"), &json!(true))
+        );
+        let stored = json("vscode", true);
+        assert!(stored.get("inputs").is_none());
+        assert!(
+            stored["servers"]["quilt"]["env"]
+                .get("QUILT_MCP_TOKEN")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn claude_code_gets_a_runnable_command_line_or_the_add_json_object() {
+        let binary = Path::new("/opt/my tools/quilt-mcp");
+        let Some(HostConfig::Command(line)) =
+            host_config("claude-code", binary, &config(SETTINGS), false, false)
+        else {
+            panic!("no command line");
+        };
+        // The name before `-e`, which takes several values; the binary after `--`.
+        assert!(line.starts_with("claude mcp add quilt -e "), "{line}");
+        assert!(line.ends_with(" -- '/opt/my tools/quilt-mcp'"), "{line}");
+        assert!(
+            line.contains(" -e 'QUILT_MCP_JWT_SECRET=<the catalog'\\''s JWT signing secret>'"),
+            "{line}"
+        );
+        assert!(line.contains(" -e QUILT_MCP_READ_ONLY=true"), "{line}");
+        assert!(
+            line.contains(" -e 'QUILT_MCP_LOG_DIR=/var/log/quilt mcp'"),
+            "{line}"
+        );
+        let Some(HostConfig::Json(object)) =
+            host_config("claude-code", binary, &config(SETTINGS), false, true)
+        else {
+            panic!("no JSON");
+        };
+        assert_eq!(object["type"], "stdio");
+        assert_eq!(object["command"], "/opt/my tools/quilt-mcp");
+        assert_env(&object["env"]);
+        assert!(host_config("emacs", binary, &config(SETTINGS), false, false).is_none());
+    }
+
+    #[test]
+    fn shell_words_survive_quoting() {
+        assert_eq!(shell_quote("a=b/c"), "a=b/c");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote("$HOME"), "'$HOME'");
+        assert_eq!(shell_quote(""), "''");
     }
 }

@@ -216,12 +216,15 @@ fn config_prints_a_snippet_for_each_host_without_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let binary = std::fs::canonicalize(env!("CARGO_BIN_EXE_quilt-mcp")).unwrap();
     for (host, root) in [
+        ("claude-desktop", "mcpServers"),
         ("claude", "mcpServers"),
         ("cursor", "mcpServers"),
+        ("gemini", "mcpServers"),
         ("vscode", "servers"),
+        ("claude-code --json", ""),
     ] {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_quilt-mcp"));
-        cmd.env_clear().args(["config", host]);
+        cmd.env_clear().arg("config").args(host.split(' '));
         for (k, v) in base_env(dir.path()) {
             cmd.env(k, v);
         }
@@ -233,7 +236,11 @@ fn config_prints_a_snippet_for_each_host_without_secrets() {
         assert!(!text.contains(SECRET), "{host}: the secret was printed");
         let snippet: Value =
             serde_json::from_str(&text).unwrap_or_else(|_| panic!("{host}: {text}"));
-        let server = &snippet[root]["quilt"];
+        let server = if root.is_empty() {
+            &snippet
+        } else {
+            &snippet[root]["quilt"]
+        };
         assert_eq!(server["command"], binary.display().to_string(), "{host}");
         assert!(
             server["env"]["QUILT_MCP_JWT_SECRET"]
@@ -246,6 +253,21 @@ fn config_prints_a_snippet_for_each_host_without_secrets() {
             "https://registry.example.com"
         );
     }
+    // Claude Code: one command line, the name before the variadic `-e`.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_quilt-mcp"));
+    cmd.env_clear().args(["config", "claude-code"]);
+    for (k, v) in base_env(dir.path()) {
+        cmd.env(k, v);
+    }
+    let out = cmd.env("QUILT_MCP_JWT_SECRET", SECRET).output().unwrap();
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert!(line.starts_with("claude mcp add quilt -e "), "{line}");
+    assert!(
+        line.trim_end().ends_with(&binary.display().to_string()),
+        "{line}"
+    );
+    assert!(!line.contains(SECRET));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_quilt-mcp"))
         .args(["config", "emacs"])
         .output()
