@@ -131,9 +131,11 @@ fn describe<T: Tool>() -> rmcp::model::Tool {
         // No parameters: `properties: {}`, which some clients require.
         input = schema_for_empty_input();
     }
-    rmcp::model::Tool::new(info.name, info.description, input)
+    let input = portable_object(&input, true);
+    let output = portable_object(&output_schema::<T::Output>(), false);
+    rmcp::model::Tool::new(info.name, info.description, Arc::new(input))
         .with_title(info.title)
-        .with_raw_output_schema(output_schema::<T::Output>())
+        .with_raw_output_schema(Arc::new(output))
         .with_annotations(
             ToolAnnotations::with_title(info.title)
                 .read_only(info.read_only)
@@ -141,6 +143,68 @@ fn describe<T: Tool>() -> rmcp::model::Tool {
                 .idempotent(info.idempotent)
                 .open_world(info.open_world),
         )
+}
+
+/// The formats JSON Schema 2020-12 defines; schemars adds others (`uint`, `int64`, …)
+/// that strict validators (ajv in strict mode, Claude Code) refuse or warn about.
+const STANDARD_FORMATS: &[&str] = &[
+    "date-time",
+    "date",
+    "time",
+    "duration",
+    "email",
+    "idn-email",
+    "hostname",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uuid",
+    "uri-template",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+];
+
+/// Makes a schema portable (SPEC §6.1): no `format` outside 2020-12's own; in an input
+/// schema also no type arrays, so an optional parameter is `{"type": "integer"}`, not
+/// `["integer", "null"]` (it is simply not required).
+fn portable(schema: &mut Value, input: bool) {
+    match schema {
+        Value::Object(map) => {
+            if map
+                .get("format")
+                .and_then(Value::as_str)
+                .is_some_and(|f| !STANDARD_FORMATS.contains(&f))
+            {
+                map.remove("format");
+            }
+            if input && let Some(Value::Array(types)) = map.get("type") {
+                let kept: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+                if let [one] = kept.as_slice() {
+                    map.insert("type".into(), one.clone());
+                }
+            }
+            for value in map.values_mut() {
+                portable(value, input);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| portable(v, input)),
+        _ => {}
+    }
+}
+
+/// [`portable`] on a schema object.
+fn portable_object(schema: &JsonObject, input: bool) -> JsonObject {
+    let mut value = Value::Object(schema.clone());
+    portable(&mut value, input);
+    match value {
+        Value::Object(map) => map,
+        _ => schema.clone(),
+    }
 }
 
 /// The `structuredContent` of a failed call (SPEC §7).
@@ -388,6 +452,42 @@ mod tests {
         assert_eq!(guarded("t", async { Ok::<u8, ToolError>(7) }).await, Ok(7));
         let invalid = guarded("t", async { Err::<u8, _>(ToolError::invalid("x")) }).await;
         assert_eq!(invalid.unwrap_err().code, ErrorCode::InvalidArgument);
+    }
+
+    #[test]
+    fn schemas_are_portable() {
+        fn walk(value: &Value, input: bool, path: &str, tool: &str) {
+            match value {
+                Value::Object(map) => {
+                    if let Some(format) = map.get("format").and_then(Value::as_str) {
+                        assert!(
+                            STANDARD_FORMATS.contains(&format),
+                            "{tool}{path}: format {format}"
+                        );
+                    }
+                    if input {
+                        assert!(
+                            !map.get("type").is_some_and(Value::is_array),
+                            "{tool}{path}: a type array"
+                        );
+                    }
+                    for (k, v) in map {
+                        walk(v, input, &format!("{path}/{k}"), tool);
+                    }
+                }
+                Value::Array(items) => items
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, v)| walk(v, input, &format!("{path}/{i}"), tool)),
+                _ => {}
+            }
+        }
+        for tool in Routes::all().router.list_all() {
+            let input = Value::Object(tool.input_schema.as_ref().clone());
+            walk(&input, true, "", &tool.name);
+            let output = Value::Object(tool.output_schema.as_ref().unwrap().as_ref().clone());
+            walk(&output, false, "", &tool.name);
+        }
     }
 
     #[test]
