@@ -30,19 +30,6 @@ pub(crate) const MAX_LINK_SECONDS: u64 = 604_800;
 /// Items written at once by `bucket_objects_put`.
 pub(crate) const PUT_CONCURRENCY: usize = 8;
 
-/// The read tools' annotations: read-only, idempotent, reaching AWS.
-const fn reads(name: &'static str, title: &'static str, description: &'static str) -> ToolInfo {
-    ToolInfo {
-        name,
-        title,
-        description,
-        read_only: true,
-        destructive: false,
-        idempotent: true,
-        open_world: true,
-    }
-}
-
 // ---------------------------------------------------------------------------------
 // bucket_list
 
@@ -175,7 +162,7 @@ pub(crate) struct ListOutput {
 }
 
 impl Tool for BucketObjectsList {
-    const INFO: ToolInfo = reads(
+    const INFO: ToolInfo = ToolInfo::reads(
         "bucket_objects_list",
         "List objects",
         "List objects in an S3 bucket the token grants: keys with size, last \
@@ -309,7 +296,7 @@ pub(crate) struct InfoOutput {
 }
 
 impl Tool for BucketObjectInfo {
-    const INFO: ToolInfo = reads(
+    const INFO: ToolInfo = ToolInfo::reads(
         "bucket_object_info",
         "Object metadata",
         "Describe one S3 object without downloading it: size, content type, last \
@@ -400,7 +387,7 @@ pub(crate) struct TextOutput {
 }
 
 impl Tool for BucketObjectText {
-    const INFO: ToolInfo = reads(
+    const INFO: ToolInfo = ToolInfo::reads(
         "bucket_object_text",
         "Read object text",
         "Read part of a text object (CSV, JSON, Markdown, code, logs…) as text. \
@@ -482,7 +469,7 @@ pub(crate) struct FetchOutput {
 }
 
 impl Tool for BucketObjectFetch {
-    const INFO: ToolInfo = reads(
+    const INFO: ToolInfo = ToolInfo::reads(
         "bucket_object_fetch",
         "Fetch object bytes",
         "Fetch an object's bytes (up to `max_bytes`, default 1 MiB) as base64 with \
@@ -572,7 +559,7 @@ pub(crate) struct LinkOutput {
 impl Tool for BucketObjectLink {
     const INFO: ToolInfo = ToolInfo {
         idempotent: false,
-        ..reads(
+        ..ToolInfo::reads(
             "bucket_object_link",
             "Presigned download link",
             "Make a presigned HTTPS URL that downloads the object without credentials, \

@@ -60,6 +60,23 @@ pub(crate) struct ToolInfo {
 }
 
 impl ToolInfo {
+    /// A tool that reads S3: read-only, idempotent, not destructive, reaching AWS.
+    pub(crate) const fn reads(
+        name: &'static str,
+        title: &'static str,
+        description: &'static str,
+    ) -> ToolInfo {
+        ToolInfo {
+            name,
+            title,
+            description,
+            read_only: true,
+            destructive: false,
+            idempotent: true,
+            open_world: true,
+        }
+    }
+
     /// Whether the tool writes.
     pub(crate) const fn writes(&self) -> bool {
         !self.read_only

@@ -30,19 +30,6 @@ pub(crate) const MAX_ENTRIES: usize = 100_000;
 /// Most entries `package_create` makes.
 pub(crate) const MAX_CREATE_ENTRIES: usize = 100_000;
 
-/// The read tools' annotations: read-only, idempotent, reaching AWS.
-const fn reads(name: &'static str, title: &'static str, description: &'static str) -> ToolInfo {
-    ToolInfo {
-        name,
-        title,
-        description,
-        read_only: true,
-        destructive: false,
-        idempotent: true,
-        open_world: true,
-    }
-}
-
 fn registry_uri(bucket: &str) -> String {
     format!("s3://{bucket}")
 }
@@ -97,7 +84,7 @@ pub(crate) struct ListOutput {
 }
 
 impl Tool for PackageList {
-    const INFO: ToolInfo = reads(
+    const INFO: ToolInfo = ToolInfo::reads(
         "package_list",
         "List packages",
         "List the Quilt packages in a registry bucket: each package's name, latest \
@@ -263,7 +250,7 @@ fn under_path(logical_key: &str, path: &str) -> bool {
 }
 
 impl Tool for PackageBrowse {
-    const INFO: ToolInfo = reads(
+    const INFO: ToolInfo = ToolInfo::reads(
         "package_browse",
         "Browse a package",
         "Show a package revision: its message and metadata, and its files (logical \
@@ -399,7 +386,7 @@ pub(crate) struct DiffOutput {
 }
 
 impl Tool for PackageDiff {
-    const INFO: ToolInfo = reads(
+    const INFO: ToolInfo = ToolInfo::reads(
         "package_diff",
         "Diff packages",
         "Compare two package revisions (two revisions of one package, or two \
