@@ -78,6 +78,9 @@ struct Inner {
     tokens: TokenProvider,
     /// The last verified context, reused while the same token is presented.
     verified: Mutex<Option<Arc<AuthContext>>>,
+    /// The token line that opens the `instructions` (stdio, SPEC §8), from the
+    /// start-up check.
+    token_line: Mutex<Option<String>>,
 }
 
 /// The quilt-mcp MCP server.
@@ -130,6 +133,7 @@ impl QuiltServer {
                 verifier,
                 tokens,
                 verified: Mutex::new(None),
+                token_line: Mutex::new(None),
             }),
         }
     }
@@ -156,7 +160,13 @@ impl QuiltServer {
 
     /// Checks the token once, logging the outcome (`token_checked`). Used at start-up.
     pub async fn check_token(&self) -> StartupCheck {
-        let failure = self.authenticate().await.err();
+        let outcome = self.authenticate().await;
+        *self
+            .inner
+            .token_line
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(token_line(outcome.as_deref()));
+        let failure = outcome.err();
         StartupCheck {
             token_source: self.inner.tokens.kind(),
             failure,
@@ -298,12 +308,45 @@ impl QuiltServer {
         }
     }
 
+    /// The instructions of `initialize`: the token line of the start-up check first,
+    /// when there was one.
+    fn instructions(&self) -> String {
+        let line = self
+            .inner
+            .token_line
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match line {
+            Some(line) => format!("{line}\n\n{INSTRUCTIONS}"),
+            None => INSTRUCTIONS.to_owned(),
+        }
+    }
+
     /// The gate entry of a tool this server offers (write tools are hidden in
     /// read-only mode).
     fn gate(&self, name: &str) -> Option<GateEntry> {
         let gate = *self.inner.routes.gates.get(name)?;
         let hidden = self.inner.config.read_only && gate.info.writes();
         (!hidden).then_some(gate)
+    }
+}
+
+/// The first line of the `instructions` (SPEC §8): what a host that only shows
+/// "connected" still tells the model and the user.
+fn token_line(outcome: Result<&AuthContext, &AuthFailure>) -> String {
+    match outcome {
+        Ok(ctx) => format!(
+            "Quilt token: OK — {}, {}, expires {}",
+            ctx.subject.as_deref().unwrap_or("(no subject)"),
+            ctx.claims.level,
+            crate::time::rfc3339(ctx.expires_at).unwrap_or_default()
+        ),
+        Err(failure) => format!(
+            "Quilt token problem: {} — {}",
+            failure.reason.code(),
+            failure.hint
+        ),
     }
 }
 
@@ -388,7 +431,7 @@ impl ServerHandler for QuiltServer {
                     .with_title("Quilt")
                     .with_description("Quilt data (S3 buckets and Quilt packages), authorized by the user's Quilt JWT"),
             )
-            .with_instructions(INSTRUCTIONS)
+            .with_instructions(self.instructions())
     }
 
     async fn list_tools(

@@ -470,3 +470,47 @@ async fn tools_carry_annotations_and_read_only_mode_keeps_reads() {
     assert_eq!(status["read_only"], true);
     server.stop().await;
 }
+
+/// SPEC §8: the instructions of `initialize` begin with the token line, so a host that
+/// only shows "connected" still tells the model and the user.
+#[tokio::test]
+async fn instructions_begin_with_the_token_line() {
+    let instructions = |server: &Server| {
+        server
+            .client
+            .peer_info()
+            .and_then(|info| info.instructions.clone())
+            .unwrap_or_default()
+    };
+    let ok = hs256(&claims_with(json!({"sub": "alice", "level": "write"})));
+    let server = spawn_with("secret", Some(&ok), &[]).await;
+    let text = instructions(&server);
+    assert!(
+        text.starts_with("Quilt token: OK — alice, write, expires 20"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .nth(2)
+            .is_some_and(|l| l.starts_with("quilt-mcp gives access"))
+    );
+    server.stop().await;
+
+    let expired = hs256(&claims_with(json!({"exp": now() - 3600})));
+    let server = spawn_with("secret", Some(&expired), &[]).await;
+    let text = instructions(&server);
+    assert!(
+        text.starts_with("Quilt token problem: expired — "),
+        "{text}"
+    );
+    assert!(!text.contains(&expired));
+    server.stop().await;
+
+    let server = spawn_with("secret", None, &[]).await;
+    assert!(
+        instructions(&server).starts_with("Quilt token problem: missing_token — "),
+        "{}",
+        instructions(&server)
+    );
+    server.stop().await;
+}
