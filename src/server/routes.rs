@@ -454,6 +454,50 @@ mod tests {
         assert_eq!(invalid.unwrap_err().code, ErrorCode::InvalidArgument);
     }
 
+    /// `tools/list` (names, descriptions, schemas, annotations) against the committed
+    /// snapshot, so a change to any tool's surface shows up in review. After a
+    /// deliberate change: `QUILT_MCP_UPDATE_SNAPSHOT=1 cargo test --lib tools_list`.
+    #[test]
+    fn tools_list_matches_its_snapshot() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tools_list.json");
+        let current =
+            serde_json::to_string_pretty(&Routes::all().router.list_all()).unwrap() + "\n";
+        if std::env::var_os("QUILT_MCP_UPDATE_SNAPSHOT").is_some() {
+            std::fs::write(&path, &current).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == current,
+            "tools/list differs from {}: review the change, then rerun with QUILT_MCP_UPDATE_SNAPSHOT=1",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn documented_ranges_are_in_the_schemas() {
+        let tools = Routes::all().router.list_all();
+        let property = |tool: &str, name: &str| {
+            let tool = tools.iter().find(|t| t.name == tool).unwrap();
+            tool.input_schema["properties"][name].clone()
+        };
+        for (tool, name, min, max) in [
+            ("bucket_objects_list", "max_keys", 1, 1000),
+            ("bucket_object_text", "max_bytes", 1, 16_777_216),
+            ("bucket_object_fetch", "max_bytes", 1, 16_777_216),
+            ("bucket_object_link", "expiration", 1, 604_800),
+            ("package_browse", "max_entries", 1, 100_000),
+        ] {
+            let p = property(tool, name);
+            assert_eq!(
+                (p["minimum"].as_u64(), p["maximum"].as_u64()),
+                (Some(min), Some(max)),
+                "{tool}.{name}: {p}"
+            );
+            assert_eq!(p["type"], "integer", "{tool}.{name}");
+        }
+    }
+
     #[test]
     fn schemas_are_portable() {
         fn walk(value: &Value, input: bool, path: &str, tool: &str) {

@@ -112,6 +112,7 @@ pub(crate) struct ListParams {
     delimiter: Option<S3Name>,
     /// How many keys to return, 1 to 1000 (default 100).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 1000))]
     max_keys: Option<i64>,
     /// `next_continuation_token` of the previous page, to get the next one.
     #[serde(default)]
@@ -345,6 +346,7 @@ pub(crate) struct TextParams {
     s3_uri: ObjectUri,
     /// Most bytes to read (default 65536, at most 16 MiB). Only this much is downloaded.
     #[serde(default)]
+    #[schemars(range(min = 1, max = MAX_READ_BYTES))]
     max_bytes: Option<u64>,
     /// Byte offset to start reading at (default 0); use `offset + bytes_read` of the
     /// previous call to continue.
@@ -437,6 +439,7 @@ pub(crate) struct FetchParams {
     s3_uri: ObjectUri,
     /// Most bytes to return (default 1 MiB, at most 16 MiB). Only this much is downloaded.
     #[serde(default)]
+    #[schemars(range(min = 1, max = MAX_READ_BYTES))]
     max_bytes: Option<u64>,
 }
 
@@ -528,6 +531,7 @@ pub(crate) struct LinkParams {
     /// Seconds the link stays valid (default 3600, at most 604800). It never outlives
     /// the AWS credentials that sign it.
     #[serde(default)]
+    #[schemars(range(min = 1, max = MAX_LINK_SECONDS))]
     expiration: Option<u64>,
 }
 

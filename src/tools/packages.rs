@@ -139,6 +139,7 @@ pub(crate) struct BrowseParams {
     path: Option<String>,
     /// Most entries to return (default 1000, at most 100000); `truncated` says when more exist.
     #[serde(default)]
+    #[schemars(range(min = 1, max = MAX_ENTRIES))]
     max_entries: Option<usize>,
 }
 
