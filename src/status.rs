@@ -58,7 +58,11 @@ pub async fn diagnose(config: &Config, now: i64) -> StatusReport {
             json!({
                 "present": token.is_some(),
                 "source": source.map(TokenSourceKind::as_str),
+                "store": source
+                    .filter(|s| *s == TokenSourceKind::Keyring)
+                    .and_then(|_| crate::auth::source::store_in_use().ok()),
                 "keyring_entry": keyring_entry,
+                "keyring_store": crate::auth::source::store_in_use().ok(),
                 "fingerprint": token.map(Token::fingerprint),
                 "status": failure.map_or("ok", |f| f.reason.code()),
                 "message": failure.map(AuthFailure::message),
@@ -139,14 +143,18 @@ impl StatusReport {
         out.push_str(&format!(
             "Token:         {}\n",
             if self.token["present"] == json!(true) {
-                format!(
-                    "{} ({})",
-                    s(&self.token["source"]),
-                    s(&self.token["fingerprint"])
-                )
+                let source = match self.token["store"].as_str() {
+                    Some(store) => format!("keyring ({store})"),
+                    None => s(&self.token["source"]),
+                };
+                format!("{source} ({})", s(&self.token["fingerprint"]))
             } else {
+                let store = self.token["keyring_store"]
+                    .as_str()
+                    .map(|store| format!(" ({store})"))
+                    .unwrap_or_default();
                 format!(
-                    "none (QUILT_MCP_TOKEN unset, keyring entry {} empty)",
+                    "none (QUILT_MCP_TOKEN unset, keyring{store} entry {} empty)",
                     s(&self.token["keyring_entry"])
                 )
             }

@@ -184,6 +184,10 @@ pub struct TokenInfo {
     pub alg: String,
     /// The `kid` header, if any.
     pub kid: Option<String>,
+    /// The keyring store the token came from (`secret-service`, `keyutils`,
+    /// `keychain`, `credential-manager`), for a keyring token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<&'static str>,
 }
 
 /// The verified identity and entitlements of a caller: what every tool sees.

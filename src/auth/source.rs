@@ -17,30 +17,45 @@ use crate::config::Config;
 /// Linux when there is no session bus. Chosen once per process; `Err` says why none
 /// is available.
 pub fn ensure_native_store() -> Result<(), String> {
-    static RESULT: OnceLock<Result<(), String>> = OnceLock::new();
+    store_in_use().map(|_| ())
+}
+
+/// The credential store in use, chosen on first use (SPEC §8 names it):
+/// `secret-service`, `keyutils`, `keychain` or `credential-manager`, or `custom` when
+/// the process set its own default store (tests use a mock one).
+pub fn store_in_use() -> Result<&'static str, String> {
+    static RESULT: OnceLock<Result<&'static str, String>> = OnceLock::new();
     RESULT
         .get_or_init(|| {
             if keyring_core::get_default_store().is_some() {
-                return Ok(());
+                return Ok("custom");
             }
-            let store = native_store()?;
+            let (store, name) = native_store()?;
             keyring_core::set_default_store(store);
-            Ok(())
+            Ok(name)
         })
         .clone()
 }
 
+/// A native store and its name.
+type NativeStore = (Arc<keyring_core::CredentialStore>, &'static str);
+
 #[cfg(target_os = "macos")]
-fn native_store() -> Result<Arc<keyring_core::CredentialStore>, String> {
+fn native_store() -> Result<NativeStore, String> {
     apple_native_keyring_store::keychain::Store::new()
-        .map(|s| s as Arc<keyring_core::CredentialStore>)
+        .map(|s| (s as Arc<keyring_core::CredentialStore>, "keychain"))
         .map_err(|e| format!("the macOS Keychain is not available: {}", describe(&e)))
 }
 
 #[cfg(target_os = "windows")]
-fn native_store() -> Result<Arc<keyring_core::CredentialStore>, String> {
+fn native_store() -> Result<NativeStore, String> {
     windows_native_keyring_store::Store::new()
-        .map(|s| s as Arc<keyring_core::CredentialStore>)
+        .map(|s| {
+            (
+                s as Arc<keyring_core::CredentialStore>,
+                "credential-manager",
+            )
+        })
         .map_err(|e| {
             format!(
                 "the Windows Credential Manager is not available: {}",
@@ -50,11 +65,14 @@ fn native_store() -> Result<Arc<keyring_core::CredentialStore>, String> {
 }
 
 #[cfg(target_os = "linux")]
-fn native_store() -> Result<Arc<keyring_core::CredentialStore>, String> {
+fn native_store() -> Result<NativeStore, String> {
     match zbus_secret_service_keyring_store::Store::new() {
-        Ok(store) => Ok(store as Arc<keyring_core::CredentialStore>),
+        Ok(store) => Ok((
+            store as Arc<keyring_core::CredentialStore>,
+            "secret-service",
+        )),
         Err(ss_error) => linux_keyutils_keyring_store::Store::new()
-            .map(|s| s as Arc<keyring_core::CredentialStore>)
+            .map(|s| (s as Arc<keyring_core::CredentialStore>, "keyutils"))
             .map_err(|e| {
                 format!(
                     "neither the Secret Service ({}) nor the kernel keyring ({}) is available",
@@ -74,14 +92,14 @@ fn native_store() -> Result<Arc<keyring_core::CredentialStore>, String> {
         target_os = "android"
     ))
 ))]
-fn native_store() -> Result<Arc<keyring_core::CredentialStore>, String> {
+fn native_store() -> Result<NativeStore, String> {
     zbus_secret_service_keyring_store::Store::new()
-        .map(|s| s as Arc<keyring_core::CredentialStore>)
+        .map(|s| (s as Arc<keyring_core::CredentialStore>, "secret-service"))
         .map_err(|e| format!("the Secret Service is not available: {}", describe(&e)))
 }
 
 #[cfg(not(any(unix, target_os = "windows")))]
-fn native_store() -> Result<Arc<keyring_core::CredentialStore>, String> {
+fn native_store() -> Result<NativeStore, String> {
     Err("this platform has no supported credential store".to_owned())
 }
 

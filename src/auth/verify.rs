@@ -113,6 +113,9 @@ impl Verifier {
                 fingerprint: token.fingerprint(),
                 alg: format!("{alg:?}"),
                 kid: key_id(&parts.header),
+                store: (source == TokenSourceKind::Keyring)
+                    .then(super::source::store_in_use)
+                    .and_then(Result::ok),
             },
             aws,
             token: token.clone(),

@@ -220,6 +220,7 @@ mod tests {
                 fingerprint: token.fingerprint(),
                 alg: "HS256".into(),
                 kid: None,
+                store: None,
             },
             aws: CredentialSource::None,
             token,

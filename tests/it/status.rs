@@ -274,3 +274,20 @@ fn config_prints_a_snippet_for_each_host_without_secrets() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// SPEC §8: `status` names the keyring store in use, here Linux's (the Secret
+/// Service when a session bus answers, else the kernel keyutils store).
+#[test]
+fn status_names_the_keyring_store() {
+    let (code, out) = status(&["--json"], &[("QUILT_MCP_JWT_SECRET", SECRET)]);
+    assert_eq!(code, 1, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let store = report["token"]["keyring_store"].as_str().unwrap_or("");
+    assert!(
+        ["secret-service", "keyutils"].contains(&store),
+        "{}",
+        report["token"]
+    );
+    let (_, text) = status(&[], &[("QUILT_MCP_JWT_SECRET", SECRET)]);
+    assert!(text.contains(&format!("keyring ({store}) entry")), "{text}");
+}
