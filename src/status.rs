@@ -58,9 +58,6 @@ pub async fn diagnose(config: &Config, now: i64) -> StatusReport {
             json!({
                 "present": token.is_some(),
                 "source": source.map(TokenSourceKind::as_str),
-                "store": source
-                    .filter(|s| *s == TokenSourceKind::Keyring)
-                    .and_then(|_| crate::auth::source::store_in_use().ok()),
                 "keyring_entry": keyring_entry,
                 "keyring_store": crate::auth::source::store_in_use().ok(),
                 "fingerprint": token.map(Token::fingerprint),
@@ -143,7 +140,8 @@ impl StatusReport {
         out.push_str(&format!(
             "Token:         {}\n",
             if self.token["present"] == json!(true) {
-                let source = match self.token["store"].as_str() {
+                let keyring = self.token["source"] == json!("keyring");
+                let source = match self.token["keyring_store"].as_str().filter(|_| keyring) {
                     Some(store) => format!("keyring ({store})"),
                     None => s(&self.token["source"]),
                 };

@@ -27,6 +27,8 @@ use crate::time::{now_unix, rfc3339};
 pub(crate) const MAX_READ_BYTES: u64 = 16 * 1024 * 1024;
 /// Largest `expiration` for presigned links (7 days, SigV4's limit).
 pub(crate) const MAX_LINK_SECONDS: u64 = 604_800;
+/// Largest `max_keys` of `bucket_objects_list` (S3's own page size).
+pub(crate) const MAX_LIST_KEYS: i64 = 1000;
 /// Items written at once by `bucket_objects_put`.
 pub(crate) const PUT_CONCURRENCY: usize = 8;
 
@@ -112,7 +114,7 @@ pub(crate) struct ListParams {
     delimiter: Option<S3Name>,
     /// How many keys to return, 1 to 1000 (default 100).
     #[serde(default)]
-    #[schemars(range(min = 1, max = 1000))]
+    #[schemars(range(min = 1, max = MAX_LIST_KEYS))]
     max_keys: Option<i64>,
     /// `next_continuation_token` of the previous page, to get the next one.
     #[serde(default)]
@@ -178,9 +180,9 @@ impl Tool for BucketObjectsList {
         let s3 = call.s3()?;
         let bucket = p.bucket.name();
         let max_keys = p.max_keys.unwrap_or(100);
-        if !(1..=1000).contains(&max_keys) {
+        if !(1..=MAX_LIST_KEYS).contains(&max_keys) {
             return Err(ToolError::invalid(format!(
-                "`max_keys` must be from 1 to 1000, not {max_keys}"
+                "`max_keys` must be from 1 to {MAX_LIST_KEYS}, not {max_keys}"
             )));
         }
         let prefix = p.prefix.unwrap_or_default().into_string();

@@ -143,12 +143,7 @@ pub(crate) struct Call<'a> {
 impl Call<'_> {
     /// The caller's S3 client.
     pub(crate) fn s3(&self) -> Result<&aws_sdk_s3::Client, ToolError> {
-        self.aws.map(|session| &session.s3).ok_or_else(|| {
-            ToolError::new(
-                ErrorCode::InternalError,
-                "the tool reaches AWS but the call carries no AWS session",
-            )
-        })
+        self.session().map(|session| &session.s3)
     }
 
     /// The caller's AWS session.
