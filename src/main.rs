@@ -278,8 +278,9 @@ async fn login(token_file: Option<std::path::PathBuf>) -> anyhow::Result<ExitCod
         .context("the keyring writer stopped")?;
     match result {
         Ok(ctx) => {
+            let store = quilt_mcp::auth::source::store_in_use().unwrap_or("?");
             eprintln!(
-                "Stored the token of {} (expires {}) in the keyring entry {entry}.",
+                "Stored the token of {} (expires {}) in the keyring ({store}) entry {entry}.",
                 ctx.subject.as_deref().unwrap_or("an unnamed subject"),
                 quilt_mcp::time::human(ctx.expires_at)
             );
@@ -309,7 +310,7 @@ async fn logout() -> anyhow::Result<ExitCode> {
     match result {
         Ok(true) => eprintln!("Deleted the token in the keyring entry {entry}."),
         Ok(false) => eprintln!("There was no token in the keyring entry {entry}."),
-        Err(e) => anyhow::bail!("cannot delete the keyring entry {entry}: {e}"),
+        Err(e) => anyhow::bail!("cannot delete the token: {}", e.sentence(&entry)),
     }
     Ok(ExitCode::SUCCESS)
 }

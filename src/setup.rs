@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
-use crate::auth::source::{KeyringError, delete_entry, write_entry};
+use crate::auth::source::{KeyringError, StoreError, delete_entry, write_entry};
 use crate::auth::verify::Verifier;
 use crate::auth::{AuthContext, AuthFailure, Token, TokenSourceKind};
 use crate::config::{Config, KeyConfig};
@@ -19,12 +19,18 @@ pub enum LoginError {
     /// The token does not verify (exit 1).
     #[error("{}", .0.message())]
     Refused(AuthFailure),
-    /// The configuration or the keyring is unusable (exit 2).
+    /// The configuration is unusable (exit 2).
     #[error("{0}")]
     Setup(String),
+    /// The keyring did not store the token; nothing partial is left unless it says so
+    /// (exit 2).
+    #[error("{0}")]
+    Store(#[from] StoreError),
 }
 
-/// Verifies `text` with the configured key and stores it in the keyring entry.
+/// Verifies `text` with the configured key and stores it in the keyring entry, checked
+/// by reading it back; a failed write leaves the entry as it was (see
+/// [`crate::auth::source::store_token`]).
 pub fn login(config: &Config, text: &str, now: i64) -> Result<AuthContext, LoginError> {
     let token = Token::new(text).ok_or(LoginError::Empty)?;
     let verifier = Verifier::new(config);
@@ -34,8 +40,7 @@ pub fn login(config: &Config, text: &str, now: i64) -> Result<AuthContext, Login
     let (ctx, _) = verifier
         .verify(&token, TokenSourceKind::Keyring, now)
         .map_err(LoginError::Refused)?;
-    write_entry(&config.keyring_service, &config.keyring_user, &token)
-        .map_err(|e| LoginError::Setup(format!("cannot write the keyring entry: {e}")))?;
+    write_entry(&config.keyring_service, &config.keyring_user, &token)?;
     Ok(ctx)
 }
 

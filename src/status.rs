@@ -42,7 +42,13 @@ pub async fn diagnose(config: &Config, now: i64) -> StatusReport {
     let provider = crate::auth::source::TokenProvider::new(config);
     let (service, user) = provider.keyring_entry();
     let keyring_entry = format!("{service}/{user}");
-    let found = provider.current(now).await;
+    let looked_up = provider.lookup(now).await;
+    let keyring_state = match &looked_up {
+        Ok((_, TokenSourceKind::Keyring)) => Some("ok"),
+        Ok(_) => None,
+        Err(missing) => Some(missing.keyring_state),
+    };
+    let found = looked_up.map_err(|missing| missing.failure);
     let verified: Option<Result<(AuthContext, _), AuthFailure>> = match &found {
         Ok((token, source)) => Some(verifier.verify(token, *source, now)),
         Err(_) => None,
@@ -60,6 +66,7 @@ pub async fn diagnose(config: &Config, now: i64) -> StatusReport {
                 "source": source.map(TokenSourceKind::as_str),
                 "keyring_entry": keyring_entry,
                 "keyring_store": crate::auth::source::store_in_use().ok(),
+                "keyring_state": keyring_state,
                 "fingerprint": token.map(Token::fingerprint),
                 "status": failure.map_or("ok", |f| f.reason.code()),
                 "message": failure.map(AuthFailure::message),
@@ -147,14 +154,8 @@ impl StatusReport {
                 };
                 format!("{source} ({})", s(&self.token["fingerprint"]))
             } else {
-                let store = self.token["keyring_store"]
-                    .as_str()
-                    .map(|store| format!(" ({store})"))
-                    .unwrap_or_default();
-                format!(
-                    "none (QUILT_MCP_TOKEN unset, keyring{store} entry {} empty)",
-                    s(&self.token["keyring_entry"])
-                )
+                // The one sentence that says why and what to do (the failure's hint).
+                format!("none: {}", s(&self.token["hint"]))
             }
         ));
         out.push_str(&format!(
@@ -162,7 +163,11 @@ impl StatusReport {
             s(&self.token["status"]),
             s(&self.verification["key_kind"])
         ));
-        if let Some(message) = self.token["message"].as_str() {
+        // A missing token's sentence is on the Token line already.
+        if let Some(message) = self.token["message"]
+            .as_str()
+            .filter(|_| self.token["present"] == json!(true))
+        {
             out.push_str(&format!("               {message}\n"));
         }
         if let Some(claims) = &self.claims {

@@ -59,10 +59,13 @@ async fn an_empty_entry_is_a_missing_token() {
     let provider = TokenProvider::new(&config("svc-empty", None));
     let failure = provider.current(now()).await.unwrap_err();
     assert_eq!(failure.reason.code(), "missing_token");
+    // The hint is the one sentence: which entry, of which store, and what to do.
     assert!(
-        failure.detail.contains("svc-empty/tester"),
+        failure.hint.starts_with(
+            "the keyring (custom) entry svc-empty/tester is empty: run `quilt-mcp login`"
+        ),
         "{}",
-        failure.detail
+        failure.hint
     );
 }
 

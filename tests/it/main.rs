@@ -11,6 +11,7 @@ mod hostile_inputs;
 mod http;
 mod http_router;
 mod keyring;
+mod keyring_real;
 mod mcpb_manifest;
 mod properties;
 mod publish_race;
