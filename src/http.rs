@@ -31,7 +31,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use futures::StreamExt as _;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -143,6 +143,11 @@ pub fn router(server: QuiltServer, options: &HttpOptions) -> Router {
             "/.well-known/oauth-protected-resource/mcp",
             get(resource_metadata),
         )
+        .route("/.well-known/oauth-authorization-server", any(not_oauth))
+        .route("/.well-known/openid-configuration", any(not_oauth))
+        .route("/register", any(not_oauth))
+        .route("/authorize", any(not_oauth))
+        .route("/token", any(not_oauth))
         .merge(protected)
         .route_layer(middleware::from_fn_with_state(state.clone(), check_host));
     Router::new()
@@ -503,6 +508,24 @@ async fn readyz(State(state): State<AppState>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// The paths where an OAuth client that found no authorization server looks for one
+/// on the MCP server's own origin (the MCP 2025-03-26 fallback: authorization-server
+/// metadata, then `/register`, `/authorize`, `/token`): 404 with an OAuth error body
+/// whose `error_description` says what to send instead, which clients show or log
+/// (Claude Code logs it as the reason the connection failed) instead of a parse error.
+async fn not_oauth() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({
+            "error": "invalid_request",
+            "error_description": "quilt-mcp is not an OAuth authorization server: send your \
+                Quilt token in an Authorization: Bearer header (in Claude Code: claude mcp add \
+                --transport http NAME URL --header \"Authorization: Bearer <token>\")",
+        })),
+    )
+        .into_response()
 }
 
 /// RFC 9728 metadata; 404 without `QUILT_CATALOG_URL`, when there is no

@@ -171,7 +171,7 @@ const STANDARD_FORMATS: &[&str] = &[
 
 /// Makes a schema portable (SPEC §6.1): no `format` outside 2020-12's own; in an input
 /// schema also no type arrays, so an optional parameter is `{"type": "integer"}`, not
-/// `["integer", "null"]` (it is simply not required).
+/// `["integer", "null"]` (it is simply not required), and no `default: null`.
 fn portable(schema: &mut Value, input: bool) {
     match schema {
         Value::Object(map) => {
@@ -187,6 +187,11 @@ fn portable(schema: &mut Value, input: bool) {
                 if let [one] = kept.as_slice() {
                     map.insert("type".into(), one.clone());
                 }
+            }
+            if input && map.get("default").is_some_and(Value::is_null) {
+                // `Option`'s `default: null` no longer fits the single type: absent is
+                // how an optional parameter is left out.
+                map.shift_remove("default");
             }
             for value in map.values_mut() {
                 portable(value, input);

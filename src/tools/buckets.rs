@@ -29,6 +29,8 @@ pub(crate) const MAX_READ_BYTES: u64 = 16 * 1024 * 1024;
 pub(crate) const MAX_LINK_SECONDS: u64 = 604_800;
 /// Largest `max_keys` of `bucket_objects_list` (S3's own page size).
 pub(crate) const MAX_LIST_KEYS: i64 = 1000;
+/// Most objects one `bucket_objects_put` call writes.
+const MAX_PUT_ITEMS: usize = 1000;
 /// Items written at once by `bucket_objects_put`.
 pub(crate) const PUT_CONCURRENCY: usize = 8;
 
@@ -658,6 +660,7 @@ pub(crate) struct PutParams {
     /// The bucket: a name or `s3://name`.
     bucket: Bucket,
     /// The objects to write, 1 to 1000.
+    #[schemars(length(min = 1, max = MAX_PUT_ITEMS))]
     items: Vec<PutItem>,
 }
 
@@ -720,9 +723,9 @@ impl Tool for BucketObjectsPut {
     async fn run(call: Call<'_>, p: PutParams) -> Result<PutOutput, ToolError> {
         let s3 = call.s3()?;
         let bucket = p.bucket.name();
-        if p.items.is_empty() || p.items.len() > 1000 {
+        if p.items.is_empty() || p.items.len() > MAX_PUT_ITEMS {
             return Err(ToolError::invalid(format!(
-                "`items` must hold 1 to 1000 objects, not {}",
+                "`items` must hold 1 to {MAX_PUT_ITEMS} objects, not {}",
                 p.items.len()
             )));
         }

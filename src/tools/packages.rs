@@ -487,9 +487,9 @@ pub(crate) struct CreateParams {
     /// The revision's commit message.
     #[serde(default)]
     message: Option<String>,
-    /// Package-level metadata (any JSON), stored as the manifest's `user_meta`.
+    /// Package-level metadata (a JSON object), stored as the manifest's `user_meta`.
     #[serde(default)]
-    metadata: Option<Value>,
+    metadata: Option<serde_json::Map<String, Value>>,
     /// Publish even if another revision became latest while this one was being made.
     #[serde(default)]
     force: Option<bool>,
@@ -572,7 +572,7 @@ impl Tool for PackageCreate {
         let sources = expand_sources(s3, &p).await?;
         let previous = registry.latest_pointer(&p.package_name).await?;
         let records = publish::hash_sources(s3, sources, call.progress, call.cancel).await?;
-        let manifest = publish::new_manifest(records, p.message, p.metadata);
+        let manifest = publish::new_manifest(records, p.message, p.metadata.map(Value::Object));
         let published = publish::publish(
             &registry,
             &p.package_name,

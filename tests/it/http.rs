@@ -595,6 +595,28 @@ async fn without_a_catalog_there_is_no_resource_metadata() {
             .unwrap();
         assert_eq!(response.status(), 404, "{path}");
     }
+    // Where a client that found no authorization server looks for one on this origin
+    // (as Claude Code does: metadata, then dynamic client registration), an OAuth error
+    // body that says what to send instead of an empty 404.
+    let client = reqwest::Client::new();
+    for (method, path) in [
+        ("GET", "/.well-known/oauth-authorization-server"),
+        ("GET", "/.well-known/openid-configuration"),
+        ("POST", "/register"),
+        ("GET", "/authorize"),
+        ("POST", "/token"),
+    ] {
+        let response = client
+            .request(method.parse().unwrap(), format!("{}{path}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request", "{path}");
+        let text = body["error_description"].as_str().unwrap();
+        assert!(text.contains("Authorization: Bearer"), "{path}: {text}");
+    }
 }
 
 /// Opens a raw TCP connection to the server.

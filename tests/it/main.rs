@@ -16,6 +16,7 @@ mod mcpb_manifest;
 mod properties;
 mod publish_race;
 mod quilt_format;
+mod schemas;
 mod status;
 mod stdio_auth;
 mod stdio_fuzz;
