@@ -161,6 +161,8 @@ fn start(refused: &str, transport: Transport) -> (QuiltServer, logging::LogGuard
 }
 
 async fn serve_stdio() -> anyhow::Result<()> {
+    // Signal handlers first: a host may quit while the server is still starting.
+    let signal = quilt_mcp::http::shutdown_signal();
     let (server, guard) = start("every tool call", Transport::Stdio);
     tracing::info!(
         event = "server_started",
@@ -189,7 +191,7 @@ async fn serve_stdio() -> anyhow::Result<()> {
     let cancel = tokio_util::sync::CancellationToken::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {
-        quilt_mcp::http::shutdown_signal().await;
+        signal.await;
         tracing::info!(
             event = "server_stopping",
             "signal received: ending the session"
@@ -223,6 +225,7 @@ async fn serve_http(
     addr: std::net::SocketAddr,
     options: quilt_mcp::http::HttpOptions,
 ) -> anyhow::Result<()> {
+    let signal = quilt_mcp::http::shutdown_signal();
     let (server, guard) = start("every request", Transport::Http);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -241,7 +244,7 @@ async fn serve_http(
     eprintln!("quilt-mcp: serving MCP at http://{local}/mcp");
     let router = quilt_mcp::http::router(server, &options);
     quilt_mcp::http::run(listener, router, &options, async {
-        quilt_mcp::http::shutdown_signal().await;
+        signal.await;
         tracing::info!(
             event = "server_stopping",
             "shutting down: finishing in-flight requests"

@@ -320,8 +320,19 @@ async fn sigterm_ends_a_stdio_session_and_flushes_the_log() {
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
-    // The host keeps stdin open and never initializes; it just quits.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The host keeps stdin open and never initializes; it just quits, once the server
+    // has started (a fixed sleep is too short on a loaded machine).
+    let started = std::time::Instant::now();
+    while !std::fs::read_dir(dir.path()).unwrap().any(|entry| {
+        std::fs::read_to_string(entry.unwrap().path())
+            .is_ok_and(|text| text.contains("\"server_started\""))
+    }) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no server_started line within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let pid = child.id().unwrap().to_string();
     assert!(
         std::process::Command::new("kill")
