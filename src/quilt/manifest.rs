@@ -98,8 +98,9 @@ impl Record {
         }
     }
 
-    /// The canonical object hashed into the top hash.
-    fn write_hash_part(&self, out: &mut String) {
+    /// Appends the canonical object hashed into the top hash:
+    /// `{"hash", "logical_key", "meta" (`{}` when absent), "size"}`.
+    pub(crate) fn write_hash_part(&self, out: &mut String) {
         out.push_str("{\"hash\":");
         json::write_value(self.hash(), CANONICAL, out);
         out.push_str(",\"logical_key\":");
@@ -145,6 +146,58 @@ pub struct ManifestReader {
 type ParsedLine = (Map<String, Value>, Option<Box<str>>);
 
 fn parse_line(text: &str, line: usize) -> Result<ParsedLine, ManifestError> {
+    let obj = parse_object(text, line)?;
+    let rewritten = json::object_to_string(&obj, QUILT3_LINE);
+    let raw = (rewritten != text).then(|| text.into());
+    Ok((obj, raw))
+}
+
+/// Checks a line after the header: a string `logical_key`, and for an entry a size, a
+/// hash `{type, value}` and a physical key.
+pub(crate) fn check_record(record: &Record, line: usize) -> Result<(), ManifestError> {
+    if !matches!(record.obj.get("logical_key"), Some(Value::String(_))) {
+        return Err(ManifestError {
+            line,
+            problem: "has no string logical_key".to_owned(),
+        });
+    }
+    if !record.is_directory() {
+        let (kind, value) = record.hash_parts();
+        if record.obj.get("size").and_then(Value::as_u64).is_none()
+            || kind.is_empty()
+            || value.is_empty()
+        {
+            return Err(ManifestError {
+                line,
+                problem: format!(
+                    "entry {:?} lacks a size or a hash {{type, value}}",
+                    record.logical_key()
+                ),
+            });
+        }
+        if record.physical_key().is_none() {
+            return Err(ManifestError {
+                line,
+                problem: format!(
+                    "entry {:?} has no physical key string",
+                    record.logical_key()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Parses one line after the header for streaming: the object alone (its text is not
+/// kept), checked as [`ManifestReader`] checks it.
+pub(crate) fn parse_record(text: &str, line: usize) -> Result<Record, ManifestError> {
+    let record = Record::from_object(parse_object(text, line)?);
+    check_record(&record, line)?;
+    Ok(record)
+}
+
+/// Parses one line as a JSON object, within [`MAX_LINE_BYTES`].
+pub(crate) fn parse_object(text: &str, line: usize) -> Result<Map<String, Value>, ManifestError> {
     let err = |problem: String| ManifestError { line, problem };
     if text.len() > MAX_LINE_BYTES {
         return Err(err(format!(
@@ -152,14 +205,11 @@ fn parse_line(text: &str, line: usize) -> Result<ParsedLine, ManifestError> {
             text.len()
         )));
     }
-    let obj = match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(obj)) => obj,
-        Ok(_) => return Err(err("is not a JSON object".to_owned())),
-        Err(e) => return Err(err(format!("is not JSON: {e}"))),
-    };
-    let rewritten = json::object_to_string(&obj, QUILT3_LINE);
-    let raw = (rewritten != text).then(|| text.into());
-    Ok((obj, raw))
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(obj)) => Ok(obj),
+        Ok(_) => Err(err("is not a JSON object".to_owned())),
+        Err(e) => Err(err(format!("is not JSON: {e}"))),
+    }
 }
 
 impl ManifestReader {
@@ -199,36 +249,7 @@ impl ManifestReader {
             }
             Some(manifest) => {
                 let record = Record { obj, raw };
-                if !matches!(record.obj.get("logical_key"), Some(Value::String(_))) {
-                    return Err(ManifestError {
-                        line: self.line,
-                        problem: "has no string logical_key".to_owned(),
-                    });
-                }
-                if !record.is_directory() {
-                    let (kind, value) = record.hash_parts();
-                    if record.obj.get("size").and_then(Value::as_u64).is_none()
-                        || kind.is_empty()
-                        || value.is_empty()
-                    {
-                        return Err(ManifestError {
-                            line: self.line,
-                            problem: format!(
-                                "entry {:?} lacks a size or a hash {{type, value}}",
-                                record.logical_key()
-                            ),
-                        });
-                    }
-                    if record.physical_key().is_none() {
-                        return Err(ManifestError {
-                            line: self.line,
-                            problem: format!(
-                                "entry {:?} has no physical key string",
-                                record.logical_key()
-                            ),
-                        });
-                    }
-                }
+                check_record(&record, self.line)?;
                 manifest.records.push(record);
             }
         }
@@ -244,6 +265,31 @@ impl ManifestReader {
         manifest.trailing_newline = trailing_newline;
         Ok(manifest)
     }
+}
+
+/// A SHA-256 state that has hashed the canonical `header` without `top_hash`: the
+/// start of a top hash.
+pub(crate) fn header_hasher(header: &Map<String, Value>) -> Sha256 {
+    let mut hasher = Sha256::new();
+    if header.contains_key("top_hash") {
+        let mut header = header.clone();
+        header.remove("top_hash");
+        hasher.update(json::object_to_string(&header, CANONICAL).as_bytes());
+    } else {
+        hasher.update(json::object_to_string(header, CANONICAL).as_bytes());
+    }
+    hasher
+}
+
+/// Lowercase hex digits of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
 }
 
 impl Manifest {
@@ -291,14 +337,7 @@ impl Manifest {
     /// `top_hash`) and, in tree order, each entry's `{hash, logical_key, meta, size}`.
     /// Directory-metadata lines and physical keys are not hashed.
     pub fn top_hash(&self) -> String {
-        let mut hasher = Sha256::new();
-        if self.header.contains_key("top_hash") {
-            let mut header = self.header.clone();
-            header.remove("top_hash");
-            hasher.update(json::object_to_string(&header, CANONICAL).as_bytes());
-        } else {
-            hasher.update(json::object_to_string(&self.header, CANONICAL).as_bytes());
-        }
+        let mut hasher = header_hasher(&self.header);
         let mut entries: Vec<&Record> = self.entries().collect();
         entries.sort_by(|a, b| tree_order(a.logical_key(), b.logical_key()));
         let mut part = String::new();
@@ -307,11 +346,7 @@ impl Manifest {
             entry.write_hash_part(&mut part);
             hasher.update(part.as_bytes());
         }
-        hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex(&hasher.finalize())
     }
 
     /// The manifest's bytes: the lines as read, or as quilt3 writes them.

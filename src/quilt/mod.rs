@@ -7,9 +7,12 @@
 //!
 //! [`json`] writes JSON as Python does (for top hashes and manifest lines); [`hash`]
 //! computes entry hashes in constant memory; `registry` reads and writes a registry
-//! bucket, `publish` makes a new revision and `diff` compares two. Failures are
+//! bucket, `stream` reads a manifest line by line verifying its top hash as it
+//! goes, `browse` pages through a revision, `publish` makes a new revision and `diff`
+//! compares two, each in bounded memory. Failures are
 //! `QuiltError`s. This layer knows S3 but nothing of tokens, tools or MCP.
 
+pub(crate) mod browse;
 pub(crate) mod diff;
 pub(crate) mod error;
 pub mod hash;
@@ -17,6 +20,7 @@ pub mod json;
 pub mod manifest;
 pub(crate) mod publish;
 pub(crate) mod registry;
+pub(crate) mod stream;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 

@@ -9,7 +9,6 @@ use futures::StreamExt as _;
 use tokio::io::AsyncBufReadExt as _;
 
 use super::error::QuiltError;
-use super::manifest::{MAX_LINE_BYTES, Manifest, ManifestError, ManifestReader};
 use super::{
     NAMED_PACKAGES_PREFIX, PACKAGES_PREFIX, is_top_hash, latest_key, manifest_key, parse_pointer,
     pointer_prefix,
@@ -22,8 +21,21 @@ const POINTER_CONCURRENCY: usize = 16;
 /// The most bytes of a small object (a pointer: 64 hex digits and whitespace) that are
 /// read; a larger one is not a pointer and is not read further.
 pub(crate) const MAX_SMALL_BYTES: usize = 1024;
-/// The most bytes of a manifest that are read.
-pub(crate) const MAX_MANIFEST_BYTES: u64 = 256 * 1024 * 1024;
+/// The most bytes of a manifest that are read. Manifests are streamed, so memory does
+/// not grow with this; it bounds the time a call spends (a 1,000,000-entry manifest is
+/// about 300 MB).
+pub(crate) const MAX_MANIFEST_BYTES: u64 = 8 * 1024 * 1024 * 1024;
+
+/// A manifest's body, buffered for reading line by line.
+pub(crate) type ManifestBody = std::pin::Pin<Box<dyn tokio::io::AsyncBufRead + Send>>;
+
+/// The error of a manifest over [`MAX_MANIFEST_BYTES`].
+pub(crate) fn manifest_too_large(uri: &str) -> QuiltError {
+    QuiltError::TooLarge(format!(
+        "the manifest {uri} is larger than {} GiB, more than this server reads",
+        MAX_MANIFEST_BYTES / (1024 * 1024 * 1024)
+    ))
+}
 
 /// One named package.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,9 +209,9 @@ impl<'a> Registry<'a> {
         }
     }
 
-    /// Streams the manifest of `top_hash`, parses it line by line (the text is never
-    /// held whole) and checks that it hashes to `top_hash`.
-    pub(crate) async fn read_manifest(&self, top_hash: &str) -> Result<Manifest, QuiltError> {
+    /// Opens the manifest of `top_hash` for reading line by line: a buffered body of at
+    /// most [`MAX_MANIFEST_BYTES`] (plus one byte, so that a longer one is noticed).
+    pub(crate) async fn open_manifest(&self, top_hash: &str) -> Result<ManifestBody, QuiltError> {
         let key = manifest_key(top_hash);
         let output = self
             .s3
@@ -216,69 +228,17 @@ impl<'a> Registry<'a> {
                     mapped.into()
                 }
             })?;
-        let too_large = || {
-            QuiltError::TooLarge(format!(
-                "the manifest {} is larger than {} MiB, more than this server reads",
-                self.uri(&key),
-                MAX_MANIFEST_BYTES / (1024 * 1024)
-            ))
-        };
         if output
             .content_length()
             .and_then(|length| u64::try_from(length).ok())
             .is_some_and(|length| length > MAX_MANIFEST_BYTES)
         {
-            return Err(too_large());
+            return Err(manifest_too_large(&self.uri(&key)));
         }
-        let mut lines = tokio::io::BufReader::with_capacity(
+        Ok(Box::pin(tokio::io::BufReader::with_capacity(
             256 * 1024,
             tokio::io::AsyncReadExt::take(output.body.into_async_read(), MAX_MANIFEST_BYTES + 1),
-        );
-        let mut reader = ManifestReader::new();
-        let mut line = Vec::new();
-        let mut trailing_newline = false;
-        let mut total: u64 = 0;
-        let invalid = |e: super::manifest::ManifestError| {
-            QuiltError::Integrity(format!("the manifest {} is invalid: {e}", self.uri(&key)))
-        };
-        loop {
-            line.clear();
-            let read = read_line_capped(&mut lines, &mut line, MAX_LINE_BYTES)
-                .await
-                .map_err(|e| QuiltError::interrupted(self.uri(&key), e))?;
-            match read {
-                LineRead::End => break,
-                LineRead::TooLong => {
-                    return Err(invalid(ManifestError {
-                        line: reader.lines_read() + 1,
-                        problem: format!("is over the {MAX_LINE_BYTES}-byte limit"),
-                    }));
-                }
-                LineRead::Line => {}
-            }
-            total += line.len() as u64;
-            if total > MAX_MANIFEST_BYTES {
-                return Err(too_large());
-            }
-            trailing_newline = line.ends_with(b"\n");
-            let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
-            let text = std::str::from_utf8(bytes).map_err(|_| {
-                invalid(ManifestError {
-                    line: reader.lines_read() + 1,
-                    problem: "is not UTF-8".to_owned(),
-                })
-            })?;
-            reader.push_line(text).map_err(invalid)?;
-        }
-        let manifest = reader.finish(trailing_newline).map_err(invalid)?;
-        let actual = manifest.top_hash();
-        if actual != top_hash {
-            return Err(QuiltError::Integrity(format!(
-                "the manifest stored as {top_hash} in s3://{} hashes to {actual}: it was altered or is corrupt",
-                self.bucket
-            )));
-        }
-        Ok(manifest)
+        )))
     }
 
     /// The newest revision of `name` whose top hash is not `except` (usually the

@@ -17,16 +17,23 @@ use super::{
 };
 use crate::error::listed_name;
 use crate::error::s3_error;
-use crate::quilt::manifest::{Record, tree_order};
+use crate::quilt::browse::{self, MAX_DIRECTORIES, PageRequest};
+use crate::quilt::manifest::Record;
 use crate::quilt::publish::{self, Source};
 use crate::quilt::registry::Registry;
-use crate::quilt::{self, diff};
+use crate::quilt::{self, diff, stream};
 use crate::time::rfc3339;
 
 /// Default `max_entries` of `package_browse`.
 pub(crate) const DEFAULT_MAX_ENTRIES: usize = 1000;
 /// Largest `max_entries` of `package_browse`.
 pub(crate) const MAX_ENTRIES: usize = 100_000;
+/// Default `max_changes` of `package_diff`.
+pub(crate) const DEFAULT_MAX_CHANGES: usize = 1000;
+/// Largest `max_changes` of `package_diff`.
+pub(crate) const MAX_CHANGES: usize = 100_000;
+/// Longest `cursor` of `package_browse`, in characters.
+pub(crate) const MAX_CURSOR_CHARS: usize = 16 * 1024;
 /// Most entries `package_create` makes.
 pub(crate) const MAX_CREATE_ENTRIES: usize = 100_000;
 
@@ -141,6 +148,11 @@ pub(crate) struct BrowseParams {
     #[serde(default)]
     #[schemars(range(min = 1, max = MAX_ENTRIES))]
     max_entries: Option<usize>,
+    /// The `next_cursor` of the page before, to get the next page (of the same revision
+    /// and path, even if `latest` moved since).
+    #[serde(default)]
+    #[schemars(length(max = MAX_CURSOR_CHARS))]
+    cursor: Option<String>,
 }
 
 impl Params for BrowseParams {
@@ -199,13 +211,18 @@ impl EntryItem {
     }
 }
 
-/// A directory's metadata.
+/// An immediate sub-directory of the path.
 #[derive(Debug, Serialize, JsonSchema)]
 pub(crate) struct DirectoryItem {
     /// The directory, ending in `/`.
     logical_key: String,
-    /// Its metadata.
-    meta: Value,
+    /// How many entries are under it, at any depth.
+    entry_count: u64,
+    /// Their total size.
+    total_size: u64,
+    /// Its directory metadata, when the manifest has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta: Option<Value>,
 }
 
 /// The result of `package_browse`.
@@ -225,29 +242,82 @@ pub(crate) struct BrowseOutput {
     user_meta: Value,
     /// Its workflow, if any.
     workflow: Value,
-    /// The path the entries are under (empty: all).
+    /// The path the entries are under, without leading or trailing `/` (empty: all).
     path: String,
-    /// The entries, in logical-key order.
+    /// This page's entries, in logical-key order.
     entries: Vec<EntryItem>,
-    /// How many entries the revision (or path) has.
-    entry_count: usize,
+    /// How many entries the revision (or path) has, in all pages.
+    entry_count: u64,
     /// Their total size.
     total_size: u64,
-    /// Whether more entries exist than are returned.
+    /// Whether entries follow this page.
     truncated: bool,
-    /// Directory metadata.
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+    /// The immediate sub-directories of the path (of the whole revision, not only this
+    /// page), the first 1000 in logical-key order, each with the count and total size
+    /// of the entries under it and its directory metadata.
     directories: Vec<DirectoryItem>,
+    /// Whether more sub-directories exist than `directories` lists.
+    directories_truncated: bool,
 }
 
-fn under_path(logical_key: &str, path: &str) -> bool {
-    if path.is_empty() {
-        return true;
+/// What a `package_browse` cursor holds: the page after `after` of `path` in revision
+/// `top_hash`. Opaque to clients: base64url of this JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Cursor {
+    v: u32,
+    top_hash: String,
+    path: String,
+    after: String,
+}
+
+const CURSOR_VERSION: u32 = 1;
+
+fn encode_cursor(top_hash: &str, path: &str, after: &str) -> Result<String, ToolError> {
+    use base64::Engine as _;
+    let cursor = Cursor {
+        v: CURSOR_VERSION,
+        top_hash: top_hash.to_owned(),
+        path: path.to_owned(),
+        after: after.to_owned(),
+    };
+    let json = serde_json::to_vec(&cursor)
+        .map_err(|e| ToolError::new(ErrorCode::InternalError, e.to_string()))?;
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+    if text.len() > MAX_CURSOR_CHARS {
+        return Err(ToolError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "the last logical key of this page is too long to page after (a cursor is at most {MAX_CURSOR_CHARS} characters); narrow the listing with `path`"
+            ),
+        ));
     }
-    let dir = path.trim_end_matches('/');
-    logical_key == dir
-        || logical_key
-            .strip_prefix(dir)
-            .is_some_and(|rest| rest.starts_with('/'))
+    Ok(text)
+}
+
+fn decode_cursor(text: &str) -> Result<Cursor, ToolError> {
+    use base64::Engine as _;
+    let bad = || {
+        ToolError::invalid(
+            "`cursor` is not a cursor of package_browse: pass the next_cursor of the page before, unchanged",
+        )
+    };
+    if text.len() > MAX_CURSOR_CHARS {
+        return Err(ToolError::invalid(format!(
+            "`cursor` is {} characters long; a cursor of package_browse is at most {MAX_CURSOR_CHARS}",
+            text.len()
+        )));
+    }
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text.trim())
+        .map_err(|_| bad())?;
+    let cursor: Cursor = serde_json::from_slice(&json).map_err(|_| bad())?;
+    if cursor.v != CURSOR_VERSION || !quilt::is_top_hash(&cursor.top_hash) {
+        return Err(bad());
+    }
+    Ok(cursor)
 }
 
 impl Tool for PackageBrowse {
@@ -255,9 +325,11 @@ impl Tool for PackageBrowse {
         "package_browse",
         "Browse a package",
         "Show a package revision: its message and metadata, and its files (logical \
-            key, size, hash, physical S3 location, metadata), optionally under a `path`. The \
-            revision's top hash is verified. Use the physical_key with bucket_object_text or \
-            bucket_object_fetch to read a file.",
+            key, size, hash, physical S3 location, metadata), optionally under a `path`, a page \
+            at a time in logical-key order (pass `next_cursor` as `cursor` for the next page), \
+            with counts and a summary of its sub-directories. The revision's top hash is \
+            verified. Use the physical_key with bucket_object_text or bucket_object_fetch to \
+            read a file.",
     );
     type Params = BrowseParams;
     type Output = BrowseOutput;
@@ -271,51 +343,74 @@ impl Tool for PackageBrowse {
                 "`max_entries` must be from 1 to {MAX_ENTRIES}"
             )));
         }
+        let path = p.path.as_deref().unwrap_or("").trim_matches('/').to_owned();
+        let cursor = p.cursor.as_deref().map(decode_cursor).transpose()?;
         let registry = Registry::new(call.s3()?, bucket);
-        let top_hash = registry
-            .resolve(&p.package_name, p.top_hash.as_deref())
-            .await?;
-        let manifest = registry.read_manifest(&top_hash).await?;
-        let path = p
-            .path
-            .as_deref()
-            .unwrap_or("")
-            .trim_start_matches('/')
-            .to_owned();
-        let mut matching: Vec<&Record> = manifest
-            .entries()
-            .filter(|e| under_path(e.logical_key(), &path))
-            .collect();
-        matching.sort_by(|a, b| tree_order(a.logical_key(), b.logical_key()));
-        let header = manifest.header();
+        let given = p.top_hash.as_deref().filter(|h| !h.trim().is_empty());
+        let top_hash = match (&cursor, given) {
+            // The cursor pins its revision, even if `latest` moved.
+            (Some(cursor), None) => cursor.top_hash.clone(),
+            (cursor, given) => {
+                let resolved = registry.resolve(&p.package_name, given).await?;
+                if let Some(cursor) = cursor
+                    && cursor.top_hash != resolved
+                {
+                    return Err(ToolError::invalid(format!(
+                        "`cursor` pages through revision {}, not {resolved}; leave out `top_hash` or start again without `cursor`",
+                        cursor.top_hash
+                    )));
+                }
+                resolved
+            }
+        };
+        if let Some(cursor) = &cursor
+            && cursor.path != path
+        {
+            return Err(ToolError::invalid(format!(
+                "`cursor` pages through path {:?}, not {path:?}; pass the same `path` or start again without `cursor`",
+                cursor.path
+            )));
+        }
+        let request = PageRequest {
+            path,
+            after: cursor.map(|c| c.after),
+            max_entries,
+            max_directories: MAX_DIRECTORIES,
+        };
+        let (header, page) =
+            browse::page(|order| stream::open(&registry, &top_hash, order), &request).await?;
+        let next_cursor = match page.entries.last() {
+            Some(last) if page.truncated => {
+                Some(encode_cursor(&top_hash, &request.path, last.logical_key())?)
+            }
+            _ => None,
+        };
         let field = |name: &str| header.get(name).cloned().unwrap_or(Value::Null);
         Ok(BrowseOutput {
             registry: registry_uri(bucket),
             uri: quilt::package_uri(bucket, &p.package_name, &top_hash),
             package_name: p.package_name,
-            top_hash,
             message: field("message"),
             user_meta: field("user_meta"),
             workflow: field("workflow"),
-            entries: matching
-                .iter()
-                .take(max_entries)
-                .map(|e| EntryItem::of(e))
-                .collect(),
-            entry_count: matching.len(),
-            total_size: matching.iter().map(|e| e.size()).sum(),
-            truncated: matching.len() > max_entries,
-            directories: manifest
-                .directories()
-                .filter(|d| {
-                    under_path(d.logical_key().trim_end_matches('/'), &path) || path.is_empty()
-                })
+            entries: page.entries.iter().map(EntryItem::of).collect(),
+            entry_count: page.entry_count,
+            total_size: page.total_size,
+            truncated: page.truncated,
+            next_cursor,
+            directories: page
+                .directories
+                .into_iter()
                 .map(|d| DirectoryItem {
-                    logical_key: d.logical_key().to_owned(),
-                    meta: d.meta().clone(),
+                    logical_key: d.logical_key,
+                    entry_count: d.entry_count,
+                    total_size: d.total_size,
+                    meta: d.meta,
                 })
                 .collect(),
-            path,
+            directories_truncated: page.directories_truncated,
+            top_hash,
+            path: request.path,
         })
     }
 }
@@ -344,6 +439,11 @@ pub(crate) struct DiffParams {
     /// The second package's revision (default: its latest).
     #[serde(default)]
     package2_hash: Option<String>,
+    /// Most logical keys in each list (default 1000, at most 100000); the `*_count`
+    /// fields count them all.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = MAX_CHANGES))]
+    max_changes: Option<usize>,
 }
 
 impl Params for DiffParams {
@@ -372,18 +472,28 @@ pub(crate) struct DiffOutput {
     package1: DiffSide,
     /// The newer side.
     package2: DiffSide,
-    /// Logical keys only in package2.
+    /// Logical keys only in package2, in logical-key order (the first `max_changes`).
     added: Vec<String>,
-    /// Logical keys only in package1.
+    /// Logical keys only in package1 (the first `max_changes`).
     removed: Vec<String>,
-    /// Logical keys whose hash or size changed.
+    /// Logical keys whose hash or size changed (the first `max_changes`).
     modified: Vec<String>,
-    /// Logical keys whose entry metadata changed.
+    /// Logical keys whose entry metadata changed (the first `max_changes`).
     metadata_changed: Vec<String>,
+    /// How many logical keys were added, in all.
+    added_count: u64,
+    /// How many were removed.
+    removed_count: u64,
+    /// How many were modified.
+    modified_count: u64,
+    /// How many had their metadata changed.
+    metadata_changed_count: u64,
+    /// Whether a list holds fewer keys than its count.
+    truncated: bool,
     /// Whether the message or package metadata changed.
     package_metadata_changed: bool,
     /// Entries of package2 neither added nor modified.
-    unchanged: usize,
+    unchanged: u64,
 }
 
 impl Tool for PackageDiff {
@@ -392,7 +502,8 @@ impl Tool for PackageDiff {
         "Diff packages",
         "Compare two package revisions (two revisions of one package, or two \
             packages): logical keys added, removed, modified (hash or size) and with changed \
-            metadata. With only package1_name, compares its latest revision with the one before.",
+            metadata, each list with its count and cut at `max_changes`. With only \
+            package1_name, compares its latest revision with the one before.",
     );
     type Params = DiffParams;
     type Output = DiffOutput;
@@ -424,27 +535,45 @@ impl Tool for PackageDiff {
                 registry.resolve(&name2, p.package2_hash.as_deref()).await?,
             )
         };
-        let (old, new) = futures::try_join!(
-            registry.read_manifest(&hash1),
-            registry.read_manifest(&hash2)
-        )?;
-        let d = diff::diff(&old, &new);
+        let limit = p.max_changes.unwrap_or(DEFAULT_MAX_CHANGES);
+        if limit > MAX_CHANGES {
+            return Err(ToolError::invalid(format!(
+                "`max_changes` must be from 0 to {MAX_CHANGES}"
+            )));
+        }
+        let hashes = [hash1.as_str(), hash2.as_str()];
+        let (old, new, d) = diff::diff(
+            |index, order| stream::open(&registry, hashes[index], order),
+            limit,
+        )
+        .await?;
+        let message = |header: &serde_json::Map<String, Value>| {
+            header
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
         Ok(DiffOutput {
             registry: registry_uri(bucket),
             package1: DiffSide {
                 name: name1,
+                message: message(&old),
                 top_hash: hash1,
-                message: old.message().map(str::to_owned),
             },
             package2: DiffSide {
                 name: name2,
+                message: message(&new),
                 top_hash: hash2,
-                message: new.message().map(str::to_owned),
             },
             added: d.added,
             removed: d.removed,
             modified: d.modified,
             metadata_changed: d.metadata_changed,
+            added_count: d.added_count,
+            removed_count: d.removed_count,
+            modified_count: d.modified_count,
+            metadata_changed_count: d.metadata_changed_count,
+            truncated: d.truncated,
             package_metadata_changed: d.package_metadata_changed,
             unchanged: d.unchanged,
         })
@@ -729,12 +858,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_and_logical_keys() {
-        assert!(under_path("data/a.csv", "data/"));
-        assert!(under_path("data/a.csv", "data"));
-        assert!(under_path("data", "data"));
-        assert!(!under_path("database.csv", "data"));
-        assert!(under_path("anything", ""));
+    fn cursors_round_trip_and_refuse_garbage() {
+        let hash = "ab".repeat(32);
+        let text = encode_cursor(&hash, "data", "data/ünï/x.csv").unwrap();
+        assert!(text.len() <= MAX_CURSOR_CHARS);
+        assert!(
+            text.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        assert_eq!(
+            decode_cursor(&text).unwrap(),
+            Cursor {
+                v: CURSOR_VERSION,
+                top_hash: hash.clone(),
+                path: "data".into(),
+                after: "data/ünï/x.csv".into()
+            }
+        );
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        for garbage in [
+            String::new(),
+            "not a cursor!".to_owned(),
+            b64("{}"),
+            b64("[1]"),
+            b64(&format!(
+                r#"{{"v":2,"top_hash":"{hash}","path":"","after":"a"}}"#
+            )),
+            b64(r#"{"v":1,"top_hash":"abc","path":"","after":"a"}"#),
+            "A".repeat(MAX_CURSOR_CHARS + 1),
+        ] {
+            let error = decode_cursor(&garbage).unwrap_err();
+            assert_eq!(error.code, ErrorCode::InvalidArgument, "{garbage}");
+        }
+        // A key too long to page after is refused, not turned into an unusable cursor.
+        let long = "k".repeat(MAX_CURSOR_CHARS);
+        assert_eq!(
+            encode_cursor(&hash, "", &long).unwrap_err().code,
+            ErrorCode::TooLarge
+        );
+    }
+
+    #[test]
+    fn logical_keys() {
         for bad in ["", "/a", "a/", "a//b", "./a", "a/../b"] {
             assert!(check_logical_key(bad).is_err(), "{bad:?}");
         }

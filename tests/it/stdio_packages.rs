@@ -616,3 +616,154 @@ async fn a_cancelled_create_publishes_nothing() {
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0]["outcome"], "error");
 }
+
+/// A manifest of `keys` (in the order given) with a size per entry, as quilt3 writes it.
+fn manifest_of(keys: &[String], message: &str, bump: usize) -> Manifest {
+    let mut text = format!("{{\"version\": \"v0\", \"message\": \"{message}\"}}\n");
+    for (i, key) in keys.iter().enumerate() {
+        let size = key.len() + usize::from(i % 10 == 0) * bump;
+        text.push_str(&format!(
+            "{{\"logical_key\": \"{key}\", \"physical_keys\": [\"s3://sources/{key}\"], \"size\": {size}, \"hash\": {{\"type\": \"SHA256\", \"value\": \"{:064x}\"}}, \"meta\": {{}}}}\n",
+            key.len()
+        ));
+    }
+    Manifest::parse(&text).unwrap()
+}
+
+async fn store_revision(s3: &TestS3, name: &str, manifest: &Manifest) -> String {
+    let hash = manifest.top_hash();
+    s3.put(
+        "registry",
+        &format!(".quilt/packages/{hash}"),
+        &manifest.to_bytes(),
+        "application/jsonl",
+        &[],
+    )
+    .await;
+    s3.put(
+        "registry",
+        &format!(".quilt/named_packages/{name}/latest"),
+        hash.as_bytes(),
+        "text/plain",
+        &[],
+    )
+    .await;
+    hash
+}
+
+#[tokio::test]
+async fn browse_pages_with_a_cursor_and_diff_counts_and_truncates() {
+    let s3 = sample().await;
+    let mut keys: Vec<String> = (0..2500)
+        .map(|i| format!("d{}/sub{}/f{i:04}.csv", i % 3, i % 7))
+        .collect();
+    // Written out of order: the server sorts to verify and to page.
+    keys.reverse();
+    let first = store_revision(&s3, "big/pkg", &manifest_of(&keys, "one", 0)).await;
+    let server = start(&s3, &token(json!({}))).await;
+    let mut sorted = keys.clone();
+    sorted.sort_by(|a, b| quilt_mcp::quilt::manifest::tree_order(a, b));
+    let mut moved: Option<String> = None;
+
+    for (path, expected) in [
+        ("", sorted.clone()),
+        (
+            "d1/",
+            sorted
+                .iter()
+                .filter(|k| k.starts_with("d1/"))
+                .cloned()
+                .collect(),
+        ),
+    ] {
+        let mut got = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let mut args = json!({"package_name": "big/pkg", "registry": "registry", "path": path, "max_entries": 400});
+            match &cursor {
+                Some(cursor) => args["cursor"] = json!(cursor),
+                None if moved.is_some() => args["top_hash"] = json!(first),
+                None => {}
+            }
+            let page = server.ok("package_browse", args).await;
+            pages += 1;
+            assert_eq!(page["top_hash"], first);
+            assert_eq!(page["entry_count"], expected.len());
+            let entries = page["entries"].as_array().unwrap();
+            assert!(entries.len() <= 400);
+            got.extend(
+                entries
+                    .iter()
+                    .map(|e| e["logical_key"].as_str().unwrap().to_owned()),
+            );
+            assert_eq!(page["truncated"], page.get("next_cursor").is_some());
+            match page.get("next_cursor") {
+                Some(next) => cursor = Some(next.as_str().unwrap().to_owned()),
+                None => break,
+            }
+            if pages == 1 && path.is_empty() {
+                // Directories: the immediate sub-directories, with whole-revision counts.
+                let dirs: Vec<(&str, u64)> = page["directories"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| {
+                        (
+                            d["logical_key"].as_str().unwrap(),
+                            d["entry_count"].as_u64().unwrap(),
+                        )
+                    })
+                    .collect();
+                assert_eq!(dirs, [("d0/", 834), ("d1/", 833), ("d2/", 833)]);
+                assert_eq!(page["directories_truncated"], false);
+                // latest moves: the cursor still pages through its own revision.
+                let other = vec!["only.txt".to_owned()];
+                moved = Some(store_revision(&s3, "big/pkg", &manifest_of(&other, "two", 0)).await);
+            }
+        }
+        assert_eq!(got, expected, "path {path:?}");
+        assert_eq!(pages, expected.len().div_ceil(400));
+    }
+
+    // A cursor for another path or revision, or garbage, is refused.
+    let page = server
+        .ok("package_browse", json!({"package_name": "big/pkg", "registry": "registry", "top_hash": first, "max_entries": 10}))
+        .await;
+    let cursor = page["next_cursor"].as_str().unwrap();
+    for (args, needle) in [
+        (json!({"path": "d1", "top_hash": first}), "path"),
+        (json!({"top_hash": moved.clone().unwrap()}), "revision"),
+        (json!({"top_hash": first, "cursor": "garbage!"}), "cursor"),
+    ] {
+        let mut full = json!({"package_name": "big/pkg", "registry": "registry", "cursor": cursor});
+        for (k, v) in args.as_object().unwrap() {
+            full[k] = v.clone();
+        }
+        let result = server.call("package_browse", full).await.unwrap();
+        assert_eq!(error_code(&result), "invalid_argument");
+        let message = result.structured_content.unwrap()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(message.contains(needle), "{message}");
+    }
+
+    // Diff: every tenth size changed, the lists cut at max_changes with full counts.
+    let mut fewer = sorted.clone();
+    fewer.truncate(2400);
+    let second = store_revision(&s3, "big/pkg", &manifest_of(&fewer, "three", 1)).await;
+    let diff = server
+        .ok("package_diff", json!({"package1_name": "big/pkg", "registry": "registry", "package1_hash": first, "package2_hash": second, "max_changes": 5}))
+        .await;
+    assert_eq!(diff["removed_count"], 100);
+    assert_eq!(diff["modified_count"], 240);
+    assert_eq!(diff["added_count"], 0);
+    assert_eq!(diff["metadata_changed_count"], 0);
+    assert_eq!(diff["unchanged"], 2160);
+    assert_eq!(diff["truncated"], true);
+    assert_eq!(diff["removed"], json!(sorted[2400..2405]));
+    assert_eq!(diff["modified"].as_array().unwrap().len(), 5);
+    assert_eq!(diff["package_metadata_changed"], true);
+    server.stop().await;
+}
