@@ -145,10 +145,12 @@ def run_worker(op: str, spec: dict, endpoint: str) -> dict:
                 "QUILT_MINIMIZE_STDOUT": "true",
             }
         )
+        # The spec on stdin: 10,000 keys are more than one argument may hold.
         out = subprocess.run(
-            [sys.executable, os.path.abspath(__file__), "--worker", op, json.dumps(spec)],
+            [sys.executable, os.path.abspath(__file__), "--worker", op],
             env=env,
             check=True,
+            input=json.dumps(spec).encode(),
             stdout=subprocess.PIPE,
         )
     return json.loads(out.stdout.decode().strip().splitlines()[-1])
@@ -484,6 +486,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "--worker":
-        worker(sys.argv[2], json.loads(sys.argv[3]))
+        worker(sys.argv[2], json.load(sys.stdin))
     else:
         main()
