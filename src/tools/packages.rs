@@ -6,6 +6,8 @@
 use std::collections::HashSet;
 
 use aws_sdk_s3::types::EncodingType;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -47,6 +49,13 @@ fn registry_uri(bucket: &str) -> String {
 /// `package_list`.
 pub(crate) struct PackageList;
 
+/// Default `max_packages` of `package_list`.
+pub(crate) const DEFAULT_MAX_PACKAGES: i64 = 1000;
+/// Largest `max_packages` of `package_list`.
+pub(crate) const MAX_PACKAGES: i64 = 10_000;
+/// Longest `cursor` of `package_list`: the base64 of a package name of up to 1024 bytes.
+pub(crate) const MAX_LIST_CURSOR_CHARS: usize = 1400;
+
 /// `package_list` parameters.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub(crate) struct ListParams {
@@ -55,6 +64,14 @@ pub(crate) struct ListParams {
     /// Only packages whose `namespace/name` starts with this, such as `team/` or `team/exp`.
     #[serde(default)]
     prefix: Option<S3Name>,
+    /// Most packages to return, 1 to 10000 (default 1000); `next_cursor` pages on.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = MAX_PACKAGES))]
+    max_packages: Option<i64>,
+    /// `next_cursor` of the page before (same `registry` and `prefix`), to get the next one.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = MAX_LIST_CURSOR_CHARS))]
+    cursor: Option<String>,
 }
 
 impl Params for ListParams {
@@ -75,7 +92,7 @@ pub(crate) struct PackageItem {
     error: Option<String>,
     /// The newest revision's time, RFC 3339.
     modified: Option<String>,
-    /// How many revisions it has.
+    /// How many revisions (timestamp pointers) it has.
     revisions: usize,
 }
 
@@ -84,29 +101,80 @@ pub(crate) struct PackageItem {
 pub(crate) struct ListOutput {
     /// `s3://bucket`.
     registry: String,
-    /// The packages, by name.
+    /// The packages of this page, in key order (a name followed by `/`, so `a/b-c`
+    /// comes before `a/b`).
     packages: Vec<PackageItem>,
-    /// How many.
+    /// How many on this page.
     count: usize,
+    /// Whether more packages follow this page.
+    truncated: bool,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// The cursor after package `name`.
+fn list_cursor(name: &str) -> String {
+    URL_SAFE_NO_PAD.encode(name)
+}
+
+/// The package a `cursor` names, checked against the listing's `prefix`.
+fn parse_list_cursor(cursor: &str, prefix: &str) -> Result<String, ToolError> {
+    let invalid = || {
+        ToolError::invalid(
+            "`cursor` is not a next_cursor of package_list for this registry and prefix; start again without it",
+        )
+    };
+    if cursor.is_empty() || cursor.len() > MAX_LIST_CURSOR_CHARS {
+        return Err(invalid());
+    }
+    let name = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(invalid)?;
+    // Any name a listing can end a page on: `ns/name`, both parts non-empty.
+    let listed = name
+        .split_once('/')
+        .is_some_and(|(ns, short)| !ns.is_empty() && !short.is_empty() && !short.contains('/'));
+    if !listed || name.contains('\0') || name.len() > MAX_KEY_BYTES || !name.starts_with(prefix) {
+        return Err(invalid());
+    }
+    Ok(name)
 }
 
 impl Tool for PackageList {
     const INFO: ToolInfo = ToolInfo::reads(
         "package_list",
         "List packages",
-        "List the Quilt packages in a registry bucket: each package's name, latest \
-            top hash, time of its newest revision and number of revisions. Use `prefix` to narrow \
-            down to a namespace.",
+        "List the Quilt packages in a registry bucket, a page at a time (`max_packages`, \
+            default 1000; pass `next_cursor` back as `cursor` for the next page): each \
+            package's name, latest top hash, time of its newest revision and number of \
+            revisions. Use `prefix` to narrow down to a namespace.",
     );
     type Params = ListParams;
     type Output = ListOutput;
 
     async fn run(call: Call<'_>, p: ListParams) -> Result<ListOutput, ToolError> {
         let bucket = p.registry.name();
+        let max = p.max_packages.unwrap_or(DEFAULT_MAX_PACKAGES);
+        if !(1..=MAX_PACKAGES).contains(&max) {
+            return Err(ToolError::invalid(format!(
+                "`max_packages` must be from 1 to {MAX_PACKAGES}, not {max}"
+            )));
+        }
+        let prefix = p.prefix.as_ref().map_or("", S3Name::as_str);
+        let after = p
+            .cursor
+            .as_deref()
+            .map(|c| parse_list_cursor(c, prefix))
+            .transpose()?;
         let registry = Registry::new(call.s3()?, bucket);
-        let packages: Vec<PackageItem> = registry
-            .list_packages(p.prefix.as_ref().map_or("", S3Name::as_str))
-            .await?
+        let page = registry
+            .list_packages(prefix, after.as_deref(), usize::try_from(max).unwrap_or(1))
+            .await?;
+        let packages: Vec<PackageItem> = page
+            .packages
             .into_iter()
             .map(|pkg| PackageItem {
                 name: pkg.name,
@@ -120,6 +188,8 @@ impl Tool for PackageList {
             registry: registry_uri(bucket),
             count: packages.len(),
             packages,
+            truncated: page.next_after.is_some(),
+            next_cursor: page.next_after.as_deref().map(list_cursor),
         })
     }
 }

@@ -765,5 +765,132 @@ async fn browse_pages_with_a_cursor_and_diff_counts_and_truncates() {
     assert_eq!(diff["removed"], json!(sorted[2400..2405]));
     assert_eq!(diff["modified"].as_array().unwrap().len(), 5);
     assert_eq!(diff["package_metadata_changed"], true);
+/// Issue 12, part 4: `package_list` pages through a registry in key order, lists keys
+/// only as far as a page needs, and reports a corrupt pointer for its package alone.
+#[tokio::test]
+async fn package_list_pages_with_a_prefix_and_reports_a_bad_pointer_alone() {
+    let s3 = sample().await;
+    let hash = |c: char| c.to_string().repeat(64);
+    let pointer = |name: &str, file: &str| format!("registry/.quilt/named_packages/{name}/{file}");
+    // Written straight into the store: 1,100 packages under `bulk/`, 2,200 keys, more
+    // than one ListObjectsV2 page of 1000.
+    for i in 0..1100 {
+        let name = format!("bulk/p{i:04}");
+        std::fs::create_dir_all(s3.root().join(pointer(&name, ""))).unwrap();
+        std::fs::write(s3.root().join(pointer(&name, "latest")), hash('a')).unwrap();
+        std::fs::write(s3.root().join(pointer(&name, "1700000000")), hash('a')).unwrap();
+    }
+    let seed = |name: &str, file: &str, body: &str| {
+        let path = s3.root().join(pointer(name, file));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    };
+    seed("team/a", "latest", &hash('1'));
+    seed("team/a", "1700000001", &hash('0'));
+    seed("team/a", "1700000002", &hash('1'));
+    seed("team/a-x", "latest", &hash('2'));
+    seed("team/b", "latest", "this is not a top hash");
+    seed("team/b", "1700000003", &hash('3'));
+    seed("team/c", "latest", &hash('4'));
+    // Not pointers: ignored.
+    seed("team/c", "sub/latest", &hash('5'));
+    std::fs::write(
+        s3.root().join("registry/.quilt/named_packages/team/stray"),
+        "x",
+    )
+    .unwrap();
+    seed("zzz/last", "latest", &hash('6'));
+
+    let server = start(&s3, &token(json!({}))).await;
+    let page = |args: Value| {
+        let server = &server;
+        async move {
+            let mut args = args;
+            args["registry"] = json!("registry");
+            server.ok("package_list", args).await
+        }
+    };
+    let names = |listing: &Value| -> Vec<String> {
+        listing["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Key order: `team/a-x/` sorts before `team/a/`.
+    let first = page(json!({"prefix": "team/", "max_packages": 2})).await;
+    assert_eq!(names(&first), ["team/a-x", "team/a"]);
+    assert_eq!(first["count"], 2);
+    assert_eq!(first["truncated"], true);
+    assert_eq!(first["packages"][1]["top_hash"], hash('1'));
+    assert_eq!(first["packages"][1]["revisions"], 2);
+    assert_eq!(first["packages"][1]["modified"], "2023-11-14T22:13:22Z");
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+
+    let second = page(json!({"prefix": "team/", "max_packages": 2, "cursor": cursor})).await;
+    assert_eq!(names(&second), ["team/b", "team/c"]);
+    assert_eq!(second["truncated"], false);
+    assert!(second.get("next_cursor").is_none(), "{second}");
+    let bad = &second["packages"][0];
+    assert_eq!(bad["top_hash"], Value::Null);
+    assert!(
+        bad["error"].as_str().unwrap().contains("team/b/latest"),
+        "{bad}"
+    );
+    assert_eq!(bad["revisions"], 1);
+    assert_eq!(second["packages"][1]["top_hash"], hash('4'));
+    assert!(second["packages"][1].get("error").is_none());
+
+    // A page lists keys only as far as it needs: one ListObjectsV2 of the 2,200+
+    // keys and one GetObject per package.
+    let before = s3.requests();
+    let bulk = page(json!({"prefix": "bulk/", "max_packages": 3})).await;
+    assert_eq!(names(&bulk), ["bulk/p0000", "bulk/p0001", "bulk/p0002"]);
+    assert_eq!(s3.requests() - before, 1 + 3);
+
+    // Paging through everything visits every package once, in order.
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut args = json!({"max_packages": 400});
+        if let Some(c) = &cursor {
+            args["cursor"] = json!(c);
+        }
+        let listing = page(args).await;
+        all.extend(names(&listing));
+        pages += 1;
+        match listing.get("next_cursor").and_then(Value::as_str) {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(all.len(), 1100 + 4 + 1);
+    let mut sorted = all.clone();
+    sorted.sort_by(|a, b| format!("{a}/").cmp(&format!("{b}/")));
+    assert_eq!(all, sorted);
+    sorted.dedup();
+    assert_eq!(sorted.len(), all.len());
+
+    // Bad arguments are invalid_argument, before S3.
+    let c_cursor = second["packages"][1]["name"].as_str().unwrap().to_owned();
+    let foreign = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(c_cursor)
+    };
+    for args in [
+        json!({"registry": "registry", "max_packages": 0}),
+        json!({"registry": "registry", "max_packages": 10_001}),
+        json!({"registry": "registry", "cursor": "not base64!"}),
+        json!({"registry": "registry", "cursor": "x".repeat(5000)}),
+        json!({"registry": "registry", "cursor": "bm9zbGFzaA"}),
+        json!({"registry": "registry", "prefix": "bulk/", "cursor": foreign}),
+    ] {
+        let result = server.call("package_list", args.clone()).await.unwrap();
+        assert_eq!(error_code(&result), "invalid_argument", "{args}");
+    }
     server.stop().await;
 }

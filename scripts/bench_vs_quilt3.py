@@ -1,0 +1,491 @@
+#!/usr/bin/env python3
+"""quilt-mcp and quilt3 side by side on one moto S3 server (run by scripts/bench-vs-quilt3).
+
+Builds the data with quilt3 and boto3, then times each piece of work on both sides:
+
+* quilt-mcp: the release binary, one fresh server process per row, driven over stdio
+  (scripts/mcp_stdio.py); the time is from the tools/call request to its answer on an
+  initialized server that has made one S3 call already (bucket_objects_list), the
+  memory is the server's peak RSS (VmHWM in /proc/PID/status).
+* quilt3: one fresh Python process per row (`--worker`); the time is the work alone
+  (after `import quilt3`), the memory is that process's peak RSS (VmHWM), imports
+  included.
+* the floor for creating: 16 parallel boto3 GETs of the same objects, bodies read
+  whole, in a fresh process.
+
+The browse revisions are built with quilt3's own API: `Package.set` of a
+`PackageEntry` with a given size and SHA256 (the physical objects are not read or
+created: browsing reads only the manifest), then `Package.build`. The create objects
+are real (4 KiB each) and both sides read every one.
+"""
+
+import argparse
+import concurrent.futures
+import hashlib
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SECRET = "bench-vs-quilt3-shared-secret-bench-vs-quilt3-shared-secret!!"
+REGISTRY = "bench-registry"
+MANY = "bench-many"
+SOURCES = "bench-sources"
+CREATE_OBJECT_BYTES = 4096
+FLOOR_CONCURRENCY = 16
+ACCESS_KEY = "testing"
+SECRET_KEY = "testing"
+
+
+def count(text: str) -> int:
+    text = text.strip().lower()
+    for suffix, factor in (("k", 1_000), ("m", 1_000_000)):
+        if text.endswith(suffix):
+            return int(float(text[:-1]) * factor)
+    return int(text)
+
+
+def label(n: int) -> str:
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    if n >= 1_000 and n % 1_000 == 0:
+        return f"{n // 1_000}k"
+    return str(n)
+
+
+def sizes(text: str) -> list:
+    return [count(part) for part in text.split(",") if part.strip()]
+
+
+def vm_hwm_mb(pid="self") -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def aws_env(endpoint: str) -> dict:
+    return {
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ENDPOINT_URL_S3": endpoint,
+    }
+
+
+# ---------------------------------------------------------------------------------
+# The quilt3 side and the floor: one process per measurement.
+
+
+def worker(op: str, spec: dict) -> None:
+    import quilt3  # noqa: F401 (imported before the clock starts)
+    import boto3
+    import botocore.config
+
+    started = time.monotonic()
+    note = ""
+    if op == "browse":
+        pkg = quilt3.Package.browse(spec["name"], registry=spec["registry"], top_hash=spec["top_hash"])
+        note = f"{sum(1 for _ in pkg.walk())} entries"
+    elif op == "diff":
+        one = quilt3.Package.browse(spec["name"], registry=spec["registry"], top_hash=spec["hash1"])
+        two = quilt3.Package.browse(spec["name"], registry=spec["registry"], top_hash=spec["hash2"])
+        added, modified, deleted = one.diff(two)
+        note = f"+{len(added)} ~{len(modified)} -{len(deleted)}"
+    elif op == "list":
+        names = list(quilt3.list_packages(spec["registry"]))
+        note = f"{len(names)} names"
+    elif op == "create":
+        pkg = quilt3.Package()
+        pkg.set_dir("", spec["source"])
+        built = pkg.push(
+            spec["name"], registry=spec["registry"], selector_fn=lambda *a: False, force=True
+        )
+        note = f"{len(list(built.walk()))} entries"
+    elif op == "floor":
+        s3 = boto3.client(
+            "s3", config=botocore.config.Config(max_pool_connections=FLOOR_CONCURRENCY)
+        )
+        keys = spec["keys"]
+        started = time.monotonic()
+
+        def get(key):
+            return len(s3.get_object(Bucket=spec["bucket"], Key=key)["Body"].read())
+
+        with concurrent.futures.ThreadPoolExecutor(FLOOR_CONCURRENCY) as pool:
+            total = sum(pool.map(get, keys))
+        note = f"{len(keys)} GETs, {total} bytes"
+    else:
+        raise SystemExit(f"unknown worker op {op}")
+    seconds = time.monotonic() - started
+    print(json.dumps({"seconds": seconds, "rss_mb": vm_hwm_mb(), "note": note}))
+
+
+def run_worker(op: str, spec: dict, endpoint: str) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench-quilt3-") as home:
+        env = dict(os.environ)
+        env.update(aws_env(endpoint))
+        # A fresh quilt3 home each time: no manifest cache carried between runs.
+        env.update(
+            {
+                "HOME": home,
+                "XDG_CONFIG_HOME": os.path.join(home, "config"),
+                "XDG_DATA_HOME": os.path.join(home, "data"),
+                "XDG_CACHE_HOME": os.path.join(home, "cache"),
+                "QUILT_DISABLE_USAGE_METRICS": "true",
+                "QUILT_MINIMIZE_STDOUT": "true",
+            }
+        )
+        # The spec on stdin: 10,000 keys are more than one argument may hold.
+        out = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--worker", op],
+            env=env,
+            check=True,
+            input=json.dumps(spec).encode(),
+            stdout=subprocess.PIPE,
+        )
+    return json.loads(out.stdout.decode().strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------------
+# The quilt-mcp side.
+
+
+def hs256_token() -> str:
+    import base64
+    import hmac
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    now = int(time.time())
+    claims = {
+        "sub": "bench",
+        "aud": "quilt-mcp-server",
+        "iat": now,
+        "exp": now + 6 * 3600,
+        "level": "write",
+        "buckets": [REGISTRY, MANY, SOURCES],
+        "permissions": ["s3:GetObject", "s3:ListBucket", "s3:PutObject"],
+        "aws_credentials": {"access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY},
+    }
+    signing_input = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + b64(
+        json.dumps(claims).encode()
+    )
+    signature = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + b64(signature)
+
+
+def mcp_call(binary: str, endpoint: str, tool: str, arguments: dict, progress=False) -> dict:
+    sys.dont_write_bytecode = True
+    sys.path.insert(0, HERE)
+    import mcp_stdio
+
+    mcp_stdio.TIMEOUT_SECS = 3600
+    env = {
+        "QUILT_MCP_JWT_SECRET": SECRET,
+        "QUILT_MCP_TOKEN": hs256_token(),
+        "QUILT_MCP_S3_FORCE_PATH_STYLE": "true",
+        "QUILT_MCP_READ_ONLY": "false",
+    }
+    env.update(aws_env(endpoint))
+    session = mcp_stdio.Session(binary, env)
+    try:
+        session.initialize()
+        # One S3 call first, so that the time measured is the work's, not the
+        # process's first TLS and client set-up (a fixed cost, once per process).
+        session.request(
+            "tools/call",
+            {"name": "bucket_objects_list", "arguments": {"bucket": SOURCES, "max_keys": 1}},
+        )
+        session.next_id += 1
+        params = {"name": tool, "arguments": arguments}
+        if progress:
+            params["_meta"] = {"progressToken": "bench"}
+        started = time.monotonic()
+        session.send({"jsonrpc": "2.0", "id": session.next_id, "method": "tools/call", "params": params})
+        notifications = 0
+        while True:
+            line = session.lines.get(timeout=mcp_stdio.TIMEOUT_SECS)
+            if not line:
+                raise RuntimeError(f"{tool}: the server closed stdout: {session.stderr_text()}")
+            message = json.loads(line)
+            if message.get("method") == "notifications/progress":
+                notifications += 1
+            if message.get("id") == session.next_id:
+                break
+        seconds = time.monotonic() - started
+        rss = vm_hwm_mb(session.proc.pid)
+    finally:
+        session.close()
+    result = message.get("result") or {}
+    if "error" in message or result.get("isError"):
+        raise RuntimeError(f"{tool} failed: {json.dumps(message)[:2000]}")
+    return {
+        "seconds": seconds,
+        "rss_mb": rss,
+        "structured": result.get("structuredContent", {}),
+        "notifications": notifications,
+    }
+
+
+# ---------------------------------------------------------------------------------
+# Data.
+
+
+def start_moto(moto: str):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        [moto, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(endpoint + "/moto-api/", timeout=2).read()
+            return proc, endpoint
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                raise RuntimeError(f"moto_server did not start: {log.read().decode()[-2000:]}")
+            time.sleep(0.2)
+
+
+def entries(n: int, seed: str = ""):
+    """n (logical key, size, sha256 hex) triples, 1000 files a directory."""
+    for i in range(n):
+        digest = hashlib.sha256(f"{seed}{i}".encode()).hexdigest()
+        yield f"dir{i // 1000:04d}/file{i:07d}.csv", 1000 + i % 9000, digest
+
+
+def build_revision(name: str, items, message: str) -> str:
+    import quilt3
+    from quilt3.packages import PackageEntry
+    from quilt3.util import PhysicalKey
+
+    pkg = quilt3.Package()
+    for logical_key, size, digest in items:
+        entry = PackageEntry(
+            PhysicalKey(SOURCES, f"data/{logical_key}", None),
+            size,
+            {"type": "SHA256", "value": digest},
+            None,
+        )
+        pkg.set(logical_key, entry)
+    return pkg.build(name, registry=f"s3://{REGISTRY}", message=message)
+
+
+def parallel(fn, items, workers=32):
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        for _ in pool.map(fn, items):
+            pass
+
+
+def seed_create_objects(s3, n: int) -> list:
+    prefix = f"create-{label(n)}/"
+    keys = [f"{prefix}part{i // 1000:03d}/obj{i:06d}.bin" for i in range(n)]
+    rng = random.Random(n)
+    body = bytes(rng.getrandbits(8) for _ in range(CREATE_OBJECT_BYTES))
+    parallel(
+        lambda key: s3.put_object(Bucket=SOURCES, Key=key, Body=key.encode() + body), keys
+    )
+    return keys
+
+
+def seed_many(s3, n: int) -> None:
+    """n packages, each with `latest` and one timestamp pointer to one tiny manifest."""
+    manifest = (
+        json.dumps({"version": "v0", "message": "tiny"}) + "\n"
+        + json.dumps(
+            {
+                "logical_key": "a.txt",
+                "physical_keys": [f"s3://{SOURCES}/a.txt"],
+                "size": 1,
+                "hash": {"type": "SHA256", "value": "0" * 64},
+                "meta": {},
+            }
+        )
+        + "\n"
+    ).encode()
+    top_hash = hashlib.sha256(manifest).hexdigest()  # a stand-in: only pointers are listed
+    s3.put_object(Bucket=MANY, Key=f".quilt/packages/{top_hash}", Body=manifest)
+    stamp = str(int(time.time()))
+
+    def put(i):
+        base = f".quilt/named_packages/ns{i % 100:02d}/pkg{i:05d}/"
+        s3.put_object(Bucket=MANY, Key=base + "latest", Body=top_hash.encode())
+        s3.put_object(Bucket=MANY, Key=base + stamp, Body=top_hash.encode())
+
+    parallel(put, range(n))
+
+
+# ---------------------------------------------------------------------------------
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def row(rows, work, mcp, q3, note=""):
+    def cell(m):
+        if m is None:
+            return "—"
+        return f"{m['seconds']:.2f} s, {m['rss_mb']:.1f} MB"
+
+    rows.append((work, cell(mcp), cell(q3), note))
+    print(f"  {work}: quilt-mcp {cell(mcp)} | quilt3 {cell(q3)} | {note}", file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--moto", required=True)
+    parser.add_argument("--sizes", default="10k,100k", help="browse revisions (entries)")
+    parser.add_argument("--full", action="store_true", help="also browse 1M entries")
+    parser.add_argument("--diff", default="100k", help="entries of each diffed revision")
+    parser.add_argument("--create", default="1k,10k", help="objects to create from")
+    parser.add_argument("--packages", default="10000", help="packages in the listed registry (one count)")
+    args = parser.parse_args()
+    browse_sizes = sizes(args.sizes) + ([1_000_000] if args.full else [])
+    diff_sizes = sizes(args.diff)
+    create_sizes = sizes(args.create)
+    package_counts = sizes(args.packages)
+
+    moto, endpoint = start_moto(args.moto)
+    os.environ.update(aws_env(endpoint))
+    quilt_home = tempfile.mkdtemp(prefix="bench-quilt3-build-")
+    os.environ.update(
+        {
+            "XDG_CONFIG_HOME": os.path.join(quilt_home, "config"),
+            "XDG_DATA_HOME": os.path.join(quilt_home, "data"),
+            "XDG_CACHE_HOME": os.path.join(quilt_home, "cache"),
+            "QUILT_DISABLE_USAGE_METRICS": "true",
+                "QUILT_MINIMIZE_STDOUT": "true",
+        }
+    )
+    rows = []
+    try:
+        import boto3
+        import botocore.config
+
+        s3 = boto3.client("s3", config=botocore.config.Config(max_pool_connections=32))
+        for bucket in (REGISTRY, MANY, SOURCES):
+            s3.create_bucket(Bucket=bucket)
+        registry = f"s3://{REGISTRY}"
+
+        # Everything is built first, so that building does not overlap a measurement.
+        browse = []
+        for n in browse_sizes:
+            t = time.monotonic()
+            name = f"bench/browse-{label(n)}"
+            browse.append((n, name, build_revision(name, entries(n), f"{n} entries")))
+            say(f"built {name} with quilt3 in {time.monotonic() - t:.1f} s")
+        diffs = []
+        for n in diff_sizes:
+            t = time.monotonic()
+            name = f"bench/diff-{label(n)}"
+            base = list(entries(n))
+            hash1 = build_revision(name, base, "base")
+            changed = base[50:]  # 50 removed
+            changed[:100] = [
+                (k, s + 1, hashlib.sha256(d.encode()).hexdigest()) for k, s, d in changed[:100]
+            ]  # 100 modified
+            changed += [
+                (f"added/new{i:03d}.csv", 10, hashlib.sha256(b"n%d" % i).hexdigest()) for i in range(50)
+            ]  # 50 added
+            hash2 = build_revision(name, changed, "changed")
+            diffs.append((n, name, hash1, hash2))
+            say(f"built two {label(n)} revisions of {name} with quilt3 in {time.monotonic() - t:.1f} s")
+        creates = []
+        for n in create_sizes:
+            t = time.monotonic()
+            creates.append((n, seed_create_objects(s3, n)))
+            say(f"put {n} objects of {CREATE_OBJECT_BYTES} bytes in {time.monotonic() - t:.1f} s")
+        for n in package_counts[:1]:
+            t = time.monotonic()
+            seed_many(s3, n)
+            say(f"wrote {n} packages' pointers in {time.monotonic() - t:.1f} s")
+
+        for n, name, top_hash in browse:
+            mcp = mcp_call(
+                args.binary, endpoint, "package_browse",
+                {"package_name": name, "registry": registry, "top_hash": top_hash},
+            )
+            q3 = run_worker("browse", {"name": name, "registry": registry, "top_hash": top_hash}, endpoint)
+            row(rows, f"browse a {n:,}-entry revision", mcp, q3, f"quilt3: {q3['note']}")
+
+        for n, name, hash1, hash2 in diffs:
+            spec = {"name": name, "registry": registry, "hash1": hash1, "hash2": hash2}
+            mcp = mcp_call(
+                args.binary, endpoint, "package_diff",
+                {"package1_name": name, "registry": registry, "package1_hash": hash1, "package2_hash": hash2},
+            )
+            out = mcp["structured"]
+            mcp_counts = (
+                f"+{len(out.get('added', []))} ~{len(out.get('modified', []))} -{len(out.get('removed', []))}"
+            )
+            q3 = run_worker("diff", spec, endpoint)
+            row(rows, f"diff two {n:,}-entry revisions", mcp, q3, f"quilt-mcp {mcp_counts}; quilt3 {q3['note']}")
+
+        for n, keys in creates:
+            source = f"s3://{SOURCES}/create-{label(n)}/"
+            floor = run_worker("floor", {"bucket": SOURCES, "keys": keys}, endpoint)
+            mcp = mcp_call(
+                args.binary, endpoint, "package_create",
+                {"package_name": f"bench/create-mcp-{label(n)}", "registry": registry, "s3_uris": [source]},
+                progress=True,
+            )
+            q3 = run_worker(
+                "create", {"name": f"bench/create-q3-{label(n)}", "registry": registry, "source": source}, endpoint
+            )
+            ratio = mcp["seconds"] / floor["seconds"]
+            row(
+                rows,
+                f"create a revision from {n:,} objects",
+                mcp,
+                q3,
+                f"floor (16 parallel GETs, boto3): {floor['seconds']:.2f} s; quilt-mcp = {ratio:.2f}× floor, "
+                f"{mcp['notifications']} progress notifications",
+            )
+
+        for n in package_counts[:1]:
+            many = f"s3://{MANY}"
+            mcp = mcp_call(args.binary, endpoint, "package_list", {"registry": many, "max_packages": min(n, 10_000)})
+            q3 = run_worker("list", {"registry": many}, endpoint)
+            row(
+                rows,
+                f"package_list over {n:,} packages",
+                mcp,
+                q3,
+                f"quilt-mcp: {mcp['structured'].get('count')} packages, latest pointers read; "
+                f"quilt3: {q3['note']} (names only)",
+            )
+    finally:
+        moto.terminate()
+        moto.wait(timeout=30)
+        shutil.rmtree(quilt_home, ignore_errors=True)
+
+    print()
+    print("| work | quilt-mcp time, peak RSS | quilt3 time, peak RSS | note |")
+    print("|---|---|---|---|")
+    for work, mcp, q3, note in rows:
+        print(f"| {work} | {mcp} | {q3} | {note} |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 2 and sys.argv[1] == "--worker":
+        worker(sys.argv[2], json.load(sys.stdin))
+    else:
+        main()
