@@ -6,7 +6,11 @@
 //! ```
 //!
 //! - `package_create` from 1,000 small objects (each read once and hashed);
-//! - `package_browse` of a 10,000-entry package (streamed, parsed, top hash verified).
+//! - `package_browse` of a 10,000-entry package (streamed, parsed, top hash verified);
+//! - `package_browse` (default page of 1,000) of 100,000- and 1,000,000-entry packages,
+//!   and `package_diff` of two 100,000-entry revisions, in a fresh server whose peak
+//!   RSS is that of this work alone (set `QUILT_MCP_BENCH_SKIP_1M=1` to skip the 1M
+//!   revision).
 //!
 //! Peak RSS is the server process's `VmHWM` (Linux); elsewhere it is not reported.
 
@@ -21,6 +25,7 @@ use rmcp::ServiceExt as _;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;
 use serde_json::{Map, Value, json};
+use sha2::{Digest as _, Sha256};
 use support::OrFail as _;
 
 fn token() -> String {
@@ -57,6 +62,59 @@ fn big_manifest() -> Manifest {
     header.insert("version".into(), json!("v0"));
     header.insert("message".into(), json!("10k entries"));
     Manifest::new(header, records)
+}
+
+/// A manifest of `n` entries in tree order, written as quilt3 writes it, with its top
+/// hash computed from the canonical forms directly (so that a million entries need
+/// not be held as records); `variant` changes every 97th entry's size and drops every
+/// 101st, for a second revision to diff against.
+fn generated_manifest(n: usize, variant: bool) -> (String, Vec<u8>) {
+    let message = format!("{n} entries");
+    let mut hasher = Sha256::new();
+    hasher.update(format!(r#"{{"message":"{message}","version":"v0"}}"#).as_bytes());
+    let mut out = Vec::with_capacity(n * 330);
+    out.extend_from_slice(format!(r#"{{"version": "v0", "message": "{message}"}}"#).as_bytes());
+    out.push(b'\n');
+    let per_part = n.div_ceil(50);
+    let hash = "Xb1PbjJeWof4zD7zuHc9PI7sLiz/Ykj4gphlaZEt3xA=";
+    for i in 0..n {
+        if variant && i % 101 == 0 {
+            continue;
+        }
+        let key = format!("data/part-{:02}/file-{i:07}.parquet", i / per_part);
+        let size = 1000 + i + usize::from(variant && i % 97 == 0);
+        let rows = i * 10;
+        hasher.update(format!(r#"{{"hash":{{"type":"sha2-256-chunked","value":"{hash}"}},"logical_key":"{key}","meta":{{"user_meta":{{"row_count":{rows},"schema":"v2"}}}},"size":{size}}}"#).as_bytes());
+        out.extend_from_slice(format!(r#"{{"logical_key": "{key}", "physical_keys": ["s3://bench/big/file-{i:07}.parquet?versionId=v{i}"], "size": {size}, "hash": {{"type": "sha2-256-chunked", "value": "{hash}"}}, "meta": {{"user_meta": {{"row_count": {rows}, "schema": "v2"}}}}}}"#).as_bytes());
+        out.push(b'\n');
+    }
+    let top_hash = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (top_hash, out)
+}
+
+async fn store(server: &s3::TestS3, name: &str, top_hash: &str, bytes: &[u8]) {
+    server
+        .put(
+            "bench",
+            &format!(".quilt/packages/{top_hash}"),
+            bytes,
+            "application/jsonl",
+            &[],
+        )
+        .await;
+    server
+        .put(
+            "bench",
+            &format!(".quilt/named_packages/{name}/latest"),
+            top_hash.as_bytes(),
+            "text/plain",
+            &[],
+        )
+        .await;
 }
 
 async fn call(
@@ -154,6 +212,75 @@ async fn main() {
             "package_browse 10,000 entries ({manifest_size} byte manifest, round {round}): {:.0} ms, {} entries returned, server peak RSS {:.1} MiB",
             started.elapsed().as_secs_f64() * 1000.0,
             browsed["entries"].as_array().map_or(0, Vec::len),
+            peak_rss_mib(pid).unwrap_or(f64::NAN)
+        );
+    }
+    let _ = client.cancel().await;
+
+    // Browse and diff at scale in a fresh server, so that its peak RSS is theirs.
+    let mut sizes = vec![100_000];
+    if std::env::var_os("QUILT_MCP_BENCH_SKIP_1M").is_none() {
+        sizes.push(1_000_000);
+    }
+    let mut hashes = Vec::new();
+    for &n in &sizes {
+        let (top_hash, bytes) = generated_manifest(n, false);
+        store(&server, &format!("bench/e{n}"), &top_hash, &bytes).await;
+        println!("stored a {n}-entry manifest of {} bytes", bytes.len());
+        hashes.push(top_hash);
+    }
+    let (changed_hash, changed) = generated_manifest(100_000, true);
+    store(&server, "bench/e100000-changed", &changed_hash, &changed).await;
+    drop(changed);
+
+    let mut command = support::server_command(Some(&server.endpoint));
+    command.env("QUILT_MCP_TOKEN", token());
+    let transport = TokioChildProcess::new(command).or_fail("starting the server");
+    let pid = transport.id();
+    let client = ().serve(transport).await.or_fail("initializing the server");
+    for &n in &sizes {
+        for round in 1..=3 {
+            let started = Instant::now();
+            let browsed = call(
+                &client,
+                "package_browse",
+                json!({"package_name": format!("bench/e{n}"), "registry": "bench"}),
+            )
+            .await;
+            if browsed["entry_count"] != n
+                || browsed["entries"].as_array().map(Vec::len) != Some(1000)
+            {
+                support::fail(
+                    "package_browse",
+                    format!("{} entries counted", browsed["entry_count"]),
+                );
+            }
+            println!(
+                "package_browse {n} entries, default page (round {round}): {:.0} ms, server peak RSS {:.1} MiB",
+                started.elapsed().as_secs_f64() * 1000.0,
+                peak_rss_mib(pid).unwrap_or(f64::NAN)
+            );
+        }
+    }
+    for round in 1..=3 {
+        let started = Instant::now();
+        let diff = call(
+            &client,
+            "package_diff",
+            json!({"package1_name": "bench/e100000", "package2_name": "bench/e100000-changed", "registry": "bench", "package1_hash": hashes[0], "package2_hash": changed_hash}),
+        )
+        .await;
+        if diff["removed_count"] != 991
+            || diff["modified_count"] != 1020
+            || diff["added_count"] != 0
+        {
+            support::fail("package_diff", format!("{diff}"));
+        }
+        println!(
+            "package_diff 100,000 vs 100,000 entries (round {round}): {:.0} ms, removed {} modified {}, server peak RSS {:.1} MiB",
+            started.elapsed().as_secs_f64() * 1000.0,
+            diff["removed_count"],
+            diff["modified_count"],
             peak_rss_mib(pid).unwrap_or(f64::NAN)
         );
     }
