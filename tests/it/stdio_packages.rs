@@ -765,6 +765,8 @@ async fn browse_pages_with_a_cursor_and_diff_counts_and_truncates() {
     assert_eq!(diff["removed"], json!(sorted[2400..2405]));
     assert_eq!(diff["modified"].as_array().unwrap().len(), 5);
     assert_eq!(diff["package_metadata_changed"], true);
+}
+
 /// Issue 12, part 4: `package_list` pages through a registry in key order, lists keys
 /// only as far as a page needs, and reports a corrupt pointer for its package alone.
 #[tokio::test]
