@@ -210,6 +210,14 @@ async fn serve_stdio() -> anyhow::Result<()> {
                 .context("the MCP session ended with an error")?;
         }
         Err(_) if cancel.is_cancelled() => {}
+        // A host that closes stdin before `initialize` (it quit, or only probed the
+        // binary) ends the session as a signal does: not an error.
+        Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => {
+            tracing::info!(
+                event = "stdio_closed",
+                "the host closed stdin before initializing: ending the session"
+            );
+        }
         Err(e) => return Err(e).context("the MCP session could not start"),
     }
     // rmcp's last answers reach stdout before the process ends.

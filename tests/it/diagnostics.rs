@@ -318,8 +318,8 @@ async fn sigterm_ends_a_stdio_session_and_flushes_the_log() {
         .env("QUILT_MCP_TOKEN", hs256(&claims()))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
     // The host keeps stdin open and never initializes; it just quits, once the server
     // has started (a fixed sleep is too short on a loaded machine).
     let started = std::time::Instant::now();
@@ -341,17 +341,61 @@ async fn sigterm_ends_a_stdio_session_and_flushes_the_log() {
             .unwrap()
             .success()
     );
-    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+    let output = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait_with_output())
         .await
         .expect("exited")
         .unwrap();
-    assert!(status.success(), "{status:?}");
+    assert!(
+        output.status.success(),
+        "{:?}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
     let events: Vec<String> = log_lines(dir.path())
         .iter()
         .map(|l| l["event"].as_str().unwrap().to_owned())
         .collect();
     assert!(
         events.ends_with(&["server_stopping".to_owned(), "server_stopped".to_owned()]),
+        "{events:?}"
+    );
+}
+
+/// A host that closes stdin before `initialize` (it quit, or only probed the binary)
+/// ends the session cleanly: exit 0, nothing on stdout, and the end is logged.
+#[tokio::test]
+async fn stdin_closed_before_initialize_is_a_clean_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_quilt-mcp"));
+    cmd.env_clear();
+    for (k, v) in base_env(dir.path()) {
+        cmd.env(k, v);
+    }
+    cmd.env("QUILT_MCP_JWT_SECRET", SECRET)
+        .env("QUILT_MCP_TOKEN", hs256(&claims()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        cmd.spawn().unwrap().wait_with_output(),
+    )
+    .await
+    .expect("exited")
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{:?}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.stdout.is_empty());
+    let events: Vec<String> = log_lines(dir.path())
+        .iter()
+        .map(|l| l["event"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        events.ends_with(&["stdio_closed".to_owned(), "server_stopped".to_owned()]),
         "{events:?}"
     );
 }
