@@ -8,9 +8,9 @@
 //! - `package_create` from 1,000 small objects (each read once and hashed);
 //! - `package_browse` of a 10,000-entry package (streamed, parsed, top hash verified);
 //! - `package_browse` (default page of 1,000) of 100,000- and 1,000,000-entry packages,
-//!   and `package_diff` of two 100,000-entry revisions, in a fresh server whose peak
-//!   RSS is that of this work alone (set `QUILT_MCP_BENCH_SKIP_1M=1` to skip the 1M
-//!   revision).
+//!   and `package_diff` of two 100,000-entry and two 1,000,000-entry revisions, in a
+//!   fresh server whose peak RSS is that of this work alone (set
+//!   `QUILT_MCP_BENCH_SKIP_1M=1` to skip the 1M revisions).
 //!
 //! Peak RSS is the server process's `VmHWM` (Linux); elsewhere it is not reported.
 
@@ -229,9 +229,18 @@ async fn main() {
         println!("stored a {n}-entry manifest of {} bytes", bytes.len());
         hashes.push(top_hash);
     }
-    let (changed_hash, changed) = generated_manifest(100_000, true);
-    store(&server, "bench/e100000-changed", &changed_hash, &changed).await;
-    drop(changed);
+    let mut changed_hashes = Vec::new();
+    for &n in &sizes {
+        let (changed_hash, changed) = generated_manifest(n, true);
+        store(
+            &server,
+            &format!("bench/e{n}-changed"),
+            &changed_hash,
+            &changed,
+        )
+        .await;
+        changed_hashes.push(changed_hash);
+    }
 
     let mut command = support::server_command(Some(&server.endpoint));
     command.env("QUILT_MCP_TOKEN", token());
@@ -262,27 +271,33 @@ async fn main() {
             );
         }
     }
-    for round in 1..=3 {
-        let started = Instant::now();
-        let diff = call(
-            &client,
-            "package_diff",
-            json!({"package1_name": "bench/e100000", "package2_name": "bench/e100000-changed", "registry": "bench", "package1_hash": hashes[0], "package2_hash": changed_hash}),
-        )
-        .await;
-        if diff["removed_count"] != 991
-            || diff["modified_count"] != 1020
-            || diff["added_count"] != 0
-        {
-            support::fail("package_diff", format!("{diff}"));
+    for (i, &n) in sizes.iter().enumerate() {
+        // What `generated_manifest(n, true)` drops (every 101st) and changes (every
+        // 97th that it keeps).
+        let removed = (n - 1) / 101 + 1;
+        let modified = ((n - 1) / 97 + 1) - ((n - 1) / (97 * 101) + 1);
+        for round in 1..=3 {
+            let started = Instant::now();
+            let diff = call(
+                &client,
+                "package_diff",
+                json!({"package1_name": format!("bench/e{n}"), "package2_name": format!("bench/e{n}-changed"), "registry": "bench", "package1_hash": hashes[i], "package2_hash": changed_hashes[i]}),
+            )
+            .await;
+            if diff["removed_count"] != removed
+                || diff["modified_count"] != modified
+                || diff["added_count"] != 0
+            {
+                support::fail("package_diff", format!("{diff}"));
+            }
+            println!(
+                "package_diff {n} vs {n} entries (round {round}): {:.0} ms, removed {} modified {}, server peak RSS {:.1} MiB",
+                started.elapsed().as_secs_f64() * 1000.0,
+                diff["removed_count"],
+                diff["modified_count"],
+                peak_rss_mib(pid).unwrap_or(f64::NAN)
+            );
         }
-        println!(
-            "package_diff 100,000 vs 100,000 entries (round {round}): {:.0} ms, removed {} modified {}, server peak RSS {:.1} MiB",
-            started.elapsed().as_secs_f64() * 1000.0,
-            diff["removed_count"],
-            diff["modified_count"],
-            peak_rss_mib(pid).unwrap_or(f64::NAN)
-        );
     }
     let _ = client.cancel().await;
 }

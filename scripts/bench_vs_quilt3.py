@@ -434,7 +434,7 @@ def main() -> None:
             )
             out = mcp["structured"]
             mcp_counts = (
-                f"+{len(out.get('added', []))} ~{len(out.get('modified', []))} -{len(out.get('removed', []))}"
+                f"+{out.get('added_count')} ~{out.get('modified_count')} -{out.get('removed_count')}"
             )
             q3 = run_worker("diff", spec, endpoint)
             row(rows, f"diff two {n:,}-entry revisions", mcp, q3, f"quilt-mcp {mcp_counts}; quilt3 {q3['note']}")
