@@ -8,12 +8,18 @@ use serde_json::{Value, json};
 const AWS_SECRET: &str = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY";
 const AWS_SESSION: &str = "FwoGZXIvYXdzEXAMPLESESSIONTOKENVALUE";
 
-async fn spawn_in(log_dir: &std::path::Path, token: &str) -> (String, Vec<Value>) {
+/// The real binary with a clean environment, logging into `log_dir`.
+fn server_command(log_dir: &std::path::Path) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_quilt-mcp"));
     cmd.env_clear();
     for (k, v) in base_env(log_dir) {
         cmd.env(k, v);
     }
+    cmd
+}
+
+async fn spawn_in(log_dir: &std::path::Path, token: &str) -> (String, Vec<Value>) {
+    let mut cmd = server_command(log_dir);
     cmd.env("QUILT_MCP_JWT_SECRET", SECRET)
         .env("QUILT_MCP_TOKEN", token);
     let (transport, stderr) = rmcp::transport::TokioChildProcess::builder(cmd)
@@ -250,11 +256,7 @@ async fn logs_hold_the_events_and_no_secret_reaches_any_output() {
 async fn stdout_carries_nothing_but_json_rpc() {
     use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_quilt-mcp"));
-    cmd.env_clear();
-    for (k, v) in base_env(dir.path()) {
-        cmd.env(k, v);
-    }
+    let mut cmd = server_command(dir.path());
     // No key and an invalid token: warnings galore, none of them on stdout.
     cmd.env("QUILT_MCP_TOKEN", "garbage")
         .stdin(Stdio::piped())
@@ -309,11 +311,7 @@ async fn stdout_carries_nothing_but_json_rpc() {
 #[tokio::test]
 async fn sigterm_ends_a_stdio_session_and_flushes_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_quilt-mcp"));
-    cmd.env_clear();
-    for (k, v) in base_env(dir.path()) {
-        cmd.env(k, v);
-    }
+    let mut cmd = server_command(dir.path());
     cmd.env("QUILT_MCP_JWT_SECRET", SECRET)
         .env("QUILT_MCP_TOKEN", hs256(&claims()))
         .stdin(Stdio::piped())
@@ -366,11 +364,7 @@ async fn sigterm_ends_a_stdio_session_and_flushes_the_log() {
 #[tokio::test]
 async fn stdin_closed_before_initialize_is_a_clean_end() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_quilt-mcp"));
-    cmd.env_clear();
-    for (k, v) in base_env(dir.path()) {
-        cmd.env(k, v);
-    }
+    let mut cmd = server_command(dir.path());
     cmd.env("QUILT_MCP_JWT_SECRET", SECRET)
         .env("QUILT_MCP_TOKEN", hs256(&claims()))
         .stdin(Stdio::null())
