@@ -346,7 +346,6 @@ struct Cursor {
 const CURSOR_VERSION: u32 = 1;
 
 fn encode_cursor(top_hash: &str, path: &str, after: &str) -> Result<String, ToolError> {
-    use base64::Engine as _;
     let cursor = Cursor {
         v: CURSOR_VERSION,
         top_hash: top_hash.to_owned(),
@@ -355,7 +354,7 @@ fn encode_cursor(top_hash: &str, path: &str, after: &str) -> Result<String, Tool
     };
     let json = serde_json::to_vec(&cursor)
         .map_err(|e| ToolError::new(ErrorCode::InternalError, e.to_string()))?;
-    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+    let text = URL_SAFE_NO_PAD.encode(json);
     if text.len() > MAX_CURSOR_CHARS {
         return Err(ToolError::new(
             ErrorCode::TooLarge,
@@ -368,7 +367,6 @@ fn encode_cursor(top_hash: &str, path: &str, after: &str) -> Result<String, Tool
 }
 
 fn decode_cursor(text: &str) -> Result<Cursor, ToolError> {
-    use base64::Engine as _;
     let bad = || {
         ToolError::invalid(
             "`cursor` is not a cursor of package_browse: pass the next_cursor of the page before, unchanged",
@@ -380,9 +378,7 @@ fn decode_cursor(text: &str) -> Result<Cursor, ToolError> {
             text.len()
         )));
     }
-    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text.trim())
-        .map_err(|_| bad())?;
+    let json = URL_SAFE_NO_PAD.decode(text.trim()).map_err(|_| bad())?;
     let cursor: Cursor = serde_json::from_slice(&json).map_err(|_| bad())?;
     if cursor.v != CURSOR_VERSION || !quilt::is_top_hash(&cursor.top_hash) {
         return Err(bad());
