@@ -16,6 +16,7 @@ pub(crate) mod auth;
 pub(crate) mod buckets;
 pub(crate) mod packages;
 pub(crate) mod policy;
+pub(crate) mod revisions;
 pub(crate) mod uri;
 
 use std::future::Future;
@@ -44,6 +45,7 @@ pub(crate) fn register(tools: &mut impl Register) {
     tools.add::<packages::PackageBrowse>();
     tools.add::<packages::PackageDiff>();
     tools.add::<packages::PackageCreate>();
+    tools.add::<revisions::PackageRevisions>();
 }
 
 /// What [`register`] fills: the server's table of tools (or a test's list).

@@ -443,6 +443,17 @@ fn calls() -> Vec<(&'static str, Value, bool)> {
             json!({"package1_name": "team/none", "registry": "registry"}),
             false,
         ),
+        ("package_revisions", with(&pkg, json!({})), true),
+        (
+            "package_revisions",
+            with(&pkg, json!({"max_revisions": 1})),
+            true,
+        ),
+        (
+            "package_revisions",
+            json!({"package_name": "team/none", "registry": "registry"}),
+            false,
+        ),
     ]
 }
 
