@@ -737,7 +737,7 @@ impl Tool for BucketObjectsPut {
             object at the same key is overwritten (in a versioned bucket the old version is kept). \
             Each item gets its own result; one failure does not stop the others.",
         read_only: false,
-        destructive: false,
+        destructive: true,
         idempotent: true,
         open_world: true,
     };

@@ -763,7 +763,7 @@ impl Tool for PackageCreate {
             another revision became latest meanwhile (unless force) and in registries that use \
             workflows. Sends progress notifications when the client asks for them.",
         read_only: false,
-        destructive: false,
+        destructive: true,
         idempotent: false,
         open_world: true,
     };
