@@ -15,6 +15,13 @@
 //!    [`AuthContext`] and the caller's AWS session ([`Admitted`]).
 //!
 //! Nothing behind the gate repeats these checks.
+//!
+//! The seam for resources and completions (docs/reference.md, Resources): a handler
+//! turns its URI into the arguments of the tool call it stands for (`s3://b/k` into
+//! `bucket_object_text`'s `{"s3_uri": "s3://b/k"}`), passes that tool's
+//! [`super::table::Entry::parse`] to [`QuiltServer::admit`] with the tool's
+//! [`ToolInfo`], and shapes what the admitted call returns; refusals, their codes and
+//! the `tool_call` log line are then the tool's own.
 
 use std::sync::Arc;
 use std::time::Instant;
