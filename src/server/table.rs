@@ -479,6 +479,24 @@ mod tests {
         }
     }
 
+    /// The README's tool table lists every tool, and nothing else.
+    #[test]
+    fn the_readme_lists_every_tool() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let section = readme.split("\n## Tools\n").nth(1).unwrap();
+        let section = section.split("\n## ").next().unwrap();
+        let rows: Vec<&str> = section
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split_once('`').map(|(name, _)| name))
+            .collect();
+        let names: Vec<&str> = Table::get().entries().iter().map(|e| e.info.name).collect();
+        let mut sorted = rows.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, names, "README.md, Tools: one row a tool");
+    }
+
     /// No snapshot is left of a tool that is gone.
     #[test]
     fn every_snapshot_is_a_tool() {
