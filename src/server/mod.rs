@@ -1,6 +1,6 @@
 //! The MCP server: rmcp's `ServerHandler`, the authentication of callers, and the
-//! one gate every request passes ([`gate`]) before the tool that serves it runs with
-//! the very parameters the gate authorized ([`table`]).
+//! one gate every request passes (`gate`) before the tool that serves it runs with
+//! the very parameters the gate authorized (`table`).
 
 pub(crate) mod gate;
 pub(crate) mod table;
