@@ -45,6 +45,9 @@ const CONCURRENCY: usize = 16;
 const FIRST_RANGE: usize = 64 * 1024;
 /// The most bytes of a manifest read to find the end of its first line.
 const MAX_HEADER_BYTES: usize = 1024 * 1024;
+/// The most pointer keys a page lists (a thousand `ListObjectsV2` requests): a
+/// package with more revisions is `too_large` rather than an unbounded wait.
+const MAX_LISTED: usize = 1_000_000;
 /// The cursor's prefix, so that no other tool's cursor passes for one.
 const CURSOR_TAG: &str = "rev1:";
 
@@ -158,6 +161,9 @@ pub(crate) struct RevisionsOutput {
     /// Pass as `cursor` for the next, older page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<String>,
+    /// Why the `latest` pointer could not be read (then no revision `is_latest`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latest_error: Option<String>,
 }
 
 impl Tool for PackageRevisions {
@@ -186,8 +192,13 @@ impl Tool for PackageRevisions {
                 return Err(ToolError::new(ErrorCode::Cancelled, "cancelled by the client"));
             }
         };
-        let latest = Registry::new(s3, bucket).latest(&p.package_name).await?;
-        if stamps.is_empty() && p.cursor.is_none() && latest.is_none() {
+        // A corrupt `latest` is reported beside the revisions, not instead of them.
+        let (latest, latest_error) = match Registry::new(s3, bucket).latest(&p.package_name).await {
+            Ok(latest) => (latest, None),
+            Err(QuiltError::Integrity(problem)) => (None, Some(problem)),
+            Err(other) => return Err(other.into()),
+        };
+        if stamps.is_empty() && p.cursor.is_none() && latest.is_none() && latest_error.is_none() {
             return Err(ToolError::new(
                 ErrorCode::NotFound,
                 format!(
@@ -212,6 +223,7 @@ impl Tool for PackageRevisions {
             revisions,
             truncated: next_cursor.is_some(),
             next_cursor,
+            latest_error,
         })
     }
 }
@@ -236,9 +248,19 @@ async fn newest_stamps(
         .send();
     // The newest max + 1 seen so far; the smallest on top, to be dropped first.
     let mut newest: BinaryHeap<Reverse<u64>> = BinaryHeap::with_capacity(max + 2);
+    let mut listed = 0usize;
     while let Some(page) = pages.next().await {
         let page =
             page.map_err(|e| s3_error("ListObjectsV2", &format!("s3://{bucket}/{prefix}"), &e))?;
+        listed += page.contents().len();
+        if listed > MAX_LISTED {
+            return Err(ToolError::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "package {name} in s3://{bucket} has more than {MAX_LISTED} pointers, more than this server lists"
+                ),
+            ));
+        }
         for object in page.contents() {
             let Some(key) = object.key() else { continue };
             let key = listed_name(key, page.encoding_type())?;

@@ -302,3 +302,37 @@ async fn refusals_and_bad_arguments_cost_no_s3_request() {
     }
     server.stop().await;
 }
+
+/// A corrupt `latest` pointer is reported beside the revisions, which still list.
+#[tokio::test]
+async fn a_corrupt_latest_is_reported_and_the_revisions_still_list() {
+    let (s3, _) = sample().await;
+    s3.seed_file(
+        "registry",
+        &format!(".quilt/named_packages/{NAME}/latest"),
+        b"garbage",
+    );
+    let server = start_on(&s3, &read_all(), &[], ()).await;
+    let page = server
+        .ok(
+            "package_revisions",
+            json!({"registry": "registry", "package_name": NAME}),
+        )
+        .await;
+    assert_eq!(page["count"], 6);
+    assert!(
+        page["latest_error"]
+            .as_str()
+            .unwrap()
+            .contains("does not hold a top hash"),
+        "{page}"
+    );
+    assert!(
+        page["revisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["is_latest"] == false)
+    );
+    server.stop().await;
+}
