@@ -17,6 +17,7 @@ mod package_revisions;
 mod properties;
 mod publish_race;
 mod quilt_format;
+mod reference;
 mod schemas;
 mod status;
 mod stdio_auth;
