@@ -1,4 +1,4 @@
-//! The errors a tool call can end in, with the codes of the contract (SPEC §6.1, §7).
+//! The errors a tool call can end in, with the codes of the contract (docs/reference.md, Errors).
 //!
 //! This is the leaf of the crate: it knows nothing of MCP, tokens or tools. A
 //! [`ToolError`] is what a tool that ran and failed reports: a code, a message that
@@ -10,7 +10,7 @@ use aws_sdk_s3::types::EncodingType;
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
 
-/// `structuredContent.error.code` of a failed tool (SPEC §6.1).
+/// `structuredContent.error.code` of a failed tool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum ErrorCode {
@@ -57,7 +57,7 @@ impl ErrorCode {
     }
 }
 
-/// A tool that ran and failed: a result with `isError: true` (SPEC §7).
+/// A tool that ran and failed: a result with `isError: true`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, thiserror::Error)]
 #[error("{message}")]
 pub(crate) struct ToolError {
@@ -229,7 +229,7 @@ fn raw_chain(error: &dyn std::error::Error) -> String {
 pub(crate) const REDACTED: &str = "[redacted]";
 
 /// Upstream text (from S3, STS, a registry, an HTTP stack) made fit for an error
-/// message, a log line or a tool result (SPEC §8): URLs lose their userinfo
+/// message, a log line or a tool result (docs/reference.md, Logs): URLs lose their userinfo
 /// (`scheme://user:pass@host` → `scheme://host`), and anything shaped like a JWT
 /// (three dot-separated base64url segments, one starting `eyJ`), an AWS access key id
 /// (`AKIA`/`ASIA` + 16 upper-case letters or digits) or a long secret-looking run (32 or
@@ -334,7 +334,7 @@ fn strip_access_key_ids(segment: &str) -> String {
 /// A key or prefix as a listing returned it, decoded when the listing says it is
 /// URL-encoded (`+` is a space, as S3 writes it; a literal `+` comes as `%2B`).
 /// S3 listings ask for URL-encoded names (`encoding-type=url`), so that any key lists,
-/// even one that XML 1.0 cannot carry (SPEC §6 "S3 names"); this reads them back.
+/// even one that XML 1.0 cannot carry (docs/reference.md, Tools); this reads them back.
 ///
 pub(crate) fn listed_name(
     text: &str,

@@ -8,7 +8,7 @@
 //! metadata document answer without a token. No session binds a user: replicas are
 //! interchangeable.
 //!
-//! Every hostile input has a bound (SPEC §7):
+//! Every hostile input has a bound (docs/reference.md, HTTP):
 //! - a `Host` outside the allowed hosts gets 403 on every path but the probes, before
 //!   authentication;
 //! - a connection that has not sent complete request headers within 10 s (a new or an
@@ -47,9 +47,9 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub const LOOPBACK_HOSTS: &[&str] = &["localhost", "127.0.0.1", "::1"];
 /// Default cap on open connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
-/// Time a connection has to send complete request headers (SPEC §7).
+/// Time a connection has to send complete request headers (docs/reference.md, HTTP).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time a request body has to arrive completely (SPEC §7).
+/// Time a request body has to arrive completely (docs/reference.md, HTTP).
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// HTTP settings.

@@ -1,4 +1,4 @@
-//! Diagnostics (SPEC §8): JSON lines, one event an object, in daily files under the
+//! Diagnostics (docs/reference.md, Logs): JSON lines, one event an object, in daily files under the
 //! log directory (the last 14 kept); warnings and errors also go to stderr as plain
 //! text. Nothing is ever written to stdout.
 //!

@@ -1,4 +1,4 @@
-//! Where a stdio session's token comes from (SPEC §3): `QUILT_MCP_TOKEN`, else the
+//! Where a stdio session's token comes from (docs/reference.md, Settings): `QUILT_MCP_TOKEN`, else the
 //! OS keyring entry.
 //!
 //! The keyring entry is read on first use, and again whenever the token it gave has
@@ -20,7 +20,7 @@ pub fn ensure_native_store() -> Result<(), String> {
     store_in_use().map(|_| ())
 }
 
-/// The credential store in use, chosen on first use (SPEC §8 names it):
+/// The credential store in use, chosen on first use (docs/reference.md, Logs names it):
 /// `secret-service`, `keyutils`, `keychain` or `credential-manager`, or `custom` when
 /// the process set its own default store (tests use a mock one).
 pub fn store_in_use() -> Result<&'static str, String> {
@@ -132,7 +132,7 @@ pub enum KeyringError {
     /// all), or the Keychain is locked.
     #[error("the keyring ({store}) is locked ({})", describe(.source))]
     Locked {
-        /// The store's name (SPEC §8).
+        /// The store's name (docs/reference.md, Logs).
         store: &'static str,
         /// The store's error.
         #[source]
@@ -141,7 +141,7 @@ pub enum KeyringError {
     /// The store refused access (a permission).
     #[error("the keyring ({store}) refused access ({})", describe(.source))]
     Refused {
-        /// The store's name (SPEC §8).
+        /// The store's name (docs/reference.md, Logs).
         store: &'static str,
         /// The store's error.
         #[source]
@@ -150,7 +150,7 @@ pub enum KeyringError {
     /// The store failed otherwise.
     #[error("the keyring ({store}) failed ({})", describe(.source))]
     Failed {
-        /// The store's name (SPEC §8).
+        /// The store's name (docs/reference.md, Logs).
         store: &'static str,
         /// The store's error.
         #[source]

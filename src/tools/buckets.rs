@@ -1081,7 +1081,7 @@ mod tests {
         );
     }
 
-    /// Finding 10 of issue 11: `offset = 2^64-5, max_bytes = 10` overflowed into
+    /// `offset = 2^64-5, max_bytes = 10` overflowed into
     /// `Range: bytes=18446744073709551611-4`, and a server that ignores `Range` had
     /// its first bytes reported at the offset asked for.
     #[test]

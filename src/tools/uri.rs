@@ -24,7 +24,7 @@ pub(crate) const MAX_KEY_BYTES: usize = 1024;
 pub(crate) const MAX_TOKEN_BYTES: usize = 4096;
 
 /// Checks an S3 name (a key, prefix or delimiter): at most [`MAX_KEY_BYTES`] bytes of
-/// UTF-8 and no NUL (SPEC §6 "S3 names").
+/// UTF-8 and no NUL (docs/reference.md, Tools).
 pub(crate) fn check_s3_name(what: &str, name: &str) -> Result<(), String> {
     if name.len() > MAX_KEY_BYTES {
         return Err(format!(
@@ -389,8 +389,8 @@ mod tests {
         }
     }
 
-    /// SPEC §6 "S3 names": over 1024 bytes of UTF-8, or a NUL, is refused at parse
-    /// time (issue 11, findings 1 and 11).
+    /// docs/reference.md, Tools: over 1024 bytes of UTF-8, or a NUL, is refused at parse
+    /// time.
     #[test]
     fn s3_names_are_bounded() {
         let at_limit = "k".repeat(MAX_KEY_BYTES);
@@ -407,7 +407,7 @@ mod tests {
         assert!(ContinuationToken::try_from("t".repeat(MAX_TOKEN_BYTES + 1)).is_err());
     }
 
-    /// Issue 11, finding 9: `pct%41.txt` was emitted as a URI naming `pctA.txt`.
+    /// `pct%41.txt` was emitted as a URI naming `pctA.txt`.
     #[test]
     fn emitted_uris_name_the_same_object() {
         let cases = [
