@@ -31,9 +31,14 @@ pub const SECRET_KEY: &str = "testing";
 
 /// The Pythons to try, in order, each with where it came from.
 fn candidates() -> Vec<(PathBuf, String)> {
+    candidates_for(std::env::var_os("QUILT_MCP_TEST_MOTO").as_deref())
+}
+
+/// The Pythons to try for this value of `QUILT_MCP_TEST_MOTO`.
+fn candidates_for(setting: Option<&std::ffi::OsStr>) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
-    if let Some(value) = std::env::var_os("QUILT_MCP_TEST_MOTO") {
-        let path = PathBuf::from(&value);
+    if let Some(value) = setting {
+        let path = PathBuf::from(value);
         let from = format!("QUILT_MCP_TEST_MOTO={}", path.display());
         let is_python = path
             .file_name()
@@ -168,5 +173,45 @@ impl Moto {
     /// An SDK client for it.
     pub fn client(&self) -> aws_sdk_s3::Client {
         crate::s3::client(&self.endpoint, ACCESS_KEY, SECRET_KEY)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn script(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file
+    }
+
+    /// A pyenv shim (a shell script) names no Python: moto is not started through it.
+    #[test]
+    fn only_a_python_named_by_path_is_taken_from_a_shebang() {
+        let shim = script("#!/usr/bin/env bash\nexec pyenv exec moto_server \"$@\"\n");
+        assert_eq!(shebang_python(shim.path()), None);
+        let venv = script("#!/work/target/venv/bin/python3\nimport moto.server\n");
+        assert_eq!(
+            shebang_python(venv.path()),
+            Some(PathBuf::from("/work/target/venv/bin/python3"))
+        );
+        let env_python = script("#!/usr/bin/env python3\n");
+        assert_eq!(shebang_python(env_python.path()), None);
+        assert_eq!(shebang_python(Path::new("/no/such/moto_server")), None);
+    }
+
+    /// `QUILT_MCP_TEST_MOTO` naming a `moto_server` puts the Pythons beside it first.
+    #[test]
+    fn a_moto_server_path_offers_the_python_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = dir.path().join("moto_server");
+        std::fs::write(&server, "#!/usr/bin/env bash\n").unwrap();
+        let found: Vec<PathBuf> = candidates_for(Some(server.as_os_str()))
+            .into_iter()
+            .map(|(path, _)| path)
+            .collect();
+        assert_eq!(found.first(), Some(&dir.path().join("python3")));
+        assert!(found.ends_with(&[PathBuf::from("python3")]));
     }
 }
