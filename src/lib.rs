@@ -36,6 +36,7 @@ mod error;
 pub mod http;
 pub mod logging;
 pub mod quilt;
+mod s3;
 pub mod server;
 pub mod setup;
 pub mod status;

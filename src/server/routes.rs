@@ -588,7 +588,7 @@ mod gate_tests {
                     .access;
                 Spec {
                     name: g.info.name,
-                    permissions: access.permissions,
+                    permissions: access.permissions.iter().map(|p| p.as_str()).collect(),
                     has_buckets: !access.buckets.is_empty(),
                     writes: g.info.writes(),
                 }

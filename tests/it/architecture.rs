@@ -7,7 +7,7 @@ use std::path::Path;
 /// Layers from the bottom up; a module may use only modules of lower layers.
 const LAYERS: &[&[&str]] = &[
     &["error"],
-    &["time"],
+    &["time", "s3"],
     &["config"],
     &["logging", "quilt"],
     &["auth"],
