@@ -9,8 +9,8 @@ use super::{
     HashPrefix, NAMED_PACKAGES_PREFIX, PACKAGES_PREFIX, is_top_hash, latest_key, manifest_key,
     parse_pointer, pointer_prefix,
 };
-use crate::s3::{ListRequest, Put, S3, S3ErrorKind, S3Uri};
 pub(crate) use crate::s3::WriteCondition;
+use crate::s3::{ListRequest, Put, S3, S3ErrorKind, S3Uri};
 
 /// Pointer reads in flight at once when listing packages.
 const POINTER_CONCURRENCY: usize = 16;
@@ -108,7 +108,11 @@ impl<'a> Registry<'a> {
     /// A small object's bytes and ETag, `None` when it does not exist; one larger
     /// than [`MAX_SMALL_BYTES`] is not a pointer (an integrity error) and is not read.
     async fn read_small(&self, key: &str) -> Result<Option<crate::s3::Capped>, QuiltError> {
-        match self.s3.read_capped(&self.object(key), MAX_SMALL_BYTES).await {
+        match self
+            .s3
+            .read_capped(&self.object(key), MAX_SMALL_BYTES)
+            .await
+        {
             Ok(capped) => Ok(Some(capped)),
             Err(error) if error.is_not_found() => Ok(None),
             Err(error) if matches!(error.kind, S3ErrorKind::OverCap { .. }) => {

@@ -120,7 +120,11 @@ impl S3Error {
     }
 
     /// Classifies what the SDK returned for `op` on `target`, once.
-    pub(crate) fn from_sdk<E>(op: &'static str, target: impl Into<String>, error: SdkError<E>) -> S3Error
+    pub(crate) fn from_sdk<E>(
+        op: &'static str,
+        target: impl Into<String>,
+        error: SdkError<E>,
+    ) -> S3Error
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -171,7 +175,10 @@ fn classify(code: &str, status: u16) -> S3ErrorKind {
         )
         | (_, 403) => S3ErrorKind::AccessDenied,
         (
-            "SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded"
+            "SlowDown"
+            | "Throttling"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
             | "TooManyRequests",
             _,
         )
@@ -272,9 +279,10 @@ impl ToolError {
                 ErrorCode::UpstreamError,
                 format!("{op} on {target} failed: {}", cause()),
             ),
-            S3ErrorKind::Timeout => {
-                retry(ErrorCode::UpstreamError, format!("{op} on {target} timed out"))
-            }
+            S3ErrorKind::Timeout => retry(
+                ErrorCode::UpstreamError,
+                format!("{op} on {target} timed out"),
+            ),
             S3ErrorKind::Unreachable => retry(
                 ErrorCode::UpstreamError,
                 format!("S3 could not be reached for {op} on {target}: {}", cause()),
@@ -394,7 +402,11 @@ mod tests {
             let tool = ToolError::from(error);
             assert_eq!((tool.code, tool.retryable), (code, retryable), "{text}");
             assert_eq!(tool.message, shown, "{text}");
-            assert!(tool.message.contains("s3://b/k"), "{text}: {}", tool.message);
+            assert!(
+                tool.message.contains("s3://b/k"),
+                "{text}: {}",
+                tool.message
+            );
         }
     }
 }

@@ -603,6 +603,20 @@ fn range_end(offset: u64, max_bytes: u64) -> Option<u64> {
     offset.checked_add(max_bytes.saturating_sub(1))
 }
 
+/// What is wrong with the answer to a ranged read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum RangeProblem {
+    /// No `Content-Range` for a read from an offset.
+    #[error("S3 ignored the byte range and answered from the start of the object")]
+    Ignored,
+    /// A `Content-Range` that does not parse.
+    #[error("S3 answered with an unreadable Content-Range {0:?}")]
+    Unreadable(String),
+    /// The bytes of another range.
+    #[error("S3 answered with the bytes from {0}")]
+    OtherStart(u64),
+}
+
 /// The object's size from the answer to a ranged read from `offset`, making sure the
 /// bytes really start there: a server that ignores `Range` (no `Content-Range`) or
 /// answers another range must not have its bytes reported at `offset`.
@@ -610,16 +624,16 @@ fn ranged_size(
     content_range: Option<&str>,
     content_length: Option<i64>,
     offset: u64,
-) -> Result<u64, String> {
+) -> Result<u64, RangeProblem> {
     let Some(range) = content_range else {
         if offset == 0 {
             return Ok(content_length
                 .and_then(|l| u64::try_from(l).ok())
                 .unwrap_or(0));
         }
-        return Err("S3 ignored the byte range and answered from the start of the object".into());
+        return Err(RangeProblem::Ignored);
     };
-    let unreadable = || format!("S3 answered with an unreadable Content-Range {range:?}");
+    let unreadable = || RangeProblem::Unreadable(range.chars().take(100).collect());
     let (span, total) = range
         .trim()
         .strip_prefix("bytes ")
@@ -630,7 +644,7 @@ fn ranged_size(
         .and_then(|(start, _)| start.parse::<u64>().ok())
         .ok_or_else(unreadable)?;
     if start != offset {
-        return Err(format!("S3 answered with the bytes from {start}"));
+        return Err(RangeProblem::OtherStart(start));
     }
     total.parse::<u64>().map_err(|_| unreadable())
 }
@@ -656,10 +670,7 @@ mod tests {
     #[test]
     fn listed_names_are_decoded_only_when_encoded() {
         let url = Some(&EncodingType::Url);
-        assert_eq!(
-            listed_name("a+b%2Bc%25d%00", url).unwrap(),
-            "a b+c%d\0"
-        );
+        assert_eq!(listed_name("a+b%2Bc%25d%00", url).unwrap(), "a b+c%d\0");
         assert_eq!(listed_name("caf%C3%A9/", url).unwrap(), "café/");
         assert_eq!(listed_name("a+b%41", None).unwrap(), "a+b%41");
         assert_eq!(listed_name("%ff", url), None);

@@ -859,15 +859,22 @@ mod tests {
         let text = "héllo wörld €";
         let bytes = text.as_bytes();
         // Cut in the middle of "é" (2 bytes at 1..3).
-        let (t, skip, covered) = decode_text(&bytes[..2], 0, bytes.len() as u64, TextEncoding::Utf8).unwrap();
+        let (t, skip, covered) =
+            decode_text(&bytes[..2], 0, bytes.len() as u64, TextEncoding::Utf8).unwrap();
         assert_eq!((t.as_str(), skip, covered), ("h", 0, 1));
         // Start in the middle of "é": the continuation byte is skipped.
-        let (t, skip, covered) = decode_text(&bytes[2..7], 2, bytes.len() as u64, TextEncoding::Utf8).unwrap();
+        let (t, skip, covered) =
+            decode_text(&bytes[2..7], 2, bytes.len() as u64, TextEncoding::Utf8).unwrap();
         assert_eq!((t.as_str(), skip, covered), ("llo ", 1, 4));
         // The euro sign (3 bytes) cut after 1 byte at the end of a window.
         let euro_at = text.find('€').unwrap();
-        let (t, _, covered) =
-            decode_text(&bytes[..euro_at + 1], 0, bytes.len() as u64, TextEncoding::Utf8).unwrap();
+        let (t, _, covered) = decode_text(
+            &bytes[..euro_at + 1],
+            0,
+            bytes.len() as u64,
+            TextEncoding::Utf8,
+        )
+        .unwrap();
         assert_eq!((t.as_str(), covered), ("héllo wörld ", euro_at));
         // The whole text.
         assert_eq!(
@@ -881,7 +888,9 @@ mod tests {
     #[test]
     fn binary_is_refused() {
         assert_eq!(
-            decode_text(b"ab\0cd", 0, 5, TextEncoding::Utf8).unwrap_err().code,
+            decode_text(b"ab\0cd", 0, 5, TextEncoding::Utf8)
+                .unwrap_err()
+                .code,
             ErrorCode::NotSupported
         );
         assert_eq!(
@@ -897,9 +906,14 @@ mod tests {
                 .code,
             ErrorCode::NotSupported
         );
-        assert_eq!(decode_text(&[0xe9], 0, 1, TextEncoding::Latin1).unwrap().0, "é");
         assert_eq!(
-            decode_text(&[0xe9], 0, 1, TextEncoding::Ascii).unwrap_err().code,
+            decode_text(&[0xe9], 0, 1, TextEncoding::Latin1).unwrap().0,
+            "é"
+        );
+        assert_eq!(
+            decode_text(&[0xe9], 0, 1, TextEncoding::Ascii)
+                .unwrap_err()
+                .code,
             ErrorCode::NotSupported
         );
     }

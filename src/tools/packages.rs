@@ -200,9 +200,7 @@ impl Tool for PackageList {
     async fn run(call: Call<'_>, p: ListParams) -> Result<ListOutput, ToolError> {
         let ListParams { args, after } = p;
         let bucket = args.registry.name();
-        let max = args
-            .max_packages
-            .map_or(DEFAULT_MAX_PACKAGES, Bounded::get);
+        let max = args.max_packages.map_or(DEFAULT_MAX_PACKAGES, Bounded::get);
         let prefix = args.prefix.as_ref().map_or("", S3Name::as_str);
         let registry = Registry::new(call.s3()?, bucket);
         let page = registry
@@ -476,7 +474,11 @@ impl Tool for PackageBrowse {
     type Output = BrowseOutput;
 
     async fn run(call: Call<'_>, p: BrowseParams) -> Result<BrowseOutput, ToolError> {
-        let BrowseParams { args: p, path, cursor } = p;
+        let BrowseParams {
+            args: p,
+            path,
+            cursor,
+        } = p;
         let bucket = p.registry.name();
         let max_entries = p
             .max_entries

@@ -162,7 +162,6 @@ impl TryFrom<String> for ContinuationToken {
 }
 string_argument!(ContinuationToken);
 
-
 /// An object URI to make a presigned link for: an [`ObjectUri`] whose key has no `.`
 /// or `..` segment, which browsers and HTTP clients would resolve to another path
 /// (from a path-style endpoint, another bucket's object).
@@ -349,7 +348,11 @@ mod tests {
         assert!(S3Name::try_from("a\0b".to_owned()).is_err());
         assert!(ContinuationToken::try_from("t".repeat(MAX_TOKEN_BYTES)).is_ok());
         assert!(ContinuationToken::try_from("t".repeat(MAX_TOKEN_BYTES + 1)).is_err());
-        assert!(SourceUri::try_from("s3://b/dir/".to_owned()).unwrap().is_prefix());
+        assert!(
+            SourceUri::try_from("s3://b/dir/".to_owned())
+                .unwrap()
+                .is_prefix()
+        );
         assert!(SourceUri::try_from("s3://b/dir/?versionId=1".to_owned()).is_err());
     }
 
@@ -370,8 +373,14 @@ mod tests {
             assert!(parse(bad.clone()).is_err(), "{bad}");
         }
         let message = parse(serde_json::json!(0)).unwrap_err().to_string();
-        assert!(message.contains("must be from 1 to 1000, not 0"), "{message}");
-        assert_eq!(Offset::try_from(i128::from(i64::MAX)).unwrap().get(), MAX_OFFSET);
+        assert!(
+            message.contains("must be from 1 to 1000, not 0"),
+            "{message}"
+        );
+        assert_eq!(
+            Offset::try_from(i128::from(i64::MAX)).unwrap().get(),
+            MAX_OFFSET
+        );
         assert!(Offset::try_from(i128::from(u64::MAX - 4)).is_err());
         assert!(Offset::try_from(-1).is_err());
     }
@@ -388,7 +397,11 @@ mod tests {
             ("", None),
         ];
         for (name, expected) in cases {
-            assert_eq!(TextEncoding::try_from(name.to_owned()).ok(), expected, "{name}");
+            assert_eq!(
+                TextEncoding::try_from(name.to_owned()).ok(),
+                expected,
+                "{name}"
+            );
         }
     }
 
