@@ -6,9 +6,10 @@
 //! Layers from the bottom up; a module uses only the layers below it (ARCHITECTURE.md,
 //! kept by `tests/it/architecture.rs`):
 //!
-//! - `error`: the error codes of the contract and `ToolError`; S3 failures classified.
-//! - [`time`], [`config`]: clocks; every environment variable of the contract, read
-//!   once into [`Config`].
+//! - `error`: the error codes of the contract, `ToolError` and `ArgumentError`.
+//! - [`time`], `s3`: clocks; every S3 request, its failure classified once, S3 names and
+//!   `s3://` URIs.
+//! - [`config`]: every environment variable of the contract, read once into [`Config`].
 //! - [`logging`]: JSON-lines log files and the plain stderr stream. [`quilt`]: the
 //!   package format (manifests, hashes, Python-exact JSON) and registry I/O.
 //! - [`auth`]: where the token comes from ([`auth::source`]), how it is verified

@@ -34,10 +34,15 @@ pub(crate) const DEFAULT_MAX_CHANGES: usize = 1000;
 /// Largest `max_changes` of `package_diff`.
 pub(crate) const MAX_CHANGES: usize = 100_000;
 
-/// Parameters checked together once each has parsed: `$params` deserializes as
-/// `$args` (whose fields, and so whose input schema, it has) and then
-/// `TryFrom<$args>`, so that a combination that cannot work is an `invalid_argument`
-/// of the gate's one parse, before any request.
+/// Longest `cursor` of `package_browse`, in characters.
+pub(crate) const MAX_CURSOR_CHARS: usize = 16 * 1024;
+/// Most entries `package_create` makes.
+pub(crate) const MAX_CREATE_ENTRIES: usize = 100_000;
+
+/// The input schema of parameters checked together once each has parsed: `$params`
+/// deserializes as `$args` and then `TryFrom<$args>` (`#[serde(try_from)]`), so that a
+/// combination that cannot work is an `invalid_argument` of the gate's one parse,
+/// before any request; its schema is `$args`'s.
 macro_rules! checked_params {
     ($params:ident, $args:ident) => {
         impl JsonSchema for $params {
@@ -53,10 +58,6 @@ macro_rules! checked_params {
         }
     };
 }
-/// Longest `cursor` of `package_browse`, in characters.
-pub(crate) const MAX_CURSOR_CHARS: usize = 16 * 1024;
-/// Most entries `package_create` makes.
-pub(crate) const MAX_CREATE_ENTRIES: usize = 100_000;
 
 fn registry_uri(bucket: &str) -> String {
     format!("s3://{bucket}")
