@@ -697,6 +697,92 @@ mod tests {
         }
     }
 
+    /// A loopback S3 that answers every `ListObjectsV2` with `page(continuation
+    /// token)`: its XML body.
+    async fn fake_listing(
+        page: fn(Option<&str>) -> String,
+    ) -> (aws_sdk_s3::Client, tokio::task::JoinHandle<()>) {
+        use axum::extract::RawQuery;
+        let app = axum::Router::new().fallback(move |RawQuery(query): RawQuery| async move {
+            let query = query.unwrap_or_default();
+            let token = query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("continuation-token="))
+                .map(str::to_owned);
+            (
+                [("content-type", "application/xml")],
+                page(token.as_deref()),
+            )
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "AKIDTEST", "secret", None, None, "t",
+            ))
+            .endpoint_url(endpoint)
+            .force_path_style(true)
+            .build();
+        (aws_sdk_s3::Client::from_conf(config), task)
+    }
+
+    fn listing_xml(keys: &[&str], next: Option<&str>) -> String {
+        let contents: String = keys
+            .iter()
+            .map(|k| format!("<Contents><Key>{k}</Key><Size>1</Size></Contents>"))
+            .collect();
+        let more = next.map_or_else(
+            || "<IsTruncated>false</IsTruncated>".to_owned(),
+            |t| format!("<IsTruncated>true</IsTruncated><NextContinuationToken>{t}</NextContinuationToken>"),
+        );
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix></Prefix><EncodingType>url</EncodingType>{more}{contents}</ListBucketResult>"#
+        )
+    }
+
+    /// Pages are followed by their tokens and their URL-encoded names decoded; a
+    /// server that hands back the token it was given ends the listing with an error
+    /// instead of looping for ever.
+    #[tokio::test]
+    async fn listings_follow_pages_and_stop_on_a_repeated_token() {
+        let (client, task) = fake_listing(|token| match token {
+            None => listing_xml(&["a+b", "caf%C3%A9"], Some("two")),
+            Some("two") => listing_xml(&["z%2B"], None),
+            Some(_) => listing_xml(&[], None),
+        })
+        .await;
+        let mut pages = S3::new(&client).list(ListRequest::prefix("b", ""));
+        let mut keys = Vec::new();
+        while let Some(page) = pages.next_page().await {
+            keys.extend(page.unwrap().objects.into_iter().map(|o| o.key));
+        }
+        assert_eq!(keys, ["a b", "café", "z+"]);
+        task.abort();
+
+        let (client, task) = fake_listing(|_| listing_xml(&["k"], Some("same"))).await;
+        let mut pages = S3::new(&client).list(ListRequest::prefix("b", ""));
+        let mut seen = 0;
+        let error = loop {
+            match pages.next_page().await {
+                Some(Ok(_)) => seen += 1,
+                Some(Err(error)) => break error,
+                None => panic!("the listing ended without an error"),
+            }
+            assert!(seen < 10, "the listing loops");
+        };
+        assert!(
+            matches!(error.kind, S3ErrorKind::Malformed { .. }),
+            "{error:?}"
+        );
+        assert!(pages.next_page().await.is_none());
+        task.abort();
+    }
+
     #[test]
     fn permissions_are_named_as_tokens_name_them() {
         assert_eq!(Permission::GetObject.to_string(), "s3:GetObject");
