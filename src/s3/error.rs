@@ -69,7 +69,7 @@ pub(crate) enum S3ErrorKind {
 
 /// One S3 request that failed.
 #[derive(Debug, thiserror::Error)]
-#[error("{}", ToolError::from_ref(self).message)]
+#[error("{}", tool_error(self).message)]
 pub(crate) struct S3Error {
     /// The S3 operation, such as `GetObject`.
     pub op: &'static str,
@@ -197,122 +197,120 @@ fn classify(code: &str, status: u16) -> S3ErrorKind {
     }
 }
 
-impl ToolError {
-    /// The tool error of an S3 failure: what a caller sees (docs/reference.md, Errors).
-    fn from_ref(error: &S3Error) -> ToolError {
-        let S3Error {
-            op,
-            target,
-            kind,
-            answer,
-            source,
-        } = error;
-        let answer = answer.as_deref();
-        let detail = answer
-            .and_then(|a| a.detail.as_deref())
-            .map(|m| format!(" ({m})"))
-            .unwrap_or_default();
-        let status = answer.map_or(0, |a| a.status);
-        let code = answer.and_then(|a| a.code.as_deref());
-        let cause = || {
-            source
-                .as_deref()
-                .map(|s| chain(s as &dyn std::error::Error))
-                .unwrap_or_default()
-        };
-        let fail = ToolError::new;
-        let retry = ToolError::retryable;
-        match kind {
-            S3ErrorKind::NotFound => fail(ErrorCode::NotFound, format!("{target} does not exist")),
-            S3ErrorKind::NoSuchBucket => fail(
-                ErrorCode::NotFound,
-                format!("the bucket of {target} does not exist"),
+/// The tool error of an S3 failure: what a caller sees (docs/reference.md, Errors).
+fn tool_error(error: &S3Error) -> ToolError {
+    let S3Error {
+        op,
+        target,
+        kind,
+        answer,
+        source,
+    } = error;
+    let answer = answer.as_deref();
+    let detail = answer
+        .and_then(|a| a.detail.as_deref())
+        .map(|m| format!(" ({m})"))
+        .unwrap_or_default();
+    let status = answer.map_or(0, |a| a.status);
+    let code = answer.and_then(|a| a.code.as_deref());
+    let cause = || {
+        source
+            .as_deref()
+            .map(|s| chain(s as &dyn std::error::Error))
+            .unwrap_or_default()
+    };
+    let fail = ToolError::new;
+    let retry = ToolError::retryable;
+    match kind {
+        S3ErrorKind::NotFound => fail(ErrorCode::NotFound, format!("{target} does not exist")),
+        S3ErrorKind::NoSuchBucket => fail(
+            ErrorCode::NotFound,
+            format!("the bucket of {target} does not exist"),
+        ),
+        S3ErrorKind::AccessDenied => fail(
+            ErrorCode::AccessDenied,
+            format!(
+                "S3 denied {op} on {target}{detail}: the IAM role behind the token lacks this permission, or a bucket policy refuses it; ask the Quilt administrator"
             ),
-            S3ErrorKind::AccessDenied => fail(
-                ErrorCode::AccessDenied,
-                format!(
-                    "S3 denied {op} on {target}{detail}: the IAM role behind the token lacks this permission, or a bucket policy refuses it; ask the Quilt administrator"
-                ),
+        ),
+        S3ErrorKind::Throttled => retry(
+            ErrorCode::Throttled,
+            format!("S3 is throttling {op} on {target}{detail}; retry in a few seconds"),
+        ),
+        S3ErrorKind::InvalidRange => fail(
+            ErrorCode::InvalidArgument,
+            format!("the requested range is outside {target}"),
+        ),
+        S3ErrorKind::PastEnd { offset, size } => fail(
+            ErrorCode::InvalidArgument,
+            format!("offset {offset} is past the end of {target}, which has {size} bytes"),
+        ),
+        S3ErrorKind::WrongRegion => fail(
+            ErrorCode::UpstreamError,
+            format!(
+                "S3 refused {op} on {target}: the bucket is in another region; set QUILT_MCP_AWS_REGION or put the region in the token"
             ),
-            S3ErrorKind::Throttled => retry(
-                ErrorCode::Throttled,
-                format!("S3 is throttling {op} on {target}{detail}; retry in a few seconds"),
+        ),
+        S3ErrorKind::Rejected => fail(
+            ErrorCode::InvalidArgument,
+            format!("S3 rejected {op} on {target}{detail}"),
+        ),
+        S3ErrorKind::PreconditionFailed | S3ErrorKind::ConditionalConflict => fail(
+            ErrorCode::Conflict,
+            format!("{target} changed meanwhile: S3 refused the conditional {op}{detail}"),
+        ),
+        S3ErrorKind::NotImplemented => fail(
+            ErrorCode::NotSupported,
+            format!("the S3 endpoint does not implement {op} as asked for {target}{detail}"),
+        ),
+        S3ErrorKind::ServerError => retry(
+            ErrorCode::UpstreamError,
+            format!("S3 failed {op} on {target} with HTTP {status}{detail}; retry later"),
+        ),
+        S3ErrorKind::Other if status != 0 => fail(
+            ErrorCode::UpstreamError,
+            format!(
+                "S3 failed {op} on {target}: {} HTTP {status}{detail}",
+                scrub(code.unwrap_or(""))
             ),
-            S3ErrorKind::InvalidRange => fail(
-                ErrorCode::InvalidArgument,
-                format!("the requested range is outside {target}"),
+        ),
+        S3ErrorKind::Other => fail(
+            ErrorCode::UpstreamError,
+            format!("{op} on {target} failed: {}", cause()),
+        ),
+        S3ErrorKind::Timeout => retry(
+            ErrorCode::UpstreamError,
+            format!("{op} on {target} timed out"),
+        ),
+        S3ErrorKind::Unreachable => retry(
+            ErrorCode::UpstreamError,
+            format!("S3 could not be reached for {op} on {target}: {}", cause()),
+        ),
+        S3ErrorKind::Interrupted => retry(
+            ErrorCode::UpstreamError,
+            format!("reading {target} was interrupted: {}", cause()),
+        ),
+        S3ErrorKind::OverCap { cap } => fail(
+            ErrorCode::TooLarge,
+            format!("{target} is larger than {cap} bytes, more than is read"),
+        ),
+        S3ErrorKind::UnsafeLink => fail(
+            ErrorCode::InvalidArgument,
+            format!(
+                "the key of {target} has a `.` or `..` segment, which browsers and HTTP clients resolve to another path (even another bucket); no link is made for it"
             ),
-            S3ErrorKind::PastEnd { offset, size } => fail(
-                ErrorCode::InvalidArgument,
-                format!("offset {offset} is past the end of {target}, which has {size} bytes"),
-            ),
-            S3ErrorKind::WrongRegion => fail(
-                ErrorCode::UpstreamError,
-                format!(
-                    "S3 refused {op} on {target}: the bucket is in another region; set QUILT_MCP_AWS_REGION or put the region in the token"
-                ),
-            ),
-            S3ErrorKind::Rejected => fail(
-                ErrorCode::InvalidArgument,
-                format!("S3 rejected {op} on {target}{detail}"),
-            ),
-            S3ErrorKind::PreconditionFailed | S3ErrorKind::ConditionalConflict => fail(
-                ErrorCode::Conflict,
-                format!("{target} changed meanwhile: S3 refused the conditional {op}{detail}"),
-            ),
-            S3ErrorKind::NotImplemented => fail(
-                ErrorCode::NotSupported,
-                format!("the S3 endpoint does not implement {op} as asked for {target}{detail}"),
-            ),
-            S3ErrorKind::ServerError => retry(
-                ErrorCode::UpstreamError,
-                format!("S3 failed {op} on {target} with HTTP {status}{detail}; retry later"),
-            ),
-            S3ErrorKind::Other if status != 0 => fail(
-                ErrorCode::UpstreamError,
-                format!(
-                    "S3 failed {op} on {target}: {} HTTP {status}{detail}",
-                    scrub(code.unwrap_or(""))
-                ),
-            ),
-            S3ErrorKind::Other => fail(
-                ErrorCode::UpstreamError,
-                format!("{op} on {target} failed: {}", cause()),
-            ),
-            S3ErrorKind::Timeout => retry(
-                ErrorCode::UpstreamError,
-                format!("{op} on {target} timed out"),
-            ),
-            S3ErrorKind::Unreachable => retry(
-                ErrorCode::UpstreamError,
-                format!("S3 could not be reached for {op} on {target}: {}", cause()),
-            ),
-            S3ErrorKind::Interrupted => retry(
-                ErrorCode::UpstreamError,
-                format!("reading {target} was interrupted: {}", cause()),
-            ),
-            S3ErrorKind::OverCap { cap } => fail(
-                ErrorCode::TooLarge,
-                format!("{target} is larger than {cap} bytes, more than is read"),
-            ),
-            S3ErrorKind::UnsafeLink => fail(
-                ErrorCode::InvalidArgument,
-                format!(
-                    "the key of {target} has a `.` or `..` segment, which browsers and HTTP clients resolve to another path (even another bucket); no link is made for it"
-                ),
-            ),
-            S3ErrorKind::Malformed { problem, retryable } => ToolError {
-                code: ErrorCode::UpstreamError,
-                message: format!("{op} on {target}: {problem}"),
-                retryable: *retryable,
-            },
-        }
+        ),
+        S3ErrorKind::Malformed { problem, retryable } => ToolError {
+            code: ErrorCode::UpstreamError,
+            message: format!("{op} on {target}: {problem}"),
+            retryable: *retryable,
+        },
     }
 }
 
 impl From<S3Error> for ToolError {
     fn from(error: S3Error) -> ToolError {
-        ToolError::from_ref(&error)
+        tool_error(&error)
     }
 }
 
