@@ -75,6 +75,10 @@ impl Tool for BucketList {
     type Params = NoParams;
     type Output = BucketListOutput;
 
+    fn example() -> serde_json::Value {
+        serde_json::json!({})
+    }
+
     async fn run(call: Call<'_>, _params: NoParams) -> Result<BucketListOutput, ToolError> {
         let c = &call.ctx.claims;
         let mut buckets: Vec<GrantedBucket> = Vec::new();
@@ -175,6 +179,10 @@ impl Tool for BucketObjectsList {
     );
     type Params = ListParams;
     type Output = ListOutput;
+
+    fn example() -> serde_json::Value {
+        serde_json::json!({"bucket": "s3://b"})
+    }
 
     async fn run(call: Call<'_>, p: ListParams) -> Result<ListOutput, ToolError> {
         let s3 = S3::new(call.s3()?);
@@ -280,6 +288,10 @@ impl Tool for BucketObjectInfo {
     type Params = ObjectParams;
     type Output = InfoOutput;
 
+    fn example() -> serde_json::Value {
+        serde_json::json!({"s3_uri": "s3://b/k.txt"})
+    }
+
     async fn run(call: Call<'_>, p: ObjectParams) -> Result<InfoOutput, ToolError> {
         let uri = &p.s3_uri;
         let head = S3::new(call.s3()?).head(uri).await?;
@@ -362,6 +374,10 @@ impl Tool for BucketObjectText {
     type Params = TextParams;
     type Output = TextOutput;
 
+    fn example() -> serde_json::Value {
+        serde_json::json!({"s3_uri": "s3://b/k.txt"})
+    }
+
     async fn run(call: Call<'_>, p: TextParams) -> Result<TextOutput, ToolError> {
         let uri = &p.s3_uri;
         let max_bytes = p.max_bytes.map_or(65_536, Bounded::get);
@@ -439,6 +455,10 @@ impl Tool for BucketObjectFetch {
     );
     type Params = FetchParams;
     type Output = FetchOutput;
+
+    fn example() -> serde_json::Value {
+        serde_json::json!({"s3_uri": "s3://b/k.txt"})
+    }
 
     async fn run(call: Call<'_>, p: FetchParams) -> Result<FetchOutput, ToolError> {
         let uri = &p.s3_uri;
@@ -533,6 +553,10 @@ impl Tool for BucketObjectLink {
     };
     type Params = LinkParams;
     type Output = LinkOutput;
+
+    fn example() -> serde_json::Value {
+        serde_json::json!({"s3_uri": "s3://b/k.txt"})
+    }
 
     async fn run(call: Call<'_>, p: LinkParams) -> Result<LinkOutput, ToolError> {
         let session = call.session()?;
@@ -686,6 +710,10 @@ impl Tool for BucketObjectsPut {
     };
     type Params = PutParams;
     type Output = PutOutput;
+
+    fn example() -> serde_json::Value {
+        serde_json::json!({"bucket": "b", "items": [{"key": "k", "text": "t"}]})
+    }
 
     async fn run(call: Call<'_>, p: PutParams) -> Result<PutOutput, ToolError> {
         let s3 = S3::new(call.s3()?);

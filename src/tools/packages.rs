@@ -198,6 +198,10 @@ impl Tool for PackageList {
     type Params = ListParams;
     type Output = ListOutput;
 
+    fn example() -> serde_json::Value {
+        serde_json::json!({"registry": "s3://b"})
+    }
+
     async fn run(call: Call<'_>, p: ListParams) -> Result<ListOutput, ToolError> {
         let ListParams { args, after } = p;
         let bucket = args.registry.name();
@@ -474,6 +478,10 @@ impl Tool for PackageBrowse {
     type Params = BrowseParams;
     type Output = BrowseOutput;
 
+    fn example() -> serde_json::Value {
+        serde_json::json!({"registry": "b", "package_name": "ns/pkg"})
+    }
+
     async fn run(call: Call<'_>, p: BrowseParams) -> Result<BrowseOutput, ToolError> {
         let BrowseParams {
             args: p,
@@ -634,6 +642,10 @@ impl Tool for PackageDiff {
     );
     type Params = DiffParams;
     type Output = DiffOutput;
+
+    fn example() -> serde_json::Value {
+        serde_json::json!({"registry": "b", "package1_name": "ns/pkg"})
+    }
 
     async fn run(call: Call<'_>, p: DiffParams) -> Result<DiffOutput, ToolError> {
         let bucket = p.registry.name();
@@ -809,12 +821,20 @@ impl Tool for PackageCreate {
             another revision became latest meanwhile (unless force) and in registries that use \
             workflows. Sends progress notifications when the client asks for them.",
         read_only: false,
-        destructive: false,
+        destructive: true,
         idempotent: false,
         open_world: true,
     };
     type Params = CreateParams;
     type Output = CreateOutput;
+
+    fn example() -> serde_json::Value {
+        serde_json::json!({
+            "registry": "b", "package_name": "ns/pkg",
+            "entries": [{"logical_key": "a", "s3_uri": "s3://src/a"}],
+            "s3_uris": ["s3://src/dir/"]
+        })
+    }
 
     async fn run(call: Call<'_>, p: CreateParams) -> Result<CreateOutput, ToolError> {
         let s3 = call.s3()?;
