@@ -247,6 +247,21 @@ async fn bad_arguments_cost_no_upstream_request_on_any_tool() {
             "max_changes",
         ),
         (
+            "package_revisions",
+            pkg(json!({"package_name": "team/"})),
+            "package_name",
+        ),
+        (
+            "package_revisions",
+            pkg(json!({"max_revisions": 0})),
+            "max_revisions",
+        ),
+        (
+            "package_revisions",
+            pkg(json!({"cursor": list_cursor("team/pkg")})),
+            "cursor",
+        ),
+        (
             "package_create",
             pkg(json!({"package_name": "tëam/pkg", "s3_uris": [object]})),
             "package_name",
