@@ -7,9 +7,10 @@
 //! kept by `tests/it/architecture.rs`):
 //!
 //! - `version`: the crate's version, named by any layer.
-//! - `error`: the error codes of the contract and `ToolError`; S3 failures classified.
-//! - [`time`], [`config`]: clocks; every environment variable of the contract, read
-//!   once into [`Config`].
+//! - `error`: the error codes of the contract, `ToolError` and `ArgumentError`.
+//! - [`time`], `s3`: clocks; every S3 request, its failure classified once, S3 names and
+//!   `s3://` URIs.
+//! - [`config`]: every environment variable of the contract, read once into [`Config`].
 //! - [`logging`]: JSON-lines log files and the plain stderr stream. [`quilt`]: the
 //!   package format (manifests, hashes, Python-exact JSON) and registry I/O.
 //! - [`auth`]: where the token comes from ([`auth::source`]), how it is verified
@@ -37,6 +38,7 @@ mod error;
 pub mod http;
 pub mod logging;
 pub mod quilt;
+mod s3;
 pub mod server;
 pub mod setup;
 pub mod status;

@@ -68,17 +68,16 @@ impl<D: Declared + ?Sized> Declared for Box<D> {
     }
 }
 
-/// An S3 action.
-pub(crate) type Permission = &'static str;
+pub(crate) use crate::s3::Permission;
 
 /// `s3:GetObject`.
-pub(crate) const GET_OBJECT: Permission = "s3:GetObject";
+pub(crate) const GET_OBJECT: Permission = Permission::GetObject;
 /// `s3:GetObjectVersion`.
-pub(crate) const GET_OBJECT_VERSION: Permission = "s3:GetObjectVersion";
+pub(crate) const GET_OBJECT_VERSION: Permission = Permission::GetObjectVersion;
 /// `s3:PutObject`.
-pub(crate) const PUT_OBJECT: Permission = "s3:PutObject";
+pub(crate) const PUT_OBJECT: Permission = Permission::PutObject;
 /// `s3:ListBucket`.
-pub(crate) const LIST_BUCKET: Permission = "s3:ListBucket";
+pub(crate) const LIST_BUCKET: Permission = Permission::ListBucket;
 
 /// What a tool is, for the host (MCP annotations) and for the gate.
 #[derive(Debug, Clone, Copy)]
@@ -139,7 +138,7 @@ impl Access {
     pub(crate) fn needs(permissions: &[Permission]) -> Access {
         let mut access = Access::default();
         for p in permissions {
-            access.also_needs(p);
+            access.also_needs(*p);
         }
         access
     }

@@ -10,7 +10,7 @@ use std::path::Path;
 /// Layers from the bottom up; a module may use only modules of lower layers.
 const LAYERS: &[&[&str]] = &[
     &["version", "error"],
-    &["time"],
+    &["time", "s3"],
     &["config"],
     &["logging", "quilt"],
     &["auth"],

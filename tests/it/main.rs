@@ -6,6 +6,7 @@
 mod common;
 
 mod architecture;
+mod arguments;
 mod diagnostics;
 mod hostile_inputs;
 mod http;

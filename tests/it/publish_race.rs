@@ -87,7 +87,7 @@ async fn timestamp_pointers(s3: &aws_sdk_s3::Client) -> BTreeMap<String, String>
 // ---------------------------------------------------------------------------------
 // moto
 
-fn moto_path() -> Option<PathBuf> {
+pub(crate) fn moto_path() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("QUILT_MCP_TEST_MOTO") {
         return Some(PathBuf::from(path));
     }
@@ -96,9 +96,9 @@ fn moto_path() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-struct Moto {
+pub(crate) struct Moto {
     child: std::process::Child,
-    endpoint: String,
+    pub(crate) endpoint: String,
 }
 
 impl Drop for Moto {
@@ -110,7 +110,7 @@ impl Drop for Moto {
 
 impl Moto {
     /// Starts `moto_server` on a free loopback port and waits until it answers.
-    async fn start(path: &PathBuf) -> Moto {
+    pub(crate) async fn start(path: &PathBuf) -> Moto {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -175,7 +175,7 @@ impl Moto {
         moto
     }
 
-    fn client(&self) -> aws_sdk_s3::Client {
+    pub(crate) fn client(&self) -> aws_sdk_s3::Client {
         s3_client(&self.endpoint, "testing", "testing")
     }
 }
@@ -294,7 +294,7 @@ async fn concurrent_creates_never_share_a_parent() {
 // NotImplemented to any PUT carrying If-Match or If-None-Match, as S3-compatible
 // stores without conditional writes do.
 
-mod no_conditional {
+pub(crate) mod no_conditional {
     use hyper::body::Incoming;
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use hyper_util::server::conn::auto::Builder as ConnBuilder;
