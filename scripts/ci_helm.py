@@ -8,8 +8,9 @@ set (the defaults with only a Secret named, and CHART/ci/*-values.yaml): `helm l
 --strict` for Kubernetes 1.32 without a finding, `helm template` into OUTDIR/SET/, yamllint
 on every rendered file, kubernetes-validate --strict against the Kubernetes 1.32 schemas,
 and the checks below on what was rendered. Also: the chart's version and appVersion are
-the crate's, and rendering without a Secret fails with a message naming
-auth.existingSecret. Exits non-zero on the first failure.
+the crate's, rendering without a Secret fails with a message naming auth.existingSecret,
+and values of the wrong shape are refused naming the value. Exits non-zero when a check
+failed, after printing every failure.
 """
 
 import json
@@ -147,6 +148,24 @@ def main():
         check("without auth.existingSecret, rendering fails", False, "it rendered")
     except helm.HelmError as err:
         check("without auth.existingSecret, rendering fails naming it", "auth.existingSecret" in str(err), str(err))
+
+    # Values the chart refuses (values.schema.json, or a template's check), and why.
+    refused = [
+        ({"auth": {"existingSecret": "s", "type": "hmac"}}, "/auth/type"),
+        ({"auth": {"existingSecret": "s"}, "publicUrl": "mcp.example.com"}, "/publicUrl"),
+        ({"auth": {"existingSecret": "s"}, "publicUrl": "https://mcp.example.com/?tenant=a"}, "/publicUrl"),
+        ({"auth": {"existingSecret": "s"}, "publicUrl": "https://user@mcp.example.com"}, "/publicUrl"),
+        ({"auth": {"existingSecret": "s"}, "replicaCount": "two"}, "/replicaCount"),
+        ({"auth": {"existingSecret": "s"}, "image": {"digest": "sha256:1234"}}, "/image/digest"),
+        ({"auth": {"existingSecret": "s"}, "ingress": {"enabled": True, "hosts": [{"paths": []}]}}, "host"),
+        ({"auth": {"existingSecret": "s"}, "server": {"port": 0}}, "/server/port"),
+    ]
+    for values, reason in refused:
+        try:
+            chart.render(values, name=RELEASE, namespace=NAMESPACE)
+            check(f"refuses {json.dumps(values)}", False, "it rendered")
+        except helm.HelmError as err:
+            check(f"refuses {json.dumps(values)} naming {reason}", reason in str(err), str(err))
 
     sets = {"default": {"auth": {"existingSecret": "quilt-mcp-jwt"}}}
     for path in sorted((chart_dir / "ci").glob("*-values.yaml")):
