@@ -17,6 +17,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import tarfile
 
 import helm_python as helm
 import yaml
@@ -203,6 +204,18 @@ def main():
         check_common(name, objects)
         checks[name](objects)
         print(f"ci-helm: {name}: linted, rendered and validated: {', '.join(sorted(objects))}", file=sys.stderr)
+    # The chart as the release packages and pushes it: no CI values inside, renders alone.
+    archive = pathlib.Path(helm.package(str(chart_dir), destination=str(out_dir)))
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    check(f"{archive.name}: holds the templates and schema, not ci/",
+          "quilt-mcp/values.schema.json" in names and "quilt-mcp/templates/deployment.yaml" in names
+          and not any("/ci/" in n for n in names), json.dumps(names))
+    packaged = helm.Chart.load_archive(archive.read_bytes())
+    check(f"{archive.name}: renders as the directory does",
+          packaged.render(sets["full"], name=RELEASE, namespace=NAMESPACE)
+          == chart.render(sets["full"], name=RELEASE, namespace=NAMESPACE))
+    print(f"ci-helm: packaged {archive.name} ({archive.stat().st_size} bytes)", file=sys.stderr)
     print(f"ci-helm: {PASSED[0]} checks passed, {len(FAILURES)} failed", file=sys.stderr)
     if FAILURES:
         sys.exit(1)
