@@ -1,23 +1,29 @@
 """The Helm chart deploy/helm/quilt-mcp, linted, rendered and validated offline.
 
-    python ci_helm.py CHART OUTDIR CRATE_VERSION
+    python ci_helm.py CHART OUTDIR CRATE_VERSION BINARY
 
 Run by scripts/ci-helm inside a venv with helm-python-sdk (Helm's lint and template
 engine, no helm binary, no cluster), kubernetes-validate and yamllint. For each values
 set (the defaults with only a Secret named, and CHART/ci/*-values.yaml): `helm lint
 --strict` for Kubernetes 1.32 without a finding, `helm template` into OUTDIR/SET/, yamllint
 on every rendered file, kubernetes-validate --strict against the Kubernetes 1.32 schemas,
-and the checks below on what was rendered. Also: the chart's version and appVersion are
+and the checks below on what was rendered; BINARY is then started with the rendered
+Deployment's arguments and environment (everything on) and asked over HTTP what they
+mean (serve_as_rendered). Also: the chart's version and appVersion are
 the crate's, rendering without a Secret fails with a message naming auth.existingSecret,
 and values of the wrong shape are refused naming the value. Exits non-zero when a check
 failed, after printing every failure.
 """
 
+import http.client
 import json
 import pathlib
+import re
 import subprocess
 import sys
 import tarfile
+import tempfile
+import time
 
 import helm_python as helm
 import yaml
@@ -137,8 +143,63 @@ def check_jwks(objects):
           deployment["spec"].get("replicas") == 1 and "PodDisruptionBudget" not in objects)
 
 
+def serve_as_rendered(binary, objects):
+    """Runs BINARY with the rendered container's arguments and environment (the Secret's
+    value made up, the listener moved to 127.0.0.1:0) and checks what those settings
+    mean over HTTP: the public URL and every allowed host pass the Host check (401 for
+    no token, not 403), another host is refused, the metadata names the public URL."""
+    _, _, main = container(objects)
+    args = list(main["args"])
+    args[args.index("--http") + 1] = "127.0.0.1:0"
+    with tempfile.TemporaryDirectory(prefix="ci-helm-") as home:
+        env = {"PATH": "/usr/bin:/bin", "HOME": home, "QUILT_MCP_LOG_DIR": home}
+        for item in main["env"]:
+            env[item["name"]] = item.get("value", "ci-helm-secret-ci-helm-secret-ci-helm-secret")
+        server = subprocess.Popen([binary, *args], env=env, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            address = None
+            deadline = time.monotonic() + 60
+            while address is None and time.monotonic() < deadline:
+                line = server.stderr.readline()
+                if not line:
+                    break
+                match = re.search(r"serving MCP at http://(127\.0\.0\.1:\d+)/mcp", line)
+                address = match and match.group(1)
+            check("full: the binary starts with the rendered arguments and environment", address is not None,
+                  f"{binary} {' '.join(args)}")
+            if address is None:
+                return
+
+            def status(method, path, host):
+                connection = http.client.HTTPConnection(address, timeout=30)
+                connection.request(method, path, body=b"{}" if method == "POST" else None,
+                                   headers={"Host": host, "Content-Type": "application/json",
+                                            "Accept": "application/json, text/event-stream"})
+                response = connection.getresponse()
+                body = response.read().decode()
+                connection.close()
+                return response.status, body
+
+            for host in ("mcp.example.com", "mcp.internal.example.com", "quilt-mcp.tools.svc.cluster.local"):
+                got, body = status("POST", "/mcp", host)
+                check(f"full: Host {host} is accepted (401 without a token)", got == 401, f"{got} {body}")
+            got, body = status("POST", "/mcp", "elsewhere.example.com")
+            check("full: another Host is refused (403)", got == 403, f"{got} {body}")
+            got, body = status("GET", "/healthz", "10.0.0.7:8080")
+            check("full: the liveness probe's path answers 200 whatever the Host", got == 200, f"{got} {body}")
+            got, body = status("GET", "/.well-known/oauth-protected-resource", "mcp.example.com")
+            check("full: the metadata names the public URL and the catalog",
+                  got == 200 and json.loads(body).get("resource") == "https://mcp.example.com/mcp"
+                  and json.loads(body).get("authorization_servers") == ["https://quilt.example.com"], f"{got} {body}")
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
 def main():
     chart_dir, out_dir, crate_version = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3]
+    binary = sys.argv[4]
     venv_bin = pathlib.Path(sys.executable).parent
     chart = helm.Chart.load(str(chart_dir))
     check(f"Chart.yaml version and appVersion are the crate's ({crate_version})",
@@ -203,6 +264,8 @@ def main():
               validate.returncode == 0, validate.stdout + validate.stderr)
         check_common(name, objects)
         checks[name](objects)
+        if name == "full":
+            serve_as_rendered(binary, objects)
         print(f"ci-helm: {name}: linted, rendered and validated: {', '.join(sorted(objects))}", file=sys.stderr)
     # The chart as the release packages and pushes it: no CI values inside, renders alone.
     archive = pathlib.Path(helm.package(str(chart_dir), destination=str(out_dir)))
