@@ -30,7 +30,7 @@ use rmcp::model::{CallToolResponse, CallToolResult};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 
-use super::table::{PeerProgress, Table, failure};
+use super::table::{Entry, PeerProgress, Table, failure};
 use super::{QuiltServer, RequestMeta, Transport, forbidden, unauthorized};
 use crate::auth::AuthContext;
 use crate::aws::{AwsSession, CredentialError};
@@ -166,8 +166,9 @@ impl QuiltServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         // A write tool hidden in read-only mode is still known: the policy refuses it
-        // with `read_only_mode`, which tells the user why.
-        let Some(entry) = Table::get().entry(name) else {
+        // with `read_only_mode`, which tells the user why. A tool outside the server's
+        // toolsets is not: it is answered as a tool that does not exist.
+        let Some(entry) = Table::get().offered(name, self.config().toolsets) else {
             return Err(ErrorData::invalid_params(
                 format!(
                     "unknown tool {:?}",
@@ -176,13 +177,27 @@ impl QuiltServer {
                 None,
             ));
         };
+        self.run_entry(entry, arguments, context)
+            .await
+            .map(CallToolResponse::from)
+    }
+
+    /// Runs `entry` with `arguments` through the gate: a tool call, or the tool call a
+    /// resource read or a completion stands for. `Err` is a -32001/-32003 refusal; a
+    /// bad argument or a failed run is a failed result.
+    pub(crate) async fn run_entry(
+        &self,
+        entry: &Entry,
+        arguments: Option<rmcp::model::JsonObject>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
         let admitted = match self
             .admit(entry.info, &context, || (entry.parse)(arguments))
             .await
         {
             Ok(admitted) => admitted,
             Err(Refused::Protocol(error)) => return Err(error),
-            Err(Refused::Failed(error)) => return Ok(failure(error).into()),
+            Err(Refused::Failed(error)) => return Ok(failure(error)),
         };
         let Admitted {
             request,
@@ -206,7 +221,7 @@ impl QuiltServer {
             "ok"
         };
         log.log(outcome, None);
-        Ok(result.into())
+        Ok(result)
     }
 }
 

@@ -3,13 +3,16 @@
 //! the very parameters the gate authorized (`table`).
 
 pub(crate) mod gate;
+pub(crate) mod resources;
 pub(crate) mod table;
 
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ErrorCode, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, ErrorCode,
+    Implementation, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -63,6 +66,9 @@ struct Inner {
     aws: Aws,
     verifier: Verifier,
     tokens: TokenProvider,
+    /// What `tools/list` shows: the tools of the configured toolsets (without those that
+    /// write in read-only mode), computed once.
+    listed: Vec<Tool>,
     /// The last verified context, reused while the same token is presented.
     verified: Mutex<Option<Arc<AuthContext>>>,
     /// The token line that opens the `instructions` (stdio, docs/reference.md, Logs), from the
@@ -114,6 +120,7 @@ impl QuiltServer {
         QuiltServer {
             inner: Arc::new(Inner {
                 aws: Aws::new(&config),
+                listed: Table::get().listed(config.read_only, config.toolsets),
                 config,
                 transport,
                 verifier,
@@ -408,7 +415,17 @@ pub(crate) fn forbidden(denial: &Denial) -> ErrorData {
 
 impl ServerHandler for QuiltServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        // Resources and completions only where a toolset offers them.
+        let capabilities = if resources::offered(self.inner.config.toolsets) {
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_completions()
+                .build()
+        } else {
+            ServerCapabilities::builder().enable_tools().build()
+        };
+        ServerConfig::new(capabilities)
             .with_server_info(
                 Implementation::new("quilt-mcp", VERSION)
                     .with_title("Quilt")
@@ -422,12 +439,11 @@ impl ServerHandler for QuiltServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let tools = Table::get().listed(self.inner.config.read_only).to_vec();
-        Ok(ListToolsResult::with_all_items(tools))
+        Ok(ListToolsResult::with_all_items(self.inner.listed.clone()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        let entry = Table::get().entry(name)?;
+        let entry = Table::get().offered(name, self.inner.config.toolsets)?;
         let hidden = self.inner.config.read_only && entry.info.writes();
         (!hidden).then(|| entry.described.clone())
     }
@@ -438,6 +454,60 @@ impl ServerHandler for QuiltServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         self.call(&request.name, request.arguments, context).await
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        if !resources::offered(self.inner.config.toolsets) {
+            return Err(ErrorData::method_not_found::<
+                rmcp::model::ListResourcesRequestMethod,
+            >());
+        }
+        Box::pin(self.resource_list(context)).await
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        if !resources::offered(self.inner.config.toolsets) {
+            return Err(ErrorData::method_not_found::<
+                rmcp::model::ListResourceTemplatesRequestMethod,
+            >());
+        }
+        Ok(self.resource_templates())
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        if !resources::offered(self.inner.config.toolsets) {
+            return Err(ErrorData::method_not_found::<
+                rmcp::model::ReadResourceRequestMethod,
+            >());
+        }
+        Box::pin(self.resource_read(request, context))
+            .await
+            .map(Into::into)
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        if !resources::offered(self.inner.config.toolsets) {
+            return Err(ErrorData::method_not_found::<
+                rmcp::model::CompleteRequestMethod,
+            >());
+        }
+        Box::pin(self.completion(request, context)).await
     }
 }
 

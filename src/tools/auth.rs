@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::{Call, NoParams, Tool, ToolError, ToolInfo};
+use super::{Call, NoParams, Tool, ToolError, ToolInfo, Toolset};
 use crate::auth::{AuthContext, CredentialSummary, TokenInfo};
 use crate::time::{now_unix, rfc3339};
 
@@ -78,6 +78,7 @@ pub(crate) fn auth_status(
 impl Tool for AuthStatus {
     const INFO: ToolInfo = ToolInfo {
         name: "auth_status",
+        toolset: Toolset::Core,
         title: "Authentication status",
         description: "Show who the Quilt token belongs to and what it grants: subject, issuer, \
             audience, expiry, scope, level (read/write/admin), roles, buckets, S3 permissions, the \

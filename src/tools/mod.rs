@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::AuthContext;
 use crate::aws::AwsSession;
+pub(crate) use crate::config::Toolset;
 pub(crate) use crate::error::{ErrorCode, ToolError};
 use crate::quilt::publish::Progress;
 
@@ -84,6 +85,9 @@ pub(crate) const LIST_BUCKET: Permission = Permission::ListBucket;
 pub(crate) struct ToolInfo {
     /// The tool's name (docs/reference.md, Tools).
     pub(crate) name: &'static str,
+    /// The toolset it belongs to (docs/reference.md, Settings: `QUILT_MCP_TOOLSETS`):
+    /// a tool outside the server's toolsets is neither listed nor callable.
+    pub(crate) toolset: Toolset,
     /// A short human title.
     pub(crate) title: &'static str,
     /// What it does and when to use it, for the model.
@@ -101,14 +105,17 @@ pub(crate) struct ToolInfo {
 }
 
 impl ToolInfo {
-    /// A tool that reads S3: read-only, idempotent, not destructive, reaching AWS.
+    /// A tool of `toolset` that reads S3: read-only, idempotent, not destructive,
+    /// reaching AWS.
     pub(crate) const fn reads(
+        toolset: Toolset,
         name: &'static str,
         title: &'static str,
         description: &'static str,
     ) -> ToolInfo {
         ToolInfo {
             name,
+            toolset,
             title,
             description,
             read_only: true,
