@@ -18,6 +18,7 @@ mod package_revisions;
 mod properties;
 mod publish_race;
 mod quilt_format;
+mod resources;
 mod schemas;
 mod status;
 mod stdio_auth;
