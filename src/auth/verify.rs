@@ -99,6 +99,7 @@ impl Verifier {
             self.registry_url.as_deref(),
         )
         .map_err(|why| fail((Reason::InvalidClaims, why)))?;
+        let catalog_token = catalog_token(&parts.payload).map_err(fail)?;
         let context = AuthContext {
             subject: typed.sub,
             issuer: typed.iss,
@@ -119,6 +120,7 @@ impl Verifier {
             },
             aws,
             token: token.clone(),
+            catalog_token,
         };
         Ok((
             context,
@@ -437,6 +439,22 @@ fn number(value: &Value) -> Option<i64> {
                 .map(|f| f.floor() as i64)
         }),
         _ => None,
+    }
+}
+
+/// The `catalog_token` claim: a string (an empty one counts as absent), else
+/// `invalid_claims`; never copied into a message.
+fn catalog_token(payload: &Map<String, Value>) -> Result<Option<Token>, (Reason, String)> {
+    match payload.get("catalog_token") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Token::stripped(text)),
+        Some(other) => Err((
+            Reason::InvalidClaims,
+            format!(
+                "the `catalog_token` claim is {}, not a string",
+                type_name(Some(other))
+            ),
+        )),
     }
 }
 

@@ -31,7 +31,9 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 
 use super::table::{PeerProgress, Table, failure};
-use super::{QuiltServer, RequestMeta, Transport, forbidden, unauthorized};
+use super::{
+    QuiltServer, RequestMeta, Transport, forbidden, unauthorized, unauthorized_upstream,
+};
 use crate::auth::AuthContext;
 use crate::aws::{AwsSession, CredentialError};
 use crate::error::ToolError;
@@ -134,8 +136,9 @@ impl QuiltServer {
             return Err(Refused::Protocol(forbidden(&denial)));
         }
 
-        // 4. AWS credentials from the token, for what reaches AWS.
-        let aws = if info.open_world {
+        // 4. AWS credentials from the token, for what reaches AWS (a registry tool
+        //    reaches the registry with the registry token instead).
+        let aws = if info.open_world && !info.registry {
             match self.aws().session(&ctx).await {
                 Ok(session) => Some(session),
                 Err(CredentialError::Unauthorized(failure)) => {
@@ -176,6 +179,14 @@ impl QuiltServer {
                 None,
             ));
         };
+        // A tool this server does not offer (a search tool without a registry) is
+        // neither listed nor callable.
+        if let Some(why) = self.not_offered(entry.info) {
+            return Err(ErrorData::invalid_params(
+                format!("{name} is not offered by this server: {why}"),
+                None,
+            ));
+        }
         let admitted = match self
             .admit(entry.info, &context, || (entry.parse)(arguments))
             .await
@@ -194,12 +205,20 @@ impl QuiltServer {
         let call = Call {
             ctx: &ctx,
             aws: aws.as_deref(),
+            registry: self.aws().registry(),
+            catalog_url: self.catalog_url(),
             default_region: &self.config().aws_region,
             read_only: self.config().read_only,
             progress: &progress,
             cancel: &context.ct,
         };
-        let result: CallToolResult = request.run(call).await;
+        let result: CallToolResult = match request.run(call).await {
+            Ok(result) => result,
+            Err(refusal) => {
+                log.log("unauthorized", Some(refusal.reason));
+                return Err(unauthorized_upstream(&refusal));
+            }
+        };
         let outcome = if result.is_error == Some(true) {
             "error"
         } else {

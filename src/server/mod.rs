@@ -63,6 +63,10 @@ struct Inner {
     aws: Aws,
     verifier: Verifier,
     tokens: TokenProvider,
+    /// `tools/list`: the tools this server offers, for its configuration.
+    listed: Vec<Tool>,
+    /// `QUILT_CATALOG_URL` without a trailing `/`, for `catalog_url` links.
+    catalog_url: Option<String>,
     /// The last verified context, reused while the same token is presented.
     verified: Mutex<Option<Arc<AuthContext>>>,
     /// The token line that opens the `instructions` (stdio, docs/reference.md, Logs), from the
@@ -111,8 +115,26 @@ impl QuiltServer {
     fn with_transport(config: Config, transport: Transport) -> QuiltServer {
         let verifier = Verifier::new(&config);
         let tokens = TokenProvider::new(&config);
+        let registry = config.registry_url.is_some();
+        let listed = Table::get()
+            .listed(config.read_only)
+            .iter()
+            .filter(|tool| {
+                Table::get()
+                    .entry(&tool.name)
+                    .is_some_and(|entry| not_offered(entry.info, registry).is_none())
+            })
+            .cloned()
+            .collect();
+        let catalog_url = config
+            .catalog_url
+            .as_deref()
+            .map(|url| url.trim().trim_end_matches('/').to_owned())
+            .filter(|url| !url.is_empty());
         QuiltServer {
             inner: Arc::new(Inner {
+                listed,
+                catalog_url,
                 aws: Aws::new(&config),
                 config,
                 transport,
@@ -137,6 +159,17 @@ impl QuiltServer {
     /// AWS clients and the per-token sessions.
     pub(crate) fn aws(&self) -> &Aws {
         &self.inner.aws
+    }
+
+    /// Why this server does not offer the tool `info` describes (neither listed nor
+    /// callable), or `None` when it does.
+    pub(crate) fn not_offered(&self, info: crate::tools::ToolInfo) -> Option<&'static str> {
+        not_offered(info, self.aws().registry().is_some())
+    }
+
+    /// `QUILT_CATALOG_URL`, without a trailing `/`.
+    pub(crate) fn catalog_url(&self) -> Option<&str> {
+        self.inner.catalog_url.as_deref()
     }
 
     /// Where this server's tokens come from.
@@ -315,6 +348,13 @@ impl QuiltServer {
     }
 }
 
+/// Why a server with (or without) a registry does not offer the tool `info` describes.
+fn not_offered(info: crate::tools::ToolInfo, registry: bool) -> Option<&'static str> {
+    (info.registry && !registry).then_some(
+        "QUILT_REGISTRY_URL is not set, and search goes through the Quilt registry's search API",
+    )
+}
+
 /// The first line of the `instructions` (docs/reference.md, Logs): what a host that only shows
 /// "connected" still tells the model and the user.
 fn token_line(outcome: Result<&AuthContext, &AuthFailure>) -> String {
@@ -394,6 +434,16 @@ pub fn unauthorized(failure: &AuthFailure) -> ErrorData {
     )
 }
 
+/// The -32001 error for credentials an upstream refused while a tool ran (the
+/// registry's 401/403 to a search), shaped as [`unauthorized`]'s.
+pub(crate) fn unauthorized_upstream(refusal: &crate::error::Unauthorized) -> ErrorData {
+    ErrorData::new(
+        UNAUTHORIZED,
+        format!("Unauthorized: {}; {}", refusal.detail, refusal.hint),
+        Some(json!({"reason": refusal.reason, "hint": refusal.hint})),
+    )
+}
+
 /// The -32003 error (docs/reference.md, Errors).
 pub(crate) fn forbidden(denial: &Denial) -> ErrorData {
     let mut data = json!({"reason": denial.reason.code(), "tool": denial.tool});
@@ -422,13 +472,14 @@ impl ServerHandler for QuiltServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let tools = Table::get().listed(self.inner.config.read_only).to_vec();
+        let tools = self.inner.listed.clone();
         Ok(ListToolsResult::with_all_items(tools))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
         let entry = Table::get().entry(name)?;
-        let hidden = self.inner.config.read_only && entry.info.writes();
+        let hidden = (self.inner.config.read_only && entry.info.writes())
+            || self.not_offered(entry.info).is_some();
         (!hidden).then(|| entry.described.clone())
     }
 

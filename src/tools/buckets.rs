@@ -71,6 +71,7 @@ impl Tool for BucketList {
         destructive: false,
         idempotent: true,
         open_world: false,
+        registry: false,
     };
     type Params = NoParams;
     type Output = BucketListOutput;
@@ -707,6 +708,7 @@ impl Tool for BucketObjectsPut {
         destructive: true,
         idempotent: true,
         open_world: true,
+        registry: false,
     };
     type Params = PutParams;
     type Output = PutOutput;

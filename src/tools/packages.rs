@@ -824,6 +824,7 @@ impl Tool for PackageCreate {
         destructive: true,
         idempotent: false,
         open_world: true,
+        registry: false,
     };
     type Params = CreateParams;
     type Output = CreateOutput;

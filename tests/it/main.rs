@@ -19,6 +19,7 @@ mod properties;
 mod publish_race;
 mod quilt_format;
 mod schemas;
+mod search;
 mod status;
 mod stdio_auth;
 mod stdio_fuzz;
