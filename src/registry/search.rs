@@ -76,7 +76,7 @@ pub(crate) fn objects_query() -> String {
     __typename
     ... on ObjectsSearchResultSet {{
       total
-      firstPage(size: $size) {{ cursor hits {{ ...ObjectHit }} }}
+      firstPage(size: $size) {{ __typename cursor hits {{ ...ObjectHit }} }}
     }}
     {FAILURES}
   }}

@@ -388,16 +388,26 @@ fn arg(info: &ResolveInfo<'_>, name: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn resolved(value: Value) -> ResolvedValue<'static> {
+/// `value` as the field's result: an object is typed by its `__typename`, else by the
+/// field's type (`ty`).
+fn resolved<'a>(value: Value, ty: &str) -> ResolvedValue<'a> {
     match value {
-        Value::Object(map) => ResolvedValue::object(Json {
-            value: map,
-            set: None,
-        }),
-        Value::Array(items) => ResolvedValue::list(items.into_iter().map(resolved)),
+        Value::Object(mut map) => {
+            map.entry("__typename").or_insert_with(|| json!(ty));
+            ResolvedValue::object(Json { value: map, set: None })
+        }
+        Value::Array(items) => {
+            let ty = ty.to_owned();
+            ResolvedValue::list(items.into_iter().map(move |v| resolved(v, &ty)))
+        }
         Value::Null => ResolvedValue::null(),
         leaf => ResolvedValue::leaf(serde_json::from_value::<JsonValue>(leaf).unwrap()),
     }
+}
+
+/// The named type of the field being resolved.
+fn field_type(info: &ResolveInfo<'_>) -> String {
+    info.field_definition().ty.inner_named_type().to_string()
 }
 
 /// One page of `hits` from `start`, registering the cursor of the next.
@@ -429,10 +439,10 @@ impl ObjectValue for Json {
         if info.field_name() == "firstPage"
             && let Some((hits, page_type, fake)) = &self.set
         {
-            return Ok(resolved(page_of(fake, hits.clone(), page_type, 0, size_of(info))));
+            return Ok(resolved(page_of(fake, hits.clone(), page_type, 0, size_of(info)), page_type));
         }
         match self.value.get(info.field_name()) {
-            Some(value) => Ok(resolved(value.clone())),
+            Some(value) => Ok(resolved(value.clone(), &field_type(info))),
             None => Err(self.unknown_field_error(info)),
         }
     }
@@ -515,7 +525,7 @@ impl ObjectValue for Root<'_> {
 
     fn resolve_field<'a>(&'a self, info: &'a ResolveInfo<'a>) -> Result<ResolvedValue<'a>, FieldError> {
         if let Some(failure) = self.failure() {
-            return Ok(resolved(failure));
+            return Ok(resolved(failure, "Query"));
         }
         let ignore = matches!(self.mode, Mode::IgnoreBuckets);
         let buckets = if ignore { Value::Null } else { arg(info, "buckets") };
@@ -565,17 +575,17 @@ impl ObjectValue for Root<'_> {
                     return Ok(resolved(json!({
                         "__typename": "InvalidInput",
                         "errors": [{"path": "after", "message": "Invalid cursor", "name": "InvalidCursor", "context": null}],
-                    })));
+                    }), "InvalidInput"));
                 };
                 drop(inner);
                 let start: usize = after.rsplit('-').next().unwrap().parse().unwrap();
-                return Ok(resolved(page_of(self.fake, hits, page_type, start, size_of(info))));
+                return Ok(resolved(page_of(self.fake, hits, page_type, start, size_of(info)), page_type));
             }
             _ => return Err(self.unknown_field_error(info)),
         };
         drop(inner);
         if hits.is_empty() {
-            return Ok(resolved(json!({"__typename": "EmptySearchResultSet", "_": null})));
+            return Ok(resolved(json!({"__typename": "EmptySearchResultSet", "_": null}), "EmptySearchResultSet"));
         }
         let total = hits.len();
         let mut value = serde_json::Map::new();
