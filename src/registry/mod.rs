@@ -331,6 +331,82 @@ mod tests {
         }
     }
 
+    fn context(catalog_token: Option<&str>) -> AuthContext {
+        let token = Token::new("header.payload.signature").unwrap();
+        AuthContext {
+            subject: None,
+            issuer: None,
+            audience: vec![],
+            issued_at: None,
+            expires_at: 0,
+            not_before: None,
+            jti: None,
+            claims: crate::auth::QuiltClaims::default(),
+            token_info: crate::auth::TokenInfo {
+                source: TokenSourceKind::Env,
+                fingerprint: token.fingerprint(),
+                alg: "HS256".into(),
+                kid: None,
+                store: None,
+            },
+            aws: crate::auth::CredentialSource::None,
+            token,
+            catalog_token: catalog_token.and_then(Token::new),
+        }
+    }
+
+    #[test]
+    fn the_registry_token_is_catalog_token_else_the_jwt() {
+        let with = context(Some("catalog"));
+        let (token, sent) = registry_token(&with);
+        assert_eq!((token.expose(), sent), ("catalog", Sent::CatalogToken));
+        let without = context(None);
+        let (token, sent) = registry_token(&without);
+        assert_eq!((token.expose(), sent), ("header.payload.signature", Sent::Jwt));
+    }
+
+    /// A registry that accepts the connection and never answers is `TimedOut` once the
+    /// time allowed has passed (a retryable `upstream_error`); one that sends more than
+    /// the cap is `TooLarge`, read no further.
+    #[tokio::test]
+    async fn silence_times_out_and_floods_are_cut() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            // The first connection: silence. The second: an endless body.
+            let (_silent, _) = listener.accept().await.unwrap();
+            let (mut flood, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = flood.read(&mut request).await;
+            let _ = flood
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n")
+                .await;
+            let chunk = vec![b' '; 64 * 1024];
+            while flood.write_all(&chunk).await.is_ok() {}
+            drop(_silent);
+        });
+        let client = RegistryClient::new(&format!("http://{address}"));
+        let ctx = context(None);
+        let started = std::time::Instant::now();
+        let error = client
+            .post_json(&ctx, "/graphql", &serde_json::json!({}), 1024, Duration::from_millis(300))
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(error, RegistryError::TimedOut { .. }), "{error:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let tool = error.into_tool_error(TokenSourceKind::Env);
+        assert_eq!((tool.code, tool.retryable), (ErrorCode::UpstreamError, true));
+        let error = client
+            .post_json(&ctx, "/graphql", &serde_json::json!({}), 1024 * 1024, Duration::from_secs(10))
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(error, RegistryError::TooLarge { .. }), "{error:?}");
+        server.abort();
+    }
+
     #[test]
     fn the_shown_base_has_no_userinfo() {
         let client = RegistryClient::new("https://user:pass@registry.example.com/ ");

@@ -435,3 +435,28 @@ async fn the_fake_registry_refuses_bad_queries_and_variables() {
         assert!(registry.check(query, variables.clone()).is_err(), "{query} {variables}");
     }
 }
+
+/// Arguments are types: a bad one is an `invalid_argument` naming it, before any
+/// registry request.
+#[tokio::test]
+async fn bad_arguments_cost_no_registry_request() {
+    let registry = GraphqlRegistry::start(packages(1), objects()).await;
+    let server = serve(Some(&registry), &token(&["a"], json!({})), &[]).await;
+    for (tool, args, names) in [
+        ("search_packages", json!({}), "query"),
+        ("search_packages", json!({"query": "x", "buckets": []}), "buckets"),
+        ("search_packages", json!({"query": "x", "buckets": ["s3://a/key"]}), "buckets[0]"),
+        ("search_packages", json!({"query": "x", "max_results": 101}), "max_results"),
+        ("search_packages", json!({"query": "x", "cursor": "%%%"}), "cursor"),
+        ("search_packages", json!({"query": "x".repeat(5000)}), "query"),
+        ("search_objects", json!({"query": "x", "extensions": ["../etc"]}), "extensions[0]"),
+        ("search_objects", json!({"query": "x", "key_prefix": "k".repeat(1025)}), "key_prefix"),
+    ] {
+        let result = server.call(tool, args.clone()).await.unwrap();
+        let (code, _, message) = tool_error(&result);
+        assert_eq!(code, "invalid_argument", "{tool} {args}");
+        assert!(message.contains(names), "{tool} {args}: {message}");
+    }
+    assert!(registry.seen().is_empty(), "{:?}", registry.seen());
+    server.stop().await;
+}
