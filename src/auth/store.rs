@@ -278,7 +278,7 @@ impl KeyringError {
     pub fn remedy(&self) -> &'static str {
         match self {
             KeyringError::NoStore(_) => {
-                "start a Secret Service (such as gnome-keyring) in the session, or set QUILT_MCP_TOKEN in the MCP server's settings"
+                "start a Secret Service (such as gnome-keyring) in the session, or, when one runs, add DBUS_SESSION_BUS_ADDRESS (`echo $DBUS_SESSION_BUS_ADDRESS` in a terminal) to the MCP server's settings, or set QUILT_MCP_TOKEN there"
             }
             KeyringError::Locked {
                 store: "keychain", ..
