@@ -225,9 +225,9 @@ fn log_files(dir: &Path) -> Vec<(PathBuf, u64)> {
 fn prune(dir: &Path, max_files: usize, max_bytes: u64) -> u64 {
     let mut kept = 0u64;
     for (index, (path, size)) in log_files(dir).into_iter().enumerate() {
-        if index == 0 || (index < max_files && kept.saturating_add(size) <= max_bytes) {
-            kept = kept.saturating_add(size);
-        } else if std::fs::remove_file(&path).is_err() {
+        let keep = index == 0 || (index < max_files && kept.saturating_add(size) <= max_bytes);
+        // A file that cannot be removed still counts.
+        if keep || std::fs::remove_file(&path).is_err() {
             kept = kept.saturating_add(size);
         }
     }

@@ -211,7 +211,7 @@ fn server_env(config: &Config) -> Map<String, Value> {
 }
 
 /// `url` with any user name and password replaced by a placeholder (`config`
-/// prints no secret), and whether there were any.
+/// prints no secret).
 pub fn without_userinfo(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_owned();
