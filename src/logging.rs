@@ -224,8 +224,12 @@ fn log_files(dir: &Path) -> Vec<(PathBuf, u64)> {
 /// the bytes kept.
 fn prune(dir: &Path, max_files: usize, max_bytes: u64) -> u64 {
     let mut kept = 0u64;
+    // Once a file does not fit, it and every older file go.
+    let mut full = false;
     for (index, (path, size)) in log_files(dir).into_iter().enumerate() {
-        let keep = index == 0 || (index < max_files && kept.saturating_add(size) <= max_bytes);
+        let keep =
+            index == 0 || (!full && index < max_files && kept.saturating_add(size) <= max_bytes);
+        full |= !keep;
         // A file that cannot be removed still counts.
         if keep || std::fs::remove_file(&path).is_err() {
             kept = kept.saturating_add(size);
@@ -548,7 +552,14 @@ mod tests {
         assert_eq!(names[13], "quilt-mcp.2026-01-07.log");
         assert!(dir.path().join("other.txt").exists());
 
-        // The byte cap: the newest stays even when it alone passes it.
+        // The byte cap, oldest first: a big file goes with everything older, even
+        // when a smaller older one would fit; the newest stays even when it alone
+        // passes the cap.
+        file(dir.path(), "2026-01-19", 40);
+        assert_eq!(prune(dir.path(), 14, 45), 10);
+        assert_eq!(log_files(dir.path()).len(), 1);
+        file(dir.path(), "2026-01-18", 10);
+        file(dir.path(), "2026-01-19", 10);
         assert_eq!(prune(dir.path(), 14, 35), 30);
         assert_eq!(log_files(dir.path()).len(), 3);
         file(dir.path(), "2026-02-01", 100);

@@ -601,7 +601,11 @@ async fn the_log_directory_is_capped_in_files_and_bytes() {
     for day in 1..=20 {
         make(&format!("2020-01-{day:02}"), 1024);
     }
-    let older = make("2019-12-31", gib / 2);
+    // Within the newest 14 by count, but over 1 GiB together with the newest: the
+    // count cap alone (the old code) keeps them.
+    let older = make("2020-01-18", gib / 2 + 1);
+    let old_small = make("2020-01-10", 1024);
+    make("2020-01-19", gib / 2);
     let token = hs256(&claims());
     let env = [
         ("QUILT_MCP_JWT_SECRET", SECRET),
@@ -619,7 +623,14 @@ async fn the_log_directory_is_capped_in_files_and_bytes() {
         })
         .collect();
     assert!(files.len() <= 14, "{files:?}");
-    assert!(!older.exists(), "the oldest file was kept: {files:?}");
+    assert!(
+        !older.exists(),
+        "a file over the byte cap was kept: {files:?}"
+    );
+    assert!(
+        !old_small.exists(),
+        "a file older than it was kept: {files:?}"
+    );
     assert!(
         files.iter().map(|(_, len)| len).sum::<u64>() <= gib,
         "{files:?}"

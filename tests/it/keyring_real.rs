@@ -210,6 +210,15 @@ async fn login_status_auth_status_and_logout() {
         ),
         (&json!("keyring"), &json!(store))
     );
+    // `config` sees the stored token: no prompt for it, no advice to store one.
+    let (code, snippet, said) = env.run(&["config", "vscode"], "");
+    assert_eq!(code, 0, "{said}");
+    assert!(
+        said.contains("A token is stored in the keyring entry"),
+        "{said}"
+    );
+    assert!(!said.contains("store your token"), "{said}");
+    assert!(!snippet.contains("\"inputs\""), "{snippet}");
     assert_eq!(report["token"]["keyring_state"], "ok");
     assert_eq!(report["claims"]["subject"], "alice");
     let (_, text, _) = env.run(&["status"], "");
