@@ -1,10 +1,11 @@
-//! The real keyring stores (issue 10): `login`, `status --json`, a served
-//! `auth_status`, `logout` and rotation after expiry, through the binary, against
-//! whichever store the environment provides. `QUILT_MCP_TEST_KEYRING` names the
+//! The real keyring stores: `login`, `status --json`, a served `auth_status`,
+//! `logout`, rotation after expiry, the README's first steps as written and an
+//! unreachable Secret Service, through the binary, against whichever store the
+//! environment provides. `QUILT_MCP_TEST_KEYRING` names the
 //! store expected (`secret-service` or `keyutils`), or `secret-service-locked` for a
 //! Secret Service with no unlocked collection; `scripts/ci-keyring` sets up each and
 //! runs this module. Without the variable the tests skip with a notice, except under
-//! `CI=true`, where they fail unless `scripts/ci-keyring` passed for both stores with
+//! `CI=true`, where they fail unless `scripts/ci-keyring` passed all its cases with
 //! this very test binary.
 use std::io::Write as _;
 use std::process::{Command, Stdio};
