@@ -36,8 +36,10 @@ pub struct StatusReport {
     pub aws: Option<Value>,
     /// Problems with the configuration.
     pub config_errors: Vec<String>,
-    /// Where the JSON logs go.
+    /// Where the JSON log files go (none with `QUILT_MCP_LOG_TARGET=stderr`).
     pub log_dir: Option<PathBuf>,
+    /// `file` or `stderr`.
+    pub log_target: &'static str,
     /// Whether write tools are hidden.
     pub read_only: bool,
 }
@@ -162,7 +164,14 @@ pub async fn diagnose(config: &Config, now: i64) -> StatusReport {
         claims,
         aws,
         config_errors,
-        log_dir: crate::logging::log_dir(config),
+        log_dir: match config.log_target {
+            crate::config::LogTarget::File => crate::logging::log_dir(config),
+            crate::config::LogTarget::Stderr => None,
+        },
+        log_target: match config.log_target {
+            crate::config::LogTarget::File => "file",
+            crate::config::LogTarget::Stderr => "stderr",
+        },
         read_only: config.read_only,
     }
 }
@@ -263,9 +272,11 @@ impl StatusReport {
         }
         out.push_str(&format!(
             "Logs:          {}\n",
-            self.log_dir
-                .as_ref()
-                .map_or_else(|| "-".to_owned(), |d| d.display().to_string())
+            match (&self.log_dir, self.log_target) {
+                (_, "stderr") => "stderr (QUILT_MCP_LOG_TARGET)".to_owned(),
+                (Some(dir), _) => dir.display().to_string(),
+                (None, _) => "-".to_owned(),
+            }
         ));
         if self.read_only {
             out.push_str("Read-only:     yes (write tools hidden)\n");

@@ -257,3 +257,62 @@ pub struct AuthContext {
     /// The token itself, for the AWS credential exchanges of SPEC §5.
     pub token: Token,
 }
+
+#[cfg(test)]
+mod tests {
+    /// The files of `auth` depend on one another (through `super::<file>`) without a
+    /// cycle; `mod.rs`, which only re-exports, aside.
+    #[test]
+    fn the_files_of_auth_form_no_cycle() {
+        let files: &[(&str, &str)] = &[
+            ("aws_source", include_str!("aws_source.rs")),
+            ("claims", include_str!("claims.rs")),
+            ("keys", include_str!("keys.rs")),
+            ("keyutils", include_str!("keyutils.rs")),
+            ("source", include_str!("source.rs")),
+            ("store", include_str!("store.rs")),
+            ("token", include_str!("token.rs")),
+            ("verify", include_str!("verify.rs")),
+        ];
+        let uses = |text: &str, other: &str| {
+            let code = text.split("#[cfg(test)]").next().unwrap_or(text);
+            code.match_indices(&format!("super::{other}"))
+                .any(|(at, found)| {
+                    !code[at + found.len()..]
+                        .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                })
+        };
+        let edges: Vec<(usize, usize)> = (0..files.len())
+            .flat_map(|a| (0..files.len()).map(move |b| (a, b)))
+            .filter(|&(a, b)| a != b && uses(files[a].1, files[b].0))
+            .collect();
+        assert!(
+            edges.contains(&(4, 5)) && edges.contains(&(7, 6)),
+            "the scan finds no edges: {edges:?}"
+        );
+        // Depth-first search for a cycle.
+        fn visit(
+            node: usize,
+            edges: &[(usize, usize)],
+            path: &mut Vec<usize>,
+        ) -> Option<Vec<usize>> {
+            if let Some(at) = path.iter().position(|&n| n == node) {
+                return Some(path[at..].to_vec());
+            }
+            path.push(node);
+            for &(_, next) in edges.iter().filter(|(from, _)| *from == node) {
+                if let Some(cycle) = visit(next, edges, path) {
+                    return Some(cycle);
+                }
+            }
+            path.pop();
+            None
+        }
+        for start in 0..files.len() {
+            if let Some(cycle) = visit(start, &edges, &mut Vec::new()) {
+                let names: Vec<&str> = cycle.iter().map(|&n| files[n].0).collect();
+                panic!("a cycle among the files of auth: {names:?}");
+            }
+        }
+    }
+}

@@ -391,6 +391,32 @@ fn an_unparsable_log_setting_exits_2() {
     }
 }
 
+/// `status` says where the log lines go: the directory, or stderr.
+#[test]
+fn status_names_the_log_target() {
+    let token = hs256(&claims());
+    let env = [
+        ("QUILT_MCP_JWT_SECRET", SECRET),
+        ("QUILT_MCP_TOKEN", token.as_str()),
+    ];
+    let (_, out) = status(&["--json"], &env);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["log_target"], "file");
+    assert!(report["log_dir"].is_string());
+    let mut env = env.to_vec();
+    env.push(("QUILT_MCP_LOG_TARGET", "stderr"));
+    let (code, out) = status(&["--json"], &env);
+    assert_eq!(code, 0, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["log_target"], "stderr");
+    assert!(report["log_dir"].is_null());
+    let (_, text) = status(&[], &env);
+    assert!(
+        text.contains("Logs:          stderr (QUILT_MCP_LOG_TARGET)"),
+        "{text}"
+    );
+}
+
 /// A claim holding a newline and ESC is shown escaped in `status` and `login`'s
 /// text: it cannot start a line of its own or drive the terminal.
 #[test]
