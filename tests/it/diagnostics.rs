@@ -764,8 +764,19 @@ async fn a_bad_signature_over_http_tells_the_client_and_logs_the_operator_hint()
         assert!(!text.contains("QUILT_MCP_JWT_SECRET"), "{text}");
     }
     assert!(body.contains("does not accept the token"), "{body}");
-    child.kill().await.unwrap();
-    let _ = child.wait().await;
+    // A graceful stop flushes the log.
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .expect("the server stopped")
+        .unwrap();
     let checked = log_lines(dir.path())
         .into_iter()
         .find(|l| l["event"] == "token_checked" && l["status"] == "invalid_signature")
@@ -776,5 +787,12 @@ async fn a_bad_signature_over_http_tells_the_client_and_logs_the_operator_hint()
             .unwrap()
             .contains("QUILT_MCP_JWT_SECRET"),
         "{checked:?}"
+    );
+    // `quilt-mcp logs` lists the refused request.
+    let (code, text, _) = command(dir.path(), &["logs"], &[]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("(HTTP request)  unauthorized (invalid_signature)"),
+        "{text}"
     );
 }
