@@ -6,6 +6,7 @@
 //! Layers from the bottom up; a module uses only the layers below it (ARCHITECTURE.md,
 //! kept by `tests/it/architecture.rs`):
 //!
+//! - `version`: the crate's version, named by any layer.
 //! - `error`: the error codes of the contract and `ToolError`; S3 failures classified.
 //! - [`time`], [`config`]: clocks; every environment variable of the contract, read
 //!   once into [`Config`].
@@ -42,9 +43,8 @@ pub mod status;
 pub mod stdio;
 pub mod time;
 mod tools;
+mod version;
 
 pub use config::Config;
 pub use server::QuiltServer;
-
-/// The crate's version, as reported in `initialize` and the logs.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub use version::VERSION;

@@ -76,6 +76,10 @@ impl Tool for BucketList {
     type Params = NoParams;
     type Output = BucketListOutput;
 
+    fn example() -> serde_json::Value {
+        serde_json::json!({})
+    }
+
     async fn run(call: Call<'_>, _params: NoParams) -> Result<BucketListOutput, ToolError> {
         let c = &call.ctx.claims;
         let mut buckets: Vec<GrantedBucket> = Vec::new();
@@ -177,6 +181,10 @@ impl Tool for BucketObjectsList {
     );
     type Params = ListParams;
     type Output = ListOutput;
+
+    fn example() -> serde_json::Value {
+        serde_json::json!({"bucket": "s3://b"})
+    }
 
     async fn run(call: Call<'_>, p: ListParams) -> Result<ListOutput, ToolError> {
         let s3 = call.s3()?;
@@ -310,6 +318,10 @@ impl Tool for BucketObjectInfo {
     type Params = ObjectParams;
     type Output = InfoOutput;
 
+    fn example() -> serde_json::Value {
+        serde_json::json!({"s3_uri": "s3://b/k.txt"})
+    }
+
     async fn run(call: Call<'_>, p: ObjectParams) -> Result<InfoOutput, ToolError> {
         let uri = &p.s3_uri;
         let head = call
@@ -404,6 +416,10 @@ impl Tool for BucketObjectText {
     type Params = TextParams;
     type Output = TextOutput;
 
+    fn example() -> serde_json::Value {
+        serde_json::json!({"s3_uri": "s3://b/k.txt"})
+    }
+
     async fn run(call: Call<'_>, p: TextParams) -> Result<TextOutput, ToolError> {
         let uri = &p.s3_uri;
         let max_bytes = check_max_bytes(p.max_bytes, 65_536)?;
@@ -485,6 +501,10 @@ impl Tool for BucketObjectFetch {
     );
     type Params = FetchParams;
     type Output = FetchOutput;
+
+    fn example() -> serde_json::Value {
+        serde_json::json!({"s3_uri": "s3://b/k.txt"})
+    }
 
     async fn run(call: Call<'_>, p: FetchParams) -> Result<FetchOutput, ToolError> {
         let uri = &p.s3_uri;
@@ -578,6 +598,10 @@ impl Tool for BucketObjectLink {
     };
     type Params = LinkParams;
     type Output = LinkOutput;
+
+    fn example() -> serde_json::Value {
+        serde_json::json!({"s3_uri": "s3://b/k.txt"})
+    }
 
     async fn run(call: Call<'_>, p: LinkParams) -> Result<LinkOutput, ToolError> {
         let session = call.session()?;
@@ -713,12 +737,16 @@ impl Tool for BucketObjectsPut {
             object at the same key is overwritten (in a versioned bucket the old version is kept). \
             Each item gets its own result; one failure does not stop the others.",
         read_only: false,
-        destructive: false,
+        destructive: true,
         idempotent: true,
         open_world: true,
     };
     type Params = PutParams;
     type Output = PutOutput;
+
+    fn example() -> serde_json::Value {
+        serde_json::json!({"bucket": "b", "items": [{"key": "k", "text": "t"}]})
+    }
 
     async fn run(call: Call<'_>, p: PutParams) -> Result<PutOutput, ToolError> {
         let s3 = call.s3()?;

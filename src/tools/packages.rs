@@ -155,6 +155,10 @@ impl Tool for PackageList {
     type Params = ListParams;
     type Output = ListOutput;
 
+    fn example() -> serde_json::Value {
+        serde_json::json!({"registry": "s3://b"})
+    }
+
     async fn run(call: Call<'_>, p: ListParams) -> Result<ListOutput, ToolError> {
         let bucket = p.registry.name();
         let max = p.max_packages.unwrap_or(DEFAULT_MAX_PACKAGES);
@@ -400,6 +404,10 @@ impl Tool for PackageBrowse {
     type Params = BrowseParams;
     type Output = BrowseOutput;
 
+    fn example() -> serde_json::Value {
+        serde_json::json!({"registry": "b", "package_name": "ns/pkg"})
+    }
+
     async fn run(call: Call<'_>, p: BrowseParams) -> Result<BrowseOutput, ToolError> {
         let bucket = p.registry.name();
         quilt::check_name_for_read(&p.package_name).map_err(ToolError::invalid)?;
@@ -573,6 +581,10 @@ impl Tool for PackageDiff {
     );
     type Params = DiffParams;
     type Output = DiffOutput;
+
+    fn example() -> serde_json::Value {
+        serde_json::json!({"registry": "b", "package1_name": "ns/pkg"})
+    }
 
     async fn run(call: Call<'_>, p: DiffParams) -> Result<DiffOutput, ToolError> {
         let bucket = p.registry.name();
@@ -751,12 +763,20 @@ impl Tool for PackageCreate {
             another revision became latest meanwhile (unless force) and in registries that use \
             workflows. Sends progress notifications when the client asks for them.",
         read_only: false,
-        destructive: false,
+        destructive: true,
         idempotent: false,
         open_world: true,
     };
     type Params = CreateParams;
     type Output = CreateOutput;
+
+    fn example() -> serde_json::Value {
+        serde_json::json!({
+            "registry": "b", "package_name": "ns/pkg",
+            "entries": [{"logical_key": "a", "s3_uri": "s3://src/a"}],
+            "s3_uris": ["s3://src/dir/"]
+        })
+    }
 
     async fn run(call: Call<'_>, p: CreateParams) -> Result<CreateOutput, ToolError> {
         let s3 = call.s3()?;
