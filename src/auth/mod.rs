@@ -257,4 +257,3 @@ pub struct AuthContext {
     /// The token itself, for the AWS credential exchanges of SPEC §5.
     pub token: Token,
 }
-
