@@ -144,28 +144,6 @@ impl<'a> Registry<'a> {
         }
     }
 
-    /// Whether an object exists.
-    pub(crate) async fn exists(&self, key: &str) -> Result<bool, QuiltError> {
-        match self
-            .s3
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(error) => {
-                let mapped = s3_error("HeadObject", &self.uri(key), &error);
-                if mapped.code == ErrorCode::NotFound {
-                    Ok(false)
-                } else {
-                    Err(mapped.into())
-                }
-            }
-        }
-    }
-
     /// The top hash `latest` points at, `None` when the package does not exist.
     pub(crate) async fn latest(&self, name: &str) -> Result<Option<String>, QuiltError> {
         let Some(body) = self.get_small(&latest_key(name)).await? else {
