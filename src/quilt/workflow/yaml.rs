@@ -586,9 +586,7 @@ fn float(text: &str) -> Option<Value> {
         b'+' => (1.0, &cleaned[1..]),
         _ => (1.0, cleaned.as_str()),
     };
-    let value = if body == ".inf" {
-        return Some(non_json("float", text));
-    } else if body == ".nan" {
+    let value = if body == ".inf" || body == ".nan" {
         return Some(non_json("float", text));
     } else if body.contains(':') {
         let mut total = 0.0f64;
