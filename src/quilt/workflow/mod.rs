@@ -36,6 +36,8 @@ const MAX_LISTED: usize = 50;
 const MAX_COUNTED: usize = 10_000;
 /// The longest message of one violation, in characters.
 const MAX_MESSAGE_CHARS: usize = 300;
+/// The longest a config's or schema's body may take to arrive.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// The newest config version quilt3 8.0.0 reads.
 const SUPPORTED_VERSION: (u64, u64, u64) = (1, 1, 0);
 /// The one meta-schema a workflow schema may name, as quilt3.
@@ -707,8 +709,17 @@ async fn get_document(
         return Err(too_large());
     }
     let version = output.version_id().map(str::to_owned);
-    let bytes = read_capped(output.body, MAX_DOCUMENT_BYTES)
+    let bytes = tokio::time::timeout(READ_TIMEOUT, read_capped(output.body, MAX_DOCUMENT_BYTES))
         .await
+        .map_err(|_| {
+            QuiltError::interrupted(
+                uri.clone(),
+                format!(
+                    "the body did not arrive within {} s",
+                    READ_TIMEOUT.as_secs()
+                ),
+            )
+        })?
         .map_err(|e| QuiltError::interrupted(uri.clone(), e))?
         .ok_or_else(too_large)?;
     Ok(Some((bytes, version)))
