@@ -902,7 +902,6 @@ impl Tool for PackageCreate {
             Some(previous) => {
                 match publish::changes(&registry, &previous.top_hash, &manifest).await {
                     Ok(changes) => (Some(changes), None),
-                    Err(QuiltError::Cancelled) => return Err(QuiltError::Cancelled.into()),
                     // The package is being replaced: a previous revision that cannot
                     // be read does not stop that, the counts are left out.
                     Err(e) => (None, Some(ToolError::from(e).message)),
