@@ -111,7 +111,7 @@ pub async fn diagnose(config: &Config, now: i64) -> StatusReport {
         ("token_error", 1)
     };
     StatusReport {
-        version: crate::VERSION,
+        version: crate::version::VERSION,
         status,
         exit_code,
         token,

@@ -2,13 +2,14 @@
 //! terms; [`From`] turns each into the tool error a caller sees.
 
 use crate::error::{ErrorCode, ToolError};
+use crate::s3::S3Error;
 
 /// A registry read or write that failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum QuiltError {
     /// An S3 request failed; the S3 failure is already classified.
     #[error(transparent)]
-    S3(#[from] ToolError),
+    S3(#[from] S3Error),
     /// A package, revision or object does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -68,7 +69,7 @@ impl From<QuiltError> for ToolError {
     fn from(error: QuiltError) -> ToolError {
         let message = error.to_string();
         match error {
-            QuiltError::S3(error) => error,
+            QuiltError::S3(error) => error.into(),
             QuiltError::NotFound(_) => ToolError::new(ErrorCode::NotFound, message),
             QuiltError::Invalid(_) => ToolError::invalid(message),
             QuiltError::Integrity(_) => ToolError::new(ErrorCode::IntegrityError, message),

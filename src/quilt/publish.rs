@@ -14,7 +14,7 @@ use super::manifest::{Manifest, Record, tree_order};
 use super::registry::{ConditionalPut, ManifestBody, PointerRead, Registry, WriteCondition};
 use super::stream::{self, ManifestStream, SORT_BUDGET};
 use super::{latest_key, manifest_key, parse_pointer, physical_key, timestamp_key};
-use crate::error::s3_error;
+use crate::s3::{S3, S3Uri};
 use crate::time::now_unix;
 
 /// Sources read and hashed at once (the floor `package_create` is measured against
@@ -101,27 +101,17 @@ pub(crate) async fn hash_sources(
 /// Streams one source once: its size, `sha2-256-chunked` and version id.
 async fn hash_source(s3: &aws_sdk_s3::Client, source: Source) -> Result<Record, QuiltError> {
     let target = physical_key(&source.bucket, &source.key, source.version_id.as_deref());
-    let output = s3
-        .get_object()
-        .bucket(&source.bucket)
-        .key(&source.key)
-        .set_version_id(source.version_id.clone())
-        .send()
-        .await
-        .map_err(|e| s3_error("GetObject", &target, &e))?;
-    let size = output
-        .content_length()
-        .and_then(|l| u64::try_from(l).ok())
-        .unwrap_or(0);
-    let version = output
-        .version_id()
-        .map(str::to_owned)
+    let object = S3Uri::versioned(&source.bucket, &source.key, source.version_id.as_deref());
+    let mut body = S3::new(s3).open(&object, u64::MAX).await?;
+    let size = body.size.unwrap_or(0);
+    let version = body
+        .version_id
+        .clone()
         .or(source.version_id.clone())
         .filter(|v| v != "null");
-    let mut body = output.body;
     let mut hasher = ChunkedHasher::new(size);
-    while let Some(piece) = body.next().await {
-        hasher.update(&piece.map_err(|e| QuiltError::interrupted(target.clone(), e))?);
+    while let Some(piece) = body.next_chunk().await? {
+        hasher.update(&piece);
     }
     if hasher.bytes() != size {
         return Err(QuiltError::Changed(format!(

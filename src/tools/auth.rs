@@ -10,7 +10,7 @@ use crate::time::{now_unix, rfc3339};
 /// `auth_status`.
 pub(crate) struct AuthStatus;
 
-/// The structured result of `auth_status` (SPEC §6.1).
+/// The structured result of `auth_status` (docs/reference.md, Results).
 #[derive(Debug, Serialize, JsonSchema)]
 pub(crate) struct AuthStatusOutput {
     /// Always true: a call without a valid token never gets here.
@@ -90,6 +90,10 @@ impl Tool for AuthStatus {
     };
     type Params = NoParams;
     type Output = AuthStatusOutput;
+
+    fn example() -> serde_json::Value {
+        serde_json::json!({})
+    }
 
     async fn run(call: Call<'_>, _params: NoParams) -> Result<AuthStatusOutput, ToolError> {
         Ok(auth_status(

@@ -186,7 +186,7 @@ async fn concurrent_creates_never_share_a_parent() {
 // NotImplemented to any PUT carrying If-Match or If-None-Match, as S3-compatible
 // stores without conditional writes do.
 
-mod no_conditional {
+pub(crate) mod no_conditional {
     use hyper::body::Incoming;
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use hyper_util::server::conn::auto::Builder as ConnBuilder;

@@ -21,8 +21,7 @@ use serde_json::{Map, Value};
 use super::error::QuiltError;
 use super::manifest::Record;
 use super::physical_key;
-use super::registry::read_capped;
-use crate::error::{ErrorCode, s3_error};
+use crate::s3::{S3, S3ErrorKind, S3Uri};
 
 /// Where a registry keeps its workflows config.
 pub(crate) const CONFIG_KEY: &str = ".quilt/workflows/config.yml";
@@ -678,50 +677,42 @@ async fn get_document(
     version_id: Option<&str>,
     what: &str,
 ) -> Result<Option<(Vec<u8>, Option<String>)>, QuiltError> {
-    let uri = physical_key(bucket, key, version_id);
-    let answer = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .set_version_id(version_id.map(str::to_owned))
-        .send()
-        .await;
-    let output = match answer {
-        Ok(output) => output,
-        Err(error) => {
-            let mapped = s3_error("GetObject", &uri, &error);
-            return if mapped.code == ErrorCode::NotFound {
-                Ok(None)
-            } else {
-                Err(mapped.into())
-            };
-        }
-    };
+    let shown = physical_key(bucket, key, version_id);
     let too_large = || {
         QuiltError::TooLarge(format!(
-            "the workflows {what} {uri} is larger than {MAX_DOCUMENT_BYTES} bytes, more than quilt-mcp reads"
+            "the workflows {what} {shown} is larger than {MAX_DOCUMENT_BYTES} bytes, more than quilt-mcp reads"
         ))
     };
-    if output
-        .content_length()
-        .is_some_and(|l| l > MAX_DOCUMENT_BYTES as i64)
-    {
-        return Err(too_large());
-    }
-    let version = output.version_id().map(str::to_owned);
-    let bytes = tokio::time::timeout(READ_TIMEOUT, read_capped(output.body, MAX_DOCUMENT_BYTES))
+    let uri = S3Uri {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        version_id: version_id.map(str::to_owned),
+    };
+    let mut body = match S3::new(s3).open(&uri, MAX_DOCUMENT_BYTES as u64).await {
+        Ok(body) => body,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) if matches!(e.kind, S3ErrorKind::OverCap { .. }) => return Err(too_large()),
+        Err(e) => return Err(e.into()),
+    };
+    let version = body.version_id.clone();
+    let read = async {
+        let mut bytes = Vec::new();
+        while let Some(piece) = body.next_chunk().await? {
+            if bytes.len() + piece.len() > MAX_DOCUMENT_BYTES {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&piece);
+        }
+        Ok(bytes)
+    };
+    let bytes = tokio::time::timeout(READ_TIMEOUT, read)
         .await
         .map_err(|_| {
             QuiltError::interrupted(
-                uri.clone(),
-                format!(
-                    "the body did not arrive within {} s",
-                    READ_TIMEOUT.as_secs()
-                ),
+                shown.clone(),
+                format!("the body did not arrive within {} s", READ_TIMEOUT.as_secs()),
             )
-        })?
-        .map_err(|e| QuiltError::interrupted(uri.clone(), e))?
-        .ok_or_else(too_large)?;
+        })??;
     Ok(Some((bytes, version)))
 }
 
