@@ -710,7 +710,10 @@ async fn get_document(
         .map_err(|_| {
             QuiltError::interrupted(
                 shown.clone(),
-                format!("the body did not arrive within {} s", READ_TIMEOUT.as_secs()),
+                format!(
+                    "the body did not arrive within {} s",
+                    READ_TIMEOUT.as_secs()
+                ),
             )
         })??;
     Ok(Some((bytes, version)))
