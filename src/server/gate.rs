@@ -89,6 +89,7 @@ impl QuiltServer {
             started,
             request: http.as_ref().and_then(|(_, meta)| meta.clone()),
             bucket: None,
+            token_fingerprint: None,
         };
         let authenticated = match (http, self.transport()) {
             (Some((verified, _)), _) => self.authenticate_request(verified),
@@ -104,6 +105,7 @@ impl QuiltServer {
                 return Err(Refused::Protocol(unauthorized(&failure)));
             }
         };
+        log.token_fingerprint = Some(ctx.token_info.fingerprint.clone());
 
         // 2. The arguments, parsed once into the request that will run.
         let request = match parse() {
@@ -236,6 +238,8 @@ pub(crate) struct CallLog {
     request: Option<RequestMeta>,
     /// The first bucket the request touches, once it is known.
     bucket: Option<String>,
+    /// The caller's token, once verified.
+    token_fingerprint: Option<String>,
 }
 
 impl CallLog {
@@ -247,8 +251,9 @@ impl CallLog {
             tool = self.tool,
             outcome,
             duration_ms,
-            bucket = self.bucket.as_deref().unwrap_or(""),
+            bucket = self.bucket.as_deref(),
             reason,
+            token_fingerprint = self.token_fingerprint.as_deref(),
             request_id = self.request.as_ref().map(|r| r.request_id.as_str()),
             remote_addr = self.request.as_ref().map(|r| r.remote_addr.as_str()),
         );

@@ -664,7 +664,7 @@ mod gate_tests {
             roles: vec![],
             buckets: buckets.iter().map(|s| (*s).to_owned()).collect(),
             scope: String::new(),
-            level: level.to_owned(),
+            level: crate::auth::claims::Level::parse(level).unwrap(),
         }
     }
 

@@ -90,7 +90,7 @@ pub(crate) fn auth_status(
         expires_in: (ctx.expires_at - now).max(0),
         jti: ctx.jti.clone(),
         scope: c.scope.clone(),
-        level: c.level.clone(),
+        level: c.level.to_string(),
         roles: c.roles.clone(),
         buckets: c.buckets.clone(),
         permissions: c.permissions.clone(),

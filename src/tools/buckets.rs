@@ -95,7 +95,7 @@ impl Tool for BucketList {
             count: buckets.len(),
             buckets,
             all_buckets: c.buckets.iter().any(|b| b == "*"),
-            level: c.level.clone(),
+            level: c.level.to_string(),
         })
     }
 }

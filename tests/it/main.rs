@@ -26,3 +26,4 @@ mod stdio_fuzz;
 mod stdio_packages;
 mod stdio_s3;
 mod verify_table;
+mod workflows;

@@ -400,7 +400,7 @@ fn calls() -> Vec<(&'static str, Value, bool)> {
             "package_create",
             with(
                 &pkg,
-                json!({"entries": [{"logical_key": "notes.txt", "s3_uri": "s3://data/notes.txt"}], "s3_uris": ["s3://data/raw/"], "message": "two"}),
+                json!({"entries": [{"logical_key": "notes.txt", "s3_uri": "s3://data/notes.txt"}], "s3_uris": ["s3://data/raw/"], "message": "two", "overwrite": true}),
             ),
             true,
         ),
@@ -408,7 +408,7 @@ fn calls() -> Vec<(&'static str, Value, bool)> {
             "package_create",
             with(
                 &pkg,
-                json!({"entries": [{"logical_key": "x", "s3_uri": "s3://data/missing.csv"}]}),
+                json!({"entries": [{"logical_key": "x", "s3_uri": "s3://data/missing.csv"}], "overwrite": true}),
             ),
             false,
         ),

@@ -3,6 +3,7 @@
 
 pub mod fakes;
 pub mod registry_graphql;
+pub mod moto;
 pub mod s3;
 
 use std::path::{Path, PathBuf};
