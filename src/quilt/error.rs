@@ -28,6 +28,13 @@ pub(crate) enum QuiltError {
     /// Over a size limit.
     #[error("{0}")]
     TooLarge(String),
+    /// The caller may not read something the registry points at (a workflow
+    /// schema in a bucket the token does not grant).
+    #[error("{0}")]
+    Denied(String),
+    /// A fault inside the server.
+    #[error("{0}")]
+    Internal(String),
     /// A source changed while it was read.
     #[error("{0}")]
     Changed(String),
@@ -69,6 +76,8 @@ impl From<QuiltError> for ToolError {
             QuiltError::Conflict(_) => ToolError::new(ErrorCode::Conflict, message),
             QuiltError::NotSupported(_) => ToolError::new(ErrorCode::NotSupported, message),
             QuiltError::TooLarge(_) => ToolError::new(ErrorCode::TooLarge, message),
+            QuiltError::Denied(_) => ToolError::new(ErrorCode::AccessDenied, message),
+            QuiltError::Internal(_) => ToolError::new(ErrorCode::InternalError, message),
             QuiltError::Cancelled => ToolError::new(ErrorCode::Cancelled, message),
             QuiltError::Changed(_) | QuiltError::Interrupted { .. } => {
                 ToolError::retryable(ErrorCode::UpstreamError, message)
@@ -102,6 +111,16 @@ mod tests {
                 false,
             ),
             (QuiltError::TooLarge("x".into()), ErrorCode::TooLarge, false),
+            (
+                QuiltError::Denied("x".into()),
+                ErrorCode::AccessDenied,
+                false,
+            ),
+            (
+                QuiltError::Internal("x".into()),
+                ErrorCode::InternalError,
+                false,
+            ),
             (
                 QuiltError::Changed("x".into()),
                 ErrorCode::UpstreamError,

@@ -9,7 +9,8 @@
 //! computes entry hashes in constant memory; `registry` reads and writes a registry
 //! bucket, `stream` reads a manifest line by line verifying its top hash as it
 //! goes, `browse` pages through a revision, `publish` makes a new revision and `diff`
-//! compares two, each in bounded memory. Failures are
+//! compares two, each in bounded memory; `workflow` checks a new revision against the
+//! registry's workflows config as quilt3 does. Failures are
 //! `QuiltError`s. This layer knows S3 but nothing of tokens, tools or MCP.
 
 pub(crate) mod browse;
@@ -21,6 +22,7 @@ pub mod manifest;
 pub(crate) mod publish;
 pub(crate) mod registry;
 pub(crate) mod stream;
+pub(crate) mod workflow;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -30,8 +32,6 @@ use crate::error::ArgumentError;
 pub const PACKAGES_PREFIX: &str = ".quilt/packages/";
 /// Where named-package pointers live.
 pub const NAMED_PACKAGES_PREFIX: &str = ".quilt/named_packages/";
-/// A registry with this object uses workflows, which this server does not validate.
-pub const WORKFLOWS_CONFIG: &str = ".quilt/workflows/config.yml";
 
 /// The manifest key of `top_hash`.
 pub fn manifest_key(top_hash: &str) -> String {

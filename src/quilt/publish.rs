@@ -7,13 +7,13 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::diff;
 use super::error::QuiltError;
 use super::hash::{ChunkedHasher, SHA2_256_CHUNKED};
 use super::manifest::{Manifest, Record, tree_order};
-use super::registry::{ConditionalPut, PointerRead, Registry, WriteCondition};
-use super::{
-    WORKFLOWS_CONFIG, latest_key, manifest_key, parse_pointer, physical_key, timestamp_key,
-};
+use super::registry::{ConditionalPut, ManifestBody, PointerRead, Registry, WriteCondition};
+use super::stream::{self, ManifestStream, SORT_BUDGET};
+use super::{latest_key, manifest_key, parse_pointer, physical_key, timestamp_key};
 use crate::s3::{S3, S3Uri};
 use crate::time::now_unix;
 
@@ -63,18 +63,6 @@ pub(crate) struct Published {
     /// publisher was overwritten; false after `force` or on an endpoint without
     /// conditional writes.
     pub race_safe: bool,
-}
-
-/// Refuses registries whose packages must pass workflow validation, which this
-/// server does not do.
-pub(crate) async fn check_no_workflows(registry: &Registry<'_>) -> Result<(), QuiltError> {
-    if registry.exists(WORKFLOWS_CONFIG).await? {
-        return Err(QuiltError::NotSupported(format!(
-            "s3://{} has {WORKFLOWS_CONFIG}: its packages must pass workflow validation, which quilt-mcp does not do; create this package with quilt3 or the Quilt catalog",
-            registry.bucket()
-        )));
-    }
-    Ok(())
 }
 
 /// Reads and hashes every source, [`HASH_CONCURRENCY`] at a time, streaming each
@@ -150,19 +138,83 @@ async fn hash_source(s3: &aws_sdk_s3::Client, source: Source) -> Result<Record, 
     Ok(Record::from_object(obj))
 }
 
-/// A new manifest of `records` (in tree order) with a message and package metadata.
+/// A new manifest of `records` (in tree order) with a message, package metadata and
+/// the `workflow` object it passed, its header's keys in quilt3's order: `version`,
+/// `user_meta`, `workflow`, `message`.
 pub(crate) fn new_manifest(
     records: Vec<Record>,
     message: Option<String>,
     metadata: Option<Value>,
+    workflow: Option<Value>,
 ) -> Manifest {
     let mut header = Map::new();
     header.insert("version".into(), json!("v0"));
     if let Some(metadata) = metadata {
         header.insert("user_meta".into(), metadata);
     }
+    if let Some(workflow) = workflow {
+        header.insert("workflow".into(), workflow);
+    }
     header.insert("message".into(), message.map_or(Value::Null, Value::String));
     Manifest::new(header, records)
+}
+
+/// What a new revision changes against the one it replaces, by logical key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Changes {
+    /// Keys only in the new revision.
+    pub added: u64,
+    /// Keys only in the previous one.
+    pub removed: u64,
+    /// Keys in both whose content (hash or size) differs.
+    pub modified: u64,
+    /// Keys in both with the same content.
+    pub unchanged: u64,
+}
+
+impl Changes {
+    /// The changes of a first revision: every entry added.
+    pub(crate) fn first(manifest: &Manifest) -> Changes {
+        Changes {
+            added: manifest.entries().count() as u64,
+            ..Changes::default()
+        }
+    }
+}
+
+/// Compares `manifest` (not yet written) with the revision `previous` of `registry`,
+/// streaming the previous manifest (verifying its top hash) in bounded memory.
+pub(crate) async fn changes(
+    registry: &Registry<'_>,
+    previous: &str,
+    manifest: &Manifest,
+) -> Result<Changes, QuiltError> {
+    let top_hash = manifest.top_hash();
+    let bytes: std::sync::Arc<[u8]> = manifest.to_bytes().into();
+    let new_uri = format!("the new revision {top_hash}");
+    let (_, _, diff) = diff::diff(
+        |index, order| {
+            let bytes = bytes.clone();
+            let new_uri = new_uri.clone();
+            let top_hash = top_hash.clone();
+            async move {
+                if index == 0 {
+                    stream::open(registry, previous, order).await
+                } else {
+                    let body: ManifestBody = Box::pin(std::io::Cursor::new(bytes));
+                    ManifestStream::open(body, new_uri, &top_hash, order, SORT_BUDGET).await
+                }
+            }
+        },
+        0,
+    )
+    .await?;
+    Ok(Changes {
+        added: diff.added_count,
+        removed: diff.removed_count,
+        modified: diff.modified_count,
+        unchanged: diff.unchanged,
+    })
 }
 
 /// Attempts at a free timestamp second before giving up.

@@ -131,11 +131,6 @@ impl<'a> Registry<'a> {
         Ok(self.read_small(key).await?.map(|capped| capped.bytes))
     }
 
-    /// Whether an object exists.
-    pub(crate) async fn exists(&self, key: &str) -> Result<bool, QuiltError> {
-        Ok(self.s3.exists(&self.object(key)).await?)
-    }
-
     /// The top hash `latest` points at, `None` when the package does not exist.
     pub(crate) async fn latest(&self, name: &str) -> Result<Option<String>, QuiltError> {
         let Some(body) = self.get_small(&latest_key(name)).await? else {

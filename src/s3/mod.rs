@@ -299,15 +299,6 @@ impl<'a> S3<'a> {
         })
     }
 
-    /// Whether the object exists.
-    pub(crate) async fn exists(&self, uri: &S3Uri) -> Result<bool, S3Error> {
-        match self.head(uri).await {
-            Ok(_) => Ok(true),
-            Err(error) if error.is_not_found() => Ok(false),
-            Err(error) => Err(error),
-        }
-    }
-
     /// At most `max_bytes` (at least 1) from `offset`, never downloading more, even from
     /// a server that ignores `Range`, and never reporting bytes from elsewhere as the
     /// ones at `offset`. Reading at the very end of an object (or anywhere in an empty

@@ -23,7 +23,7 @@ use schemars::JsonSchema;
 use serde_json::{Value, json};
 
 use crate::config::Toolsets;
-use crate::error::{ErrorCode, ToolError};
+use crate::error::{ErrorCode, ToolError, Unauthorized};
 use crate::quilt::publish::Progress;
 use crate::tools::{Access, Call, Declared, Params, Register, Tool, ToolInfo};
 
@@ -108,8 +108,12 @@ impl Table {
 /// then runs.
 pub(crate) trait Invocation: Declared + Send {
     /// Runs the tool with the parameters that were authorized; a tool error or a panic
-    /// inside it is a failed result.
-    fn run<'a>(self: Box<Self>, call: Call<'a>) -> BoxFuture<'a, CallToolResult>;
+    /// inside it is a failed result, and an upstream's refusal of the caller's
+    /// credentials (the registry's 401/403) is `Err`, for a -32001 answer.
+    fn run<'a>(
+        self: Box<Self>,
+        call: Call<'a>,
+    ) -> BoxFuture<'a, Result<CallToolResult, Box<Unauthorized>>>;
 }
 
 /// The parameters of a call of `T`.
@@ -125,12 +129,19 @@ impl<T: Tool> Declared for Typed<T> {
 }
 
 impl<T: Tool> Invocation for Typed<T> {
-    fn run<'a>(self: Box<Self>, call: Call<'a>) -> BoxFuture<'a, CallToolResult> {
+    fn run<'a>(
+        self: Box<Self>,
+        call: Call<'a>,
+    ) -> BoxFuture<'a, Result<CallToolResult, Box<Unauthorized>>> {
         let Typed { params, .. } = *self;
         Box::pin(async move {
             match guarded(T::INFO.name, T::run(call, params)).await {
-                Ok(output) => success::<T>(&output),
-                Err(error) => failure(error),
+                Ok(output) => Ok(success::<T>(&output)),
+                Err(ToolError {
+                    unauthorized: Some(refusal),
+                    ..
+                }) => Err(refusal),
+                Err(error) => Ok(failure(error)),
             }
         })
     }
@@ -704,7 +715,7 @@ mod gate_tests {
             roles: vec![],
             buckets: buckets.iter().map(|s| (*s).to_owned()).collect(),
             scope: String::new(),
-            level: level.to_owned(),
+            level: crate::auth::claims::Level::parse(level).unwrap(),
         }
     }
 

@@ -72,6 +72,7 @@ impl Tool for BucketList {
         destructive: false,
         idempotent: true,
         open_world: false,
+        registry: false,
     };
     type Params = NoParams;
     type Output = BucketListOutput;
@@ -95,7 +96,7 @@ impl Tool for BucketList {
             count: buckets.len(),
             buckets,
             all_buckets: c.buckets.iter().any(|b| b == "*"),
-            level: c.level.clone(),
+            level: c.level.to_string(),
         })
     }
 }
@@ -714,6 +715,7 @@ impl Tool for BucketObjectsPut {
         destructive: true,
         idempotent: true,
         open_world: true,
+        registry: false,
     };
     type Params = PutParams;
     type Output = PutOutput;

@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::policy;
 use super::uri::{Bounded, Bucket, MAX_KEY_BYTES, ObjectUri, S3Name, SourceUri, blank_is_none};
 use super::{
     Access, Call, ErrorCode, GET_OBJECT, GET_OBJECT_VERSION, LIST_BUCKET, PUT_OBJECT, Params,
@@ -18,9 +19,11 @@ use super::{
 };
 use crate::error::ArgumentError;
 use crate::quilt::browse::{self, MAX_DIRECTORIES, PageRequest};
+use crate::quilt::error::QuiltError;
 use crate::quilt::manifest::Record;
 use crate::quilt::publish::{self, Source};
 use crate::quilt::registry::Registry;
+use crate::quilt::workflow;
 use crate::quilt::{self, HashPrefix, NewPackageName, PackageName, diff, stream};
 use crate::s3::{ListRequest, S3};
 use crate::time::rfc3339;
@@ -758,9 +761,27 @@ pub(crate) struct CreateParams {
     /// Package-level metadata (a JSON object), stored as the manifest's `user_meta`.
     #[serde(default)]
     metadata: Option<serde_json::Map<String, Value>>,
+    /// In a registry with a workflows config (`.quilt/workflows/config.yml`): the id
+    /// of the workflow the package must pass (default: the config's
+    /// `default_workflow`); `null` for none, where the config does not require one.
+    #[serde(default, deserialize_with = "present")]
+    workflow: Option<Option<String>>,
+    /// Replace a package that already exists (default false: an existing package is
+    /// refused with `conflict`; use package_patch to change some of its entries).
+    #[serde(default)]
+    overwrite: Option<bool>,
     /// Publish even if another revision became latest while this one was being made.
     #[serde(default)]
     force: Option<bool>,
+}
+
+/// A parameter that may be given as `null`, which is not the same as leaving it out.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 impl Params for CreateParams {
@@ -803,8 +824,17 @@ pub(crate) struct CreateOutput {
     entry_count: usize,
     /// Their total size.
     total_size: u64,
-    /// The revision it follows.
+    /// The id of the workflow it passed; `null` when the registry has no workflows
+    /// config or none was used.
+    workflow: Option<String>,
+    /// The revision it replaces (`null` for a new package).
     previous_top_hash: Option<String>,
+    /// Its entries against the previous revision (all `added` for a new package);
+    /// `null` when the previous revision could not be read (see `changes_error`).
+    changes: Option<ChangeCounts>,
+    /// Why `changes` is `null`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changes_error: Option<String>,
     /// When it was published, RFC 3339.
     created_at: Option<String>,
     /// Whether `latest` and the timestamp pointer were written with S3 conditional
@@ -814,20 +844,85 @@ pub(crate) struct CreateOutput {
     race_safe: bool,
 }
 
+/// Entry counts of a new revision against the previous one, by logical key.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct ChangeCounts {
+    /// Keys only in the new revision.
+    added: u64,
+    /// Keys only in the previous revision.
+    removed: u64,
+    /// Keys in both whose content (hash or size) differs.
+    modified: u64,
+    /// Keys in both with the same content.
+    unchanged: u64,
+}
+
+impl From<publish::Changes> for ChangeCounts {
+    fn from(c: publish::Changes) -> ChangeCounts {
+        ChangeCounts {
+            added: c.added,
+            removed: c.removed,
+            modified: c.modified,
+            unchanged: c.unchanged,
+        }
+    }
+}
+
+/// Authorizes reading the schemas a registry's workflows config names: the gate
+/// authorized the call's own buckets before it ran, but only the config says where
+/// the schemas are, so each schema's bucket goes through the same decision here
+/// (`s3:GetObject` on it, `s3:GetObjectVersion` for a pinned version) before it is
+/// read with the caller's credentials.
+struct SchemaAccess<'a> {
+    info: &'a ToolInfo,
+    claims: &'a crate::auth::QuiltClaims,
+    read_only: bool,
+}
+
+impl workflow::SchemaGate for SchemaAccess<'_> {
+    fn check(&self, bucket: &str, versioned: bool) -> Result<(), QuiltError> {
+        let mut access = Access::needs(&[GET_OBJECT]).bucket(bucket);
+        if versioned {
+            access.also_needs(GET_OBJECT_VERSION);
+        }
+        policy::authorize(self.info, &access, self.claims, self.read_only).map_err(|denial| {
+            QuiltError::Denied(format!(
+                "the registry's workflows config names a schema in bucket {bucket:?}, which this call may not read: {}",
+                denial.message().trim_start_matches("Forbidden: ")
+            ))
+        })
+    }
+}
+
+/// The conflict of a `package_create` on a package that exists.
+fn exists(name: &str, latest: &str) -> ToolError {
+    ToolError::new(
+        ErrorCode::Conflict,
+        format!(
+            "{name} already exists (latest {latest}); package_create would replace all of its entries with the ones given: use package_patch to add, replace or remove entries, or pass overwrite: true to replace the package"
+        ),
+    )
+}
+
 impl Tool for PackageCreate {
     const INFO: ToolInfo = ToolInfo {
         name: "package_create",
         toolset: Toolset::Packages,
         title: "Create a package revision",
-        description: "Create a package, or a new revision of one, from S3 objects: each file is \
-            read once to compute its hash, the manifest is written to the registry and the \
-            package's latest pointer moves to it, exactly as quilt3 push would. Refused if \
-            another revision became latest meanwhile (unless force) and in registries that use \
-            workflows. Sends progress notifications when the client asks for them.",
+        description: "Create a package from S3 objects: each file is read once to compute its \
+            hash, the manifest is written to the registry and the package's latest pointer \
+            moves to it, exactly as quilt3 push would. A package that already exists is \
+            refused unless overwrite is true (then its entries are replaced by the ones given; \
+            the result counts what was added, removed, modified and unchanged); use \
+            package_patch to change some entries. In a registry with a workflows config the \
+            package must pass its workflow (name pattern, message, metadata and entries \
+            schemas), as with quilt3. Refused if another revision became latest meanwhile \
+            (unless force). Sends progress notifications when the client asks for them.",
         read_only: false,
         destructive: true,
         idempotent: false,
         open_world: true,
+        registry: false,
     };
     type Params = CreateParams;
     type Output = CreateOutput;
@@ -840,15 +935,64 @@ impl Tool for PackageCreate {
         })
     }
 
-    async fn run(call: Call<'_>, p: CreateParams) -> Result<CreateOutput, ToolError> {
+    async fn run(call: Call<'_>, mut p: CreateParams) -> Result<CreateOutput, ToolError> {
         let s3 = call.s3()?;
         let bucket = p.registry.name();
         let registry = Registry::new(s3, bucket);
-        publish::check_no_workflows(&registry).await?;
-        let sources = expand_sources(s3, &p).await?;
         let previous = registry.latest_pointer(&p.package_name).await?;
+        if let Some(previous) = &previous
+            && !p.overwrite.unwrap_or(false)
+        {
+            return Err(exists(&p.package_name, &previous.top_hash));
+        }
+        let choice = match &p.workflow {
+            None => workflow::Choice::Default,
+            Some(None) => workflow::Choice::Skip,
+            Some(Some(id)) => workflow::Choice::Named(id.clone()),
+        };
+        let gate = SchemaAccess {
+            info: &Self::INFO,
+            claims: &call.ctx.claims,
+            read_only: call.read_only,
+        };
+        let governing = workflow::load(s3, bucket, &choice, &gate).await?;
+        let metadata = p.metadata.take().map(Value::Object);
+        // Name, message and metadata first: a package that fails them is not hashed.
+        if let Some(w) = &governing {
+            let found = w.check_package(&p.package_name, p.message.as_deref(), metadata.as_ref());
+            if !found.is_empty() {
+                w.verdict(found).map_err(QuiltError::from)?;
+            }
+        }
+        let sources = expand_sources(s3, &p).await?;
         let records = publish::hash_sources(s3, sources, call.progress, call.cancel).await?;
-        let manifest = publish::new_manifest(records, p.message, p.metadata.map(Value::Object));
+        let workflow_object = governing
+            .as_ref()
+            .map(|w| {
+                w.validate(
+                    &p.package_name,
+                    p.message.as_deref(),
+                    metadata.as_ref(),
+                    &records,
+                )
+                .map_err(QuiltError::from)
+            })
+            .transpose()?;
+        let manifest = publish::new_manifest(records, p.message, metadata, workflow_object);
+        let (changes, changes_error) = match &previous {
+            None => (Some(publish::Changes::first(&manifest)), None),
+            Some(previous) => {
+                match publish::changes(&registry, &previous.top_hash, &manifest).await {
+                    Ok(changes) => (Some(changes), None),
+                    // The package is being replaced: a previous revision that cannot
+                    // be read does not stop that, the counts are left out.
+                    Err(e) => (None, Some(ToolError::from(e).message)),
+                }
+            }
+        };
+        if call.cancel.is_cancelled() {
+            return Err(QuiltError::Cancelled.into());
+        }
         let published = publish::publish(
             &registry,
             &p.package_name,
@@ -865,7 +1009,10 @@ impl Tool for PackageCreate {
             top_hash: published.top_hash,
             entry_count: published.entry_count,
             total_size: published.total_size,
+            workflow: governing.as_ref().and_then(|w| w.id().map(str::to_owned)),
             previous_top_hash: previous.map(|p| p.top_hash),
+            changes: changes.map(ChangeCounts::from),
+            changes_error,
             created_at: rfc3339(published.created_at),
             race_safe: published.race_safe,
         })

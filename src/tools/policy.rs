@@ -98,7 +98,7 @@ pub(crate) fn authorize(
             Vec::new(),
         ));
     }
-    if info.writes() && !claims.can_write() {
+    if info.writes() && !claims.level.can_write() {
         return Err(deny(DenyReason::WriteNotAllowed, first(), Vec::new()));
     }
     if info.writes() && read_only {

@@ -411,7 +411,7 @@ struct Offered {
 
 async fn offered(s3: &TestS3, toolsets: &str) -> (Offered, Server) {
     let server = start_on(
-        &s3,
+        s3,
         &token(json!({})),
         &[("QUILT_MCP_TOOLSETS", toolsets)],
         (),

@@ -902,7 +902,7 @@ async fn put_keeps_existing_objects_unless_asked_to_overwrite() {
 /// The same against moto, which implements `If-None-Match: *` as S3 does.
 #[tokio::test]
 async fn put_keeps_existing_objects_against_moto() {
-    let Some(path) = crate::publish_race::moto_path() else {
+    let Some(path) = crate::common::moto::moto_path() else {
         let message = "moto_server not found (set QUILT_MCP_TEST_MOTO or put it on PATH; scripts/ci-moto installs it): the overwrite guard cannot be checked against moto";
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("{message}");
@@ -910,7 +910,7 @@ async fn put_keeps_existing_objects_against_moto() {
         eprintln!("WARNING: skipped: {message}");
         return;
     };
-    let moto = crate::publish_race::Moto::start(&path).await;
+    let moto = crate::common::moto::Moto::start(&path).await;
     moto.client()
         .create_bucket()
         .bucket("lab-data")
