@@ -19,6 +19,19 @@ pub const DEFAULT_LEEWAY_SECS: u64 = 30;
 /// Default AWS region.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
+/// The default log filter.
+pub const DEFAULT_LOG_FILTER: &str = "info";
+
+/// Where the JSON log lines go (`QUILT_MCP_LOG_TARGET`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogTarget {
+    /// Daily files in the log directory (the default).
+    #[default]
+    File,
+    /// Standard error, for containers and process supervisors.
+    Stderr,
+}
+
 /// Where verification keys come from. Exactly one source may be configured.
 #[derive(Debug, Clone)]
 pub enum KeyConfig {
@@ -32,13 +45,22 @@ pub enum KeyConfig {
     JwksFile(PathBuf),
     /// More than one source configured: a configuration error, named by variable.
     Conflict(Vec<&'static str>),
+    /// A key setting still holds a placeholder (a configuration error): no key.
+    Placeholder {
+        /// The variable.
+        variable: &'static str,
+        /// The placeholder as set (not a secret).
+        value: String,
+    },
 }
 
 impl KeyConfig {
-    /// A short word for logs and status: `none`, `secret`, `public_key`, `jwks`, `conflict`.
+    /// A short word for logs and status: `none`, `secret`, `public_key`, `jwks`,
+    /// `conflict`, `placeholder`.
     pub fn kind(&self) -> &'static str {
         match self {
             KeyConfig::None => "none",
+            KeyConfig::Placeholder { .. } => "placeholder",
             KeyConfig::Secret(_) => "secret",
             KeyConfig::PublicKeyFile(_) => "public_key",
             KeyConfig::JwksFile(_) => "jwks",
@@ -89,10 +111,15 @@ pub struct Config {
     pub s3_force_path_style: bool,
     /// Log directory override.
     pub log_dir: Option<PathBuf>,
-    /// Log filter (EnvFilter syntax).
+    /// Log filter (EnvFilter syntax), checked: one that does not parse is a
+    /// configuration error and the default applies.
     pub log_filter: String,
+    /// Where the JSON log lines go.
+    pub log_target: LogTarget,
     /// Hide and refuse every tool that writes.
     pub read_only: bool,
+    /// `QUILT_MCP_TOOLSETS`: the groups of tools offered.
+    pub toolsets: Toolsets,
     /// The Quilt catalog URL.
     pub catalog_url: Option<String>,
     /// `QUILT_MCP_PUBLIC_URL`: HTTP mode's externally visible base URL (no trailing
@@ -146,9 +173,13 @@ impl Config {
         if jwks.is_some() {
             configured.push("QUILT_MCP_JWKS");
         }
-        let key = if !key_placeholders.is_empty() {
+        let key = if let Some(first) = key_placeholders.first() {
+            let placeholder = KeyConfig::Placeholder {
+                variable: first.variable,
+                value: set(first.variable).unwrap_or_default().trim().to_owned(),
+            };
             errors.extend(key_placeholders);
-            KeyConfig::None
+            placeholder
         } else if configured.len() > 1 {
             KeyConfig::Conflict(configured)
         } else if let Some((_, value)) = secret {
@@ -214,11 +245,46 @@ impl Config {
                 .map_err(|problem| {
                     errors.push(ConfigError {
                         variable: "QUILT_MCP_PUBLIC_URL",
-                        problem,
+                        problem: problem.to_string(),
                     })
                 })
                 .ok()
         });
+        // A filter that does not parse is an error, never silently ignored; the
+        // default applies until it is fixed.
+        let log_filter = match get("QUILT_MCP_LOG") {
+            None => DEFAULT_LOG_FILTER.to_owned(),
+            Some(v) => match tracing_subscriber::EnvFilter::try_new(v.trim()) {
+                Ok(_) => v.trim().to_owned(),
+                Err(e) => {
+                    errors.push(ConfigError {
+                        variable: "QUILT_MCP_LOG",
+                        problem: format!(
+                            "{:?} is not a log filter ({e}); logging at {DEFAULT_LOG_FILTER} until this is fixed",
+                            v.trim()
+                        ),
+                    });
+                    DEFAULT_LOG_FILTER.to_owned()
+                }
+            },
+        };
+        let log_target = match get("QUILT_MCP_LOG_TARGET") {
+            None => LogTarget::File,
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "file" => LogTarget::File,
+                "stderr" => LogTarget::Stderr,
+                _ => {
+                    errors.push(ConfigError {
+                        variable: "QUILT_MCP_LOG_TARGET",
+                        problem: format!(
+                            "expected file or stderr, got {:?}; writing log files until this is fixed",
+                            v.trim()
+                        ),
+                    });
+                    LogTarget::File
+                }
+            },
+        };
 
         Config {
             token: get("QUILT_MCP_TOKEN")
@@ -240,8 +306,10 @@ impl Config {
             endpoint_url_sts: get("AWS_ENDPOINT_URL_STS"),
             s3_force_path_style,
             log_dir: get("QUILT_MCP_LOG_DIR").map(PathBuf::from),
-            log_filter: get("QUILT_MCP_LOG").unwrap_or_else(|| "info".to_owned()),
+            log_filter,
+            log_target,
             read_only,
+            toolsets: Toolsets::parse(get("QUILT_MCP_TOOLSETS").as_deref(), &mut errors),
             catalog_url: get("QUILT_CATALOG_URL"),
             public_url,
             errors,
@@ -252,9 +320,14 @@ impl Config {
 /// Checks an externally visible base URL (`QUILT_MCP_PUBLIC_URL`, `--public-url`):
 /// `http` or `https`, a host, no user info, query or fragment; an optional path
 /// prefix. Returns it without a trailing `/`.
-pub fn parse_public_url(value: &str) -> Result<String, String> {
+pub fn parse_public_url(value: &str) -> Result<String, PublicUrlError> {
     let text = value.trim().trim_end_matches('/');
-    let problem = |why: &str| Err(format!("{why}, got {text:?}"));
+    let problem = |why: &'static str| {
+        Err(PublicUrlError {
+            why,
+            value: text.to_owned(),
+        })
+    };
     let Ok(uri) = text.parse::<http::Uri>() else {
         return problem("expected a URL such as https://mcp.example.com");
     };
@@ -271,6 +344,14 @@ pub fn parse_public_url(value: &str) -> Result<String, String> {
         return problem("expected a URL without a query or fragment");
     }
     Ok(text.to_owned())
+}
+
+/// Why a public base URL was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{why}, got {value:?}")]
+pub struct PublicUrlError {
+    why: &'static str,
+    value: String,
 }
 
 /// A token setting as it is read (docs/reference.md, Settings): surrounding whitespace and one leading
@@ -299,6 +380,124 @@ const KEY_VARIABLES: [&str; 4] = [
 pub fn is_placeholder(value: &str) -> bool {
     let v = value.trim();
     (v.starts_with("${") && v.ends_with('}')) || (v.starts_with('<') && v.ends_with('>'))
+}
+
+/// A group of tools (docs/reference.md, Settings: `QUILT_MCP_TOOLSETS`). Every tool
+/// declares one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Toolset {
+    /// Always offered, whatever `QUILT_MCP_TOOLSETS` says (`auth_status`).
+    Core,
+    /// The bucket and object tools, and the `s3://` resources.
+    Buckets,
+    /// The package tools, and the `quilt+s3://` resources.
+    Packages,
+    /// The catalog search tools.
+    Search,
+}
+
+impl Toolset {
+    /// The toolsets a user can name, by name.
+    pub const NAMED: [(&'static str, Toolset); 3] = [
+        ("buckets", Toolset::Buckets),
+        ("packages", Toolset::Packages),
+        ("search", Toolset::Search),
+    ];
+}
+
+/// The toolsets a server offers. `Core` always.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Toolsets {
+    buckets: bool,
+    packages: bool,
+    search: bool,
+}
+
+impl Toolsets {
+    /// Every toolset: the default.
+    pub const ALL: Toolsets = Toolsets {
+        buckets: true,
+        packages: true,
+        search: true,
+    };
+    /// Only the tools that are always offered.
+    pub const NONE: Toolsets = Toolsets {
+        buckets: false,
+        packages: false,
+        search: false,
+    };
+
+    /// Whether `toolset` is offered.
+    pub fn offers(self, toolset: Toolset) -> bool {
+        match toolset {
+            Toolset::Core => true,
+            Toolset::Buckets => self.buckets,
+            Toolset::Packages => self.packages,
+            Toolset::Search => self.search,
+        }
+    }
+
+    /// These toolsets and `toolset`.
+    #[must_use]
+    pub fn with(mut self, toolset: Toolset) -> Toolsets {
+        match toolset {
+            Toolset::Core => {}
+            Toolset::Buckets => self.buckets = true,
+            Toolset::Packages => self.packages = true,
+            Toolset::Search => self.search = true,
+        }
+        self
+    }
+
+    /// The names offered, as `QUILT_MCP_TOOLSETS` would say them (`all` for all).
+    pub fn names(self) -> String {
+        if self == Toolsets::ALL {
+            return "all".to_owned();
+        }
+        let names: Vec<&str> = Toolset::NAMED
+            .iter()
+            .filter(|(_, t)| self.offers(*t))
+            .map(|(name, _)| *name)
+            .collect();
+        if names.is_empty() {
+            "none (auth_status only)".to_owned()
+        } else {
+            names.join(",")
+        }
+    }
+
+    /// Reads `QUILT_MCP_TOOLSETS`: unset means `all`. It fails closed: a name that is
+    /// not a toolset is a configuration error and offers nothing, so a typo never
+    /// offers more tools than were asked for (the names that are toolsets still
+    /// apply; with none, only `auth_status` is offered).
+    pub fn parse(value: Option<&str>, errors: &mut Vec<ConfigError>) -> Toolsets {
+        let Some(value) = value else {
+            return Toolsets::ALL;
+        };
+        let mut offered = Toolsets::NONE;
+        let mut unknown = Vec::new();
+        for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let lower = name.to_ascii_lowercase();
+            if lower == "all" {
+                offered = Toolsets::ALL;
+            } else if let Some((_, toolset)) = Toolset::NAMED.iter().find(|(n, _)| *n == lower) {
+                offered = offered.with(*toolset);
+            } else {
+                unknown.push(name.chars().take(40).collect::<String>());
+            }
+        }
+        if !unknown.is_empty() {
+            errors.push(ConfigError {
+                variable: "QUILT_MCP_TOOLSETS",
+                problem: format!(
+                    "{unknown:?} {} not a toolset (expected a comma-separated list of buckets, packages, search or all); offering only {} until this is fixed",
+                    if unknown.len() == 1 { "is" } else { "are" },
+                    offered.names()
+                ),
+            });
+        }
+        offered
+    }
 }
 
 fn parse_bool(value: &str) -> Option<bool> {
@@ -413,6 +612,49 @@ mod tests {
         );
     }
 
+    /// Unset or `all` offers everything; a name that is not a toolset fails closed:
+    /// an error, and only the toolsets that were named correctly.
+    #[test]
+    fn toolsets_fail_closed() {
+        use Toolset::{Buckets, Packages, Search};
+        for (value, offered, error) in [
+            (None, vec![Buckets, Packages, Search], false),
+            (Some("all"), vec![Buckets, Packages, Search], false),
+            (Some(" ALL "), vec![Buckets, Packages, Search], false),
+            (Some("buckets"), vec![Buckets], false),
+            (Some("packages, search"), vec![Packages, Search], false),
+            (Some("buckets,all"), vec![Buckets, Packages, Search], false),
+            (Some("buckets,,"), vec![Buckets], false),
+            (Some("bukets"), vec![], true),
+            (Some("packages,serch"), vec![Packages], true),
+            (Some("core"), vec![], true),
+        ] {
+            let mut vars = Vec::new();
+            if let Some(value) = value {
+                vars.push(("QUILT_MCP_TOOLSETS", value));
+            }
+            let c = config(&vars);
+            let got: Vec<Toolset> = [Buckets, Packages, Search]
+                .into_iter()
+                .filter(|t| c.toolsets.offers(*t))
+                .collect();
+            assert_eq!((got, !c.errors.is_empty()), (offered, error), "{value:?}");
+            assert!(c.toolsets.offers(Toolset::Core));
+        }
+        let c = config(&[("QUILT_MCP_TOOLSETS", "bukets")]);
+        assert_eq!(c.errors[0].variable, "QUILT_MCP_TOOLSETS");
+        assert!(
+            c.errors[0]
+                .problem
+                .contains("offering only none (auth_status only)"),
+            "{}",
+            c.errors[0]
+        );
+        // A placeholder (an MCP bundle's empty field) is unset: everything.
+        let c = config(&[("QUILT_MCP_TOOLSETS", "${user_config.toolsets}")]);
+        assert_eq!((c.toolsets, c.errors.len()), (Toolsets::ALL, 0));
+    }
+
     #[test]
     fn public_url_is_checked() {
         for (value, expected) in [
@@ -455,7 +697,7 @@ mod tests {
             ("QUILT_MCP_JWT_SECRET", "${user_config.jwt_secret}"),
             ("QUILT_MCP_JWKS", "/k.json"),
         ]);
-        assert_eq!(c.key.kind(), "none");
+        assert_eq!(c.key.kind(), "placeholder");
         let vars: Vec<_> = c.errors.iter().map(|e| e.variable).collect();
         assert_eq!(vars, ["QUILT_MCP_JWT_SECRET"]);
         assert!(c.errors[0].problem.contains("${user_config.jwt_secret}"));
@@ -463,10 +705,41 @@ mod tests {
             config(&[("QUILT_MCP_JWT_PUBLIC_KEY", "<path to the PEM public key>")])
                 .key
                 .kind(),
-            "none"
+            "placeholder"
         );
         assert!(!is_placeholder("eyJ.abc.def"));
         assert!(!is_placeholder("$HOME/key.pem"));
+    }
+
+    #[test]
+    fn a_log_filter_that_does_not_parse_is_an_error() {
+        for (value, filter, error) in [
+            ("debug", "debug", false),
+            ("quilt_mcp=debug,info", "quilt_mcp=debug,info", false),
+            ("nonsense=[", "info", true),
+            ("info,=", "info", true),
+        ] {
+            let c = config(&[("QUILT_MCP_LOG", value)]);
+            assert_eq!(c.log_filter, filter, "{value:?}");
+            assert_eq!(
+                c.errors.iter().any(|e| e.variable == "QUILT_MCP_LOG"),
+                error,
+                "{value:?}: {:?}",
+                c.errors
+            );
+        }
+    }
+
+    #[test]
+    fn log_target_is_file_or_stderr() {
+        assert_eq!(config(&[]).log_target, LogTarget::File);
+        assert_eq!(
+            config(&[("QUILT_MCP_LOG_TARGET", "stderr")]).log_target,
+            LogTarget::Stderr
+        );
+        let c = config(&[("QUILT_MCP_LOG_TARGET", "syslog")]);
+        assert_eq!(c.log_target, LogTarget::File);
+        assert_eq!(c.errors[0].variable, "QUILT_MCP_LOG_TARGET");
     }
 
     #[test]

@@ -7,15 +7,18 @@
 //! kept by `tests/it/architecture.rs`):
 //!
 //! - `version`: the crate's version, named by any layer.
-//! - `error`: the error codes of the contract and `ToolError`; S3 failures classified.
-//! - [`time`], [`config`]: clocks; every environment variable of the contract, read
-//!   once into [`Config`].
+//! - `error`: the error codes of the contract, `ToolError` and `ArgumentError`.
+//! - [`time`], `s3`: clocks; every S3 request, its failure classified once, S3 names and
+//!   `s3://` URIs.
+//! - [`config`]: every environment variable of the contract, read once into [`Config`].
 //! - [`logging`]: JSON-lines log files and the plain stderr stream. [`quilt`]: the
 //!   package format (manifests, hashes, Python-exact JSON) and registry I/O.
 //! - [`auth`]: where the token comes from ([`auth::source`]), how it is verified
 //!   ([`auth::verify`]), how its Quilt claims are decompressed ([`auth::claims`]) and
 //!   which AWS credential source they name, into the [`auth::AuthContext`] every tool
 //!   sees. Failures carry an [`auth::Reason`] code.
+//! - `registry`: the Quilt registry's HTTP API with the caller's registry token: the
+//!   credential exchange and the GraphQL search.
 //! - `aws`: AWS credentials from that source, never the environment; S3 clients.
 //! - `tools`: one type per tool: its description, typed parameters (which declare the
 //!   buckets and permissions a call touches), typed result and operation; the pure
@@ -37,6 +40,8 @@ mod error;
 pub mod http;
 pub mod logging;
 pub mod quilt;
+mod registry;
+mod s3;
 pub mod server;
 pub mod setup;
 pub mod status;

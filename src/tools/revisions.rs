@@ -13,7 +13,6 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use aws_sdk_s3::types::EncodingType;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::StreamExt as _;
@@ -21,21 +20,23 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use super::uri::Bucket;
-use super::{Access, Call, ErrorCode, GET_OBJECT, LIST_BUCKET, Params, Tool, ToolError, ToolInfo};
-use crate::error::{listed_name, s3_error};
+use super::uri::{Bounded, Bucket};
+use super::{
+    Access, Call, ErrorCode, GET_OBJECT, LIST_BUCKET, Params, Tool, ToolError, ToolInfo, Toolset,
+};
 use crate::quilt::error::QuiltError;
 use crate::quilt::registry::Registry;
-use crate::quilt::{self, manifest_key, parse_pointer, pointer_prefix};
+use crate::quilt::{self, PackageName, manifest_key, parse_pointer, pointer_prefix};
+use crate::s3::{ListRequest, S3, S3Uri};
 use crate::time::rfc3339;
 
 /// `package_revisions`.
 pub(crate) struct PackageRevisions;
 
 /// Default `max_revisions`.
-pub(crate) const DEFAULT_MAX_REVISIONS: u32 = 100;
+pub(crate) const DEFAULT_MAX_REVISIONS: u64 = 100;
 /// Largest `max_revisions`.
-pub(crate) const MAX_REVISIONS: u32 = 1000;
+pub(crate) const MAX_REVISIONS: u64 = 1000;
 /// Longest `cursor`, in characters.
 const MAX_CURSOR_CHARS: usize = 64;
 /// Pointer and manifest reads in flight at once.
@@ -50,24 +51,6 @@ const MAX_HEADER_BYTES: usize = 1024 * 1024;
 const MAX_LISTED: usize = 1_000_000;
 /// The cursor's prefix, so that no other tool's cursor passes for one.
 const CURSOR_TAG: &str = "rev1:";
-
-/// A package name to read, checked as it is parsed.
-fn package_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    let name = String::deserialize(deserializer)?;
-    quilt::check_name_for_read(&name).map_err(serde::de::Error::custom)?;
-    Ok(name)
-}
-
-/// `max_revisions`, 1 to [`MAX_REVISIONS`].
-fn max_revisions<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
-    let n = u64::deserialize(deserializer)?;
-    match u32::try_from(n) {
-        Ok(n) if (1..=MAX_REVISIONS).contains(&n) => Ok(Some(n)),
-        _ => Err(serde::de::Error::custom(format!(
-            "must be from 1 to {MAX_REVISIONS}, not {n}"
-        ))),
-    }
-}
 
 /// Where a page starts: below this timestamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,14 +89,12 @@ fn stamp(name: &str) -> Option<u64> {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub(crate) struct RevisionsParams {
     /// The package, `namespace/name`.
-    #[serde(deserialize_with = "package_name")]
-    package_name: String,
+    package_name: PackageName,
     /// The registry bucket: `s3://bucket` or a bucket name.
     registry: Bucket,
     /// Most revisions to return, 1 to 1000 (default 100); `next_cursor` pages on.
-    #[serde(default, deserialize_with = "max_revisions")]
-    #[schemars(range(min = 1, max = MAX_REVISIONS))]
-    max_revisions: Option<u32>,
+    #[serde(default)]
+    max_revisions: Option<Bounded<1, MAX_REVISIONS>>,
     /// The `next_cursor` of the page before (same package), for the next, older page.
     #[serde(default, deserialize_with = "cursor")]
     #[schemars(with = "Option<String>", length(min = 1, max = MAX_CURSOR_CHARS))]
@@ -168,6 +149,7 @@ pub(crate) struct RevisionsOutput {
 
 impl Tool for PackageRevisions {
     const INFO: ToolInfo = ToolInfo::reads(
+        Toolset::Packages,
         "package_revisions",
         "List package revisions",
         "List the revisions of a Quilt package, newest first, a page at a time \
@@ -185,15 +167,17 @@ impl Tool for PackageRevisions {
     async fn run(call: Call<'_>, p: RevisionsParams) -> Result<RevisionsOutput, ToolError> {
         let s3 = call.s3()?;
         let bucket = p.registry.name();
-        let max = p.max_revisions.unwrap_or(DEFAULT_MAX_REVISIONS) as usize;
+        let name = p.package_name.as_str();
+        let max = p.max_revisions.map_or(DEFAULT_MAX_REVISIONS, Bounded::get);
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
         let (stamps, more) = tokio::select! {
-            listed = newest_stamps(s3, bucket, &p.package_name, p.cursor, max) => listed?,
+            listed = newest_stamps(S3::new(s3), bucket, name, p.cursor, max) => listed?,
             () = call.cancel.cancelled() => {
                 return Err(ToolError::new(ErrorCode::Cancelled, "cancelled by the client"));
             }
         };
         // A corrupt `latest` is reported beside the revisions, not instead of them.
-        let (latest, latest_error) = match Registry::new(s3, bucket).latest(&p.package_name).await {
+        let (latest, latest_error) = match Registry::new(s3, bucket).latest(name).await {
             Ok(latest) => (latest, None),
             Err(QuiltError::Integrity(problem)) => (None, Some(problem)),
             Err(other) => return Err(other.into()),
@@ -202,13 +186,12 @@ impl Tool for PackageRevisions {
             return Err(ToolError::new(
                 ErrorCode::NotFound,
                 format!(
-                    "package {} does not exist in s3://{bucket}; call package_list to see its packages",
-                    p.package_name
+                    "package {name} does not exist in s3://{bucket}; call package_list to see its packages"
                 ),
             ));
         }
         let revisions = tokio::select! {
-            read = read_revisions(s3, bucket, &p.package_name, &stamps, latest.as_deref()) => read?,
+            read = read_revisions(s3, bucket, name, &stamps, latest.as_deref()) => read?,
             () = call.cancel.cancelled() => {
                 return Err(ToolError::new(ErrorCode::Cancelled, "cancelled by the client"));
             }
@@ -218,7 +201,7 @@ impl Tool for PackageRevisions {
             .flatten();
         Ok(RevisionsOutput {
             registry: format!("s3://{bucket}"),
-            package_name: p.package_name,
+            package_name: p.package_name.into_string(),
             count: revisions.len(),
             revisions,
             truncated: next_cursor.is_some(),
@@ -232,27 +215,20 @@ impl Tool for PackageRevisions {
 /// whether older ones exist. Lists every pointer of the package, holding at most
 /// `max + 1` timestamps.
 async fn newest_stamps(
-    s3: &aws_sdk_s3::Client,
+    s3: S3<'_>,
     bucket: &str,
     name: &str,
     before: Option<Before>,
     max: usize,
 ) -> Result<(Vec<u64>, bool), ToolError> {
     let prefix = pointer_prefix(name);
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(&prefix)
-        .encoding_type(EncodingType::Url)
-        .into_paginator()
-        .send();
+    let mut pages = s3.list(ListRequest::prefix(bucket, &prefix));
     // The newest max + 1 seen so far; the smallest on top, to be dropped first.
-    let mut newest: BinaryHeap<Reverse<u64>> = BinaryHeap::with_capacity(max + 2);
+    let mut newest: BinaryHeap<Reverse<u64>> = BinaryHeap::with_capacity(max.saturating_add(2));
     let mut listed = 0usize;
-    while let Some(page) = pages.next().await {
-        let page =
-            page.map_err(|e| s3_error("ListObjectsV2", &format!("s3://{bucket}/{prefix}"), &e))?;
-        listed += page.contents().len();
+    while let Some(page) = pages.next_page().await {
+        let page = page?;
+        listed += page.objects.len();
         if listed > MAX_LISTED {
             return Err(ToolError::new(
                 ErrorCode::TooLarge,
@@ -261,10 +237,8 @@ async fn newest_stamps(
                 ),
             ));
         }
-        for object in page.contents() {
-            let Some(key) = object.key() else { continue };
-            let key = listed_name(key, page.encoding_type())?;
-            let Some(time) = key.strip_prefix(&prefix).and_then(stamp) else {
+        for object in page.objects {
+            let Some(time) = object.key.strip_prefix(&prefix).and_then(stamp) else {
                 continue;
             };
             if before.is_some_and(|b| time >= b.0) {
@@ -293,7 +267,7 @@ async fn read_revisions(
 ) -> Result<Vec<RevisionItem>, ToolError> {
     let registry = Registry::new(s3, bucket);
     let prefix = pointer_prefix(name);
-    let pointers: Vec<Result<String, String>> = futures::stream::iter(stamps.iter().copied())
+    let pointers: Vec<Result<String, Unreadable>> = futures::stream::iter(stamps.iter().copied())
         .map(|time| read_pointer(&registry, format!("{prefix}{time}")))
         .buffered(CONCURRENCY)
         .collect::<Vec<_>>()
@@ -303,17 +277,18 @@ async fn read_revisions(
     let mut hashes: Vec<String> = pointers.iter().filter_map(|p| p.clone().ok()).collect();
     hashes.sort_unstable();
     hashes.dedup();
-    let messages: HashMap<String, Result<Option<String>, String>> = futures::stream::iter(hashes)
-        .map(|hash| async move {
-            let message = first_line_message(s3, bucket, &hash).await;
-            (hash, message)
-        })
-        .buffered(CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .map(|(hash, message)| message.map(|m| (hash, m)))
-        .collect::<Result<_, ToolError>>()?;
+    let messages: HashMap<String, Result<Option<String>, Unreadable>> =
+        futures::stream::iter(hashes)
+            .map(|hash| async move {
+                let message = first_line_message(S3::new(s3), bucket, &hash).await;
+                (hash, message)
+            })
+            .buffered(CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .map(|(hash, message)| message.map(|m| (hash, m)))
+            .collect::<Result<_, ToolError>>()?;
     Ok(stamps
         .iter()
         .zip(pointers)
@@ -323,7 +298,7 @@ async fn read_revisions(
                 Ok(hash) => {
                     let (message, error) = match messages.get(hash.as_str()) {
                         Some(Ok(message)) => (message.clone(), None),
-                        Some(Err(problem)) => (None, Some(problem.clone())),
+                        Some(Err(problem)) => (None, Some(problem.0.clone())),
                         None => (None, None),
                     };
                     RevisionItem {
@@ -341,24 +316,31 @@ async fn read_revisions(
                     message: None,
                     is_latest: false,
                     uri: None,
-                    error: Some(problem),
+                    error: Some(problem.0),
                 },
             }
         })
         .collect())
 }
 
+/// Why one revision could not be read: shown as its `error`, for it alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Unreadable(String);
+
 /// The top hash a timestamp pointer holds: `Ok(Err(problem))` when this pointer alone
 /// is unreadable (corrupt, or removed since it was listed).
 async fn read_pointer(
     registry: &Registry<'_>,
     key: String,
-) -> Result<Result<String, String>, ToolError> {
+) -> Result<Result<String, Unreadable>, ToolError> {
     let uri = format!("s3://{}/{key}", registry.bucket());
     match registry.get_small(&key).await {
-        Ok(Some(body)) => Ok(parse_pointer(&body).ok_or(format!("{uri} does not hold a top hash"))),
-        Ok(None) => Ok(Err(format!("{uri} was removed while it was read"))),
-        Err(QuiltError::Integrity(problem)) => Ok(Err(problem)),
+        Ok(Some(body)) => Ok(parse_pointer(&body)
+            .ok_or_else(|| Unreadable(format!("{uri} does not hold a top hash")))),
+        Ok(None) => Ok(Err(Unreadable(format!(
+            "{uri} was removed while it was read"
+        )))),
+        Err(QuiltError::Integrity(problem)) => Ok(Err(Unreadable(problem))),
         Err(other) => Err(other.into()),
     }
 }
@@ -368,16 +350,16 @@ async fn read_pointer(
 /// manifest is missing or its first line is not a header; an error for a failure of
 /// the registry itself.
 async fn first_line_message(
-    s3: &aws_sdk_s3::Client,
+    s3: S3<'_>,
     bucket: &str,
     top_hash: &str,
-) -> Result<Result<Option<String>, String>, ToolError> {
+) -> Result<Result<Option<String>, Unreadable>, ToolError> {
     let mut want = FIRST_RANGE;
     loop {
         let Some(bytes) = read_prefix(s3, bucket, top_hash, want).await? else {
-            return Ok(Err(format!(
+            return Ok(Err(Unreadable(format!(
                 "the manifest {top_hash} is missing from s3://{bucket}"
-            )));
+            ))));
         };
         let line = match bytes.iter().position(|b| *b == b'\n') {
             Some(end) => &bytes[..end],
@@ -388,10 +370,10 @@ async fn first_line_message(
                 continue;
             }
             None => {
-                return Ok(Err(format!(
+                return Ok(Err(Unreadable(format!(
                     "the first line of the manifest {top_hash} is longer than {} KiB",
                     MAX_HEADER_BYTES / 1024
-                )));
+                ))));
             }
         };
         return Ok(match serde_json::from_slice::<Value>(line) {
@@ -399,60 +381,28 @@ async fn first_line_message(
                 .get("message")
                 .and_then(Value::as_str)
                 .map(str::to_owned)),
-            _ => Err(format!(
+            _ => Err(Unreadable(format!(
                 "the first line of the manifest {top_hash} is not a JSON object"
-            )),
+            ))),
         });
     }
 }
 
 /// The first `n` bytes of the manifest `top_hash` (fewer when it is shorter), `None`
-/// when it does not exist. Asks for the range, and reads no further than `n` bytes
-/// even from an endpoint that ignores it.
+/// when it does not exist: a ranged read, which reads no further than `n` bytes even
+/// from an endpoint that ignores the range.
 async fn read_prefix(
-    s3: &aws_sdk_s3::Client,
+    s3: S3<'_>,
     bucket: &str,
     top_hash: &str,
     n: usize,
 ) -> Result<Option<Vec<u8>>, ToolError> {
-    let key = manifest_key(top_hash);
-    let uri = format!("s3://{bucket}/{key}");
-    let answer = s3
-        .get_object()
-        .bucket(bucket)
-        .key(&key)
-        .range(format!("bytes=0-{}", n.saturating_sub(1)))
-        .send()
-        .await;
-    let mut body = match answer {
-        Ok(output) => output.body,
-        Err(error) => {
-            // An empty object cannot satisfy a range (416): it has no first line either.
-            if error
-                .raw_response()
-                .is_some_and(|r| r.status().as_u16() == 416)
-            {
-                return Ok(Some(Vec::new()));
-            }
-            let mapped = s3_error("GetObject", &uri, &error);
-            return match mapped.code {
-                ErrorCode::NotFound => Ok(None),
-                _ => Err(mapped),
-            };
-        }
-    };
-    let mut bytes = Vec::new();
-    while bytes.len() < n {
-        match body.next().await {
-            Some(Ok(chunk)) => {
-                let take = chunk.len().min(n - bytes.len());
-                bytes.extend_from_slice(&chunk[..take]);
-            }
-            Some(Err(e)) => return Err(ToolError::interrupted(&uri, &e)),
-            None => break,
-        }
+    let uri = S3Uri::new(bucket, &manifest_key(top_hash));
+    match s3.read_range(&uri, 0, n as u64).await {
+        Ok(chunk) => Ok(Some(chunk.bytes)),
+        Err(error) if error.is_not_found() => Ok(None),
+        Err(error) => Err(error.into()),
     }
-    Ok(Some(bytes))
 }
 
 #[cfg(test)]
@@ -507,7 +457,7 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(
-            (full.max_revisions, full.cursor),
+            (full.max_revisions.map(Bounded::get), full.cursor),
             (Some(1000), Some(Before(5)))
         );
         for (args, want) in [
@@ -529,7 +479,7 @@ mod tests {
             ),
             (
                 serde_json::json!({"registry": "b", "package_name": "ns/pkg", "max_revisions": -1}),
-                "invalid value",
+                "from 1 to 1000",
             ),
             (
                 serde_json::json!({"registry": "b", "package_name": "ns/pkg", "cursor": "zzz"}),

@@ -10,10 +10,11 @@ use std::path::Path;
 /// Layers from the bottom up; a module may use only modules of lower layers.
 const LAYERS: &[&[&str]] = &[
     &["version", "error"],
-    &["time"],
+    &["time", "s3"],
     &["config"],
     &["logging", "quilt"],
     &["auth"],
+    &["registry"],
     &["aws"],
     &["tools"],
     &["server"],
@@ -131,7 +132,7 @@ fn the_path_reader_finds_crate_paths_only() {
 
 /// Cycles between files that are known and being removed: each must still exist (so
 /// the list cannot go stale quietly); delete its line once the cycle is gone.
-const KNOWN_FILE_CYCLES: &[&[&str]] = &[&["auth/source.rs", "auth/verify.rs"]];
+const KNOWN_FILE_CYCLES: &[&[&str]] = &[];
 
 /// The code of a file without its comment lines, joined, so that a `use` spread over
 /// lines reads as one.

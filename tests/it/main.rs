@@ -6,6 +6,7 @@
 mod common;
 
 mod architecture;
+mod arguments;
 mod diagnostics;
 mod hostile_inputs;
 mod http;
@@ -18,10 +19,13 @@ mod properties;
 mod publish_race;
 mod quilt_format;
 mod reference;
+mod resources;
 mod schemas;
+mod search;
 mod status;
 mod stdio_auth;
 mod stdio_fuzz;
 mod stdio_packages;
 mod stdio_s3;
 mod verify_table;
+mod workflows;

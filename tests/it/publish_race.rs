@@ -117,6 +117,8 @@ async fn concurrent_creates_never_share_a_parent() {
                     "entries": [{"logical_key": "a.csv", "s3_uri": "s3://sources/data/a.csv"}],
                     // Distinct messages: distinct top hashes.
                     "message": format!("round {round}, writer {i}"),
+                    // Each round replaces the package on purpose.
+                    "overwrite": true,
                 }),
             )
         });
@@ -182,7 +184,7 @@ async fn concurrent_creates_never_share_a_parent() {
 // NotImplemented to any PUT carrying If-Match or If-None-Match, as S3-compatible
 // stores without conditional writes do.
 
-mod no_conditional {
+pub(crate) mod no_conditional {
     use hyper::body::Incoming;
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use hyper_util::server::conn::auto::Builder as ConnBuilder;
@@ -301,10 +303,12 @@ async fn without_conditional_writes_the_result_and_the_log_say_so() {
         &["s3:GetObject", "s3:ListBucket", "s3:PutObject"],
     );
     let server = spawn_server(&store.endpoint, &token).await;
+    // Each call replaces the package on purpose.
     let args = json!({
         "package_name": PACKAGE,
         "registry": "registry",
         "entries": [{"logical_key": "a.csv", "s3_uri": "s3://sources/data/a.csv"}],
+        "overwrite": true,
     });
     let first = server.ok("package_create", args.clone()).await;
     assert_eq!(first["race_safe"], false, "{first}");
@@ -365,10 +369,12 @@ async fn race_safe_is_reported_on_an_endpoint_with_conditional_writes() {
         &["s3:GetObject", "s3:ListBucket", "s3:PutObject"],
     );
     let server = spawn_server(&s3.endpoint, &token).await;
+    // Each call replaces the package on purpose.
     let args = json!({
         "package_name": PACKAGE,
         "registry": "registry",
         "entries": [{"logical_key": "a.csv", "s3_uri": "s3://sources/data/a.csv"}],
+        "overwrite": true,
     });
     let first = server.ok("package_create", args.clone()).await;
     assert_eq!(first["race_safe"], true, "{first}");
