@@ -5,7 +5,9 @@
 //! - Commands: the binary's own `--help` of every command.
 //! - Settings: every variable `Config::from_lookup` reads.
 //! - Tools and Results: the server's `tools/list` (names, annotations, input and output
-//!   schemas with their descriptions and bounds).
+//!   schemas with their descriptions and bounds), each tool's toolset (what
+//!   `QUILT_MCP_TOOLSETS` offers it under).
+//! - Resources: the server's `resources/templates/list`.
 //! - Errors: the -32001 reasons (`auth::Reason`), the -32003 reasons (the `DenyReason`
 //!   enum of `src/tools/policy.rs`) and the tool error codes (the `ErrorCode` of every
 //!   output schema).
@@ -294,10 +296,11 @@ fn yes(flag: Option<bool>) -> &'static str {
     if flag == Some(true) { "yes" } else { "no" }
 }
 
-fn tools_section(tools: &[rmcp::model::Tool]) -> String {
+fn tools_section(tools: &[rmcp::model::Tool], toolsets: &BTreeMap<String, String>) -> String {
     let mut out = rows(
         &[
             "Tool",
+            "Toolset",
             "Title",
             "readOnlyHint",
             "destructiveHint",
@@ -310,6 +313,9 @@ fn tools_section(tools: &[rmcp::model::Tool]) -> String {
                 let a = t.annotations.clone().unwrap_or_default();
                 vec![
                     format!("[`{}`](#{})", t.name, t.name),
+                    toolsets
+                        .get(t.name.as_ref())
+                        .map_or_else(|| "?".to_owned(), |set| format!("`{set}`")),
                     cell(a.title.as_deref().or(t.title.as_deref()).unwrap_or("")),
                     yes(a.read_only_hint).to_owned(),
                     yes(a.destructive_hint).to_owned(),
@@ -406,6 +412,28 @@ fn tool_errors(tools: &[rmcp::model::Tool]) -> String {
         codes = Some(these);
     }
     rows(&["Code", "Meaning"], codes.unwrap_or_default())
+}
+
+// ---------------------------------------------------------------------------------
+// Resources
+
+fn resources_section(templates: &[rmcp::model::ResourceTemplate]) -> String {
+    rows(
+        &["URI template", "Name", "MIME type", "Description"],
+        templates
+            .iter()
+            .map(|t| {
+                vec![
+                    format!("`{}`", t.uri_template),
+                    cell(&t.name),
+                    t.mime_type
+                        .as_deref()
+                        .map_or_else(String::new, |m| format!("`{m}`")),
+                    cell(t.description.as_deref().unwrap_or("")),
+                ]
+            })
+            .collect(),
+    )
 }
 
 // ---------------------------------------------------------------------------------
@@ -663,11 +691,18 @@ fn logs(kept: &BTreeMap<String, String>) -> String {
 
 /// The document as the code says it should be.
 async fn regenerated(committed: &str) -> String {
-    let server = crate::common::Server::spawn(&[("QUILT_MCP_READ_ONLY", "false")]).await;
+    // Not read-only and with a registry (never contacted at start-up): every tool.
+    let everything = [
+        ("QUILT_MCP_READ_ONLY", "false"),
+        ("QUILT_REGISTRY_URL", "http://127.0.0.1:9"),
+    ];
+    let server = crate::common::Server::spawn(&everything).await;
     let mut tools = server.client.list_all_tools().await.unwrap();
+    let templates = server.client.list_all_resource_templates().await.unwrap();
     server.stop().await;
     tools.sort_by(|a, b| a.name.cmp(&b.name));
     assert!(!tools.is_empty());
+    let toolsets = toolsets(&everything).await;
 
     let keyed = |name: &str| meanings(block(committed, name));
     let unauthorized = rows_of(
@@ -682,16 +717,44 @@ async fn regenerated(committed: &str) -> String {
     for (name, body) in [
         ("commands", commands()),
         ("settings", settings(&keyed("settings"))),
-        ("tools", tools_section(&tools)),
+        ("tools", tools_section(&tools, &toolsets)),
         ("results", results_section(&tools)),
         ("unauthorized-reasons", unauthorized),
         ("forbidden-reasons", forbidden),
         ("tool-errors", tool_errors(&tools)),
+        ("resources", resources_section(&templates)),
         ("logs", logs(&keyed("logs"))),
     ] {
         text = replace_block(&text, name, &body);
     }
     text
+}
+
+/// Each tool's toolset, as the server offers them: a tool listed under every
+/// `QUILT_MCP_TOOLSETS` value is always offered (`core`).
+async fn toolsets(env: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut offered: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    let names = ["buckets", "packages", "search"];
+    for name in names {
+        let mut env = env.to_vec();
+        env.push(("QUILT_MCP_TOOLSETS", name));
+        let server = crate::common::Server::spawn(&env).await;
+        for tool in server.client.list_all_tools().await.unwrap() {
+            offered.entry(tool.name.to_string()).or_default().push(name);
+        }
+        server.stop().await;
+    }
+    offered
+        .into_iter()
+        .map(|(tool, sets)| {
+            let set = match sets.as_slice() {
+                [one] => (*one).to_owned(),
+                all if all.len() == names.len() => "core".to_owned(),
+                other => panic!("{tool} is offered under {other:?}"),
+            };
+            (tool, set)
+        })
+        .collect()
 }
 
 fn rows_of(codes: impl Iterator<Item = String>, kept: &BTreeMap<String, String>) -> String {

@@ -1,5 +1,5 @@
 //! End to end over stdio against the in-process S3: AWS credentials from the token
-//! alone (SPEC §5) and the bucket tools (SPEC §6), with loopback STS and registry
+//! alone (docs/reference.md, Settings) and the bucket tools (docs/reference.md, Tools), with loopback STS and registry
 //! servers that record what they receive.
 use std::time::Duration;
 
