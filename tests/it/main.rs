@@ -9,6 +9,8 @@ mod architecture;
 mod diagnostics;
 mod hostile_inputs;
 mod http;
+mod http_fuzz;
+mod http_limits;
 mod http_router;
 mod keyring;
 mod keyring_real;
