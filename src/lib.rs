@@ -7,6 +7,8 @@
 //! kept by `tests/it/architecture.rs`):
 //!
 //! - `error`: the error codes of the contract and `ToolError`; S3 failures classified.
+//!   [`metrics`]: the Prometheus metrics of `--metrics`, and the one-line hooks the
+//!   layers above record them with (no-ops unless metrics are on).
 //! - [`time`], [`config`]: clocks; every environment variable of the contract, read
 //!   once into [`Config`].
 //! - [`logging`]: JSON-lines log files and the plain stderr stream. [`quilt`]: the
@@ -35,6 +37,7 @@ pub mod config;
 mod error;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod quilt;
 pub mod server;
 pub mod setup;

@@ -41,6 +41,10 @@ enum Command {
         /// accepted.
         #[arg(long, value_name = "N", default_value_t = quilt_mcp::http::DEFAULT_MAX_CONNECTIONS, value_parser = at_least_one)]
         max_connections: usize,
+        /// Serve Prometheus metrics at http://ADDR/metrics, on a listener of its own
+        /// (never the MCP port). Default: no metrics.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
         /// Calls per second per token (a token bucket with bursts of N); a token over
         /// it gets HTTP 429 with Retry-After. Default: no rate limit.
         #[arg(long, value_name = "N", value_parser = rate_limit)]
@@ -115,6 +119,7 @@ fn main() -> ExitCode {
             public_url: None,
             max_connections: quilt_mcp::http::DEFAULT_MAX_CONNECTIONS,
             rate_limit: None,
+            metrics: None,
         };
         match cli.command.unwrap_or(default) {
             Command::Serve { http: None, .. } => serve_stdio().await.map(|()| ExitCode::SUCCESS),
@@ -125,6 +130,7 @@ fn main() -> ExitCode {
                 public_url,
                 max_connections,
                 rate_limit,
+                metrics,
             } => {
                 let mut options = quilt_mcp::http::HttpOptions {
                     max_body_bytes,
@@ -136,7 +142,9 @@ fn main() -> ExitCode {
                 if !allowed_hosts.is_empty() {
                     options.allowed_hosts = allowed_hosts;
                 }
-                serve_http(addr, options).await.map(|()| ExitCode::SUCCESS)
+                serve_http(addr, options, metrics)
+                    .await
+                    .map(|()| ExitCode::SUCCESS)
             }
             Command::Status { json } => status(json).await,
             Command::Login { token_file } => login(token_file).await,
@@ -250,6 +258,7 @@ async fn serve_stdio() -> anyhow::Result<()> {
 async fn serve_http(
     addr: std::net::SocketAddr,
     options: quilt_mcp::http::HttpOptions,
+    metrics: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
     let signal = quilt_mcp::http::shutdown_signal();
     let (server, guard) = start("every request", Transport::Http);
@@ -257,6 +266,32 @@ async fn serve_http(
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr().context("no local address")?;
+    if let Some(metrics_addr) = metrics {
+        quilt_mcp::metrics::enable();
+        let metrics_listener = tokio::net::TcpListener::bind(metrics_addr)
+            .await
+            .with_context(|| format!("cannot listen on {metrics_addr} for metrics"))?;
+        let metrics_local = metrics_listener.local_addr().context("no local address")?;
+        // A scraper needs few connections; the same timeouts bound it.
+        let metrics_options = quilt_mcp::http::HttpOptions {
+            max_connections: 16,
+            metered: false,
+            ..Default::default()
+        };
+        tokio::spawn(async move {
+            let router = quilt_mcp::http::metrics_router();
+            let never = std::future::pending::<()>();
+            if let Err(e) =
+                quilt_mcp::http::run(metrics_listener, router, &metrics_options, never).await
+            {
+                tracing::warn!(
+                    event = "metrics_failed",
+                    "the metrics listener stopped: {e}"
+                );
+            }
+        });
+        eprintln!("quilt-mcp: serving metrics at http://{metrics_local}/metrics");
+    }
     tracing::info!(
         event = "server_started",
         version = quilt_mcp::VERSION,

@@ -279,18 +279,20 @@ async fn registry(
     let upstream = |message: String| {
         CredentialError::Tool(ToolError::retryable(ErrorCode::UpstreamError, message))
     };
-    let response = http
-        .get(&url)
-        .bearer_auth(ctx.token.expose())
-        .timeout(Duration::from_secs(15))
-        .send()
-        .await
-        .map_err(|e| {
-            upstream(format!(
-                "the Quilt registry at {base} could not be reached: {}",
-                chain(&e)
-            ))
-        })?;
+    let response = crate::metrics::timed(
+        "registry",
+        http.get(&url)
+            .bearer_auth(ctx.token.expose())
+            .timeout(Duration::from_secs(15))
+            .send(),
+    )
+    .await
+    .map_err(|e| {
+        upstream(format!(
+            "the Quilt registry at {base} could not be reached: {}",
+            chain(&e)
+        ))
+    })?;
     let status = response.status();
     if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
         return Err(CredentialError::Unauthorized(AuthFailure::new(

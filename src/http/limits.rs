@@ -64,7 +64,13 @@ pub struct Callers {
 
 /// A call slot, held until the call's handler and its response are both done.
 #[derive(Clone)]
-pub struct CallSlot(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+pub struct CallSlot(#[allow(dead_code)] Arc<(OwnedSemaphorePermit, crate::metrics::Open)>);
+
+impl CallSlot {
+    fn new(permit: OwnedSemaphorePermit) -> CallSlot {
+        CallSlot(Arc::new((permit, crate::metrics::Open::call())))
+    }
+}
 
 /// A share of a caller's body budget, held like a [`CallSlot`].
 #[derive(Clone)]
@@ -144,9 +150,9 @@ impl Callers {
         let calls = caller.calls.clone();
         drop(caller);
         match calls.clone().try_acquire_owned() {
-            Ok(permit) => Ok(CallSlot(Arc::new(permit))),
+            Ok(permit) => Ok(CallSlot::new(permit)),
             Err(_) => match tokio::time::timeout(wait, calls.acquire_owned()).await {
-                Ok(Ok(permit)) => Ok(CallSlot(Arc::new(permit))),
+                Ok(Ok(permit)) => Ok(CallSlot::new(permit)),
                 _ => Err(Refusal::Busy),
             },
         }

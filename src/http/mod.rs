@@ -107,6 +107,9 @@ pub struct HttpOptions {
     pub rate_limit: Option<u32>,
     /// Time in-flight requests get to finish after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// Whether this listener's connections count in the open-connections metric (the
+    /// metrics listener's own do not).
+    pub metered: bool,
 }
 
 impl Default for HttpOptions {
@@ -124,6 +127,7 @@ impl Default for HttpOptions {
             slot_wait: SLOT_WAIT,
             rate_limit: None,
             shutdown_grace: SHUTDOWN_GRACE,
+            metered: true,
         }
     }
 }
@@ -351,6 +355,7 @@ async fn drain_refused(req: Request, limit: usize) {
 fn refused(refusal: Refusal, fingerprint: &str, meta: &RequestMeta) -> Response {
     let (body, retry_after) = match refusal {
         Refusal::RateLimited { retry_after, first } => {
+            crate::metrics::rate_limited();
             if first {
                 tracing::warn!(
                     event = "rate_limited",
@@ -714,6 +719,23 @@ fn unauthorized(metadata: Option<&str>, failure: &AuthFailure, token_presented: 
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
+}
+
+/// The metrics listener's application (`--metrics ADDR`): `GET /metrics`, the
+/// Prometheus text of [`crate::metrics`]; nothing else. It never shares the MCP port.
+pub fn metrics_router() -> Router {
+    Router::new().route(
+        "/metrics",
+        get(|| async {
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )],
+                crate::metrics::render(),
+            )
+        }),
+    )
 }
 
 async fn healthz() -> impl IntoResponse {

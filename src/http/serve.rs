@@ -63,7 +63,9 @@ pub async fn run(
             });
         let io = hyper_util::rt::TokioIo::new(WriteTimeout::new(stream, write_timeout));
         let connection = graceful.watch(http.serve_connection(io, service));
+        let open = options.metered.then(crate::metrics::Open::connection);
         tokio::spawn(async move {
+            let _open = open;
             if let Err(e) = connection.await {
                 tracing::debug!(event = "http_connection_closed", remote_addr = %peer, "{e}");
             }

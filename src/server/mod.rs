@@ -357,6 +357,7 @@ pub(crate) fn log_token_failure(
     failure: &AuthFailure,
     request: Option<&RequestMeta>,
 ) {
+    crate::metrics::auth_failure(failure.reason.code());
     // Every SPEC §8 field is present; what an unverified token cannot tell is empty
     // (claims are not read from a token that failed).
     let (alg, kid) = token.map(peek_header).unwrap_or_default();
@@ -580,6 +581,7 @@ struct CallLog {
 
 impl CallLog {
     fn log(&self, outcome: &str, bucket: Option<&str>, reason: Option<&str>) {
+        crate::metrics::tool_call(self.tool, outcome, self.started.elapsed());
         let duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         tracing::info!(
             event = "tool_call",

@@ -6,7 +6,7 @@ use std::path::Path;
 
 /// Layers from the bottom up; a module may use only modules of lower layers.
 const LAYERS: &[&[&str]] = &[
-    &["error"],
+    &["error", "metrics"],
     &["time"],
     &["config"],
     &["logging", "quilt"],

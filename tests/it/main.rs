@@ -11,6 +11,7 @@ mod hostile_inputs;
 mod http;
 mod http_fuzz;
 mod http_limits;
+mod http_metrics;
 mod http_router;
 mod keyring;
 mod keyring_real;
