@@ -74,7 +74,7 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const SLOT_WAIT: Duration = Duration::from_secs(30);
 /// Time in-flight requests get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
-/// Time the body of a refused (401) request gets to arrive before the connection is
+/// Time the body of a refused (401, 429) request gets to arrive before the connection is
 /// closed; it is read and dropped, at most `max_body_bytes`.
 pub const REFUSED_BODY_WAIT: Duration = Duration::from_secs(1);
 
@@ -323,7 +323,11 @@ async fn bearer_auth(State(state): State<AppState>, mut req: Request, next: Next
     let fingerprint = &ctx.token_info.fingerprint;
     let slot = match state.callers.admit(fingerprint, state.slot_wait).await {
         Ok(slot) => slot,
-        Err(refusal) => return refused(refusal, fingerprint, &meta),
+        Err(refusal) => {
+            let response = refused(refusal, fingerprint, &meta);
+            drain_refused(req, state.max_body_bytes).await;
+            return response;
+        }
     };
     // The slot travels with the request into the handler's context, and with the
     // response body: it is free once both are gone.
@@ -333,9 +337,9 @@ async fn bearer_auth(State(state): State<AppState>, mut req: Request, next: Next
     hold_until_sent(response, slot)
 }
 
-/// Reads and drops what arrives of a refused request's body, at most `limit` bytes
-/// and [`REFUSED_BODY_WAIT`], so that the connection closes after the answer without
-/// unread data (which would reset it and could lose the answer).
+/// Reads and drops what arrives of a refused (401, 429) request's body, at most
+/// `limit` bytes and [`REFUSED_BODY_WAIT`], so that the connection closes after the
+/// answer without unread data (which would reset it and could lose the answer).
 async fn drain_refused(req: Request, limit: usize) {
     let mut body = req.into_body().into_data_stream();
     let drain = async {
