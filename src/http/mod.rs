@@ -743,7 +743,7 @@ pub fn metrics_router() -> Router {
 }
 
 async fn healthz() -> impl IntoResponse {
-    axum::Json(json!({"status": "ok", "version": crate::VERSION}))
+    axum::Json(json!({"status": "ok", "version": crate::version::VERSION}))
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
