@@ -31,9 +31,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 
 use super::table::{Entry, PeerProgress, Table, failure};
-use super::{
-    QuiltServer, RequestMeta, Transport, forbidden, unauthorized, unauthorized_upstream,
-};
+use super::{QuiltServer, RequestMeta, Transport, forbidden, unauthorized, unauthorized_upstream};
 use crate::auth::AuthContext;
 use crate::aws::{AwsSession, CredentialError};
 use crate::error::ToolError;
