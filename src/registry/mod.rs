@@ -255,12 +255,12 @@ impl RegistryClient {
             }
         };
         // The timeout covers connecting, the headers and the whole body.
-        let mut response = request
-            .bearer_auth(token.expose())
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(failed)?;
+        let mut response = crate::metrics::timed(
+            "registry",
+            request.bearer_auth(token.expose()).timeout(timeout).send(),
+        )
+        .await
+        .map_err(failed)?;
         let status = response.status().as_u16();
         if status == 401 || status == 403 {
             return Err(RegistryError::Rejected {
