@@ -94,6 +94,11 @@ impl<'a> Registry<'a> {
         }
     }
 
+    /// The S3 client.
+    pub(crate) fn s3(&self) -> &'a aws_sdk_s3::Client {
+        self.s3
+    }
+
     /// The bucket.
     pub(crate) fn bucket(&self) -> &str {
         &self.bucket

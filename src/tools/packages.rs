@@ -19,8 +19,8 @@ use super::{
 };
 use crate::error::listed_name;
 use crate::error::s3_error;
-use crate::quilt::browse::{self, MAX_DIRECTORIES, PageRequest};
-use crate::quilt::manifest::Record;
+use crate::quilt::browse::{self, MAX_DIRECTORIES, PageEntry, PageRequest};
+use crate::quilt::cache;
 use crate::quilt::publish::{self, Source};
 use crate::quilt::registry::Registry;
 use crate::quilt::{self, diff, stream};
@@ -265,18 +265,23 @@ pub(crate) struct HashItem {
     value: String,
 }
 
+/// A JSON text already checked, as a value (`null` when absent).
+fn raw_value(raw: Option<&str>) -> Value {
+    raw.and_then(|raw| serde_json::from_str(raw).ok())
+        .unwrap_or(Value::Null)
+}
+
 impl EntryItem {
-    fn of(record: &Record) -> EntryItem {
-        let (kind, value) = record.hash_parts();
+    fn of(entry: PageEntry) -> EntryItem {
         EntryItem {
-            logical_key: record.logical_key().to_owned(),
-            size: record.size(),
+            meta: raw_value(entry.meta.as_deref()),
+            logical_key: entry.logical_key,
+            size: entry.size,
             hash: HashItem {
-                kind: kind.to_owned(),
-                value: value.to_owned(),
+                kind: entry.hash_type,
+                value: entry.hash_value,
             },
-            physical_key: record.physical_key().map(str::to_owned),
-            meta: record.meta().clone(),
+            physical_key: entry.physical_key,
         }
     }
 }
@@ -293,6 +298,9 @@ pub(crate) struct DirectoryItem {
     /// Its directory metadata, when the manifest has any.
     #[serde(skip_serializing_if = "Option::is_none")]
     meta: Option<Value>,
+    /// True when it has directory metadata too large to show in a result.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    meta_too_large: bool,
 }
 
 /// The result of `package_browse`.
@@ -334,23 +342,36 @@ pub(crate) struct BrowseOutput {
 }
 
 /// What a `package_browse` cursor holds: the page after `after` of `path` in revision
-/// `top_hash`. Opaque to clients: base64url of this JSON.
+/// `top_hash` of package `package`; `offset`, where the line of `after` starts in the
+/// manifest, is a hint the server checks before it uses it. Opaque to clients:
+/// base64url of this JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Cursor {
     v: u32,
+    package: String,
     top_hash: String,
     path: String,
     after: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    offset: Option<u64>,
 }
 
-const CURSOR_VERSION: u32 = 1;
+const CURSOR_VERSION: u32 = 2;
 
-fn encode_cursor(top_hash: &str, path: &str, after: &str) -> Result<String, ToolError> {
+fn encode_cursor(
+    package: &str,
+    top_hash: &str,
+    path: &str,
+    after: &str,
+    offset: Option<u64>,
+) -> Result<String, ToolError> {
     let cursor = Cursor {
         v: CURSOR_VERSION,
+        package: package.to_owned(),
         top_hash: top_hash.to_owned(),
         path: path.to_owned(),
         after: after.to_owned(),
+        offset,
     };
     let json = serde_json::to_vec(&cursor)
         .map_err(|e| ToolError::new(ErrorCode::InternalError, e.to_string()))?;
@@ -411,6 +432,14 @@ impl Tool for PackageBrowse {
         }
         let path = p.path.as_deref().unwrap_or("").trim_matches('/').to_owned();
         let cursor = p.cursor.as_deref().map(decode_cursor).transpose()?;
+        if let Some(cursor) = &cursor
+            && cursor.package != p.package_name
+        {
+            return Err(ToolError::invalid(format!(
+                "`cursor` pages through package {}, not {}; pass the same `package_name` or start again without `cursor`",
+                cursor.package, p.package_name
+            )));
+        }
         let registry = Registry::new(call.s3()?, bucket);
         let given = p.top_hash.as_deref().filter(|h| !h.trim().is_empty());
         let top_hash = match (&cursor, given) {
@@ -437,47 +466,60 @@ impl Tool for PackageBrowse {
                 cursor.path
             )));
         }
+        let hint = cursor.as_ref().and_then(|c| c.offset);
         let request = PageRequest {
             path,
             after: cursor.map(|c| c.after),
             max_entries,
             max_directories: MAX_DIRECTORIES,
         };
-        let (header, page) =
-            browse::page(|order| stream::open(&registry, &top_hash, order), &request).await?;
+        let browsed = cancellable(
+            call.cancel,
+            cache::page(&registry, &top_hash, &request, hint),
+        )
+        .await?;
+        let page = browsed.page;
         let next_cursor = match page.entries.last() {
-            Some(last) if page.truncated => {
-                Some(encode_cursor(&top_hash, &request.path, last.logical_key())?)
-            }
+            Some(last) if page.truncated => Some(encode_cursor(
+                &p.package_name,
+                &top_hash,
+                &request.path,
+                &last.logical_key,
+                browsed.sorted.then_some(last.offset),
+            )?),
             _ => None,
         };
-        let field = |name: &str| header.get(name).cloned().unwrap_or(Value::Null);
-        Ok(BrowseOutput {
+        let header = browsed.header;
+        let summary = browsed.summary;
+        let output = BrowseOutput {
             registry: registry_uri(bucket),
             uri: quilt::package_uri(bucket, &p.package_name, &top_hash),
             package_name: p.package_name,
-            message: field("message"),
-            user_meta: field("user_meta"),
-            workflow: field("workflow"),
-            entries: page.entries.iter().map(EntryItem::of).collect(),
-            entry_count: page.entry_count,
-            total_size: page.total_size,
+            message: header.value("message"),
+            user_meta: header.value("user_meta"),
+            workflow: header.value("workflow"),
+            entries: page.entries.into_iter().map(EntryItem::of).collect(),
+            entry_count: summary.entry_count,
+            total_size: summary.total_size,
             truncated: page.truncated,
             next_cursor,
-            directories: page
+            directories: summary
                 .directories
-                .into_iter()
+                .iter()
                 .map(|d| DirectoryItem {
-                    logical_key: d.logical_key,
+                    logical_key: d.logical_key.clone(),
                     entry_count: d.entry_count,
                     total_size: d.total_size,
-                    meta: d.meta,
+                    meta: d.meta.as_deref().map(|m| raw_value(Some(m))),
+                    meta_too_large: d.meta_too_large,
                 })
                 .collect(),
-            directories_truncated: page.directories_truncated,
+            directories_truncated: summary.directories_truncated,
             top_hash,
             path: request.path,
-        })
+        };
+        check_result_size(&output)?;
+        Ok(output)
     }
 }
 
@@ -608,18 +650,20 @@ impl Tool for PackageDiff {
             )));
         }
         let hashes = [hash1.as_str(), hash2.as_str()];
-        let (old, new, d) = diff::diff(
-            |index, order| stream::open(&registry, hashes[index], order),
-            limit,
+        let (old, new, d) = cancellable(
+            call.cancel,
+            diff::diff(
+                |index, order| stream::open(&registry, hashes[index], order),
+                limit,
+            ),
         )
         .await?;
-        let message = |header: &serde_json::Map<String, Value>| {
+        let message = |header: &quilt::line::Header| {
             header
-                .get("message")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
+                .message()
+                .map(|m| browse::truncate(&m).into_owned())
         };
-        Ok(DiffOutput {
+        let output = DiffOutput {
             registry: registry_uri(bucket),
             package1: DiffSide {
                 name: name1,
@@ -642,7 +686,53 @@ impl Tool for PackageDiff {
             truncated: d.truncated,
             package_metadata_changed: d.package_metadata_changed,
             unchanged: d.unchanged,
-        })
+        };
+        check_result_size(&output)?;
+        Ok(output)
+    }
+}
+
+/// The most bytes of a result's `structuredContent` (see `docs/reference.md`, Results).
+pub(crate) const MAX_RESULT_BYTES: usize = 4 * 1024 * 1024;
+
+/// `too_large` when `output` would not fit in a result: a last check behind the byte
+/// bounds of pages, which keep results well under it.
+fn check_result_size<T: Serialize>(output: &T) -> Result<(), ToolError> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, output)
+        .map_err(|e| ToolError::new(ErrorCode::InternalError, e.to_string()))?;
+    if count.0 >= MAX_RESULT_BYTES {
+        return Err(ToolError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "the result would be {} bytes, over the {MAX_RESULT_BYTES}-byte limit; ask for fewer entries",
+                count.0
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `work` until it ends or the client cancels the call; then `work` is dropped:
+/// its S3 reads stop and its temporary files are closed (they are unnamed, so gone).
+async fn cancellable<T, E: Into<ToolError>>(
+    cancel: &tokio_util::sync::CancellationToken,
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, ToolError> {
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => Err(ToolError::from(quilt::error::QuiltError::Cancelled)),
+        result = work => result.map_err(Into::into),
     }
 }
 
@@ -926,7 +1016,7 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_refuse_garbage() {
         let hash = "ab".repeat(32);
-        let text = encode_cursor(&hash, "data", "data/ünï/x.csv").unwrap();
+        let text = encode_cursor("team/pkg", &hash, "data", "data/ünï/x.csv", Some(42)).unwrap();
         assert!(text.len() <= MAX_CURSOR_CHARS);
         assert!(
             text.bytes()
@@ -936,9 +1026,11 @@ mod tests {
             decode_cursor(&text).unwrap(),
             Cursor {
                 v: CURSOR_VERSION,
+                package: "team/pkg".into(),
                 top_hash: hash.clone(),
                 path: "data".into(),
-                after: "data/ünï/x.csv".into()
+                after: "data/ünï/x.csv".into(),
+                offset: Some(42),
             }
         );
         use base64::Engine as _;
@@ -948,10 +1040,14 @@ mod tests {
             "not a cursor!".to_owned(),
             b64("{}"),
             b64("[1]"),
+            // A cursor of the version before, which named no package.
             b64(&format!(
-                r#"{{"v":2,"top_hash":"{hash}","path":"","after":"a"}}"#
+                r#"{{"v":1,"top_hash":"{hash}","path":"","after":"a"}}"#
             )),
-            b64(r#"{"v":1,"top_hash":"abc","path":"","after":"a"}"#),
+            b64(&format!(
+                r#"{{"v":3,"package":"a/b","top_hash":"{hash}","path":"","after":"a"}}"#
+            )),
+            b64(r#"{"v":2,"package":"a/b","top_hash":"abc","path":"","after":"a"}"#),
             "A".repeat(MAX_CURSOR_CHARS + 1),
         ] {
             let error = decode_cursor(&garbage).unwrap_err();
@@ -960,7 +1056,7 @@ mod tests {
         // A key too long to page after is refused, not turned into an unusable cursor.
         let long = "k".repeat(MAX_CURSOR_CHARS);
         assert_eq!(
-            encode_cursor(&hash, "", &long).unwrap_err().code,
+            encode_cursor("a/b", &hash, "", &long, None).unwrap_err().code,
             ErrorCode::TooLarge
         );
     }
