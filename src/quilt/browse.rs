@@ -24,6 +24,13 @@ pub(crate) const MAX_DIRECTORIES: usize = 1000;
 pub(crate) const PAGE_BYTES: usize = 2_700_000;
 /// What an entry costs in a result beyond its line.
 const ENTRY_OVERHEAD: usize = 64;
+/// The most JSON values a page's entries hold: a result is a JSON tree before it is
+/// sent, and a value costs about 80 bytes there however short its text (`0,` is two).
+pub(crate) const PAGE_VALUES: usize = 400_000;
+/// JSON values of an entry besides its `meta`.
+const ENTRY_VALUES: usize = 8;
+/// The most JSON values of directory metadata a summary holds.
+pub(crate) const DIRECTORY_VALUES: usize = 50_000;
 /// The most bytes of directory names and metadata a summary holds.
 pub(crate) const DIRECTORY_BYTES: usize = 512 * 1024;
 /// What a directory costs in a result beyond its name and metadata.
@@ -99,20 +106,33 @@ pub(crate) struct PageEntry {
     pub meta: Option<Box<str>>,
     /// Where its line starts in the manifest, in bytes.
     pub offset: u64,
-    /// What it costs in a result, about.
+    /// What it costs in a result, about: bytes and JSON values.
     pub cost: usize,
+    /// JSON values, at most.
+    pub values: usize,
+}
+
+/// At most how many JSON values `raw` (valid JSON) holds: one, and one more for each
+/// `,`, `:`, `[` or `{` (those in strings too).
+pub(crate) fn values_in(raw: &str) -> usize {
+    1 + raw
+        .bytes()
+        .filter(|b| matches!(b, b',' | b':' | b'[' | b'{'))
+        .count()
 }
 
 impl PageEntry {
     fn of(line: &Line<'_>, offset: u64) -> PageEntry {
         let (kind, value) = line.hash_parts();
+        let meta = line.meta_raw();
         PageEntry {
+            values: ENTRY_VALUES + meta.as_deref().map_or(0, values_in),
             logical_key: line.logical_key().to_owned(),
             size: line.size(),
             hash_type: kind.to_owned(),
             hash_value: value.to_owned(),
             physical_key: line.physical_key().map(str::to_owned),
-            meta: line.meta_raw().map(|m| m.into_owned().into_boxed_str()),
+            meta: meta.map(|m| m.into_owned().into_boxed_str()),
             offset,
             cost: line.text().len() + ENTRY_OVERHEAD,
         }
@@ -179,6 +199,7 @@ pub(crate) struct PageCollector<'r> {
     seq: u64,
     after_count: u64,
     held: usize,
+    values: usize,
     /// The smallest key left out: no key from it on belongs to the page.
     ceiling: Option<TreeKey>,
 }
@@ -192,7 +213,16 @@ impl<'r> PageCollector<'r> {
             seq: 0,
             after_count: 0,
             held: 0,
+            values: 0,
             ceiling: None,
+        }
+    }
+
+    fn drop_top(&mut self) {
+        if let Some(top) = self.heap.pop() {
+            self.held -= top.entry.cost;
+            self.values -= top.entry.values;
+            self.leave_out(top.key);
         }
     }
 
@@ -222,10 +252,7 @@ impl<'r> PageCollector<'r> {
         if self.heap.len() >= self.request.max_entries {
             match self.heap.peek() {
                 Some(top) if tree_order(key, &top.key.0) == std::cmp::Ordering::Less => {
-                    if let Some(top) = self.heap.pop() {
-                        self.held -= top.entry.cost;
-                        self.leave_out(top.key);
-                    }
+                    self.drop_top();
                 }
                 _ => {
                     self.leave_out(TreeKey(key.to_owned()));
@@ -235,17 +262,15 @@ impl<'r> PageCollector<'r> {
         }
         let entry = PageEntry::of(line, offset);
         self.held += entry.cost;
+        self.values += entry.values;
         self.seq += 1;
         self.heap.push(Held {
             key: TreeKey(key.to_owned()),
             seq: self.seq,
             entry,
         });
-        while self.held > PAGE_BYTES && self.heap.len() > 1 {
-            if let Some(top) = self.heap.pop() {
-                self.held -= top.entry.cost;
-                self.leave_out(top.key);
-            }
+        while (self.held > PAGE_BYTES || self.values > PAGE_VALUES) && self.heap.len() > 1 {
+            self.drop_top();
         }
     }
 
@@ -264,13 +289,14 @@ impl<'r> PageCollector<'r> {
             .map(|held| held.entry)
             .collect();
         if let [one] = entries.as_slice()
-            && one.cost > PAGE_BYTES
+            && (one.cost > PAGE_BYTES || one.values > PAGE_VALUES)
         {
             return Err(QuiltError::TooLarge(format!(
-                "the entry {:?} is {} bytes, more than one result may hold; read its manifest \
-                 line with bucket_object_text instead",
+                "the entry {:?} is {} bytes ({} JSON values), more than one result may hold; \
+                 read its manifest line with bucket_object_text instead",
                 truncate(&one.logical_key),
-                one.cost
+                one.cost,
+                one.values
             )));
         }
         let truncated = self.after_count > entries.len() as u64;
@@ -303,6 +329,7 @@ pub(crate) struct SummaryCollector {
     total_size: u64,
     directories: BTreeMap<TreeKey, DirAcc>,
     bytes: usize,
+    values: usize,
     /// The smallest directory left out: none from it on is summarized.
     ceiling: Option<TreeKey>,
 }
@@ -317,12 +344,17 @@ impl SummaryCollector {
             total_size: 0,
             directories: BTreeMap::new(),
             bytes: 0,
+            values: 0,
             ceiling: None,
         }
     }
 
     fn cost(name: &TreeKey, acc: &DirAcc) -> usize {
         name.0.len() + acc.meta.as_ref().map_or(0, |m| m.len()) + DIRECTORY_OVERHEAD
+    }
+
+    fn meta_values(acc: &DirAcc) -> usize {
+        acc.meta.as_deref().map_or(0, values_in)
     }
 
     /// Drops the last directories until the summary is within its bounds.
@@ -332,6 +364,7 @@ impl SummaryCollector {
                 break;
             };
             self.bytes -= Self::cost(&name, &acc);
+            self.values -= Self::meta_values(&acc);
             if self.ceiling.as_ref().is_none_or(|c| name < *c) {
                 self.ceiling = Some(name);
             }
@@ -384,19 +417,25 @@ impl SummaryCollector {
         let rest = rest.to_owned();
         let meta = line.meta_raw();
         let meta_len = meta.as_ref().map_or(0, |m| m.len());
+        let meta_values = meta.as_deref().map_or(0, values_in);
         let room = DIRECTORY_BYTES.saturating_sub(self.bytes);
+        let room_values = DIRECTORY_VALUES.saturating_sub(self.values);
         let Some(dir) = self.directory(&rest) else {
             return;
         };
-        let old = dir.meta.take().map_or(0, |m| m.len());
+        let old = dir.meta.take();
+        let old_len = old.as_ref().map_or(0, |m| m.len());
+        let old_values = old.as_deref().map_or(0, values_in);
         dir.meta_too_large = false;
-        if meta_len <= room + old {
+        if meta_len <= room + old_len && meta_values <= room_values + old_values {
             dir.meta = meta.map(|m| m.into_owned().into_boxed_str());
         } else {
             dir.meta_too_large = true;
         }
-        let new = dir.meta.as_ref().map_or(0, |m| m.len());
-        self.bytes = self.bytes + new - old;
+        let new_len = dir.meta.as_ref().map_or(0, |m| m.len());
+        let new_values = Self::meta_values(dir);
+        self.bytes = self.bytes + new_len - old_len;
+        self.values = self.values + new_values - old_values;
         self.trim();
     }
 

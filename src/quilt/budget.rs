@@ -83,6 +83,7 @@ impl Charge {
     }
 
     /// Bytes held.
+    #[cfg(test)]
     pub(crate) fn bytes(&self) -> u64 {
         self.bytes
     }

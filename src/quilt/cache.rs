@@ -138,12 +138,6 @@ impl RevisionCache {
             revisions.retain(|(b, h, _)| !(b == bucket && h == top_hash));
         }
     }
-
-    /// How many revisions are remembered.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.revisions.lock().map_or(0, |r| r.len())
-    }
 }
 
 /// A page of a revision, with what the result shows besides.
@@ -426,24 +420,26 @@ async fn sequential_page(
     // The hint is where the cursor's last entry starts: it holds if the byte before it
     // ends a line and the line there is that entry.
     let uri = manifest_uri(registry, top_hash);
-    let mut from = start;
+    let mut lines = None;
     if let (Some(hint), Some(after)) = (hint, &request.after)
         && hint > start
         && hint < revision.length
     {
-        let mut lines = Ranged::new(registry, top_hash, revision, hint - 1, u64::MAX);
-        let boundary = matches!(lines.next_line().await?, Some((b"", _)));
+        let mut reader = Ranged::new(registry, top_hash, revision, hint - 1, u64::MAX);
+        let boundary = matches!(reader.next_line().await?, Some((b"", _)));
         if boundary
-            && let Some((text, _)) = lines.next_line().await?
+            && let Some((text, _)) = reader.next_line().await?
             && let Ok(line) = parsed(&uri, text)
             && !line.is_directory()
             && line.logical_key() == after
         {
-            from = hint;
+            // Read on from there: every entry before it is not after `after`.
+            lines = Some(reader);
         }
     }
     let mut collector = PageCollector::new(request);
-    let mut lines = Ranged::new(registry, top_hash, revision, from, u64::MAX);
+    let mut lines =
+        lines.unwrap_or_else(|| Ranged::new(registry, top_hash, revision, start, u64::MAX));
     while let Some((text, offset)) = lines.next_line().await? {
         if text.is_empty() {
             continue;

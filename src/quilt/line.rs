@@ -312,14 +312,6 @@ impl<'a> Line<'a> {
         }
     }
 
-    /// The bytes of `meta` as written (0 when absent or null).
-    pub(crate) fn meta_len(&self) -> usize {
-        match &self.parsed {
-            Parsed::Quick { meta, .. } => meta.map_or(0, |m| m.get().len()),
-            Parsed::Full(_) => self.text.len(),
-        }
-    }
-
     /// `meta` as written, `None` when absent or null.
     pub(crate) fn meta_raw(&self) -> Option<Cow<'_, str>> {
         match &self.parsed {
@@ -332,6 +324,7 @@ impl<'a> Line<'a> {
     }
 
     /// `meta` as a value, `null` when absent.
+    #[cfg(test)]
     pub(crate) fn meta(&self) -> Value {
         match &self.parsed {
             Parsed::Quick { meta: None, .. } => Value::Null,

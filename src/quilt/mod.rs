@@ -20,6 +20,7 @@ pub(crate) mod error;
 pub mod hash;
 pub mod json;
 pub(crate) mod line;
+pub(crate) mod listing;
 pub mod manifest;
 pub(crate) mod publish;
 pub(crate) mod registry;

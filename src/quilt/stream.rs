@@ -748,6 +748,40 @@ pub(crate) mod tests {
         }
     }
 
+    /// Sorted runs count against the temporary-disk budget while they exist; a sort
+    /// that would pass it is `too_large`, and what it took is given back.
+    #[test]
+    fn runs_are_charged_to_the_disk_budget() {
+        let disk: &'static Budget = Box::leak(Box::new(Budget::new(10_000)));
+        let mut sorter = ExternalSorter::with_disk(1000, disk);
+        let mut failed = None;
+        for i in 0..1000 {
+            if let Err(e) = sorter.push(format!("k{i:04}"), vec![0; 100]) {
+                failed = Some(e);
+                break;
+            }
+            assert_eq!(sorter.disk_bytes(), disk.used());
+        }
+        assert!(matches!(failed, Some(QuiltError::TooLarge(_))), "{failed:?}");
+        assert!(disk.used() > 0);
+        drop(sorter);
+        assert_eq!(disk.used(), 0);
+
+        let mut sorter = ExternalSorter::with_disk(1000, disk);
+        for i in 0..50 {
+            sorter.push(format!("k{i:04}"), vec![0; 100]).unwrap();
+        }
+        let mut sorted = sorter.finish().unwrap();
+        assert!(disk.used() > 0, "the runs are held while they are merged");
+        let mut n = 0;
+        while sorted.next_item().unwrap().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 50);
+        drop(sorted);
+        assert_eq!(disk.used(), 0);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 

@@ -11,6 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::uri::{Bucket, MAX_KEY_BYTES, ObjectUri, S3Name, SourceUri};
 use super::{
@@ -20,7 +21,7 @@ use super::{
 use crate::error::listed_name;
 use crate::error::s3_error;
 use crate::quilt::browse::{self, MAX_DIRECTORIES, PageEntry, PageRequest};
-use crate::quilt::cache;
+use crate::quilt::{cache, listing};
 use crate::quilt::publish::{self, Source};
 use crate::quilt::registry::Registry;
 use crate::quilt::{self, diff, stream};
@@ -72,11 +73,19 @@ pub(crate) struct ListParams {
     #[serde(default)]
     #[schemars(length(min = 1, max = MAX_LIST_CURSOR_CHARS))]
     cursor: Option<String>,
+    /// Also read each listed package's `latest` pointer for `top_hash` and `modified`
+    /// (default false: names only, which is much faster).
+    #[serde(default)]
+    include_details: Option<bool>,
 }
 
 impl Params for ListParams {
     fn access(&self) -> Access {
-        Access::needs(&[LIST_BUCKET, GET_OBJECT]).bucket(self.registry.name())
+        let mut access = Access::needs(&[LIST_BUCKET]).bucket(self.registry.name());
+        if self.include_details == Some(true) {
+            access.also_needs(GET_OBJECT);
+        }
+        access
     }
 }
 
@@ -85,15 +94,17 @@ impl Params for ListParams {
 pub(crate) struct PackageItem {
     /// `namespace/name`.
     name: String,
-    /// The latest revision's top hash (`null` when its pointer is missing or corrupt).
+    /// With `include_details`: the latest revision's top hash (absent when its pointer
+    /// is missing or corrupt).
+    #[serde(skip_serializing_if = "Option::is_none")]
     top_hash: Option<String>,
-    /// Why the latest revision could not be read, for this package alone.
+    /// With `include_details`: when `latest` was written, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    modified: Option<String>,
+    /// With `include_details`: why the latest revision could not be read, for this
+    /// package alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
-    /// The newest revision's time, RFC 3339.
-    modified: Option<String>,
-    /// How many revisions (timestamp pointers) it has.
-    revisions: usize,
 }
 
 /// The result of `package_list`.
@@ -147,10 +158,10 @@ impl Tool for PackageList {
     const INFO: ToolInfo = ToolInfo::reads(
         "package_list",
         "List packages",
-        "List the Quilt packages in a registry bucket, a page at a time (`max_packages`, \
-            default 1000; pass `next_cursor` back as `cursor` for the next page): each \
-            package's name, latest top hash, time of its newest revision and number of \
-            revisions. Use `prefix` to narrow down to a namespace.",
+        "List the Quilt packages in a registry bucket by name, a page at a time \
+            (`max_packages`, default 1000; pass `next_cursor` back as `cursor` for the next \
+            page). With `include_details`, each package's latest top hash and when it was \
+            published. Use `prefix` to narrow down to a namespace.",
     );
     type Params = ListParams;
     type Output = ListOutput;
@@ -170,9 +181,17 @@ impl Tool for PackageList {
             .map(|c| parse_list_cursor(c, prefix))
             .transpose()?;
         let registry = Registry::new(call.s3()?, bucket);
-        let page = registry
-            .list_packages(prefix, after.as_deref(), usize::try_from(max).unwrap_or(1))
-            .await?;
+        let page = cancellable(
+            call.cancel,
+            listing::list(
+                &registry,
+                prefix,
+                after.as_deref(),
+                usize::try_from(max).unwrap_or(1),
+                p.include_details == Some(true),
+            ),
+        )
+        .await?;
         let packages: Vec<PackageItem> = page
             .packages
             .into_iter()
@@ -181,7 +200,6 @@ impl Tool for PackageList {
                 top_hash: pkg.top_hash,
                 error: pkg.error,
                 modified: pkg.modified.and_then(rfc3339),
-                revisions: pkg.revisions,
             })
             .collect();
         Ok(ListOutput {
@@ -252,7 +270,8 @@ pub(crate) struct EntryItem {
     /// Where the bytes are: `s3://bucket/key?versionId=…`.
     physical_key: Option<String>,
     /// The entry's metadata.
-    meta: Value,
+    #[schemars(with = "Value")]
+    meta: Box<RawValue>,
 }
 
 /// An entry's hash.
@@ -265,16 +284,17 @@ pub(crate) struct HashItem {
     value: String,
 }
 
-/// A JSON text already checked, as a value (`null` when absent).
-fn raw_value(raw: Option<&str>) -> Value {
-    raw.and_then(|raw| serde_json::from_str(raw).ok())
-        .unwrap_or(Value::Null)
+/// A JSON text read from a verified manifest, passed on as it is (`null` when
+/// absent): the result is serialized from it without building a tree.
+fn raw_value(raw: Option<Box<str>>) -> Box<RawValue> {
+    raw.and_then(|raw| RawValue::from_string(raw.into_string()).ok())
+        .unwrap_or_default()
 }
 
 impl EntryItem {
     fn of(entry: PageEntry) -> EntryItem {
         EntryItem {
-            meta: raw_value(entry.meta.as_deref()),
+            meta: raw_value(entry.meta),
             logical_key: entry.logical_key,
             size: entry.size,
             hash: HashItem {
@@ -297,7 +317,8 @@ pub(crate) struct DirectoryItem {
     total_size: u64,
     /// Its directory metadata, when the manifest has any.
     #[serde(skip_serializing_if = "Option::is_none")]
-    meta: Option<Value>,
+    #[schemars(with = "Option<Value>")]
+    meta: Option<Box<RawValue>>,
     /// True when it has directory metadata too large to show in a result.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     meta_too_large: bool,
@@ -315,11 +336,14 @@ pub(crate) struct BrowseOutput {
     /// Its `quilt+s3://` URI.
     uri: String,
     /// Its commit message.
-    message: Value,
+    #[schemars(with = "Value")]
+    message: Box<RawValue>,
     /// Its package metadata.
-    user_meta: Value,
+    #[schemars(with = "Value")]
+    user_meta: Box<RawValue>,
     /// Its workflow, if any.
-    workflow: Value,
+    #[schemars(with = "Value")]
+    workflow: Box<RawValue>,
     /// The path the entries are under, without leading or trailing `/` (empty: all).
     path: String,
     /// This page's entries, in logical-key order.
@@ -495,9 +519,9 @@ impl Tool for PackageBrowse {
             registry: registry_uri(bucket),
             uri: quilt::package_uri(bucket, &p.package_name, &top_hash),
             package_name: p.package_name,
-            message: header.value("message"),
-            user_meta: header.value("user_meta"),
-            workflow: header.value("workflow"),
+            message: raw_value(header.raw("message").map(Into::into)),
+            user_meta: raw_value(header.raw("user_meta").map(Into::into)),
+            workflow: raw_value(header.raw("workflow").map(Into::into)),
             entries: page.entries.into_iter().map(EntryItem::of).collect(),
             entry_count: summary.entry_count,
             total_size: summary.total_size,
@@ -510,7 +534,7 @@ impl Tool for PackageBrowse {
                     logical_key: d.logical_key.clone(),
                     entry_count: d.entry_count,
                     total_size: d.total_size,
-                    meta: d.meta.as_deref().map(|m| raw_value(Some(m))),
+                    meta: d.meta.clone().map(|m| raw_value(Some(m))),
                     meta_too_large: d.meta_too_large,
                 })
                 .collect(),

@@ -13,6 +13,7 @@ mod http_router;
 mod keyring;
 mod keyring_real;
 mod mcpb_manifest;
+mod package_pages;
 mod properties;
 mod publish_race;
 mod quilt_format;
