@@ -44,8 +44,10 @@ const MAX_PATHS: usize = 8;
 /// The largest region of directory-metadata lines read to summarize a path; past it
 /// the whole manifest is read.
 const MAX_DIRECTORY_REGION: u64 = 16 * 1024 * 1024;
-/// The first ranged read of a page, in bytes; each further one is twice as large.
-const FIRST_CHUNK: u64 = 256 * 1024;
+/// The smallest first ranged read, in bytes; each further one is twice as large.
+const MIN_CHUNK: u64 = 64 * 1024;
+/// The first ranged read of a summary.
+const SUMMARY_CHUNK: u64 = 1024 * 1024;
 /// The largest ranged read.
 const MAX_CHUNK: u64 = 64 * 1024 * 1024;
 
@@ -223,6 +225,7 @@ impl<'a> Ranged<'a> {
         revision: &'a Revision,
         start: u64,
         end: u64,
+        chunk: u64,
     ) -> Ranged<'a> {
         Ranged {
             registry,
@@ -232,7 +235,7 @@ impl<'a> Ranged<'a> {
             end: end.min(revision.length),
             pos: start,
             body: None,
-            chunk: FIRST_CHUNK,
+            chunk: chunk.clamp(MIN_CHUNK, MAX_CHUNK),
             line: Vec::new(),
         }
     }
@@ -369,7 +372,14 @@ async fn summarize(
         .filter(|end| end.saturating_sub(layout.body_start) <= MAX_DIRECTORY_REGION);
     let (entries_from, whole) = match region {
         Some(end) => {
-            let mut lines = Ranged::new(registry, top_hash, revision, layout.body_start, end);
+            let mut lines = Ranged::new(
+                registry,
+                top_hash,
+                revision,
+                layout.body_start,
+                end,
+                SUMMARY_CHUNK,
+            );
             let uri = lines.uri.clone();
             while let Some((text, _)) = lines.next_line().await? {
                 if text.is_empty() {
@@ -384,7 +394,14 @@ async fn summarize(
         }
         None => (layout.body_start, true),
     };
-    let mut lines = Ranged::new(registry, top_hash, revision, entries_from, u64::MAX);
+    let mut lines = Ranged::new(
+        registry,
+        top_hash,
+        revision,
+        entries_from,
+        u64::MAX,
+        SUMMARY_CHUNK,
+    );
     let uri = lines.uri.clone();
     while let Some((text, _)) = lines.next_line().await? {
         if text.is_empty() {
@@ -420,12 +437,21 @@ async fn sequential_page(
     // The hint is where the cursor's last entry starts: it holds if the byte before it
     // ends a line and the line there is that entry.
     let uri = manifest_uri(registry, top_hash);
+    // One ranged read for the page, most of the time: its entries at the revision's
+    // mean line length, and a quarter more.
+    let lines_bytes = revision.length.saturating_sub(revision.layout.body_start);
+    let mean = lines_bytes / revision.layout.root.entry_count.max(1);
+    let chunk = (request.max_entries as u64 + 2)
+        .saturating_mul(mean)
+        .saturating_mul(5)
+        / 4
+        + 16 * 1024;
     let mut lines = None;
     if let (Some(hint), Some(after)) = (hint, &request.after)
         && hint > start
         && hint < revision.length
     {
-        let mut reader = Ranged::new(registry, top_hash, revision, hint - 1, u64::MAX);
+        let mut reader = Ranged::new(registry, top_hash, revision, hint - 1, u64::MAX, chunk);
         let boundary = matches!(reader.next_line().await?, Some((b"", _)));
         if boundary
             && let Some((text, _)) = reader.next_line().await?
@@ -439,7 +465,7 @@ async fn sequential_page(
     }
     let mut collector = PageCollector::new(request);
     let mut lines =
-        lines.unwrap_or_else(|| Ranged::new(registry, top_hash, revision, start, u64::MAX));
+        lines.unwrap_or_else(|| Ranged::new(registry, top_hash, revision, start, u64::MAX, chunk));
     while let Some((text, offset)) = lines.next_line().await? {
         if text.is_empty() {
             continue;

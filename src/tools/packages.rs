@@ -73,8 +73,7 @@ pub(crate) struct ListParams {
     #[serde(default)]
     #[schemars(length(min = 1, max = MAX_LIST_CURSOR_CHARS))]
     cursor: Option<String>,
-    /// Also read each listed package's `latest` pointer for `top_hash` and `modified`
-    /// (default false: names only, which is much faster).
+    /// Also read each listed package's `latest` pointer for `top_hash` and `modified` (default false: names only, which is much faster).
     #[serde(default)]
     include_details: Option<bool>,
 }
@@ -94,15 +93,13 @@ impl Params for ListParams {
 pub(crate) struct PackageItem {
     /// `namespace/name`.
     name: String,
-    /// With `include_details`: the latest revision's top hash (absent when its pointer
-    /// is missing or corrupt).
+    /// With `include_details`: the latest revision's top hash (absent when its pointer is missing or corrupt).
     #[serde(skip_serializing_if = "Option::is_none")]
     top_hash: Option<String>,
     /// With `include_details`: when `latest` was written, RFC 3339.
     #[serde(skip_serializing_if = "Option::is_none")]
     modified: Option<String>,
-    /// With `include_details`: why the latest revision could not be read, for this
-    /// package alone.
+    /// With `include_details`: why the latest revision could not be read, for this package alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
