@@ -148,10 +148,14 @@ impl<R: tokio::io::AsyncBufRead + Unpin> Items<R> {
                     tokio::task::yield_now().await;
                 }
                 match sorted.next_item().map_err(temp_error)? {
-                None => Ok(None),
-                Some((key, bytes)) => DiffItem::decode(key, &bytes).map(Some).ok_or_else(|| {
-                    Stop::Failed(temp_error(std::io::Error::other("a sorted run is corrupt")))
-                }),
+                    None => Ok(None),
+                    Some((key, bytes)) => {
+                        DiffItem::decode(key, &bytes).map(Some).ok_or_else(|| {
+                            Stop::Failed(temp_error(std::io::Error::other(
+                                "a sorted run is corrupt",
+                            )))
+                        })
+                    }
                 }
             }
         }
@@ -241,7 +245,9 @@ impl Collector {
         let limit = self.limit;
         let held = &mut self.held;
         match (old, new) {
-            (Some(old), None) => Self::note(&mut d.removed, &mut d.removed_count, &old.key, limit, held),
+            (Some(old), None) => {
+                Self::note(&mut d.removed, &mut d.removed_count, &old.key, limit, held)
+            }
             (None, Some(new)) => {
                 self.new_entries += 1;
                 Self::note(&mut d.added, &mut d.added_count, &new.key, limit, held);
@@ -249,7 +255,13 @@ impl Collector {
             (Some(old), Some(new)) => {
                 self.new_entries += 1;
                 if (&old.kind, &old.value, old.size) != (&new.kind, &new.value, new.size) {
-                    Self::note(&mut d.modified, &mut d.modified_count, &new.key, limit, held);
+                    Self::note(
+                        &mut d.modified,
+                        &mut d.modified_count,
+                        &new.key,
+                        limit,
+                        held,
+                    );
                 }
                 if old.meta != new.meta {
                     Self::note(

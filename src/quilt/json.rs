@@ -372,7 +372,10 @@ mod tests {
             assert_eq!(out, to_string(&value, CANONICAL), "{raw}");
         }
         for bad in ["", "{", "[1,]", "{} x", "nope"] {
-            assert!(write_canonical_raw(bad, &mut String::new()).is_err(), "{bad}");
+            assert!(
+                write_canonical_raw(bad, &mut String::new()).is_err(),
+                "{bad}"
+            );
         }
     }
 

@@ -329,9 +329,9 @@ impl<'a> Line<'a> {
         match &self.parsed {
             Parsed::Quick { meta: None, .. } => Value::Null,
             // Already parsed once as valid JSON.
-            Parsed::Quick { meta: Some(raw), .. } => {
-                serde_json::from_str(raw.get()).unwrap_or(Value::Null)
-            }
+            Parsed::Quick {
+                meta: Some(raw), ..
+            } => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
             Parsed::Full(record) => record.meta().clone(),
         }
     }

@@ -212,7 +212,8 @@ async fn latest(registry: &Registry<'_>, name: String) -> Result<Listed, QuiltEr
         }
     };
     listed.modified = output.last_modified().map(|d| d.secs());
-    let too_large = || format!("{uri} is larger than {MAX_SMALL_BYTES} bytes: it is not a package pointer");
+    let too_large =
+        || format!("{uri} is larger than {MAX_SMALL_BYTES} bytes: it is not a package pointer");
     if output
         .content_length()
         .is_some_and(|length| length > MAX_SMALL_BYTES as i64)

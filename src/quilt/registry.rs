@@ -7,8 +7,7 @@ use tokio::io::AsyncBufReadExt as _;
 
 use super::error::QuiltError;
 use super::{
-    PACKAGES_PREFIX, is_top_hash, latest_key, manifest_key, parse_pointer,
-    pointer_prefix,
+    PACKAGES_PREFIX, is_top_hash, latest_key, manifest_key, parse_pointer, pointer_prefix,
 };
 use crate::error::listed_name;
 use crate::error::{ErrorCode, s3_error};

@@ -762,7 +762,10 @@ pub(crate) mod tests {
             }
             assert_eq!(sorter.disk_bytes(), disk.used());
         }
-        assert!(matches!(failed, Some(QuiltError::TooLarge(_))), "{failed:?}");
+        assert!(
+            matches!(failed, Some(QuiltError::TooLarge(_))),
+            "{failed:?}"
+        );
         assert!(disk.used() > 0);
         drop(sorter);
         assert_eq!(disk.used(), 0);

@@ -21,10 +21,10 @@ use super::{
 use crate::error::listed_name;
 use crate::error::s3_error;
 use crate::quilt::browse::{self, MAX_DIRECTORIES, PageEntry, PageRequest};
-use crate::quilt::{cache, listing};
 use crate::quilt::publish::{self, Source};
 use crate::quilt::registry::Registry;
 use crate::quilt::{self, diff, stream};
+use crate::quilt::{cache, listing};
 use crate::time::rfc3339;
 
 /// Default `max_entries` of `package_browse`.
@@ -680,9 +680,7 @@ impl Tool for PackageDiff {
         )
         .await?;
         let message = |header: &quilt::line::Header| {
-            header
-                .message()
-                .map(|m| browse::truncate(&m).into_owned())
+            header.message().map(|m| browse::truncate(&m).into_owned())
         };
         let output = DiffOutput {
             registry: registry_uri(bucket),
@@ -1077,7 +1075,9 @@ mod tests {
         // A key too long to page after is refused, not turned into an unusable cursor.
         let long = "k".repeat(MAX_CURSOR_CHARS);
         assert_eq!(
-            encode_cursor("a/b", &hash, "", &long, None).unwrap_err().code,
+            encode_cursor("a/b", &hash, "", &long, None)
+                .unwrap_err()
+                .code,
             ErrorCode::TooLarge
         );
     }

@@ -43,7 +43,10 @@ fn server_pid(server: &Server) -> u32 {
             continue;
         };
         // pid (comm) state ppid …: comm may hold spaces, so split after the last ')'.
-        let ppid = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().nth(1));
+        let ppid = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().nth(1));
         if ppid != Some(me.as_str()) {
             continue;
         }
@@ -254,7 +257,13 @@ async fn pages_of_a_verified_revision_read_only_what_they_hold() {
         .collect();
     assert_eq!(
         dirs,
-        [("d1/s0/", 400), ("d1/s1/", 400), ("d1/s2/", 400), ("d1/s3/", 400), ("d1/s4/", 400)]
+        [
+            ("d1/s0/", 400),
+            ("d1/s1/", 400),
+            ("d1/s2/", 400),
+            ("d1/s3/", 400),
+            ("d1/s4/", 400)
+        ]
     );
     // The path's first page reads `latest`, the directory lines, the path's run of
     // entries and the page; every later page one ranged read.
@@ -266,12 +275,17 @@ async fn pages_of_a_verified_revision_read_only_what_they_hold() {
 
     // A cursor whose offset was altered still gives the right page.
     let page = server
-        .ok("package_browse", json!({"package_name": "team/sorted", "registry": "registry", "max_entries": 100}))
+        .ok(
+            "package_browse",
+            json!({"package_name": "team/sorted", "registry": "registry", "max_entries": 100}),
+        )
         .await;
     let cursor = page["next_cursor"].as_str().unwrap();
     let decoded = {
         use base64::Engine as _;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).unwrap()
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(cursor)
+            .unwrap()
     };
     let mut forged: Value = serde_json::from_slice(&decoded).unwrap();
     assert!(forged["offset"].is_u64(), "{forged}");
@@ -314,7 +328,10 @@ async fn a_cursor_is_pinned_to_its_package() {
     store(&s3, "team/secret", small("team/secret", "secret", 1)).await;
     let server = start(&s3).await;
     let page = server
-        .ok("package_browse", json!({"package_name": "team/public", "registry": "registry", "max_entries": 5}))
+        .ok(
+            "package_browse",
+            json!({"package_name": "team/public", "registry": "registry", "max_entries": 5}),
+        )
         .await;
     let cursor = page["next_cursor"].as_str().unwrap();
     for args in [
@@ -367,13 +384,22 @@ async fn package_list_names_without_reading_pointers() {
     assert_eq!(names.len(), 12);
     assert_eq!(names[0], "alpha/p0");
     assert_eq!(names[11], "gamma/p3");
-    assert!(listing["packages"][0].get("top_hash").is_none(), "{listing}");
-    assert!(listing["packages"][0].get("modified").is_none(), "{listing}");
+    assert!(
+        listing["packages"][0].get("top_hash").is_none(),
+        "{listing}"
+    );
+    assert!(
+        listing["packages"][0].get("modified").is_none(),
+        "{listing}"
+    );
 
     // Pages across namespaces, with a prefix, and with details.
     let before = s3.requests();
     let page = server
-        .ok("package_list", json!({"registry": "registry", "max_packages": 5, "include_details": true}))
+        .ok(
+            "package_list",
+            json!({"registry": "registry", "max_packages": 5, "include_details": true}),
+        )
         .await;
     assert_eq!(page["count"], 5);
     assert_eq!(page["packages"][4]["name"], "beta/p0");
@@ -381,7 +407,10 @@ async fn package_list_names_without_reading_pointers() {
     assert!(page["packages"][4]["modified"].is_string(), "{page}");
     assert!(s3.requests() - before <= 1 + 3 + 5);
     let next = server
-        .ok("package_list", json!({"registry": "registry", "max_packages": 5, "cursor": page["next_cursor"]}))
+        .ok(
+            "package_list",
+            json!({"registry": "registry", "max_packages": 5, "cursor": page["next_cursor"]}),
+        )
         .await;
     let names: Vec<&str> = next["packages"]
         .as_array()
@@ -389,14 +418,23 @@ async fn package_list_names_without_reading_pointers() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["beta/p1", "beta/p2", "beta/p3", "gamma/p0", "gamma/p1"]);
+    assert_eq!(
+        names,
+        ["beta/p1", "beta/p2", "beta/p3", "gamma/p0", "gamma/p1"]
+    );
     let prefixed = server
-        .ok("package_list", json!({"registry": "registry", "prefix": "gamma/p", "max_packages": 3}))
+        .ok(
+            "package_list",
+            json!({"registry": "registry", "prefix": "gamma/p", "max_packages": 3}),
+        )
         .await;
     assert_eq!(prefixed["packages"][2]["name"], "gamma/p2");
     assert_eq!(prefixed["truncated"], true);
     let rest = server
-        .ok("package_list", json!({"registry": "registry", "prefix": "gamma/p", "cursor": prefixed["next_cursor"]}))
+        .ok(
+            "package_list",
+            json!({"registry": "registry", "prefix": "gamma/p", "cursor": prefixed["next_cursor"]}),
+        )
         .await;
     assert_eq!(rest["packages"][0]["name"], "gamma/p3");
     assert_eq!(rest["truncated"], false);
@@ -429,7 +467,9 @@ async fn hostile_manifests_keep_memory_and_results_bounded() {
     let entry_meta = zeros(50_000);
     let mut writer = Writer::new("team/heavy");
     for i in 0..1000 {
-        writer.line(&format!("{{\"logical_key\": \"d{i:04}/\", \"meta\": {dir_meta}}}"));
+        writer.line(&format!(
+            "{{\"logical_key\": \"d{i:04}/\", \"meta\": {dir_meta}}}"
+        ));
     }
     for i in 0..200 {
         writer.entry(&format!("d{i:04}/f"), i, &entry_meta);
@@ -444,7 +484,10 @@ async fn hostile_manifests_keep_memory_and_results_bounded() {
     let pid = server_pid(&server);
     let before = peak_rss_mib(pid);
     let result = server
-        .call("package_browse", json!({"package_name": "team/heavy", "registry": "registry"}))
+        .call(
+            "package_browse",
+            json!({"package_name": "team/heavy", "registry": "registry"}),
+        )
         .await
         .unwrap();
     assert_ne!(result.is_error, Some(true));
@@ -465,12 +508,18 @@ async fn hostile_manifests_keep_memory_and_results_bounded() {
     let mut peaks = vec![peak_rss_mib(pid)];
     // A page with one entry: still bounded.
     server
-        .ok("package_browse", json!({"package_name": "team/heavy", "registry": "registry", "max_entries": 1}))
+        .ok(
+            "package_browse",
+            json!({"package_name": "team/heavy", "registry": "registry", "max_entries": 1}),
+        )
         .await;
     peaks.push(peak_rss_mib(pid));
 
     let result = server
-        .call("package_browse", json!({"package_name": "team/huge", "registry": "registry"}))
+        .call(
+            "package_browse",
+            json!({"package_name": "team/huge", "registry": "registry"}),
+        )
         .await
         .unwrap();
     assert_eq!(result.is_error, Some(true));
@@ -532,7 +581,11 @@ async fn a_cancelled_browse_stops_its_work() {
     }
     // A name that is not its top hash: the call would end in integrity_error.
     let hash = "c".repeat(64);
-    s3.seed_file("registry", &format!(".quilt/packages/{hash}"), text.as_bytes());
+    s3.seed_file(
+        "registry",
+        &format!(".quilt/packages/{hash}"),
+        text.as_bytes(),
+    );
     s3.seed_file(
         "registry",
         ".quilt/named_packages/team/big/latest",
@@ -541,8 +594,12 @@ async fn a_cancelled_browse_stops_its_work() {
     let server = start(&s3).await;
     let pid = server_pid(&server);
     let request = ClientRequest::CallToolRequest(Request::new(
-        CallToolRequestParams::new("package_browse")
-            .with_arguments(json!({"package_name": "team/big", "registry": "registry"}).as_object().unwrap().clone()),
+        CallToolRequestParams::new("package_browse").with_arguments(
+            json!({"package_name": "team/big", "registry": "registry"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        ),
     ));
     let handle = server
         .client

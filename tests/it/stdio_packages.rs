@@ -844,7 +844,10 @@ async fn package_list_pages_with_a_prefix_and_reports_a_bad_pointer_alone() {
     assert!(first["packages"][1]["modified"].is_string(), "{first}");
     let cursor = first["next_cursor"].as_str().unwrap().to_owned();
 
-    let second = page(json!({"prefix": "team/", "max_packages": 2, "cursor": cursor, "include_details": true})).await;
+    let second = page(
+        json!({"prefix": "team/", "max_packages": 2, "cursor": cursor, "include_details": true}),
+    )
+    .await;
     assert_eq!(names(&second), ["team/b", "team/c"]);
     assert_eq!(second["truncated"], false);
     assert!(second.get("next_cursor").is_none(), "{second}");
