@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BinaryHeap};
 
 use super::error::QuiltError;
+pub(crate) use super::line::values_in;
 use super::line::{Header, Line};
 use super::manifest::tree_order;
 use super::stream::{ManifestStream, Next, TreeKey};
@@ -29,6 +30,11 @@ const ENTRY_OVERHEAD: usize = 64;
 pub(crate) const PAGE_VALUES: usize = 400_000;
 /// JSON values of an entry besides its `meta`.
 const ENTRY_VALUES: usize = 8;
+/// The most a JSON value's text can grow when it is written again from its parsed
+/// form (`1e15` is written `1000000000000000.0`; 24 characters at most): counted for
+/// every value of metadata, so that a result's byte bound holds whatever numbers a
+/// manifest holds.
+pub(crate) const VALUE_GROWTH: usize = 24;
 /// The most JSON values of directory metadata a summary holds.
 pub(crate) const DIRECTORY_VALUES: usize = 50_000;
 /// The most bytes of directory names and metadata a summary holds.
@@ -112,21 +118,13 @@ pub(crate) struct PageEntry {
     pub values: usize,
 }
 
-/// At most how many JSON values `raw` (valid JSON) holds: one, and one more for each
-/// `,`, `:`, `[` or `{` (those in strings too).
-pub(crate) fn values_in(raw: &str) -> usize {
-    1 + raw
-        .bytes()
-        .filter(|b| matches!(b, b',' | b':' | b'[' | b'{'))
-        .count()
-}
-
 impl PageEntry {
     fn of(line: &Line<'_>, offset: u64) -> PageEntry {
         let (kind, value) = line.hash_parts();
         let meta = line.meta_raw();
+        let meta_values = meta.as_deref().map_or(0, values_in);
         PageEntry {
-            values: ENTRY_VALUES + meta.as_deref().map_or(0, values_in),
+            values: ENTRY_VALUES + meta_values,
             logical_key: line.logical_key().to_owned(),
             size: line.size(),
             hash_type: kind.to_owned(),
@@ -134,7 +132,7 @@ impl PageEntry {
             physical_key: line.physical_key().map(str::to_owned),
             meta: meta.map(|m| m.into_owned().into_boxed_str()),
             offset,
-            cost: line.text().len() + ENTRY_OVERHEAD,
+            cost: line.text().len() + ENTRY_OVERHEAD + VALUE_GROWTH * meta_values,
         }
     }
 }
@@ -350,7 +348,10 @@ impl SummaryCollector {
     }
 
     fn cost(name: &TreeKey, acc: &DirAcc) -> usize {
-        name.0.len() + acc.meta.as_ref().map_or(0, |m| m.len()) + DIRECTORY_OVERHEAD
+        name.0.len()
+            + acc.meta.as_ref().map_or(0, |m| m.len())
+            + VALUE_GROWTH * Self::meta_values(acc)
+            + DIRECTORY_OVERHEAD
     }
 
     fn meta_values(acc: &DirAcc) -> usize {
@@ -416,24 +417,24 @@ impl SummaryCollector {
         }
         let rest = rest.to_owned();
         let meta = line.meta_raw();
-        let meta_len = meta.as_ref().map_or(0, |m| m.len());
         let meta_values = meta.as_deref().map_or(0, values_in);
+        let meta_len = meta.as_ref().map_or(0, |m| m.len()) + VALUE_GROWTH * meta_values;
         let room = DIRECTORY_BYTES.saturating_sub(self.bytes);
         let room_values = DIRECTORY_VALUES.saturating_sub(self.values);
         let Some(dir) = self.directory(&rest) else {
             return;
         };
         let old = dir.meta.take();
-        let old_len = old.as_ref().map_or(0, |m| m.len());
         let old_values = old.as_deref().map_or(0, values_in);
+        let old_len = old.as_ref().map_or(0, |m| m.len()) + VALUE_GROWTH * old_values;
         dir.meta_too_large = false;
         if meta_len <= room + old_len && meta_values <= room_values + old_values {
             dir.meta = meta.map(|m| m.into_owned().into_boxed_str());
         } else {
             dir.meta_too_large = true;
         }
-        let new_len = dir.meta.as_ref().map_or(0, |m| m.len());
         let new_values = Self::meta_values(dir);
+        let new_len = dir.meta.as_ref().map_or(0, |m| m.len()) + VALUE_GROWTH * new_values;
         self.bytes = self.bytes + new_len - old_len;
         self.values = self.values + new_values - old_values;
         self.trim();

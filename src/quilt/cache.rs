@@ -30,7 +30,8 @@ use super::error::QuiltError;
 use super::line::{Header, Line};
 use super::manifest::MAX_LINE_BYTES;
 use super::registry::{
-    LineRead, MAX_MANIFEST_BYTES, ManifestBody, Registry, manifest_too_large, read_line_capped,
+    LineRead, MAX_MANIFEST_BYTES, ManifestBody, Registry, manifest_too_large, read_capped,
+    read_line_capped,
 };
 use super::stream::{ManifestStream, Order, SORT_BUDGET};
 use crate::error::{ErrorCode, s3_error};
@@ -202,6 +203,74 @@ async fn open_whole(
     Ok((body, etag, length))
 }
 
+/// How much of a verified manifest a page reads at once, keeping what it does not use
+/// for the pages after it.
+const READ_AHEAD_BYTES: u64 = 4 * 1024 * 1024;
+/// Read-ahead buffers kept, one per revision at most.
+const MAX_READ_AHEAD: usize = 2;
+
+/// Part of a read-ahead buffer.
+struct Window {
+    bytes: Arc<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl AsRef<[u8]> for Window {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes.get(self.start..self.end).unwrap_or_default()
+    }
+}
+
+/// Bytes of verified manifests read ahead of a page: the key, ETag and offset they
+/// start at, and the bytes. At most [`MAX_READ_AHEAD`] buffers of at most
+/// [`READ_AHEAD_BYTES`], the least recently kept dropped first.
+struct ReadAhead {
+    buffers: Mutex<VecDeque<(String, String, String, u64, Arc<[u8]>)>>,
+}
+
+static READ_AHEAD: ReadAhead = ReadAhead {
+    buffers: Mutex::new(VecDeque::new()),
+};
+
+impl ReadAhead {
+    /// The bytes from `pos` to at most `end` of the object (`bucket`, `key`) with `etag`,
+    /// when a buffer holds `pos`.
+    fn window(&self, bucket: &str, key: &str, etag: &str, pos: u64, end: u64) -> Option<Window> {
+        let buffers = self.buffers.lock().ok()?;
+        let (.., start, bytes) = buffers.iter().find(|(b, k, e, start, bytes)| {
+            b == bucket
+                && k == key
+                && e == etag
+                && *start <= pos
+                && pos < start + bytes.len() as u64
+        })?;
+        let from = usize::try_from(pos - start).ok()?;
+        let to = usize::try_from(end.saturating_sub(*start))
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        Some(Window {
+            bytes: bytes.clone(),
+            start: from,
+            end: to.max(from),
+        })
+    }
+
+    fn keep(&self, bucket: &str, key: &str, etag: &str, start: u64, bytes: Arc<[u8]>) {
+        if let Ok(mut buffers) = self.buffers.lock() {
+            buffers.retain(|(b, k, ..)| !(b == bucket && k == key));
+            buffers.push_front((
+                bucket.to_owned(),
+                key.to_owned(),
+                etag.to_owned(),
+                start,
+                bytes,
+            ));
+            buffers.truncate(MAX_READ_AHEAD);
+        }
+    }
+}
+
 /// A verified revision's manifest read from a byte offset on, line by line, in ranged
 /// reads that must all be of the object that was verified.
 struct Ranged<'a> {
@@ -241,7 +310,20 @@ impl<'a> Ranged<'a> {
     }
 
     async fn open(&mut self) -> Result<ManifestBody, QuiltError> {
-        let last = self.pos.saturating_add(self.chunk).min(self.end) - 1;
+        if let Some(window) = READ_AHEAD.window(
+            self.registry.bucket(),
+            &self.key,
+            self.etag,
+            self.pos,
+            self.end,
+        ) {
+            return Ok(Box::pin(std::io::Cursor::new(window)));
+        }
+        // A chunk small enough is read whole a little further, and kept for the pages
+        // after this one.
+        let ahead = self.chunk <= READ_AHEAD_BYTES;
+        let chunk = if ahead { READ_AHEAD_BYTES } else { self.chunk };
+        let last = self.pos.saturating_add(chunk).min(self.end) - 1;
         self.chunk = (self.chunk * 2).min(MAX_CHUNK);
         let answer = self
             .registry
@@ -289,6 +371,26 @@ impl<'a> Ranged<'a> {
         {
             return Err(changed());
         }
+        if ahead {
+            let bytes = read_capped(output.body, READ_AHEAD_BYTES as usize)
+                .await
+                .map_err(|e| QuiltError::interrupted(self.uri.clone(), e))?
+                .filter(|bytes| bytes.len() as u64 == expected)
+                .ok_or_else(changed)?;
+            let bytes: Arc<[u8]> = bytes.into();
+            READ_AHEAD.keep(
+                self.registry.bucket(),
+                &self.key,
+                self.etag,
+                self.pos,
+                bytes.clone(),
+            );
+            return Ok(Box::pin(std::io::Cursor::new(Window {
+                bytes,
+                start: 0,
+                end: usize::try_from(expected).unwrap_or(0),
+            })));
+        }
         Ok(Box::pin(tokio::io::BufReader::with_capacity(
             64 * 1024,
             tokio::io::AsyncReadExt::take(output.body.into_async_read(), expected),
@@ -300,8 +402,8 @@ impl<'a> Ranged<'a> {
         self.line.clear();
         let start = self.pos;
         loop {
-            let body = match &mut self.body {
-                Some(body) => body,
+            let (body, fresh) = match &mut self.body {
+                Some(body) => (body, false),
                 None if self.pos >= self.end => {
                     if self.line.is_empty() {
                         return Ok(None);
@@ -310,7 +412,7 @@ impl<'a> Ranged<'a> {
                 }
                 None => {
                     let body = self.open().await?;
-                    self.body.insert(body)
+                    (self.body.insert(body), true)
                 }
             };
             let before = self.line.len();
@@ -326,21 +428,20 @@ impl<'a> Ranged<'a> {
                         self.uri
                     )));
                 }
-                LineRead::End => {
-                    self.body = None;
-                    if self.pos < self.end {
-                        // The ranged body ended before its length: it was cut short.
-                        return Err(QuiltError::interrupted(
-                            self.uri.clone(),
-                            std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
-                        ));
-                    }
+                // A read that gives nothing before the end: it was cut short.
+                LineRead::End if fresh => {
+                    return Err(QuiltError::interrupted(
+                        self.uri.clone(),
+                        std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+                    ));
                 }
+                // This read is used up: the next one goes on from here.
+                LineRead::End => self.body = None,
                 LineRead::Line if self.line.ends_with(b"\n") => {
                     self.line.pop();
                     break;
                 }
-                // A chunk ended inside the line: the next one goes on with it.
+                // A read ended inside the line: the next one goes on with it.
                 LineRead::Line => self.body = None,
             }
         }
@@ -543,7 +644,7 @@ pub(crate) async fn page(
     loop {
         let (body, etag, length) = open_whole(registry, top_hash).await?;
         let stream = ManifestStream::open(body, uri.clone(), top_hash, order, SORT_BUDGET).await?;
-        let shown = stream.header().shown_bytes();
+        let shown = stream.header().shown_bytes(browse::VALUE_GROWTH);
         if shown > HEADER_BYTES {
             return Err(QuiltError::TooLarge(format!(
                 "the revision's message and metadata are {shown} bytes, more than a result \

@@ -16,6 +16,15 @@ use serde_json::value::RawValue;
 use super::json::{self, CANONICAL};
 use super::manifest::{self, ManifestError, Record};
 
+/// At most how many JSON values `raw` (valid JSON) holds: one, and one more for each
+/// `,`, `:`, `[` or `{` (those in strings too).
+pub(crate) fn values_in(raw: &str) -> usize {
+    1 + raw
+        .bytes()
+        .filter(|b| matches!(b, b',' | b':' | b'[' | b'{'))
+        .count()
+}
+
 /// A manifest's header line, kept as text: its fields are parsed when asked for, and
 /// the canonical form hashed into the top hash is written from the text, so that a
 /// large `user_meta` costs about its own size, not tens of times it.
@@ -85,13 +94,14 @@ impl Header {
     /// The fields a result shows of a header.
     pub(crate) const SHOWN: [&'static str; 3] = ["message", "user_meta", "workflow"];
 
-    /// The bytes of the fields a result shows, as written.
-    pub(crate) fn shown_bytes(&self) -> usize {
+    /// What the fields a result shows cost in it, at most: their bytes as written, and
+    /// `growth` for each JSON value in them.
+    pub(crate) fn shown_bytes(&self, growth: usize) -> usize {
         let fields = self.fields();
         Self::SHOWN
             .iter()
             .filter_map(|name| fields.get(*name))
-            .map(|raw| raw.get().len())
+            .map(|raw| raw.get().len() + growth * values_in(raw.get()))
             .sum()
     }
 

@@ -229,10 +229,12 @@ async fn pages_of_a_verified_revision_read_only_what_they_hold() {
     assert_eq!(first["entry_count"], 6000);
     assert_eq!(first["top_hash"], hash.as_str());
     assert_eq!(requests.len(), 12);
-    // The first page reads `latest` and the whole manifest; every later page one
-    // ranged read from the cursor's offset (checked as it is read).
+    // The first page reads `latest` and the whole manifest; a later page at most one
+    // ranged read from the cursor's offset (checked as it is read), of a few MiB
+    // that serve the pages after it too.
     assert_eq!(requests[0], 2);
-    assert!(requests[1..].iter().all(|n| *n == 1), "{requests:?}");
+    assert!(requests[1..].iter().all(|n| *n <= 1), "{requests:?}");
+    assert!(requests[1..].iter().sum::<usize>() <= 1, "{requests:?}");
 
     let under: Vec<String> = keys
         .iter()
@@ -268,7 +270,7 @@ async fn pages_of_a_verified_revision_read_only_what_they_hold() {
     // The path's first page reads `latest`, the directory lines, the path's run of
     // entries and the page; every later page one ranged read.
     assert!(requests[0] <= 5, "{requests:?}");
-    assert!(requests[1..].iter().all(|n| *n == 1), "{requests:?}");
+    assert!(requests[1..].iter().all(|n| *n <= 1), "{requests:?}");
     // The whole revision's directories carry their metadata.
     let root = server.ok("package_browse", base.clone()).await;
     assert_eq!(root["directories"][1]["meta"], json!({"about": "one"}));
