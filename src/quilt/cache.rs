@@ -226,8 +226,11 @@ impl AsRef<[u8]> for Window {
 /// start at, and the bytes. At most [`MAX_READ_AHEAD`] buffers of at most
 /// [`READ_AHEAD_BYTES`], the least recently kept dropped first.
 struct ReadAhead {
-    buffers: Mutex<VecDeque<(String, String, String, u64, Arc<[u8]>)>>,
+    buffers: Mutex<VecDeque<Buffer>>,
 }
+
+/// The bucket, key and ETag of the object, the offset its bytes start at, and the bytes.
+type Buffer = (String, String, String, u64, Arc<[u8]>);
 
 static READ_AHEAD: ReadAhead = ReadAhead {
     buffers: Mutex::new(VecDeque::new()),

@@ -143,7 +143,7 @@ impl<R: tokio::io::AsyncBufRead + Unpin> Items<R> {
             },
             Side::Sorted(sorted, _) => {
                 self.read += 1;
-                if self.read % 4096 == 0 {
+                if self.read.is_multiple_of(4096) {
                     // Two sorted sides never wait on I/O: let a cancelled call stop.
                     tokio::task::yield_now().await;
                 }

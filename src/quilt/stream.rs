@@ -343,7 +343,7 @@ impl TopHashCheck {
             while let Some((_, part)) = sorted.next_item().map_err(temp_error)? {
                 hasher.update(&part);
                 n = n.wrapping_add(1);
-                if n % 4096 == 0 {
+                if n.is_multiple_of(4096) {
                     tokio::task::yield_now().await;
                 }
             }
