@@ -20,8 +20,6 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use aws_sdk_s3::error::ProvideErrorMetadata as _;
-
 use super::browse::{
     self, FullPass, HEADER_BYTES, Layout, Page, PageCollector, PageRequest, Summary,
     SummaryCollector,
@@ -30,11 +28,10 @@ use super::error::QuiltError;
 use super::line::{Header, Line};
 use super::manifest::MAX_LINE_BYTES;
 use super::registry::{
-    LineRead, MAX_MANIFEST_BYTES, ManifestBody, Registry, manifest_too_large, read_capped,
-    read_line_capped,
+    LineRead, MAX_MANIFEST_BYTES, ManifestBody, Registry, manifest_too_large, read_line_capped,
 };
 use super::stream::{ManifestStream, Order, SORT_BUDGET};
-use crate::error::{ErrorCode, s3_error};
+use crate::s3::S3ErrorKind;
 
 /// The most revisions remembered.
 pub(crate) const MAX_REVISIONS: usize = 32;
@@ -169,36 +166,25 @@ async fn open_whole(
     registry: &Registry<'_>,
     top_hash: &str,
 ) -> Result<(ManifestBody, Option<String>, Option<u64>), QuiltError> {
-    let key = super::manifest_key(top_hash);
     let uri = manifest_uri(registry, top_hash);
-    let output = registry
-        .s3()
-        .get_object()
-        .bucket(registry.bucket())
-        .key(&key)
-        .send()
-        .await
-        .map_err(|e| {
-            let mapped = s3_error("GetObject", &uri, &e);
-            if mapped.code == ErrorCode::NotFound {
-                QuiltError::NotFound(format!(
-                    "no revision {top_hash} in s3://{}",
-                    registry.bucket()
-                ))
-            } else {
-                mapped.into()
-            }
-        })?;
-    let length = output
-        .content_length()
-        .and_then(|length| u64::try_from(length).ok());
-    if length.is_some_and(|length| length > MAX_MANIFEST_BYTES) {
-        return Err(manifest_too_large(&uri));
-    }
-    let etag = output.e_tag().map(str::to_owned);
+    let object = registry.object(&super::manifest_key(top_hash));
+    let body = match registry.s3().open(&object, MAX_MANIFEST_BYTES).await {
+        Ok(body) => body,
+        Err(error) if error.is_not_found() => {
+            return Err(QuiltError::NotFound(format!(
+                "no revision {top_hash} in s3://{}",
+                registry.bucket()
+            )));
+        }
+        Err(error) if matches!(error.kind, S3ErrorKind::OverCap { .. }) => {
+            return Err(manifest_too_large(&uri));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let (etag, length) = (body.etag.clone(), body.size);
     let body: ManifestBody = Box::pin(tokio::io::BufReader::with_capacity(
         256 * 1024,
-        tokio::io::AsyncReadExt::take(output.body.into_async_read(), MAX_MANIFEST_BYTES + 1),
+        tokio::io::AsyncReadExt::take(body.into_reader(), MAX_MANIFEST_BYTES + 1),
     ));
     Ok((body, etag, length))
 }
@@ -328,15 +314,11 @@ impl<'a> Ranged<'a> {
         let chunk = if ahead { READ_AHEAD_BYTES } else { self.chunk };
         let last = self.pos.saturating_add(chunk).min(self.end) - 1;
         self.chunk = (self.chunk * 2).min(MAX_CHUNK);
+        let object = self.registry.object(&self.key);
         let answer = self
             .registry
             .s3()
-            .get_object()
-            .bucket(self.registry.bucket())
-            .key(&self.key)
-            .range(format!("bytes={}-{last}", self.pos))
-            .if_match(self.etag)
-            .send()
+            .open_range_if_match(&object, self.pos, last + 1 - self.pos, self.etag)
             .await;
         let changed = || {
             QuiltError::Changed(format!(
@@ -344,42 +326,33 @@ impl<'a> Ranged<'a> {
                 self.uri
             ))
         };
-        let output = match answer {
-            Ok(output) => output,
-            Err(error) => {
-                let status = match &error {
-                    aws_sdk_s3::error::SdkError::ServiceError(service) => {
-                        Some(service.raw().status().as_u16())
-                    }
-                    _ => None,
-                };
-                if error.code() == Some("PreconditionFailed") || status == Some(412) {
-                    return Err(changed());
-                }
-                let mapped = s3_error("GetObject", &self.uri, &error);
-                return Err(if mapped.code == ErrorCode::NotFound {
-                    changed()
-                } else {
-                    mapped.into()
-                });
+        let mut body = match answer {
+            Ok(body) => body,
+            Err(error) if error.kind == S3ErrorKind::PreconditionFailed || error.is_not_found() => {
+                return Err(changed());
             }
+            Err(error) => return Err(error.into()),
         };
-        if output.e_tag().is_some_and(|etag| etag != self.etag) {
+        if body.etag.as_deref().is_some_and(|etag| etag != self.etag) {
             return Err(changed());
         }
         let expected = last + 1 - self.pos;
-        if output
-            .content_length()
-            .is_some_and(|length| u64::try_from(length).ok() != Some(expected))
-        {
+        if body.size.is_some_and(|length| length != expected) {
             return Err(changed());
         }
         if ahead {
-            let bytes = read_capped(output.body, READ_AHEAD_BYTES as usize)
-                .await
-                .map_err(|e| QuiltError::interrupted(self.uri.clone(), e))?
-                .filter(|bytes| bytes.len() as u64 == expected)
-                .ok_or_else(changed)?;
+            // At most the range asked for is held, whatever the server sends.
+            let cap = usize::try_from(expected).unwrap_or(usize::MAX);
+            let mut bytes = Vec::with_capacity(cap);
+            while let Some(piece) = body.next_chunk().await? {
+                if bytes.len() + piece.len() > cap {
+                    return Err(changed());
+                }
+                bytes.extend_from_slice(&piece);
+            }
+            if bytes.len() != cap {
+                return Err(changed());
+            }
             let bytes: Arc<[u8]> = bytes.into();
             READ_AHEAD.keep(
                 self.registry.bucket(),
@@ -391,12 +364,12 @@ impl<'a> Ranged<'a> {
             return Ok(Box::pin(std::io::Cursor::new(Window {
                 bytes,
                 start: 0,
-                end: usize::try_from(expected).unwrap_or(0),
+                end: cap,
             })));
         }
         Ok(Box::pin(tokio::io::BufReader::with_capacity(
             64 * 1024,
-            tokio::io::AsyncReadExt::take(output.body.into_async_read(), expected),
+            tokio::io::AsyncReadExt::take(body.into_reader(), expected),
         )))
     }
 

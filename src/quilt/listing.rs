@@ -3,13 +3,12 @@
 //! names in each, so that a package's revision pointers are never listed. Only with
 //! details is each listed package's `latest` read, a page's worth at a time.
 
-use aws_sdk_s3::types::EncodingType;
 use futures::StreamExt as _;
 
 use super::NAMED_PACKAGES_PREFIX;
 use super::error::QuiltError;
-use super::registry::{MAX_SMALL_BYTES, Registry, read_capped};
-use crate::error::{ErrorCode, listed_name, s3_error};
+use super::registry::{MAX_SMALL_BYTES, Registry};
+use crate::s3::{ListRequest, S3ErrorKind};
 
 /// Namespaces whose names are listed at once.
 const NAMESPACE_CONCURRENCY: usize = 8;
@@ -49,26 +48,14 @@ async fn children(
     start_after: Option<String>,
     max: usize,
 ) -> Result<Vec<String>, QuiltError> {
-    let list_prefix = format!("{prefix}{starts}");
-    let uri = format!("s3://{}/{list_prefix}", registry.bucket());
-    let mut pages = registry
-        .s3()
-        .list_objects_v2()
-        .bucket(registry.bucket())
-        .prefix(&list_prefix)
-        .delimiter("/")
-        .set_start_after(start_after)
-        .encoding_type(EncodingType::Url)
-        .into_paginator()
-        .send();
+    let mut pages = registry.s3().list(ListRequest {
+        delimiter: Some("/".to_owned()),
+        start_after,
+        ..ListRequest::prefix(registry.bucket(), &format!("{prefix}{starts}"))
+    });
     let mut names = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| s3_error("ListObjectsV2", &uri, &e))?;
-        for common in page.common_prefixes() {
-            let Some(listed) = common.prefix() else {
-                continue;
-            };
-            let listed = listed_name(listed, page.encoding_type())?;
+    while let Some(page) = pages.next_page().await {
+        for listed in page?.common_prefixes {
             if let Some(child) = listed.strip_prefix(prefix)
                 && let Some(name) = child.strip_suffix('/')
                 && !name.is_empty()
@@ -193,41 +180,28 @@ async fn latest(registry: &Registry<'_>, name: String) -> Result<Listed, QuiltEr
         modified: None,
         error: None,
     };
-    let output = match registry
-        .s3()
-        .get_object()
-        .bucket(registry.bucket())
-        .key(&key)
-        .send()
-        .await
-    {
-        Ok(output) => output,
-        Err(error) => {
-            let mapped = s3_error("GetObject", &uri, &error);
-            if mapped.code == ErrorCode::NotFound {
-                listed.error = Some(format!("{uri} does not exist"));
-                return Ok(listed);
-            }
-            return Err(mapped.into());
-        }
-    };
-    listed.modified = output.last_modified().map(|d| d.secs());
     let too_large =
         || format!("{uri} is larger than {MAX_SMALL_BYTES} bytes: it is not a package pointer");
-    if output
-        .content_length()
-        .is_some_and(|length| length > MAX_SMALL_BYTES as i64)
-    {
-        listed.error = Some(too_large());
-        return Ok(listed);
-    }
-    let body = read_capped(output.body, MAX_SMALL_BYTES)
+    let capped = match registry
+        .s3()
+        .read_capped(&registry.object(&key), MAX_SMALL_BYTES)
         .await
-        .map_err(|e| QuiltError::interrupted(uri.clone(), e))?;
-    match body.as_deref().map(super::parse_pointer) {
-        None => listed.error = Some(too_large()),
-        Some(None) => listed.error = Some(format!("{uri} does not hold a top hash")),
-        Some(Some(hash)) => listed.top_hash = Some(hash),
+    {
+        Ok(capped) => capped,
+        Err(error) if error.is_not_found() => {
+            listed.error = Some(format!("{uri} does not exist"));
+            return Ok(listed);
+        }
+        Err(error) if matches!(error.kind, S3ErrorKind::OverCap { .. }) => {
+            listed.error = Some(too_large());
+            return Ok(listed);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    listed.modified = capped.last_modified;
+    match super::parse_pointer(&capped.bytes) {
+        None => listed.error = Some(format!("{uri} does not hold a top hash")),
+        Some(hash) => listed.top_hash = Some(hash),
     }
     Ok(listed)
 }
