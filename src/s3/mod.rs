@@ -8,7 +8,8 @@
 //! - [`S3Error`]: a failed request, classified once from the SDK's error into an
 //!   [`S3ErrorKind`] and turned once into the tool error a caller sees;
 //! - [`S3`]: the requests: object heads, ranged reads (never more than asked for, even
-//!   from a server that ignores `Range`), capped reads (never buffering past the cap),
+//!   from a server that ignores `Range`), ranged bodies read only while the object keeps
+//!   an ETag (`If-Match`), capped reads (never buffering past the cap),
 //!   streamed bodies, listings (URL-encoded names decoded, pages followed), plain and
 //!   conditional writes (`If-None-Match: *`, `If-Match`), deletes and presigned links;
 //! - [`Permission`]: the S3 actions a call needs.
