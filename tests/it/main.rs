@@ -17,6 +17,7 @@ mod http_router;
 mod keyring;
 mod keyring_real;
 mod mcpb_manifest;
+mod package_pages;
 mod package_revisions;
 mod properties;
 mod publish_race;
