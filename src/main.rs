@@ -198,10 +198,9 @@ async fn serve_stdio() -> anyhow::Result<()> {
         );
         on_signal.cancel();
     });
-    // Every line from the host passes the framing layer, which answers the ones rmcp
-    // would drop; rmcp is served over an in-memory pipe behind it.
-    let (stdin, stdout) = rmcp::transport::io::stdio_pipes();
-    let (transport, pumps) = quilt_mcp::stdio::frame(stdin, stdout);
+    // Each line from the host is decoded once by the stdio transport, which answers
+    // what rmcp cannot take and writes everything to stdout.
+    let (transport, session) = quilt_mcp::stdio::transport(tokio::io::stdin(), tokio::io::stdout());
     match server.serve_with_ct(transport, cancel.clone()).await {
         Ok(service) => {
             service
@@ -221,7 +220,7 @@ async fn serve_stdio() -> anyhow::Result<()> {
         Err(e) => return Err(e).context("the MCP session could not start"),
     }
     // rmcp's last answers reach stdout before the process ends.
-    if let Err(e) = pumps.finish().await {
+    if let Err(e) = session.finish().await {
         tracing::debug!(event = "stdio_closed", "writing stdout stopped: {e}");
     }
     tracing::info!(event = "server_stopped");
