@@ -16,11 +16,12 @@
 //! | a notification rmcp does not decode, or one too large | none (dropped) |
 //! | anything else | decoded into rmcp's message and handed to it |
 //!
-//! Back-pressure: every request handed to rmcp holds a share of [`IN_FLIGHT_BUDGET`]
-//! (its line's size plus [`REPLY_ALLOWANCE`]) until its answer has been written to
-//! stdout, or until the host cancels it (rmcp then sends no answer). When the budget
-//! is spent, stdin is not read: a host that stops reading stdout stops the server's
-//! reading, and what the server holds stays bounded.
+//! Back-pressure: every request holds a share of [`IN_FLIGHT_BUDGET`] from before it
+//! is decoded until its answer has been written to stdout, or until the host cancels
+//! it (rmcp then sends no answer). Its share is [`Checked::cost`]: the line, an upper
+//! estimate of it decoded, and [`REPLY_ALLOWANCE`] for the answer. When the budget is
+//! spent, stdin is not read: a host that stops reading stdout stops the server's
+//! reading, and what the server holds stays bounded (about the budget and one line).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -42,14 +43,18 @@ pub const MAX_DEPTH: usize = 127;
 /// The most structural characters (`[`, `{`, `,`, `:` outside strings) a message may
 /// hold. Decoding costs memory per value far more than per byte (`[]` is 2 bytes and
 /// a decoded value tens), so this bounds what a line costs once decoded: a few times
-/// its size at worst. A real request with 100,000 entries holds well under it.
-pub const MAX_TOKENS: usize = 1_000_000;
-/// What all requests handed to rmcp and not yet answered on stdout may hold, in bytes:
-/// the sum, over those requests, of their line's size and [`REPLY_ALLOWANCE`].
+/// its size at worst. A `package_create` with 100,000 entries (5 tokens each) fits.
+pub const MAX_TOKENS: usize = 600_000;
+/// What all requests read and not yet answered on stdout may hold, in bytes: the sum,
+/// over those requests, of their [`Checked::cost`] (a request that costs more than the
+/// whole budget waits until it is the only one).
 pub const IN_FLIGHT_BUDGET: usize = 64 * 1024 * 1024;
 /// What each request in flight counts for on top of its line: room for its answer.
 /// With small requests, at most `IN_FLIGHT_BUDGET / REPLY_ALLOWANCE` (32) are in flight.
 pub const REPLY_ALLOWANCE: usize = 2 * 1024 * 1024;
+/// An upper estimate of what one structural character costs once decoded (measured:
+/// about 190 bytes for each `[]` of a long array of them, through rmcp's decoder).
+pub const DECODED_BYTES_PER_TOKEN: usize = 192;
 
 /// JSON-RPC "Parse error".
 pub const PARSE_ERROR: i64 = -32700;
@@ -58,8 +63,8 @@ pub const INVALID_REQUEST: i64 = -32600;
 
 /// The budget's unit: a permit is this many bytes (a semaphore counts in `u32`).
 const BUDGET_UNIT: usize = 1024;
-/// Lines from the reader to rmcp waiting to be taken (each is bounded in size).
-const TO_RMCP_CAPACITY: usize = 4;
+/// Decoded messages waiting for rmcp to take them.
+const TO_RMCP_CAPACITY: usize = 1;
 /// Encoded lines waiting for the writer (each request's answer holds its budget).
 const TO_HOST_CAPACITY: usize = 16;
 /// The reader's line buffer is given back after a line longer than this.
@@ -100,7 +105,7 @@ where
 
 /// An `id` as rmcp reads ids: a string, or an integer that fits in 64 bits (also in
 /// float form, `1.0`); anything else is unusable and skipped without being built.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Id {
     Usable(RequestId),
     Unusable,
@@ -208,88 +213,132 @@ impl<'de> Deserialize<'de> for Method {
     }
 }
 
+/// A line that is one JSON object, checked (UTF-8, depth, tokens, `id`, `method`) but
+/// not yet decoded.
+#[derive(Debug)]
+pub struct Checked<'a> {
+    text: &'a str,
+    tokens: usize,
+    id: Option<Id>,
+    method: bool,
+}
+
 /// Decodes one line (without its newline) that fitted within [`MAX_LINE_BYTES`].
 pub fn decode(line: &[u8]) -> Decoded {
+    match check(line) {
+        Ok(checked) => checked.decode(),
+        Err(decoded) => decoded,
+    }
+}
+
+/// The checks that need no decoding: what to answer, or the line to decode.
+pub fn check(line: &[u8]) -> Result<Checked<'_>, Decoded> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
     if line.iter().all(u8::is_ascii_whitespace) {
-        return Decoded::Ignore;
+        return Err(Decoded::Ignore);
     }
     let Ok(text) = std::str::from_utf8(line) else {
-        return answer(PARSE_ERROR, None, "Parse error: not UTF-8".into());
+        return Err(answer(PARSE_ERROR, None, "Parse error: not UTF-8".into()));
     };
     let shape = scan(text.as_bytes());
     if shape.depth > MAX_DEPTH {
-        return answer(
+        return Err(answer(
             PARSE_ERROR,
             None,
             format!("Parse error: nesting deeper than {MAX_DEPTH} levels"),
-        );
+        ));
     }
     let is_object = text.trim_start().starts_with('{');
-    let envelope = match is_object
+    match is_object
         .then(|| serde_json::from_str::<Envelope>(text).ok())
         .flatten()
     {
-        Some(envelope) => envelope,
+        Some(envelope) => Ok(Checked {
+            text,
+            tokens: shape.tokens,
+            id: envelope.id,
+            method: envelope.method.is_some_and(|m| m.0),
+        }),
         // Checked without building anything: is it JSON at all?
         None if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() => {
-            return answer(PARSE_ERROR, None, "Parse error: not JSON".into());
+            Err(answer(PARSE_ERROR, None, "Parse error: not JSON".into()))
         }
-        None if !is_object => {
-            return answer(
-                INVALID_REQUEST,
-                None,
-                "Invalid Request: a message is one JSON object (batches are not supported)".into(),
-            );
-        }
-        // An object serde cannot take apart, e.g. one with two `id`s.
-        None => {
-            return answer(
-                INVALID_REQUEST,
-                None,
-                "Invalid Request: not a JSON-RPC 2.0 message".into(),
-            );
-        }
-    };
-    let notification = envelope.id.is_none() && envelope.method.is_some_and(|m| m.0);
-    if shape.tokens > MAX_TOKENS {
-        if notification {
-            tracing::debug!(
-                event = "jsonrpc_rejected",
-                "a notification with more than {MAX_TOKENS} JSON tokens was dropped"
-            );
-            return Decoded::Ignore;
-        }
-        return answer(
+        None if !is_object => Err(answer(
             INVALID_REQUEST,
-            envelope.id.and_then(Id::usable),
-            format!("Invalid Request: more than {MAX_TOKENS} JSON tokens in one message"),
-        );
-    }
-    if let Ok(message) = serde_json::from_str::<ClientJsonRpcMessage>(text) {
-        return Decoded::Message(Box::new(message));
-    }
-    match envelope.id {
-        // A notification: never answered (rmcp ignores the ones it does not know).
-        None if notification => Decoded::Ignore,
-        None => answer(
+            None,
+            "Invalid Request: a message is one JSON object (batches are not supported)".into(),
+        )),
+        // An object serde cannot take apart, e.g. one with two `id`s.
+        None => Err(answer(
             INVALID_REQUEST,
             None,
             "Invalid Request: not a JSON-RPC 2.0 message".into(),
-        ),
-        Some(id) => match id.usable() {
-            Some(id) => answer(
+        )),
+    }
+}
+
+impl Checked<'_> {
+    /// The id of the request this line is, if it is one with an id rmcp can answer.
+    pub fn request_id(&self) -> Option<&RequestId> {
+        match &self.id {
+            Some(Id::Usable(id)) if self.method => Some(id),
+            _ => None,
+        }
+    }
+
+    /// What handling this line may hold, in bytes, until it is answered: the line and
+    /// its decoded copy (strings are copied once), an upper estimate of what its
+    /// values cost decoded, and room for the answer.
+    pub fn cost(&self) -> usize {
+        self.text
+            .len()
+            .saturating_mul(2)
+            .saturating_add(self.tokens.saturating_mul(DECODED_BYTES_PER_TOKEN))
+            .saturating_add(REPLY_ALLOWANCE)
+    }
+
+    /// Decodes the line into rmcp's message, or says what to answer.
+    pub fn decode(self) -> Decoded {
+        let notification = self.id.is_none() && self.method;
+        if self.tokens > MAX_TOKENS {
+            if notification {
+                tracing::debug!(
+                    event = "jsonrpc_rejected",
+                    "a notification with more than {MAX_TOKENS} JSON tokens was dropped"
+                );
+                return Decoded::Ignore;
+            }
+            return answer(
                 INVALID_REQUEST,
-                Some(id),
-                "Invalid Request: not a JSON-RPC 2.0 request this server understands".into(),
-            ),
+                self.id.and_then(Id::usable),
+                format!("Invalid Request: more than {MAX_TOKENS} JSON tokens in one message"),
+            );
+        }
+        if let Ok(message) = serde_json::from_str::<ClientJsonRpcMessage>(self.text) {
+            return Decoded::Message(Box::new(message));
+        }
+        match self.id {
+            // A notification: never answered (rmcp ignores the ones it does not know).
+            None if notification => Decoded::Ignore,
             None => answer(
                 INVALID_REQUEST,
                 None,
-                "Invalid Request: the id must be a string or a 64-bit integer".into(),
+                "Invalid Request: not a JSON-RPC 2.0 message".into(),
             ),
-        },
+            Some(id) => match id.usable() {
+                Some(id) => answer(
+                    INVALID_REQUEST,
+                    Some(id),
+                    "Invalid Request: not a JSON-RPC 2.0 request this server understands".into(),
+                ),
+                None => answer(
+                    INVALID_REQUEST,
+                    None,
+                    "Invalid Request: the id must be a string or a 64-bit integer".into(),
+                ),
+            },
+        }
     }
 }
 
@@ -371,20 +420,26 @@ impl Ledger {
         self.owed.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Waits for the budget a request of `line_bytes` needs and records it as owed an
-    /// answer. A second request with the id of one still in flight takes nothing:
-    /// rmcp answers such a pair once.
-    async fn admit(&self, id: &RequestId, line_bytes: usize) {
+    /// Waits for `cost` bytes of the budget and records them as owed an answer to `id`;
+    /// true when this request took a share. A second request with the id of one still
+    /// in flight takes nothing: rmcp answers such a pair once.
+    async fn admit(&self, id: &RequestId, cost: usize) -> bool {
         if self.owed().contains_key(id) {
-            return;
+            return false;
         }
-        let units = (line_bytes.saturating_add(REPLY_ALLOWANCE) / BUDGET_UNIT)
-            .clamp(1, IN_FLIGHT_BUDGET / BUDGET_UNIT);
+        let units = (cost / BUDGET_UNIT).clamp(1, IN_FLIGHT_BUDGET / BUDGET_UNIT);
         let units = u32::try_from(units).unwrap_or(u32::MAX);
         // The semaphore is never closed.
-        if let Ok(permit) = self.budget.clone().acquire_many_owned(units).await {
-            self.owed().insert(id.clone(), permit);
-        }
+        let Ok(permit) = self.budget.clone().acquire_many_owned(units).await else {
+            return false;
+        };
+        self.owed().insert(id.clone(), permit);
+        true
+    }
+
+    /// The share owed an answer to `id`, taken back to go with that answer.
+    fn take(&self, id: &RequestId) -> Option<OwnedSemaphorePermit> {
+        self.owed().remove(id)
     }
 
     /// The share of the request `message` answers, if it answers one.
@@ -564,7 +619,8 @@ async fn read_host<R>(
     }
 }
 
-/// Hands one line to rmcp or answers it; false when rmcp or the writer is gone.
+/// Hands one line to rmcp or answers it; false when rmcp or the writer is gone. A
+/// request takes its share of the budget before it is decoded.
 async fn handle(
     line: &[u8],
     oversized: bool,
@@ -572,27 +628,40 @@ async fn handle(
     to_host: &mpsc::Sender<Outgoing>,
     ledger: &Ledger,
 ) -> bool {
-    let decoded = if oversized {
-        answer(
+    let checked = if oversized {
+        Err(answer(
             PARSE_ERROR,
             None,
             format!("Parse error: a line is longer than {MAX_LINE_BYTES} bytes"),
-        )
+        ))
     } else {
-        decode(line.strip_suffix(b"\n").unwrap_or(line))
+        check(line.strip_suffix(b"\n").unwrap_or(line))
+    };
+    let (decoded, share) = match checked {
+        Err(decoded) => (decoded, None),
+        Ok(checked) => {
+            let mut took = None;
+            if let Some(id) = checked.request_id()
+                && ledger.admit(id, checked.cost()).await
+            {
+                took = Some(id.clone());
+            }
+            match checked.decode() {
+                // Answered here: the share goes with the answer.
+                decoded @ Decoded::Answer(_) => (decoded, took.and_then(|id| ledger.take(&id))),
+                decoded => (decoded, None),
+            }
+        }
     };
     match decoded {
         Decoded::Ignore => true,
         Decoded::Answer(text) => {
             let mut line = text.into_bytes();
             line.push(b'\n');
-            to_host.send(Outgoing { line, share: None }).await.is_ok()
+            to_host.send(Outgoing { line, share }).await.is_ok()
         }
         Decoded::Message(message) => {
-            match message.as_ref() {
-                JsonRpcMessage::Request(request) => ledger.admit(&request.id, line.len()).await,
-                other => ledger.forgive(other),
-            }
+            ledger.forgive(&message);
             to_rmcp.send(message).await.is_ok()
         }
     }
@@ -889,7 +958,10 @@ mod tests {
         let (mut host_in, stdin) = tokio::io::duplex(64 * 1024);
         let (stdout, mut host_out) = tokio::io::duplex(64 * 1024);
         let (mut transport, _session) = transport(stdin, stdout);
-        let room = (IN_FLIGHT_BUDGET / REPLY_ALLOWANCE) as i64;
+        let line = ping(10);
+        let units = check(&line[..line.len() - 1]).unwrap().cost() / BUDGET_UNIT;
+        let room = (IN_FLIGHT_BUDGET / BUDGET_UNIT / units) as i64;
+        assert_eq!(room, 31);
         for id in 0..=room {
             host_in.write_all(&ping(id)).await.unwrap();
         }
@@ -939,6 +1011,74 @@ mod tests {
         assert_eq!(id_of(&next(&mut transport).await), RequestId::Number(1000));
         host_in.write_all(&ping(1001)).await.unwrap();
         assert!(waits(&mut transport).await, "read past the budget");
+    }
+
+    /// A tool that waits for its call's cancellation token, and says whether it fired.
+    struct WaitsForCancel(mpsc::UnboundedSender<&'static str>);
+
+    impl rmcp::ServerHandler for WaitsForCancel {
+        fn get_info(&self) -> rmcp::model::ServerConfig {
+            rmcp::model::ServerConfig::new(
+                rmcp::model::ServerCapabilities::builder()
+                    .enable_tools()
+                    .build(),
+            )
+        }
+
+        async fn call_tool(
+            &self,
+            _request: rmcp::model::CallToolRequestParams,
+            context: rmcp::service::RequestContext<RoleServer>,
+        ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
+            let outcome = tokio::select! {
+                () = context.ct.cancelled() => "cancelled",
+                () = tokio::time::sleep(Duration::from_secs(60)) => "finished",
+            };
+            let _ = self.0.send(outcome);
+            Ok(rmcp::model::CallToolResult::success(vec![]).into())
+        }
+    }
+
+    /// rmcp served over this transport passes a host's `notifications/cancelled` to
+    /// the call's cancellation token (tools get it as `Call::cancel`), sends no answer
+    /// for the cancelled call, and goes on serving.
+    #[tokio::test]
+    async fn a_cancellation_from_the_host_reaches_the_call() {
+        use rmcp::ServiceExt as _;
+        let (mut host_in, stdin) = tokio::io::duplex(64 * 1024);
+        let (stdout, host_out) = tokio::io::duplex(64 * 1024);
+        let (transport, session) = transport(stdin, stdout);
+        let (outcomes, mut outcome) = mpsc::unbounded_channel();
+        let serving = tokio::spawn(async move {
+            let service = WaitsForCancel(outcomes).serve(transport).await.unwrap();
+            let _ = service.waiting().await;
+            session.finish().await.unwrap();
+        });
+        let mut lines = tokio::io::BufReader::new(host_out).lines();
+        let mut send = async |line: &str| {
+            host_in
+                .write_all(format!("{line}\n").as_bytes())
+                .await
+                .unwrap();
+        };
+        send(r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#).await;
+        let init: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+        assert_eq!(init["id"], 0, "{init}");
+        send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).await;
+        send(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"slow"}}"#).await;
+        send(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7,"reason":"changed my mind"}}"#).await;
+        let seen = tokio::time::timeout(Duration::from_secs(10), outcome.recv())
+            .await
+            .unwrap();
+        assert_eq!(seen, Some("cancelled"));
+        // The cancelled call gets no answer; the next request does.
+        send(r#"{"jsonrpc":"2.0","id":8,"method":"ping"}"#).await;
+        let next: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+        assert_eq!(next["id"], 8, "{next}");
+        drop(send);
+        drop(host_in);
+        assert!(lines.next_line().await.unwrap().is_none());
+        serving.await.unwrap();
     }
 
     /// A host that does not read stdout: answers queue up to the budget, then stdin

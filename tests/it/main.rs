@@ -19,6 +19,7 @@ mod quilt_format;
 mod schemas;
 mod status;
 mod stdio_auth;
+mod stdio_bounds;
 mod stdio_fuzz;
 mod stdio_packages;
 mod stdio_s3;
