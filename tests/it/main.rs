@@ -20,6 +20,7 @@ mod schemas;
 mod status;
 mod stdio_auth;
 mod stdio_bounds;
+mod stdio_cancel;
 mod stdio_fuzz;
 mod stdio_packages;
 mod stdio_s3;
