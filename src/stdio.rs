@@ -901,10 +901,9 @@ mod tests {
         let reading = async {
             host_out.read_to_string(&mut out).await.unwrap();
         };
-        let (received, (), finished) = tokio::join!(rmcp, reading, async {
+        let (received, (), ()) = tokio::join!(rmcp, reading, async {
             writer.await.unwrap();
         });
-        let _ = finished;
         session.finish().await.unwrap();
         let lines = out
             .lines()
@@ -1039,6 +1038,12 @@ mod tests {
         }
     }
 
+    async fn send(host: &mut tokio::io::DuplexStream, line: &str) {
+        host.write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
     /// rmcp served over this transport passes a host's `notifications/cancelled` to
     /// the call's cancellation token (tools get it as `Call::cancel`), sends no answer
     /// for the cancelled call, and goes on serving.
@@ -1055,27 +1060,28 @@ mod tests {
             session.finish().await.unwrap();
         });
         let mut lines = tokio::io::BufReader::new(host_out).lines();
-        let mut send = async |line: &str| {
-            host_in
-                .write_all(format!("{line}\n").as_bytes())
-                .await
-                .unwrap();
-        };
-        send(r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#).await;
+        send(&mut host_in, r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#).await;
         let init: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
         assert_eq!(init["id"], 0, "{init}");
-        send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).await;
-        send(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"slow"}}"#).await;
-        send(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7,"reason":"changed my mind"}}"#).await;
+        send(
+            &mut host_in,
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        )
+        .await;
+        send(
+            &mut host_in,
+            r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"slow"}}"#,
+        )
+        .await;
+        send(&mut host_in, r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7,"reason":"changed my mind"}}"#).await;
         let seen = tokio::time::timeout(Duration::from_secs(10), outcome.recv())
             .await
             .unwrap();
         assert_eq!(seen, Some("cancelled"));
         // The cancelled call gets no answer; the next request does.
-        send(r#"{"jsonrpc":"2.0","id":8,"method":"ping"}"#).await;
+        send(&mut host_in, r#"{"jsonrpc":"2.0","id":8,"method":"ping"}"#).await;
         let next: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
         assert_eq!(next["id"], 8, "{next}");
-        drop(send);
         drop(host_in);
         assert!(lines.next_line().await.unwrap().is_none());
         serving.await.unwrap();
