@@ -22,6 +22,10 @@ use crate::config::Config;
 /// How many daily files are kept.
 pub const MAX_LOG_FILES: usize = 14;
 
+/// Lines waiting for the file writer before new ones are dropped (about 5 MB of JSON
+/// lines; the writer only appends to a local file).
+const BUFFERED_LINES: usize = 8192;
+
 /// The default log directory: `<state dir, else local data dir>/quilt-mcp/logs`.
 pub fn default_log_dir() -> Option<PathBuf> {
     let base = directories::BaseDirs::new()?;
@@ -73,7 +77,13 @@ pub fn init(config: &Config) -> LogGuard {
                     .map_err(|e| e.to_string())
             });
         match appender {
-            Ok(appender) => Some(tracing_appender::non_blocking(appender)),
+            // The writer's queue is allocated and initialised in full at start-up: its
+            // default (128,000 lines, 4 MB) took 2.5 ms of every start and 4 MB of RSS.
+            Ok(appender) => Some(
+                tracing_appender::non_blocking::NonBlockingBuilder::default()
+                    .buffered_lines_limit(BUFFERED_LINES)
+                    .finish(appender),
+            ),
             Err(e) => {
                 problem = Some(format!("cannot write logs to {}: {e}", dir.display()));
                 None

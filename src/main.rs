@@ -163,6 +163,10 @@ fn start(refused: &str, transport: Transport) -> (QuiltServer, logging::LogGuard
 async fn serve_stdio() -> anyhow::Result<()> {
     // Signal handlers first: a host may quit while the server is still starting.
     let signal = quilt_mcp::http::shutdown_signal();
+    // Each line from the host is decoded once by the stdio transport, which answers
+    // what rmcp cannot take and writes everything to stdout. It starts reading now,
+    // so that the host's `initialize` is read and decoded while the server is built.
+    let (transport, session) = quilt_mcp::stdio::transport(tokio::io::stdin(), tokio::io::stdout());
     let (server, guard) = start("every tool call", Transport::Stdio);
     tracing::info!(
         event = "server_started",
@@ -198,9 +202,6 @@ async fn serve_stdio() -> anyhow::Result<()> {
         );
         on_signal.cancel();
     });
-    // Each line from the host is decoded once by the stdio transport, which answers
-    // what rmcp cannot take and writes everything to stdout.
-    let (transport, session) = quilt_mcp::stdio::transport(tokio::io::stdin(), tokio::io::stdout());
     match server.serve_with_ct(transport, cancel.clone()).await {
         Ok(service) => {
             service
