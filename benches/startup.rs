@@ -3,7 +3,7 @@
 //! then the server's peak RSS (`VmHWM`) after `tools/list`. Runs `STARTUP_RUNS` times
 //! (default 100) and prints min, median and p90 with the load average.
 //!
-//! `cargo bench --bench startup` (the bench profile is the release one).
+//! `cargo bench --profile release --bench startup` (shares the release build).
 
 mod support;
 
