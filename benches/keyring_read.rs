@@ -1,4 +1,4 @@
-//! Latency of one read of the keyring entry (`quilt_mcp::auth::source::read_entry`),
+//! Latency of one read of the keyring entry (`quilt_mcp::auth::store::read_entry`),
 //! in the store this environment provides, or keyring-core's mock store with
 //! `KEYRING_BENCH_STORE=mock`. `scripts/ci-keyring` runs it in each real store:
 //!
@@ -16,7 +16,7 @@ mod support;
 use std::time::Instant;
 
 use quilt_mcp::auth::Token;
-use quilt_mcp::auth::source::{delete_entry, read_entry, store_in_use, write_entry};
+use quilt_mcp::auth::store::{delete_entry, read_entry, store_in_use, write_entry};
 use support::OrFail as _;
 
 fn main() {

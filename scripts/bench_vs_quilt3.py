@@ -38,6 +38,8 @@ SECRET = "bench-vs-quilt3-shared-secret-bench-vs-quilt3-shared-secret!!"
 REGISTRY = "bench-registry"
 MANY = "bench-many"
 SOURCES = "bench-sources"
+GOVERNED = "bench-governed"
+WORKFLOW_FIELDS = 20
 CREATE_OBJECT_BYTES = 4096
 FLOOR_CONCURRENCY = 16
 ACCESS_KEY = "testing"
@@ -111,6 +113,15 @@ def worker(op: str, spec: dict) -> None:
             spec["name"], registry=spec["registry"], selector_fn=lambda *a: False, force=True
         )
         note = f"{len(list(built.walk()))} entries"
+    elif op == "create-workflow":
+        pkg = quilt3.Package()
+        pkg.set_dir("", spec["source"])
+        pkg.set_meta(spec["metadata"])
+        built = pkg.push(
+            spec["name"], registry=spec["registry"], message=spec["message"],
+            selector_fn=lambda *a: False, force=True,
+        )
+        note = f"{len(list(built.walk()))} entries, workflow {built._workflow['id']}"
     elif op == "floor":
         s3 = boto3.client(
             "s3", config=botocore.config.Config(max_pool_connections=FLOOR_CONCURRENCY)
@@ -174,7 +185,7 @@ def hs256_token() -> str:
         "iat": now,
         "exp": now + 6 * 3600,
         "level": "write",
-        "buckets": [REGISTRY, MANY, SOURCES],
+        "buckets": [REGISTRY, MANY, SOURCES, GOVERNED],
         "permissions": ["s3:GetObject", "s3:ListBucket", "s3:PutObject"],
         "aws_credentials": {"access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY},
     }
@@ -331,6 +342,63 @@ def seed_many(s3, n: int) -> None:
     parallel(put, range(n))
 
 
+def seed_governed(s3) -> dict:
+    """A registry whose default workflow needs a message, a name pattern and a
+    WORKFLOW_FIELDS-field metadata schema (read from S3 on every create); the metadata
+    that passes it."""
+    fields = {f"field{i:02d}": {"type": "string", "minLength": 1} for i in range(1, WORKFLOW_FIELDS + 1)}
+    schema = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "required": sorted(fields),
+        "properties": fields,
+    }
+    s3.create_bucket(Bucket=GOVERNED)
+    s3.put_bucket_versioning(Bucket=GOVERNED, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=GOVERNED, Key="schemas/meta.json", Body=json.dumps(schema).encode())
+    config = (
+        'version: "1"\n'
+        "default_workflow: governed\n"
+        "workflows:\n"
+        "  governed:\n"
+        "    name: Governed\n"
+        "    handle_pattern: ^bench/\n"
+        "    is_message_required: true\n"
+        "    metadata_schema: meta\n"
+        "schemas:\n"
+        f"  meta: {{url: 's3://{GOVERNED}/schemas/meta.json'}}\n"
+    )
+    s3.put_object(Bucket=GOVERNED, Key=".quilt/workflows/config.yml", Body=config.encode())
+    return {name: f"value {name}" for name in fields}
+
+
+def bench_create_with_workflow(args, endpoint, rows, n: int, metadata: dict) -> None:
+    """package_create and quilt3 push of n objects into the governed registry."""
+    source = f"s3://{SOURCES}/create-{label(n)}/"
+    registry = f"s3://{GOVERNED}"
+    message = "governed create"
+    mcp = mcp_call(
+        args.binary, endpoint, "package_create",
+        {"package_name": f"bench/governed-mcp-{label(n)}", "registry": registry, "s3_uris": [source],
+         "message": message, "metadata": metadata},
+        progress=True,
+    )
+    q3 = run_worker(
+        "create-workflow",
+        {"name": f"bench/governed-q3-{label(n)}", "registry": registry, "source": source,
+         "message": message, "metadata": metadata},
+        endpoint,
+    )
+    row(
+        rows,
+        f"create from {n:,} objects with a workflow ({WORKFLOW_FIELDS}-field metadata schema)",
+        mcp,
+        q3,
+        f"quilt-mcp: workflow {mcp['structured'].get('workflow')}, {mcp['structured'].get('entry_count')} entries; "
+        f"quilt3: {q3['note']}",
+    )
+
+
 # ---------------------------------------------------------------------------------
 
 
@@ -357,11 +425,15 @@ def main() -> None:
     parser.add_argument("--diff", default="100k", help="entries of each diffed revision")
     parser.add_argument("--create", default="1k,10k", help="objects to create from")
     parser.add_argument("--packages", default="10000", help="packages in the listed registry (one count)")
+    parser.add_argument(
+        "--workflow-create", default="1k", help="objects to create from in a registry with a workflow"
+    )
     args = parser.parse_args()
     browse_sizes = sizes(args.sizes) + ([1_000_000] if args.full else [])
     diff_sizes = sizes(args.diff)
     create_sizes = sizes(args.create)
     package_counts = sizes(args.packages)
+    workflow_sizes = sizes(args.workflow_create)
 
     moto, endpoint = start_moto(args.moto)
     os.environ.update(aws_env(endpoint))
@@ -413,6 +485,14 @@ def main() -> None:
             t = time.monotonic()
             creates.append((n, seed_create_objects(s3, n)))
             say(f"put {n} objects of {CREATE_OBJECT_BYTES} bytes in {time.monotonic() - t:.1f} s")
+        seeded = {n for n, _ in creates}
+        for n in workflow_sizes:
+            if n not in seeded:
+                t = time.monotonic()
+                seed_create_objects(s3, n)
+                seeded.add(n)
+                say(f"put {n} objects of {CREATE_OBJECT_BYTES} bytes in {time.monotonic() - t:.1f} s")
+        governed_metadata = seed_governed(s3) if workflow_sizes else {}
         for n in package_counts[:1]:
             t = time.monotonic()
             seed_many(s3, n)
@@ -459,6 +539,9 @@ def main() -> None:
                 f"floor (16 parallel GETs, boto3): {floor['seconds']:.2f} s; quilt-mcp = {ratio:.2f}× floor, "
                 f"{mcp['notifications']} progress notifications",
             )
+
+        for n in workflow_sizes:
+            bench_create_with_workflow(args, endpoint, rows, n, governed_metadata)
 
         for n in package_counts[:1]:
             many = f"s3://{MANY}"

@@ -1,9 +1,6 @@
 #!/usr/bin/env python3
 """Drives a quilt-mcp binary over stdio with plain MCP JSON-RPC (standard library only).
 
-    mcp_stdio.py tools BINARY MANIFEST   write the server's tools/list (every tool: not
-                                         read-only) into MANIFEST's "tools", by name,
-                                         and the server's version into its "version"
     mcp_stdio.py smoke BINARY MANIFEST [--bundle-env]
                                          initialize, tools/list (must name MANIFEST's
                                          tools) and auth_status with a demo token; with
@@ -15,7 +12,7 @@
     mcp_stdio.py measure BINARY [RUNS]   size, median startup (spawn to initialize
                                          answered) and peak RSS (Linux) over RUNS runs
 
-Used by scripts/mcpb-tools and scripts/release-check. Exits non-zero on any failure.
+Used by scripts/release-check and scripts/bench_vs_quilt3.py. Exits non-zero on any failure.
 """
 
 import base64
@@ -156,30 +153,6 @@ class Session:
             self.log_dir.cleanup()
 
 
-def manifest_tools(tools: list) -> list:
-    return sorted(
-        ({"name": t["name"], "description": t.get("description", "")} for t in tools),
-        key=lambda t: t["name"],
-    )
-
-
-def write_tools(binary: str, manifest_path: str) -> None:
-    session = Session(binary, {"QUILT_MCP_READ_ONLY": "false"})
-    try:
-        version = session.initialize()["serverInfo"]["version"]
-        tools = manifest_tools(session.list_tools())
-    finally:
-        session.close()
-    with open(manifest_path, encoding="utf-8") as f:
-        manifest = json.load(f)
-    manifest["version"] = version
-    manifest["tools"] = tools
-    with open(manifest_path, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=2, ensure_ascii=False)
-        f.write("\n")
-    print(f"{manifest_path}: version {version}, {len(tools)} tools")
-
-
 def smoke(binary: str, manifest_path: str, bundle_env: bool) -> None:
     with open(manifest_path, encoding="utf-8") as f:
         manifest = json.load(f)
@@ -260,8 +233,6 @@ def main(argv: list) -> int:
     try:
         if command == "token" and not args:
             print(demo_token(DEMO_SECRET))
-        elif command == "tools" and len(args) == 2:
-            write_tools(*args)
         elif command == "measure" and len(args) in (1, 2):
             measure(args[0], int(args[1]) if len(args) == 2 else 20)
         elif command == "smoke" and len(args) in (2, 3) and args[2:] in ([], ["--bundle-env"]):

@@ -19,6 +19,19 @@ pub const DEFAULT_LEEWAY_SECS: u64 = 30;
 /// Default AWS region.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
+/// The default log filter.
+pub const DEFAULT_LOG_FILTER: &str = "info";
+
+/// Where the JSON log lines go (`QUILT_MCP_LOG_TARGET`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogTarget {
+    /// Daily files in the log directory (the default).
+    #[default]
+    File,
+    /// Standard error, for containers and process supervisors.
+    Stderr,
+}
+
 /// Where verification keys come from. Exactly one source may be configured.
 #[derive(Debug, Clone)]
 pub enum KeyConfig {
@@ -32,13 +45,22 @@ pub enum KeyConfig {
     JwksFile(PathBuf),
     /// More than one source configured: a configuration error, named by variable.
     Conflict(Vec<&'static str>),
+    /// A key setting still holds a placeholder (a configuration error): no key.
+    Placeholder {
+        /// The variable.
+        variable: &'static str,
+        /// The placeholder as set (not a secret).
+        value: String,
+    },
 }
 
 impl KeyConfig {
-    /// A short word for logs and status: `none`, `secret`, `public_key`, `jwks`, `conflict`.
+    /// A short word for logs and status: `none`, `secret`, `public_key`, `jwks`,
+    /// `conflict`, `placeholder`.
     pub fn kind(&self) -> &'static str {
         match self {
             KeyConfig::None => "none",
+            KeyConfig::Placeholder { .. } => "placeholder",
             KeyConfig::Secret(_) => "secret",
             KeyConfig::PublicKeyFile(_) => "public_key",
             KeyConfig::JwksFile(_) => "jwks",
@@ -89,8 +111,11 @@ pub struct Config {
     pub s3_force_path_style: bool,
     /// Log directory override.
     pub log_dir: Option<PathBuf>,
-    /// Log filter (EnvFilter syntax).
+    /// Log filter (EnvFilter syntax), checked: one that does not parse is a
+    /// configuration error and the default applies.
     pub log_filter: String,
+    /// Where the JSON log lines go.
+    pub log_target: LogTarget,
     /// Hide and refuse every tool that writes.
     pub read_only: bool,
     /// The Quilt catalog URL.
@@ -146,9 +171,13 @@ impl Config {
         if jwks.is_some() {
             configured.push("QUILT_MCP_JWKS");
         }
-        let key = if !key_placeholders.is_empty() {
+        let key = if let Some(first) = key_placeholders.first() {
+            let placeholder = KeyConfig::Placeholder {
+                variable: first.variable,
+                value: set(first.variable).unwrap_or_default().trim().to_owned(),
+            };
             errors.extend(key_placeholders);
-            KeyConfig::None
+            placeholder
         } else if configured.len() > 1 {
             KeyConfig::Conflict(configured)
         } else if let Some((_, value)) = secret {
@@ -214,11 +243,46 @@ impl Config {
                 .map_err(|problem| {
                     errors.push(ConfigError {
                         variable: "QUILT_MCP_PUBLIC_URL",
-                        problem,
+                        problem: problem.to_string(),
                     })
                 })
                 .ok()
         });
+        // A filter that does not parse is an error, never silently ignored; the
+        // default applies until it is fixed.
+        let log_filter = match get("QUILT_MCP_LOG") {
+            None => DEFAULT_LOG_FILTER.to_owned(),
+            Some(v) => match tracing_subscriber::EnvFilter::try_new(v.trim()) {
+                Ok(_) => v.trim().to_owned(),
+                Err(e) => {
+                    errors.push(ConfigError {
+                        variable: "QUILT_MCP_LOG",
+                        problem: format!(
+                            "{:?} is not a log filter ({e}); logging at {DEFAULT_LOG_FILTER} until this is fixed",
+                            v.trim()
+                        ),
+                    });
+                    DEFAULT_LOG_FILTER.to_owned()
+                }
+            },
+        };
+        let log_target = match get("QUILT_MCP_LOG_TARGET") {
+            None => LogTarget::File,
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "file" => LogTarget::File,
+                "stderr" => LogTarget::Stderr,
+                _ => {
+                    errors.push(ConfigError {
+                        variable: "QUILT_MCP_LOG_TARGET",
+                        problem: format!(
+                            "expected file or stderr, got {:?}; writing log files until this is fixed",
+                            v.trim()
+                        ),
+                    });
+                    LogTarget::File
+                }
+            },
+        };
 
         Config {
             token: get("QUILT_MCP_TOKEN")
@@ -240,7 +304,8 @@ impl Config {
             endpoint_url_sts: get("AWS_ENDPOINT_URL_STS"),
             s3_force_path_style,
             log_dir: get("QUILT_MCP_LOG_DIR").map(PathBuf::from),
-            log_filter: get("QUILT_MCP_LOG").unwrap_or_else(|| "info".to_owned()),
+            log_filter,
+            log_target,
             read_only,
             catalog_url: get("QUILT_CATALOG_URL"),
             public_url,
@@ -252,9 +317,14 @@ impl Config {
 /// Checks an externally visible base URL (`QUILT_MCP_PUBLIC_URL`, `--public-url`):
 /// `http` or `https`, a host, no user info, query or fragment; an optional path
 /// prefix. Returns it without a trailing `/`.
-pub fn parse_public_url(value: &str) -> Result<String, String> {
+pub fn parse_public_url(value: &str) -> Result<String, PublicUrlError> {
     let text = value.trim().trim_end_matches('/');
-    let problem = |why: &str| Err(format!("{why}, got {text:?}"));
+    let problem = |why: &'static str| {
+        Err(PublicUrlError {
+            why,
+            value: text.to_owned(),
+        })
+    };
     let Ok(uri) = text.parse::<http::Uri>() else {
         return problem("expected a URL such as https://mcp.example.com");
     };
@@ -271,6 +341,14 @@ pub fn parse_public_url(value: &str) -> Result<String, String> {
         return problem("expected a URL without a query or fragment");
     }
     Ok(text.to_owned())
+}
+
+/// Why a public base URL was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{why}, got {value:?}")]
+pub struct PublicUrlError {
+    why: &'static str,
+    value: String,
 }
 
 /// A token setting as SPEC §3 reads it: surrounding whitespace and one leading
@@ -455,7 +533,7 @@ mod tests {
             ("QUILT_MCP_JWT_SECRET", "${user_config.jwt_secret}"),
             ("QUILT_MCP_JWKS", "/k.json"),
         ]);
-        assert_eq!(c.key.kind(), "none");
+        assert_eq!(c.key.kind(), "placeholder");
         let vars: Vec<_> = c.errors.iter().map(|e| e.variable).collect();
         assert_eq!(vars, ["QUILT_MCP_JWT_SECRET"]);
         assert!(c.errors[0].problem.contains("${user_config.jwt_secret}"));
@@ -463,10 +541,41 @@ mod tests {
             config(&[("QUILT_MCP_JWT_PUBLIC_KEY", "<path to the PEM public key>")])
                 .key
                 .kind(),
-            "none"
+            "placeholder"
         );
         assert!(!is_placeholder("eyJ.abc.def"));
         assert!(!is_placeholder("$HOME/key.pem"));
+    }
+
+    #[test]
+    fn a_log_filter_that_does_not_parse_is_an_error() {
+        for (value, filter, error) in [
+            ("debug", "debug", false),
+            ("quilt_mcp=debug,info", "quilt_mcp=debug,info", false),
+            ("nonsense=[", "info", true),
+            ("info,=", "info", true),
+        ] {
+            let c = config(&[("QUILT_MCP_LOG", value)]);
+            assert_eq!(c.log_filter, filter, "{value:?}");
+            assert_eq!(
+                c.errors.iter().any(|e| e.variable == "QUILT_MCP_LOG"),
+                error,
+                "{value:?}: {:?}",
+                c.errors
+            );
+        }
+    }
+
+    #[test]
+    fn log_target_is_file_or_stderr() {
+        assert_eq!(config(&[]).log_target, LogTarget::File);
+        assert_eq!(
+            config(&[("QUILT_MCP_LOG_TARGET", "stderr")]).log_target,
+            LogTarget::Stderr
+        );
+        let c = config(&[("QUILT_MCP_LOG_TARGET", "syslog")]);
+        assert_eq!(c.log_target, LogTarget::File);
+        assert_eq!(c.errors[0].variable, "QUILT_MCP_LOG_TARGET");
     }
 
     #[test]

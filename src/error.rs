@@ -1,13 +1,12 @@
-//! The errors a tool call can end in, with the codes of the contract (SPEC §6.1, §7).
+//! The errors a tool call can end in, with the codes of the contract (docs/reference.md,
+//! Errors).
 //!
 //! This is the leaf of the crate: it knows nothing of MCP, tokens or tools. A
 //! [`ToolError`] is what a tool that ran and failed reports: a code, a message that
-//! says what to do, and whether a retry can help. [`s3_error`] classifies S3 failures
-//! once, for every layer that talks to S3. Messages never carry credentials.
+//! says what to do, and whether a retry can help; an [`ArgumentError`] is an argument
+//! that does not parse, which becomes `invalid_argument`. [`scrub`] makes upstream
+//! text fit to show. Messages never carry credentials.
 
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::types::EncodingType;
-use percent_encoding::percent_decode_str;
 use serde::Serialize;
 
 /// `structuredContent.error.code` of a failed tool (SPEC §6.1).
@@ -92,116 +91,30 @@ impl ToolError {
     pub(crate) fn invalid(message: impl Into<String>) -> ToolError {
         ToolError::new(ErrorCode::InvalidArgument, message)
     }
+}
 
-    /// A read of `target` that broke off midway: retryable `upstream_error`.
-    pub(crate) fn interrupted(target: &str, error: &dyn std::error::Error) -> ToolError {
-        ToolError::retryable(
-            ErrorCode::UpstreamError,
-            format!("reading {target} was interrupted: {}", chain(error)),
-        )
+/// An argument that does not parse: what is wrong with it, in plain words, without
+/// echoing more than a short excerpt of it. The gate names the argument (its path in
+/// the call's arguments) and makes it an `invalid_argument`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct ArgumentError(String);
+
+impl ArgumentError {
+    /// An argument error saying `message`.
+    pub(crate) fn new(message: impl Into<String>) -> ArgumentError {
+        ArgumentError(message.into())
+    }
+
+    /// The same error, prefixed with what it is about (`in "s3://…": …`).
+    pub(crate) fn context(self, what: impl std::fmt::Display) -> ArgumentError {
+        ArgumentError(format!("{what}: {}", self.0))
     }
 }
 
-/// Maps an S3 SDK error of `action` (such as `GetObject`) on `target` (an `s3://`
-/// URI) to the tool error the caller sees.
-pub(crate) fn s3_error<E>(action: &str, target: &str, error: &SdkError<E>) -> ToolError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let retryable = ToolError::retryable;
-    match error {
-        SdkError::ServiceError(service) => {
-            let status = service.raw().status().as_u16();
-            let code = error.code().unwrap_or("");
-            let detail = error
-                .message()
-                .map(|m| format!(" ({})", scrub(m)))
-                .unwrap_or_default();
-            match (code, status) {
-                ("NoSuchKey" | "NotFound" | "NoSuchVersion", _) | ("", 404) => {
-                    ToolError::new(ErrorCode::NotFound, format!("{target} does not exist"))
-                }
-                ("NoSuchBucket", _) => ToolError::new(
-                    ErrorCode::NotFound,
-                    format!("the bucket of {target} does not exist"),
-                ),
-                (
-                    "AccessDenied"
-                    | "AllAccessDisabled"
-                    | "InvalidAccessKeyId"
-                    | "SignatureDoesNotMatch",
-                    _,
-                )
-                | (_, 403) => ToolError::new(
-                    ErrorCode::AccessDenied,
-                    format!(
-                        "S3 denied {action} on {target}{detail}: the IAM role behind the token lacks this permission, or a bucket policy refuses it; ask the Quilt administrator"
-                    ),
-                ),
-                (
-                    "SlowDown"
-                    | "Throttling"
-                    | "ThrottlingException"
-                    | "RequestLimitExceeded"
-                    | "TooManyRequests",
-                    _,
-                )
-                | (_, 429 | 503) => retryable(
-                    ErrorCode::Throttled,
-                    format!(
-                        "S3 is throttling {action} on {target}{detail}; retry in a few seconds"
-                    ),
-                ),
-                ("InvalidRange", _) | (_, 416) => ToolError::new(
-                    ErrorCode::InvalidArgument,
-                    format!("the requested range is outside {target}"),
-                ),
-                ("PermanentRedirect" | "AuthorizationHeaderMalformed", _) | (_, 301) => {
-                    ToolError::new(
-                        ErrorCode::UpstreamError,
-                        format!(
-                            "S3 refused {action} on {target}: the bucket is in another region; set QUILT_MCP_AWS_REGION or put the region in the token"
-                        ),
-                    )
-                }
-                (
-                    "InvalidArgument" | "InvalidRequest" | "KeyTooLongError" | "EntityTooLarge"
-                    | "InvalidBucketName",
-                    _,
-                ) => ToolError::new(
-                    ErrorCode::InvalidArgument,
-                    format!("S3 rejected {action} on {target}{detail}"),
-                ),
-                (_, 500..=599) => retryable(
-                    ErrorCode::UpstreamError,
-                    format!(
-                        "S3 failed {action} on {target} with HTTP {status}{detail}; retry later"
-                    ),
-                ),
-                _ => ToolError::new(
-                    ErrorCode::UpstreamError,
-                    format!(
-                        "S3 failed {action} on {target}: {} HTTP {status}{detail}",
-                        scrub(code)
-                    ),
-                ),
-            }
-        }
-        SdkError::TimeoutError(_) => retryable(
-            ErrorCode::UpstreamError,
-            format!("{action} on {target} timed out"),
-        ),
-        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => retryable(
-            ErrorCode::UpstreamError,
-            format!(
-                "S3 could not be reached for {action} on {target}: {}",
-                chain(error)
-            ),
-        ),
-        _ => ToolError::new(
-            ErrorCode::UpstreamError,
-            format!("{action} on {target} failed: {}", chain(error)),
-        ),
+impl From<ArgumentError> for ToolError {
+    fn from(error: ArgumentError) -> ToolError {
+        ToolError::invalid(error.0)
     }
 }
 
@@ -229,7 +142,7 @@ fn raw_chain(error: &dyn std::error::Error) -> String {
 pub(crate) const REDACTED: &str = "[redacted]";
 
 /// Upstream text (from S3, STS, a registry, an HTTP stack) made fit for an error
-/// message, a log line or a tool result (SPEC §8): URLs lose their userinfo
+/// message, a log line or a tool result (docs/reference.md, Logs): URLs lose their userinfo
 /// (`scheme://user:pass@host` → `scheme://host`), and anything shaped like a JWT
 /// (three dot-separated base64url segments, one starting `eyJ`), an AWS access key id
 /// (`AKIA`/`ASIA` + 16 upper-case letters or digits) or a long secret-looking run (32 or
@@ -331,30 +244,6 @@ fn strip_access_key_ids(segment: &str) -> String {
     out
 }
 
-/// A key or prefix as a listing returned it, decoded when the listing says it is
-/// URL-encoded (`+` is a space, as S3 writes it; a literal `+` comes as `%2B`).
-/// S3 listings ask for URL-encoded names (`encoding-type=url`), so that any key lists,
-/// even one that XML 1.0 cannot carry (SPEC §6 "S3 names"); this reads them back.
-///
-pub(crate) fn listed_name(
-    text: &str,
-    encoding: Option<&EncodingType>,
-) -> Result<String, ToolError> {
-    if !matches!(encoding, Some(EncodingType::Url)) {
-        return Ok(text.to_owned());
-    }
-    let spaced = text.replace('+', " ");
-    percent_decode_str(&spaced)
-        .decode_utf8()
-        .map(std::borrow::Cow::into_owned)
-        .map_err(|_| {
-            ToolError::new(
-                ErrorCode::UpstreamError,
-                "S3 listed a name that is not URL-encoded UTF-8",
-            )
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,17 +291,5 @@ mod tests {
         ] {
             assert_eq!(scrub(plain), plain);
         }
-    }
-
-    #[test]
-    fn listed_names_are_decoded_only_when_encoded() {
-        let url = Some(&EncodingType::Url);
-        assert_eq!(listed_name("a+b%2Bc%25d%00", url).unwrap(), "a b+c%d\0");
-        assert_eq!(listed_name("caf%C3%A9/", url).unwrap(), "café/");
-        assert_eq!(listed_name("a+b%41", None).unwrap(), "a+b%41");
-        assert_eq!(
-            listed_name("%ff", url).unwrap_err().code,
-            ErrorCode::UpstreamError
-        );
     }
 }

@@ -503,7 +503,7 @@ fn unauthorized(metadata: Option<&str>, failure: &AuthFailure, token_presented: 
 }
 
 async fn healthz() -> impl IntoResponse {
-    axum::Json(json!({"status": "ok", "version": crate::VERSION}))
+    axum::Json(json!({"status": "ok", "version": crate::version::VERSION}))
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

@@ -6,9 +6,11 @@
 //! Layers from the bottom up; a module uses only the layers below it (ARCHITECTURE.md,
 //! kept by `tests/it/architecture.rs`):
 //!
-//! - `error`: the error codes of the contract and `ToolError`; S3 failures classified.
-//! - [`time`], [`config`]: clocks; every environment variable of the contract, read
-//!   once into [`Config`].
+//! - `version`: the crate's version, named by any layer.
+//! - `error`: the error codes of the contract, `ToolError` and `ArgumentError`.
+//! - [`time`], `s3`: clocks; every S3 request, its failure classified once, S3 names and
+//!   `s3://` URIs.
+//! - [`config`]: every environment variable of the contract, read once into [`Config`].
 //! - [`logging`]: JSON-lines log files and the plain stderr stream. [`quilt`]: the
 //!   package format (manifests, hashes, Python-exact JSON) and registry I/O.
 //! - [`auth`]: where the token comes from ([`auth::source`]), how it is verified
@@ -36,15 +38,15 @@ mod error;
 pub mod http;
 pub mod logging;
 pub mod quilt;
+mod s3;
 pub mod server;
 pub mod setup;
 pub mod status;
 pub mod stdio;
 pub mod time;
 mod tools;
+mod version;
 
 pub use config::Config;
 pub use server::QuiltServer;
-
-/// The crate's version, as reported in `initialize` and the logs.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub use version::VERSION;

@@ -1,30 +1,50 @@
-//! Diagnostics (SPEC §8): JSON lines, one event an object, in daily files under the
-//! log directory (the last 14 kept); warnings and errors also go to stderr as plain
-//! text. Nothing is ever written to stdout.
+//! Diagnostics (see `docs/reference.md`, Logs): JSON lines, one event an object, in
+//! daily files under the log directory (at most 14 files and 1 GiB kept), or on
+//! stderr with `QUILT_MCP_LOG_TARGET=stderr`; warnings and errors also go to stderr
+//! as plain text. Nothing is ever written to stdout.
 //!
-//! Only events that carry an `event` field reach the JSON files, so every line has
-//! `timestamp`, `level` and `event`. Secrets cannot reach a line: the token, the
-//! shared secret and AWS keys live in types that have no `Display` and redact
-//! themselves in `Debug`.
+//! Only events that carry an `event` field reach the JSON lines, so every line has
+//! `timestamp`, `level` and `event`, and `pid` (plus the stdio `session` id), so the
+//! lines of several server processes sharing one daily file can be told apart. A
+//! field an event declares but does not record (an absent claim) is `null`. Secrets
+//! cannot reach a line: the token, the shared secret and AWS keys live in types that
+//! have no `Display` and redact themselves in `Debug`.
+//!
+//! [`refusals`] reads the refused calls back for `quilt-mcp logs`.
 
-use std::path::PathBuf;
+use std::io::{BufRead as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use tracing::Level;
-use tracing_appender::non_blocking::WorkerGuard;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
 use tracing_appender::rolling::{Builder, Rotation};
+use tracing_subscriber::Layer;
 use tracing_subscriber::filter::{EnvFilter, FilterExt, LevelFilter, filter_fn};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{self, FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{Layer, fmt};
 
-use crate::config::Config;
+use crate::config::{Config, LogTarget};
 
 /// How many daily files are kept.
 pub const MAX_LOG_FILES: usize = 14;
 
+/// How many bytes of log files are kept, all files together.
+pub const MAX_LOG_BYTES: u64 = 1 << 30;
+
 /// Lines waiting for the file writer before new ones are dropped (about 5 MB of JSON
 /// lines; the writer only appends to a local file).
 const BUFFERED_LINES: usize = 8192;
+
+const FILE_PREFIX: &str = "quilt-mcp";
+const FILE_SUFFIX: &str = "log";
 
 /// The default log directory: `<state dir, else local data dir>/quilt-mcp/logs`.
 pub fn default_log_dir() -> Option<PathBuf> {
@@ -38,79 +58,100 @@ pub fn log_dir(config: &Config) -> Option<PathBuf> {
     config.log_dir.clone().or_else(default_log_dir)
 }
 
+/// A fresh id for one stdio session, carried by every line it logs.
+pub fn new_session_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()
+}
+
+/// Why no JSON file is written.
+#[derive(Debug, thiserror::Error)]
+pub enum LogUnavailable {
+    /// No directory: neither `QUILT_MCP_LOG_DIR` nor a home directory.
+    #[error("no log directory: set QUILT_MCP_LOG_DIR")]
+    NoDirectory,
+    /// The directory or its file could not be opened.
+    #[error("cannot write logs to {}: {source}", .dir.display())]
+    Unwritable {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Keeps the file writer alive; dropping it flushes the last lines.
 #[derive(Debug)]
 pub struct LogGuard {
     _guard: Option<WorkerGuard>,
     /// The directory that receives the JSON files, when it could be opened.
     pub dir: Option<PathBuf>,
-    /// Why no JSON file is written, when none is.
-    pub problem: Option<String>,
+    /// Why no JSON file is written, when none is (and the target is files).
+    pub problem: Option<LogUnavailable>,
 }
 
-/// Installs the global subscriber: JSON files plus plain stderr for warnings.
-pub fn init(config: &Config) -> LogGuard {
-    let stderr = fmt::layer()
+/// Installs the global subscriber: JSON lines (files, or stderr) plus plain stderr
+/// for warnings. `session` is the stdio session's id (none over HTTP, where lines
+/// carry their `request_id`).
+pub fn init(config: &Config, session: Option<&str>) -> LogGuard {
+    let format = JsonLines {
+        pid: std::process::id(),
+        session: session.map(Arc::from),
+    };
+    let filter = || {
+        EnvFilter::try_new(&config.log_filter)
+            .unwrap_or_else(|_| EnvFilter::new(crate::config::DEFAULT_LOG_FILTER))
+            .and(filter_fn(|meta| meta.fields().field("event").is_some()))
+    };
+    let to_stderr = config.log_target == LogTarget::Stderr;
+    let plain = fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .with_target(false)
         .compact()
         .with_filter(
             // rmcp reports every refused call as a warning of its own; the JSON log
-            // already has the refusal, so only its errors reach stderr.
-            filter_fn(|meta| !meta.target().starts_with("rmcp") || *meta.level() <= Level::ERROR)
-                .and(LevelFilter::WARN),
+            // already has the refusal, so only its errors reach stderr. With the JSON
+            // lines on stderr, events are not repeated in plain text.
+            filter_fn(move |meta| {
+                (!meta.target().starts_with("rmcp") || *meta.level() <= Level::ERROR)
+                    && !(to_stderr && meta.fields().field("event").is_some())
+            })
+            .and(LevelFilter::WARN),
         );
 
-    let dir = log_dir(config);
-    let mut problem = None;
-    let file = dir.as_ref().and_then(|dir| {
-        let appender = std::fs::create_dir_all(dir)
-            .map_err(|e| e.to_string())
-            .and_then(|()| {
-                Builder::new()
-                    .rotation(Rotation::DAILY)
-                    .filename_prefix("quilt-mcp")
-                    .filename_suffix("log")
-                    .max_log_files(MAX_LOG_FILES)
-                    .build(dir)
-                    .map_err(|e| e.to_string())
-            });
-        match appender {
-            // The writer's queue is allocated and initialised in full at start-up: its
-            // default (128,000 lines, 4 MB) took 2.5 ms of every start and 4 MB of RSS.
-            Ok(appender) => Some(
-                tracing_appender::non_blocking::NonBlockingBuilder::default()
-                    .buffered_lines_limit(BUFFERED_LINES)
-                    .finish(appender),
-            ),
-            Err(e) => {
-                problem = Some(format!("cannot write logs to {}: {e}", dir.display()));
-                None
-            }
-        }
-    });
-    if dir.is_none() {
-        problem = Some("no log directory: set QUILT_MCP_LOG_DIR".to_owned());
+    if to_stderr {
+        let json = fmt::layer()
+            .event_format(format)
+            .with_writer(std::io::stderr)
+            .with_filter(filter());
+        let _ = tracing_subscriber::registry()
+            .with(plain)
+            .with(json)
+            .try_init();
+        return LogGuard {
+            _guard: None,
+            dir: None,
+            problem: None,
+        };
     }
-    let (writer, guard) = match file {
-        Some((writer, guard)) => (Some(writer), Some(guard)),
-        None => (None, None),
+
+    let opened = match log_dir(config) {
+        None => Err(LogUnavailable::NoDirectory),
+        Some(dir) => open_dir(&dir).map(|writer| (dir, writer)),
+    };
+    let (dir, writer, guard, problem) = match opened {
+        Ok((dir, (writer, guard))) => (Some(dir), Some(writer), Some(guard), None),
+        Err(problem) => (None, None, None, Some(problem)),
     };
     let json = writer.map(|writer| {
-        let filter =
-            EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
         fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .with_target(false)
+            .event_format(format)
             .with_writer(writer)
-            .with_filter(filter.and(filter_fn(|meta| meta.fields().field("event").is_some())))
+            .with_filter(filter())
     });
     let _ = tracing_subscriber::registry()
-        .with(stderr)
+        .with(plain)
         .with(json)
         .try_init();
     if let Some(problem) = &problem {
@@ -121,7 +162,441 @@ pub fn init(config: &Config) -> LogGuard {
     }
     LogGuard {
         _guard: guard,
-        dir: if problem.is_none() { dir } else { None },
+        dir,
         problem,
+    }
+}
+
+/// Opens the daily files of `dir`, after pruning it to the caps.
+fn open_dir(dir: &Path) -> Result<(Capped, WorkerGuard), LogUnavailable> {
+    let unwritable = |source| LogUnavailable::Unwritable {
+        dir: dir.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(unwritable)?;
+    let used = prune(dir, MAX_LOG_FILES, MAX_LOG_BYTES);
+    let appender = Builder::new()
+        .rotation(Rotation::DAILY)
+        .filename_prefix(FILE_PREFIX)
+        .filename_suffix(FILE_SUFFIX)
+        .max_log_files(MAX_LOG_FILES)
+        .build(dir)
+        .map_err(|e| unwritable(std::io::Error::other(e)))?;
+    // The writer's queue is allocated and initialised in full at start-up: its default
+    // (128,000 lines, 4 MB) took 2.5 ms of every start and 4 MB of RSS.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(BUFFERED_LINES)
+        .finish(appender);
+    let budget = Budget {
+        dir: dir.to_owned(),
+        cap: MAX_LOG_BYTES,
+        used: AtomicU64::new(used),
+        checked_at: AtomicI64::new(0),
+        pruning: Mutex::new(()),
+        warned: AtomicBool::new(false),
+    };
+    Ok((
+        Capped {
+            inner: writer,
+            budget: Arc::new(budget),
+        },
+        guard,
+    ))
+}
+
+/// The log files of `dir` (`quilt-mcp.<date>.log`), newest first, with their sizes.
+fn log_files(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<(PathBuf, u64)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with(&format!("{FILE_PREFIX}."))
+                && name.ends_with(&format!(".{FILE_SUFFIX}"))
+        })
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            meta.is_file().then(|| (e.path(), meta.len()))
+        })
+        .collect();
+    // The date in the name sorts as the file's age.
+    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files
+}
+
+/// Deletes the oldest log files of `dir` beyond `max_files`, or beyond `max_bytes`
+/// all together; the newest is always kept (it is the one being written). Returns
+/// the bytes kept.
+fn prune(dir: &Path, max_files: usize, max_bytes: u64) -> u64 {
+    let mut kept = 0u64;
+    // Once a file does not fit, it and every older file go.
+    let mut full = false;
+    for (index, (path, size)) in log_files(dir).into_iter().enumerate() {
+        let keep =
+            index == 0 || (!full && index < max_files && kept.saturating_add(size) <= max_bytes);
+        full |= !keep;
+        // A file that cannot be removed still counts.
+        if keep || std::fs::remove_file(&path).is_err() {
+            kept = kept.saturating_add(size);
+        }
+    }
+    kept
+}
+
+/// The byte budget of the log directory: counts what is written, and when the count
+/// passes the cap, prunes the oldest files; while even that leaves no room (the
+/// newest file alone is at the cap), lines are dropped, said once on stderr.
+#[derive(Debug)]
+struct Budget {
+    dir: PathBuf,
+    cap: u64,
+    used: AtomicU64,
+    /// When the directory was last measured (Unix seconds): at most once a second.
+    checked_at: AtomicI64,
+    pruning: Mutex<()>,
+    warned: AtomicBool,
+}
+
+impl Budget {
+    fn admit(&self, len: usize) -> bool {
+        let len = u64::try_from(len).unwrap_or(u64::MAX);
+        let used = self
+            .used
+            .fetch_add(len, Ordering::Relaxed)
+            .saturating_add(len);
+        if used <= self.cap {
+            return true;
+        }
+        let now = crate::time::now_unix();
+        if self.checked_at.swap(now, Ordering::Relaxed) == now {
+            return false;
+        }
+        let Ok(_only_one) = self.pruning.try_lock() else {
+            return false;
+        };
+        let kept = prune(&self.dir, MAX_LOG_FILES, self.cap);
+        self.used.store(kept.saturating_add(len), Ordering::Relaxed);
+        let room = kept.saturating_add(len) <= self.cap;
+        if !room && !self.warned.swap(true, Ordering::Relaxed) {
+            // Not through tracing: this is the writer of tracing's lines.
+            let _ = writeln!(
+                std::io::stderr(),
+                "quilt-mcp: the log directory {} holds {kept} bytes, its cap: log lines are dropped until a new day's file starts",
+                self.dir.display()
+            );
+        }
+        room
+    }
+}
+
+/// The file writer behind the byte budget.
+#[derive(Clone)]
+struct Capped {
+    inner: NonBlocking,
+    budget: Arc<Budget>,
+}
+
+impl<'a> MakeWriter<'a> for Capped {
+    type Writer = CappedWriter;
+
+    fn make_writer(&'a self) -> CappedWriter {
+        CappedWriter {
+            inner: self.inner.clone(),
+            budget: Arc::clone(&self.budget),
+        }
+    }
+}
+
+/// One line's writer.
+struct CappedWriter {
+    inner: NonBlocking,
+    budget: Arc<Budget>,
+}
+
+impl std::io::Write for CappedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.budget.admit(buf.len()) {
+            self.inner.write(buf)
+        } else {
+            Ok(buf.len())
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The JSON line of one event: `timestamp`, `level`, `pid`, `session` (stdio), then
+/// every field the event declares, `null` when it was not recorded.
+struct JsonLines {
+    pid: u32,
+    session: Option<Arc<str>>,
+}
+
+impl<S, N> FormatEvent<S, N> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let meta = event.metadata();
+        let mut line = Map::new();
+        line.insert(
+            "timestamp".into(),
+            Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+        );
+        line.insert("level".into(), Value::String(meta.level().to_string()));
+        line.insert("pid".into(), Value::from(self.pid));
+        if let Some(session) = &self.session {
+            line.insert("session".into(), Value::String(session.to_string()));
+        }
+        for field in meta.fields() {
+            line.insert(field.name().into(), Value::Null);
+        }
+        event.record(&mut Fields(&mut line));
+        writeln!(writer, "{}", Value::Object(line))
+    }
+}
+
+/// Records an event's fields into a JSON object.
+struct Fields<'a>(&'a mut Map<String, Value>);
+
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0
+            .insert(field.name().into(), Value::String(value.into()));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().into(), Value::Bool(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().into(), Value::from(value));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().into(), Value::String(format!("{value:?}")));
+    }
+}
+
+/// A refused call, read back from the log: when, which process, what and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    /// When (RFC 3339).
+    pub timestamp: String,
+    /// The server process.
+    pub pid: Option<u64>,
+    /// The stdio session, or the HTTP request.
+    pub session: Option<String>,
+    /// The tool called (none for an HTTP request refused before MCP).
+    pub tool: Option<String>,
+    /// `unauthorized` (-32001) or `denied` (-32003).
+    pub outcome: String,
+    /// The reason code.
+    pub reason: Option<String>,
+    /// What happened, in words, when the log says.
+    pub detail: Option<String>,
+    /// What to do about it, when the log says.
+    pub hint: Option<String>,
+}
+
+/// Longest log line read back; longer ones are skipped.
+const MAX_LINE: usize = 1 << 20;
+
+/// The last `last` refused calls logged in `dir`, oldest first: tool calls refused
+/// with -32001 or -32003, and HTTP requests refused before MCP, each with the detail
+/// of the `token_checked` or `tool_denied` line that explains it.
+pub fn refusals(dir: &Path, last: usize) -> std::io::Result<Vec<Refusal>> {
+    let mut found: Vec<Refusal> = Vec::new();
+    // Newest file first, until enough are found.
+    for (path, _) in log_files(dir) {
+        let mut in_file = read_refusals(&path)?;
+        in_file.append(&mut found);
+        found = in_file;
+        if found.len() >= last {
+            break;
+        }
+    }
+    let skip = found.len().saturating_sub(last);
+    Ok(found.split_off(skip))
+}
+
+fn read_refusals(path: &Path) -> std::io::Result<Vec<Refusal>> {
+    let text = |line: &Map<String, Value>, key: &str| -> Option<String> {
+        line.get(key).and_then(Value::as_str).map(str::to_owned)
+    };
+    let mut reader = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut out = Vec::new();
+    // The last explanation per process: (pid, session) → (status, detail, hint).
+    let mut checked: std::collections::HashMap<(Option<u64>, Option<String>), Map<String, Value>> =
+        std::collections::HashMap::new();
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n =
+            std::io::Read::take(&mut reader, MAX_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if buf.len() > MAX_LINE {
+            // Skip the rest of an over-long line.
+            let mut rest = Vec::new();
+            reader.read_until(b'\n', &mut rest)?;
+            continue;
+        }
+        let Ok(Value::Object(line)) = serde_json::from_slice::<Value>(&buf) else {
+            continue;
+        };
+        let pid = line.get("pid").and_then(Value::as_u64);
+        let session = text(&line, "session").or_else(|| text(&line, "request_id"));
+        let key = (pid, session.clone());
+        match line.get("event").and_then(Value::as_str) {
+            Some("token_checked") if line.get("status").and_then(Value::as_str) != Some("ok") => {
+                if line.get("request_id").is_some_and(|r| !r.is_null())
+                    && line.get("token_source").and_then(Value::as_str) == Some("http")
+                {
+                    // Over HTTP a refused token never reaches a tool: the request is
+                    // the refusal.
+                    out.push(Refusal {
+                        timestamp: text(&line, "timestamp").unwrap_or_default(),
+                        pid,
+                        session: session.clone(),
+                        tool: None,
+                        outcome: "unauthorized".to_owned(),
+                        reason: text(&line, "status"),
+                        detail: text(&line, "detail"),
+                        hint: text(&line, "hint"),
+                    });
+                }
+                checked.insert(key, line);
+            }
+            Some("tool_denied") => {
+                checked.insert(key, line);
+            }
+            Some("tool_call") => {
+                let outcome = text(&line, "outcome").unwrap_or_default();
+                if outcome != "unauthorized" && outcome != "denied" {
+                    continue;
+                }
+                let reason = text(&line, "reason");
+                let why = checked.get(&key).filter(|why| {
+                    let code = text(why, "status").or_else(|| text(why, "reason"));
+                    code == reason
+                });
+                let detail = why.and_then(|why| text(why, "detail").or_else(|| denial_detail(why)));
+                out.push(Refusal {
+                    timestamp: text(&line, "timestamp").unwrap_or_default(),
+                    pid,
+                    session,
+                    tool: text(&line, "tool"),
+                    outcome,
+                    reason,
+                    detail,
+                    hint: why.and_then(|why| text(why, "hint")),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The words of a `tool_denied` line: the bucket or permissions refused.
+fn denial_detail(line: &Map<String, Value>) -> Option<String> {
+    let bucket = line
+        .get("bucket")
+        .and_then(Value::as_str)
+        .filter(|b| !b.is_empty());
+    let missing = line
+        .get("missing_permissions")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty());
+    match (bucket, missing) {
+        (_, Some(missing)) => Some(format!("missing {missing}")),
+        (Some(bucket), None) => Some(format!("bucket {bucket}")),
+        (None, None) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(dir: &Path, date: &str, len: u64) -> PathBuf {
+        let path = dir.join(format!("quilt-mcp.{date}.log"));
+        let f = std::fs::File::create(&path).unwrap();
+        f.set_len(len).unwrap();
+        path
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_files_within_both_caps() {
+        let dir = tempfile::tempdir().unwrap();
+        for day in 1..=20 {
+            file(dir.path(), &format!("2026-01-{day:02}"), 10);
+        }
+        std::fs::write(dir.path().join("other.txt"), "not a log").unwrap();
+        assert_eq!(prune(dir.path(), 14, 1000), 140);
+        let names: Vec<String> = log_files(dir.path())
+            .iter()
+            .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 14);
+        assert_eq!(names[0], "quilt-mcp.2026-01-20.log");
+        assert_eq!(names[13], "quilt-mcp.2026-01-07.log");
+        assert!(dir.path().join("other.txt").exists());
+
+        // The byte cap, oldest first: a big file goes with everything older, even
+        // when a smaller older one would fit; the newest stays even when it alone
+        // passes the cap.
+        file(dir.path(), "2026-01-19", 40);
+        assert_eq!(prune(dir.path(), 14, 45), 10);
+        assert_eq!(log_files(dir.path()).len(), 1);
+        file(dir.path(), "2026-01-18", 10);
+        file(dir.path(), "2026-01-19", 10);
+        assert_eq!(prune(dir.path(), 14, 35), 30);
+        assert_eq!(log_files(dir.path()).len(), 3);
+        file(dir.path(), "2026-02-01", 100);
+        assert_eq!(prune(dir.path(), 14, 35), 100);
+        assert_eq!(log_files(dir.path()).len(), 1);
+    }
+
+    #[test]
+    fn refusals_are_read_back_with_their_reasons() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines = [
+            r#"{"timestamp":"t1","level":"INFO","pid":7,"session":"s1","event":"token_checked","status":"expired","detail":"the token expired at X","hint":"run `quilt-mcp login`","token_source":"keyring","request_id":null}"#,
+            r#"{"timestamp":"t2","level":"INFO","pid":7,"session":"s1","event":"tool_call","tool":"auth_status","outcome":"unauthorized","reason":"expired"}"#,
+            r#"{"timestamp":"t3","level":"INFO","pid":7,"session":"s1","event":"tool_call","tool":"bucket_list","outcome":"ok","reason":null}"#,
+            "not json",
+            r#"{"timestamp":"t4","level":"INFO","pid":8,"session":"s2","event":"tool_denied","tool":"bucket_objects_list","reason":"bucket_not_allowed","bucket":"secret","missing_permissions":""}"#,
+            r#"{"timestamp":"t5","level":"INFO","pid":8,"session":"s2","event":"tool_call","tool":"bucket_objects_list","outcome":"denied","reason":"bucket_not_allowed"}"#,
+        ];
+        std::fs::write(
+            dir.path().join("quilt-mcp.2026-01-01.log"),
+            lines.join("\n") + "\n",
+        )
+        .unwrap();
+        let found = refusals(dir.path(), 10).unwrap();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[0].tool.as_deref(), Some("auth_status"));
+        assert_eq!(found[0].detail.as_deref(), Some("the token expired at X"));
+        assert_eq!(found[0].hint.as_deref(), Some("run `quilt-mcp login`"));
+        assert_eq!(found[1].detail.as_deref(), Some("bucket secret"));
+        assert_eq!(refusals(dir.path(), 1).unwrap(), found[1..]);
     }
 }

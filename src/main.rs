@@ -49,8 +49,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Verify a token and store it in the OS keyring entry (read from the file, else
-    /// from stdin). A token that does not verify is refused and nothing is stored.
+    /// Check a token and store it in the OS keyring entry (read from the file, else
+    /// from stdin; at most 16 KiB). A token that fails is refused and nothing is
+    /// stored. Where no verification key is configured (it lives in the host's
+    /// settings), every check but the signature is made, and the server checks that.
     Login {
         /// Read the token from this file instead of stdin.
         #[arg(long, value_name = "PATH")]
@@ -58,6 +60,15 @@ enum Command {
     },
     /// Delete the token from the OS keyring entry.
     Logout,
+    /// Print the last refused calls from the log files, with their reasons.
+    Logs {
+        /// How many refusals to print.
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        last: usize,
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a ready-to-paste MCP configuration for a host, running this binary.
     Config {
         /// The host: claude-desktop (or claude), claude-code, vscode, cursor or gemini.
@@ -123,6 +134,7 @@ fn main() -> ExitCode {
             Command::Status { json } => status(json).await,
             Command::Login { token_file } => login(token_file).await,
             Command::Logout => logout().await,
+            Command::Logs { last, json } => logs(last, json),
             Command::Config { host, json } => host_config(&host, json),
         }
     });
@@ -143,7 +155,9 @@ fn main() -> ExitCode {
 /// configuration problems (what is refused because of them: `refused`).
 fn start(refused: &str, transport: Transport) -> (QuiltServer, logging::LogGuard) {
     let config = Config::from_env();
-    let guard = logging::init(&config);
+    // Over stdio every line carries the session's id; over HTTP, the request's.
+    let session = (transport == Transport::Stdio).then(logging::new_session_id);
+    let guard = logging::init(&config, session.as_deref());
     for problem in &config.errors {
         tracing::warn!(event = "config_error", "configuration problem: {problem}");
     }
@@ -164,9 +178,13 @@ async fn serve_stdio() -> anyhow::Result<()> {
     // Signal handlers first: a host may quit while the server is still starting.
     let signal = quilt_mcp::http::shutdown_signal();
     // Each line from the host is decoded once by the stdio transport, which answers
-    // what rmcp cannot take and writes everything to stdout. It starts reading now,
-    // so that the host's `initialize` is read and decoded while the server is built.
-    let (transport, session) = quilt_mcp::stdio::transport(tokio::io::stdin(), tokio::io::stdout());
+    // what rmcp cannot take and writes everything to stdout. From a host's pipe it
+    // starts reading now, so that the host's `initialize` is read and decoded while
+    // the server is built; from a terminal only after saying what this is (a process
+    // in the terminal's background is stopped as soon as it reads it).
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let early = (!interactive)
+        .then(|| quilt_mcp::stdio::transport(tokio::io::stdin(), tokio::io::stdout()));
     let (server, guard) = start("every tool call", Transport::Stdio);
     tracing::info!(
         event = "server_started",
@@ -186,9 +204,16 @@ async fn serve_stdio() -> anyhow::Result<()> {
             event = "startup_warning",
             reason = failure.reason.code(),
             "tool calls will be refused until this is fixed: {}",
-            failure.message()
+            quilt_mcp::auth::printable(&failure.message())
         );
     }
+    if interactive {
+        eprintln!(
+            "quilt-mcp: waiting for an MCP host on stdin. This is an MCP server: a host (Claude, VS Code, Cursor, Gemini) starts it; `quilt-mcp config HOST` prints the configuration, `quilt-mcp --help` lists the commands. Ctrl-C quits."
+        );
+    }
+    let (transport, session) = early
+        .unwrap_or_else(|| quilt_mcp::stdio::transport(tokio::io::stdin(), tokio::io::stdout()));
     // The session ends when the host closes stdin, or on SIGINT/SIGTERM (hosts send
     // one when they quit), at any point, even before `initialize`; either way the
     // last log lines are flushed.
@@ -266,19 +291,18 @@ async fn serve_http(
 }
 
 async fn login(token_file: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
+    use quilt_mcp::setup::read_token;
     let text = match &token_file {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?,
+        Some(path) => {
+            let file = std::fs::File::open(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            read_token(file).with_context(|| format!("cannot read {}", path.display()))?
+        }
         None => {
-            use std::io::Read as _;
             if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
                 eprintln!("Paste the token from the Quilt catalog, then press Ctrl-D:");
             }
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .context("cannot read the token from stdin")?;
-            text
+            read_token(std::io::stdin()).context("cannot read the token from stdin")?
         }
     };
     let config = Config::from_env();
@@ -288,19 +312,28 @@ async fn login(token_file: Option<std::path::PathBuf>) -> anyhow::Result<ExitCod
         .await
         .context("the keyring writer stopped")?;
     match result {
-        Ok(ctx) => {
-            let store = quilt_mcp::auth::source::store_in_use().unwrap_or("?");
+        Ok(stored) => {
+            let store = quilt_mcp::auth::store::store_in_use()
+                .map_or_else(|_| "?".to_owned(), str::to_owned);
             eprintln!(
                 "Stored the token of {} (expires {}) in the keyring ({store}) entry {entry}.",
-                ctx.subject.as_deref().unwrap_or("an unnamed subject"),
-                quilt_mcp::time::human(ctx.expires_at)
+                stored
+                    .subject
+                    .as_deref()
+                    .map_or_else(|| "an unnamed subject".into(), quilt_mcp::auth::printable),
+                quilt_mcp::time::human(stored.expires_at)
             );
+            if !stored.signature_checked {
+                eprintln!(
+                    "Its signature was not checked here: no verification key is configured in this shell (the key belongs in the MCP host's settings). Its structure, expiry, audience and issuer were checked; the server checks the signature at every call, and the token line the host shows (or its log) says whether it was accepted."
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(quilt_mcp::setup::LoginError::Refused(failure)) => {
             eprintln!(
                 "quilt-mcp: not stored: {} ({})",
-                failure.message(),
+                quilt_mcp::auth::printable(&failure.message()),
                 failure.reason.code()
             );
             Ok(ExitCode::from(1))
@@ -310,6 +343,66 @@ async fn login(token_file: Option<std::path::PathBuf>) -> anyhow::Result<ExitCod
             Ok(ExitCode::from(2))
         }
     }
+}
+
+/// `quilt-mcp logs`: the last refused calls, from the log files.
+fn logs(last: usize, json: bool) -> anyhow::Result<ExitCode> {
+    let config = Config::from_env();
+    if config.log_target == quilt_mcp::config::LogTarget::Stderr {
+        eprintln!(
+            "quilt-mcp: QUILT_MCP_LOG_TARGET=stderr: the server writes its log lines to stderr, where its host or supervisor keeps them, not to files"
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let Some(dir) = logging::log_dir(&config) else {
+        eprintln!("quilt-mcp: no log directory: set QUILT_MCP_LOG_DIR");
+        return Ok(ExitCode::from(2));
+    };
+    let refusals = match logging::refusals(&dir, last) {
+        Ok(found) => found,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&refusals).context("cannot render the refusals")?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if refusals.is_empty() {
+        println!("No refused calls in the logs in {}.", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("The last refused calls in {}:", dir.display());
+    for r in &refusals {
+        let who = match (&r.pid, &r.session) {
+            (Some(pid), Some(session)) => format!("pid {pid} {session}"),
+            (Some(pid), None) => format!("pid {pid}"),
+            (None, Some(session)) => session.clone(),
+            (None, None) => "-".to_owned(),
+        };
+        println!(
+            "{}  {who}  {}  {} ({})",
+            r.timestamp,
+            r.tool.as_deref().unwrap_or("(HTTP request)"),
+            if r.outcome == "denied" {
+                "forbidden"
+            } else {
+                "unauthorized"
+            },
+            r.reason.as_deref().unwrap_or("?")
+        );
+        let why = [r.detail.as_deref(), r.hint.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("; ");
+        if !why.is_empty() {
+            println!("    {}", quilt_mcp::auth::printable(&why));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn logout() -> anyhow::Result<ExitCode> {
@@ -331,13 +424,15 @@ fn host_config(host: &str, json: bool) -> anyhow::Result<ExitCode> {
     let config = Config::from_env();
     let binary = std::env::current_exe().context("cannot find this binary's path")?;
     let binary = binary.canonicalize().unwrap_or(binary);
-    // VS Code prompts for the token unless the keyring already holds one.
-    let token_stored = host == "vscode"
-        && config.token.is_none()
-        && matches!(
-            quilt_mcp::auth::source::read_entry(&config.keyring_service, &config.keyring_user),
-            Ok(Some(_))
-        );
+    // VS Code prompts for the token unless the keyring already holds one; every host
+    // is told whether `login` is still to do.
+    let stored = match &config.token {
+        Some(_) => None,
+        None => quilt_mcp::auth::store::read_entry(&config.keyring_service, &config.keyring_user)
+            .ok()
+            .flatten(),
+    };
+    let token_stored = stored.is_some();
     let snippet = quilt_mcp::setup::host_config(
         host,
         &binary,
@@ -347,18 +442,44 @@ fn host_config(host: &str, json: bool) -> anyhow::Result<ExitCode> {
     )
     .with_context(|| format!("unknown host {host:?}"))?;
     eprintln!("{}", quilt_mcp::setup::host_config_path(host));
-    if matches!(
-        config.key,
-        quilt_mcp::config::KeyConfig::Secret(_) | quilt_mcp::config::KeyConfig::None
-    ) {
-        eprintln!(
+    match &config.key {
+        quilt_mcp::config::KeyConfig::Secret(_) | quilt_mcp::config::KeyConfig::None => eprintln!(
             "Replace the QUILT_MCP_JWT_SECRET placeholder with the catalog's signing secret: until then every call is refused with verification_not_configured, naming the placeholder."
-        );
+        ),
+        quilt_mcp::config::KeyConfig::Placeholder { variable, .. } => eprintln!(
+            "Replace the {variable} placeholder with the real value: until then every call is refused with verification_not_configured, naming the placeholder."
+        ),
+        _ => {}
     }
-    if host != "vscode" || token_stored {
-        eprintln!(
+    for (name, url) in [
+        ("QUILT_REGISTRY_URL", config.registry_url.as_deref()),
+        ("QUILT_CATALOG_URL", config.catalog_url.as_deref()),
+        ("AWS_ENDPOINT_URL", config.endpoint_url.as_deref()),
+        ("AWS_ENDPOINT_URL_S3", config.endpoint_url_s3.as_deref()),
+        ("AWS_ENDPOINT_URL_STS", config.endpoint_url_sts.as_deref()),
+    ] {
+        if url.is_some_and(quilt_mcp::setup::has_userinfo) {
+            eprintln!(
+                "{name} carries a user name and password: the snippet has <user:password> in their place; put them in the host's settings yourself."
+            );
+        }
+    }
+    match (&config.token, &stored) {
+        (Some(_), _) => eprintln!(
+            "The token comes from QUILT_MCP_TOKEN here; the snippet does not carry it: store it with `quilt-mcp login`, or add QUILT_MCP_TOKEN to the server's environment."
+        ),
+        (None, Some(token)) => eprintln!(
+            "A token is stored in the keyring entry {}/{} ({}); the server reads it from there.",
+            config.keyring_service,
+            config.keyring_user,
+            token.fingerprint()
+        ),
+        (None, None) if host == "vscode" => eprintln!(
+            "VS Code asks for the token when it starts the server; or store it first with `quilt-mcp login`."
+        ),
+        (None, None) => eprintln!(
             "Then store your token with `quilt-mcp login` (or add QUILT_MCP_TOKEN to the server's environment)."
-        );
+        ),
     }
     match snippet {
         HostConfig::Json(value) => println!(

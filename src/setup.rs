@@ -5,10 +5,15 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
-use crate::auth::source::{KeyringError, StoreError, delete_entry, write_entry};
+use crate::auth::keys::KeyError;
+use crate::auth::store::{KeyringError, StoreError, delete_entry, write_entry};
 use crate::auth::verify::Verifier;
-use crate::auth::{AuthContext, AuthFailure, Token, TokenSourceKind};
+use crate::auth::{AuthFailure, Token, TokenSourceKind};
 use crate::config::{Config, KeyConfig};
+
+/// The most `login` reads of a token: the largest token that can verify, and one
+/// byte more to tell that a file is larger.
+pub const MAX_LOGIN_BYTES: u64 = crate::auth::token::MAX_TOKEN_BYTES as u64;
 
 /// Why `login` did not store the token.
 #[derive(Debug, thiserror::Error)]
@@ -16,32 +21,92 @@ pub enum LoginError {
     /// No token was given.
     #[error("no token given: pass --token-file PATH or pipe the token on stdin")]
     Empty,
-    /// The token does not verify (exit 1).
+    /// The token does not verify, or fails a check that needs no key (exit 1).
     #[error("{}", .0.message())]
     Refused(AuthFailure),
-    /// The configuration is unusable (exit 2).
+    /// A key is configured but unusable (exit 2).
     #[error("{0}")]
-    Setup(String),
+    Setup(#[source] KeyError),
     /// The keyring did not store the token; nothing partial is left unless it says so
     /// (exit 2).
     #[error("{0}")]
     Store(#[from] StoreError),
 }
 
-/// Verifies `text` with the configured key and stores it in the keyring entry, checked
-/// by reading it back; a failed write leaves the entry as it was (see
-/// [`crate::auth::source::store_token`]).
-pub fn login(config: &Config, text: &str, now: i64) -> Result<AuthContext, LoginError> {
+/// What `login` stored.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// `sub`, else `id`.
+    pub subject: Option<String>,
+    /// `exp`, Unix seconds.
+    pub expires_at: i64,
+    /// Whether the signature was checked: false in a terminal where no verification
+    /// key is configured (the key lives in the host's settings).
+    pub signature_checked: bool,
+}
+
+/// Checks `text` and stores it in the keyring entry, checked by reading it back; a
+/// failed write leaves the entry as it was and no copy anywhere (see
+/// [`crate::auth::store::store_token`]). With a key configured the token must
+/// verify; with none (or only a placeholder), every check but the signature is made
+/// (see `docs/reference.md`, Commands: `login`).
+pub fn login(config: &Config, text: &str, now: i64) -> Result<Stored, LoginError> {
     let token = Token::new(text).ok_or(LoginError::Empty)?;
     let verifier = Verifier::new(config);
-    if let Some(failure) = verifier.not_configured() {
-        return Err(LoginError::Setup(failure.message()));
-    }
-    let (ctx, _) = verifier
-        .verify(&token, TokenSourceKind::Keyring, now)
-        .map_err(LoginError::Refused)?;
+    let stored = match verifier.key_error() {
+        Some(e) if e.is_absent() => {
+            let unsigned = verifier
+                .check_unsigned(&token, TokenSourceKind::Keyring, now)
+                .map_err(LoginError::Refused)?;
+            Stored {
+                subject: unsigned.subject,
+                expires_at: unsigned.expires_at,
+                signature_checked: false,
+            }
+        }
+        Some(e) => return Err(LoginError::Setup(e.clone())),
+        None => {
+            let (ctx, _) = verifier
+                .verify(&token, TokenSourceKind::Keyring, now)
+                .map_err(LoginError::Refused)?;
+            Stored {
+                subject: ctx.subject,
+                expires_at: ctx.expires_at,
+                signature_checked: true,
+            }
+        }
+    };
     write_entry(&config.keyring_service, &config.keyring_user, &token)?;
-    Ok(ctx)
+    Ok(stored)
+}
+
+/// Reads a token from `reader`, at most [`MAX_LOGIN_BYTES`]: a larger input (a big
+/// file, `/dev/zero`) is refused after that many bytes, never read to its end.
+pub fn read_token(reader: impl std::io::Read) -> Result<String, ReadTokenError> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_LOGIN_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(ReadTokenError::Io)?;
+    if bytes.len() as u64 > MAX_LOGIN_BYTES {
+        return Err(ReadTokenError::TooLarge);
+    }
+    String::from_utf8(bytes).map_err(|_| ReadTokenError::NotText)
+}
+
+/// Why no token could be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadTokenError {
+    /// Reading failed.
+    #[error("{0}")]
+    Io(#[source] std::io::Error),
+    /// More than 16 KiB.
+    #[error("it is larger than 16 KiB, the largest token accepted (token_too_large)")]
+    TooLarge,
+    /// Not UTF-8.
+    #[error("it is not text (UTF-8)")]
+    NotText,
 }
 
 /// Deletes the keyring entry; `Ok(false)` when there was none.
@@ -73,7 +138,7 @@ pub fn host_config_path(host: &str) -> &'static str {
         }
         "cursor" => "Add this to ~/.cursor/mcp.json, or to .cursor/mcp.json in the project.",
         "gemini" => {
-            "Merge this into ~/.gemini/settings.json (every project) or .gemini/settings.json (this project)."
+            "Merge this into ~/.gemini/settings.json (every project) or .gemini/settings.json (this project). Gemini CLI starts MCP servers only in a trusted folder: trust it when asked (or list it in ~/.gemini/trustedFolders.json); elsewhere `gemini mcp list` shows the server as Disabled."
         }
         _ => "",
     }
@@ -84,6 +149,9 @@ pub fn host_config_path(host: &str) -> &'static str {
 fn server_env(config: &Config) -> Map<String, Value> {
     let mut env = Map::new();
     match &config.key {
+        KeyConfig::Placeholder { variable, value } => {
+            env.insert((*variable).into(), json!(value));
+        }
         KeyConfig::Secret(_) | KeyConfig::None | KeyConfig::Conflict(_) => {
             env.insert(
                 "QUILT_MCP_JWT_SECRET".into(),
@@ -104,14 +172,22 @@ fn server_env(config: &Config) -> Map<String, Value> {
         env.insert("QUILT_MCP_JWT_AUDIENCE".into(), json!(config.audience));
     }
     let optional = [
-        ("QUILT_MCP_JWT_ISSUER", config.issuer.as_ref()),
-        ("QUILT_REGISTRY_URL", config.registry_url.as_ref()),
-        ("QUILT_CATALOG_URL", config.catalog_url.as_ref()),
+        ("QUILT_MCP_JWT_ISSUER", config.issuer.as_deref()),
+        ("QUILT_REGISTRY_URL", config.registry_url.as_deref()),
+        ("QUILT_CATALOG_URL", config.catalog_url.as_deref()),
+        ("AWS_ENDPOINT_URL", config.endpoint_url.as_deref()),
+        ("AWS_ENDPOINT_URL_S3", config.endpoint_url_s3.as_deref()),
+        ("AWS_ENDPOINT_URL_STS", config.endpoint_url_sts.as_deref()),
     ];
     for (name, value) in optional {
         if let Some(value) = value {
-            env.insert(name.into(), json!(value));
+            // A user name and password in a URL are secrets: the snippet gets a
+            // placeholder for them.
+            env.insert(name.into(), json!(without_userinfo(value)));
         }
+    }
+    if config.s3_force_path_style {
+        env.insert("QUILT_MCP_S3_FORCE_PATH_STYLE".into(), json!("true"));
     }
     if config.aws_region != crate::config::DEFAULT_REGION {
         env.insert("QUILT_MCP_AWS_REGION".into(), json!(config.aws_region));
@@ -132,6 +208,29 @@ fn server_env(config: &Config) -> Map<String, Value> {
         env.insert("QUILT_MCP_LOG_DIR".into(), json!(dir.display().to_string()));
     }
     env
+}
+
+/// `url` with any user name and password replaced by a placeholder (`config`
+/// prints no secret).
+pub fn without_userinfo(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!(
+            "{}<user:password>@{}",
+            &url[..scheme_end + 3],
+            &rest[at + 1..]
+        ),
+        None => url.to_owned(),
+    }
+}
+
+/// Whether `url` carries a user name or password.
+pub fn has_userinfo(url: &str) -> bool {
+    without_userinfo(url) != url
 }
 
 /// The id of VS Code's password prompt for the token.
@@ -324,6 +423,61 @@ mod tests {
         assert_eq!(object["command"], "/opt/my tools/quilt-mcp");
         assert_env(&object["env"]);
         assert!(host_config("emacs", binary, &config(SETTINGS), false, false).is_none());
+    }
+
+    #[test]
+    fn urls_lose_their_userinfo_and_endpoints_are_carried() {
+        for (url, expected) in [
+            ("https://registry.example", "https://registry.example"),
+            (
+                "https://user:pw@registry.example/x",
+                "https://<user:password>@registry.example/x",
+            ),
+            (
+                "https://u:p@ss@host:8443?q=a@b",
+                "https://<user:password>@host:8443?q=a@b",
+            ),
+            ("https://host/path@x", "https://host/path@x"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(without_userinfo(url), expected, "{url}");
+        }
+        let config = config(&[
+            (
+                "QUILT_REGISTRY_URL",
+                "https://alice:hunter2@registry.example",
+            ),
+            ("QUILT_CATALOG_URL", "https://bob:s3cret@catalog.example"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+            ("AWS_ENDPOINT_URL_S3", "http://key:secret@127.0.0.1:9001"),
+            ("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9002"),
+            ("QUILT_MCP_S3_FORCE_PATH_STYLE", "true"),
+        ]);
+        let env = server_env(&config);
+        let text = Value::Object(env.clone()).to_string();
+        for secret in ["hunter2", "s3cret", "alice", "bob", "key:secret"] {
+            assert!(!text.contains(secret), "{secret}: {text}");
+        }
+        assert_eq!(
+            env["QUILT_REGISTRY_URL"],
+            "https://<user:password>@registry.example"
+        );
+        assert_eq!(env["AWS_ENDPOINT_URL"], "http://127.0.0.1:9000");
+        assert_eq!(env["AWS_ENDPOINT_URL_STS"], "http://127.0.0.1:9002");
+        assert_eq!(env["QUILT_MCP_S3_FORCE_PATH_STYLE"], "true");
+    }
+
+    #[test]
+    fn a_token_is_read_to_16_kib_at_most() {
+        assert_eq!(read_token("a.b.c\n".as_bytes()).unwrap(), "a.b.c\n");
+        let exact = "x".repeat(16 * 1024);
+        assert_eq!(read_token(exact.as_bytes()).unwrap().len(), 16 * 1024);
+        let endless = std::io::repeat(0);
+        assert!(matches!(read_token(endless), Err(ReadTokenError::TooLarge)));
+        assert!(matches!(
+            read_token(&[0xff, 0xfe][..]),
+            Err(ReadTokenError::NotText)
+        ));
     }
 
     #[test]

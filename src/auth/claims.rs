@@ -30,8 +30,53 @@ pub struct QuiltClaims {
     pub buckets: Vec<String>,
     /// The token's scope (may be empty).
     pub scope: String,
-    /// `read`, `write` or `admin` (any other value is kept and treated as read-only).
-    pub level: String,
+    /// The token's level.
+    pub level: Level,
+}
+
+/// A token's level (`l` or `level`): what it may do beyond reading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Read only (also any value other than `write` and `admin`, failing closed).
+    #[default]
+    Read,
+    /// Read and write.
+    Write,
+    /// Read, write and administer.
+    Admin,
+}
+
+impl Level {
+    /// `read`, `write` or `admin`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Read => "read",
+            Level::Write => "write",
+            Level::Admin => "admin",
+        }
+    }
+
+    /// Whether the level allows writes (`write` or `admin`).
+    pub fn can_write(self) -> bool {
+        self >= Level::Write
+    }
+
+    /// The level a claim names; `None` for anything but `read`, `write` and `admin`.
+    pub fn parse(text: &str) -> Option<Level> {
+        match text {
+            "read" => Some(Level::Read),
+            "write" => Some(Level::Write),
+            "admin" => Some(Level::Admin),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl QuiltClaims {
@@ -47,7 +92,7 @@ impl QuiltClaims {
 
     /// Whether the token's level allows writes.
     pub fn can_write(&self) -> bool {
-        matches!(self.level.as_str(), "write" | "admin")
+        self.level.can_write()
     }
 }
 
@@ -92,7 +137,16 @@ pub fn decompress(payload: &Map<String, Value>) -> Decompressed {
         },
     };
     let scope = first_truthy_string(payload, &["s", "scope"]).unwrap_or_default();
-    let level = first_truthy_string(payload, &["l", "level"]).unwrap_or_else(|| "read".to_owned());
+    let level = match first_truthy_string(payload, &["l", "level"]) {
+        None => Level::Read,
+        Some(text) => Level::parse(&text).unwrap_or_else(|| {
+            warnings.push(format!(
+                "level {:?} is not read, write or admin: treated as read",
+                truncate(&text)
+            ));
+            Level::Read
+        }),
+    };
     Decompressed {
         claims: QuiltClaims {
             permissions,
@@ -156,10 +210,7 @@ fn decompress_buckets(b: &Value, warnings: &mut Vec<String>) -> Vec<String> {
                     }
                 }),
                 "compressed" => decode_compressed(data),
-                _ => Err(format!(
-                    "unknown bucket encoding _type {:?}",
-                    truncate(kind)
-                )),
+                _ => Err(BucketsError::UnknownType(truncate(kind))),
             };
             result.unwrap_or_else(|problem| {
                 warnings.push(format!("claim `b`: {problem}: no buckets granted"));
@@ -177,13 +228,28 @@ fn decompress_buckets(b: &Value, warnings: &mut Vec<String>) -> Vec<String> {
 
 /// Expands `groups` or `patterns` data: a map of arrays of names. A value that is not
 /// an array is skipped with a warning and the other entries still count (SPEC §4).
+/// Why an object `b` claim grants no buckets (a warning in the log).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum BucketsError {
+    #[error("unknown bucket encoding _type {0:?}")]
+    UnknownType(String),
+    #[error("_data is not an object")]
+    DataNotObject,
+    #[error("compressed _data is not a string")]
+    CompressedNotString,
+    #[error("compressed _data is not standard base64")]
+    CompressedNotBase64,
+    #[error("compressed _data is not a JSON array")]
+    CompressedNotArray,
+}
+
 fn expand_map(
     data: Option<&Value>,
     warnings: &mut Vec<String>,
     join: impl Fn(&str, &str) -> String,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, BucketsError> {
     let Some(Value::Object(map)) = data else {
-        return Err("_data is not an object".to_owned());
+        return Err(BucketsError::DataNotObject);
     };
     let mut out = Vec::new();
     for (key, names) in map {
@@ -198,16 +264,16 @@ fn expand_map(
     Ok(out)
 }
 
-fn decode_compressed(data: Option<&Value>) -> Result<Vec<String>, String> {
+fn decode_compressed(data: Option<&Value>) -> Result<Vec<String>, BucketsError> {
     let Some(Value::String(text)) = data else {
-        return Err("compressed _data is not a string".to_owned());
+        return Err(BucketsError::CompressedNotString);
     };
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text.trim())
-        .map_err(|_| "compressed _data is not standard base64".to_owned())?;
+        .map_err(|_| BucketsError::CompressedNotBase64)?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Array(items)) => Ok(strings(&items)),
-        _ => Err("compressed _data is not a JSON array".to_owned()),
+        _ => Err(BucketsError::CompressedNotArray),
     }
 }
 

@@ -5,6 +5,7 @@
 //! EdDSA, a secret HS256/384/512. A JWKS entry with an `alg` accepts only that one.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
@@ -101,25 +102,37 @@ impl KeySet {
 }
 
 /// Why no key could be loaded: a configuration problem (`status` exits 2).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum KeyError {
     /// No key source is configured.
     #[error(
         "no verification key is configured (set QUILT_MCP_JWT_SECRET, QUILT_MCP_JWT_PUBLIC_KEY or QUILT_MCP_JWKS)"
     )]
     NotConfigured,
+    /// A key setting still holds the placeholder that `config` printed (or a
+    /// launcher's unsubstituted `${…}`).
+    #[error(
+        "{variable} is still the placeholder {value:?}: replace it with the real value in the MCP server's settings"
+    )]
+    Placeholder {
+        /// The variable.
+        variable: &'static str,
+        /// The placeholder, as set (not a secret).
+        value: String,
+    },
     /// More than one key source is configured.
     #[error("more than one verification key source is configured ({}); set exactly one", .0.join(", "))]
     Conflict(Vec<&'static str>),
     /// A key file could not be read.
-    #[error("{variable}: cannot read {}: {problem}", .path.display())]
+    #[error("{variable}: cannot read {}: {source}", .path.display())]
     Unreadable {
         /// The variable naming the file.
         variable: &'static str,
         /// The file.
         path: PathBuf,
-        /// The I/O error, in words.
-        problem: String,
+        /// The I/O error.
+        #[source]
+        source: Arc<std::io::Error>,
     },
     /// A key file was read but holds no usable key.
     #[error("{variable}: {} {problem}", .path.display())]
@@ -129,14 +142,100 @@ pub enum KeyError {
         /// The file.
         path: PathBuf,
         /// What is wrong with it.
-        problem: String,
+        #[source]
+        problem: KeyFileProblem,
     },
+}
+
+impl KeyError {
+    /// Whether no key is configured at all (none, or only a placeholder), as in a
+    /// terminal where the key lives in the host's settings: `login` can still make
+    /// every check but the signature.
+    pub fn is_absent(&self) -> bool {
+        matches!(self, KeyError::NotConfigured | KeyError::Placeholder { .. })
+    }
+}
+
+/// What is wrong with a key file (the message follows the file's path).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyFileProblem {
+    /// Not PEM.
+    #[error("is not a PEM file")]
+    NotPem,
+    /// A private key.
+    #[error("holds a private key; configure the matching public key instead")]
+    PrivateKey,
+    /// A certificate.
+    #[error("holds a certificate; extract its public key (openssl x509 -pubkey -noout)")]
+    Certificate,
+    /// Another PEM block.
+    #[error("holds a PEM block {0:?}, not a public key")]
+    OtherPem(String),
+    /// An EC key on another curve.
+    #[error("holds an EC key on a curve other than P-256 or P-384")]
+    OtherCurve,
+    /// A public key of another type.
+    #[error("holds a public key of an unsupported type (use RSA, EC P-256/P-384 or Ed25519)")]
+    UnsupportedType,
+    /// Not a public key.
+    #[error("is not a public key")]
+    NotPublic,
+    /// The key did not load.
+    #[error("could not be loaded as an {kind}: {source}")]
+    Unloadable {
+        /// The kind of key, in words.
+        kind: &'static str,
+        /// The decoder's error.
+        #[source]
+        source: jsonwebtoken::errors::Error,
+    },
+    /// Not a JWKS document.
+    #[error("is not a JWKS document: {0}")]
+    NotJwks(String),
+    /// A JWKS key without `kid`.
+    #[error("key #{0} has no \"kid\"; every key must have one")]
+    NoKid(usize),
+    /// A JWKS key on an unsupported curve.
+    #[error("key {0:?} uses an unsupported curve")]
+    JwkCurve(String),
+    /// A JWKS key of an unsupported type.
+    #[error("key {0:?} has an unsupported key type")]
+    JwkType(String),
+    /// A JWKS key naming an unsupported algorithm.
+    #[error("key {0:?} names an unsupported \"alg\"")]
+    JwkAlg(String),
+    /// A JWKS key whose algorithm does not fit it.
+    #[error("key {kid:?} names \"alg\" {alg:?}, which does not fit a {kind}")]
+    JwkAlgMismatch {
+        /// The key id.
+        kid: String,
+        /// The algorithm named.
+        alg: Algorithm,
+        /// The kind of key, in words.
+        kind: &'static str,
+    },
+    /// A JWKS key that did not load.
+    #[error("key {kid:?} could not be loaded: {source}")]
+    JwkUnloadable {
+        /// The key id.
+        kid: String,
+        /// The decoder's error.
+        #[source]
+        source: jsonwebtoken::errors::Error,
+    },
+    /// A JWKS with no signature keys.
+    #[error("has no signature keys")]
+    NoKeys,
 }
 
 /// Loads the configured keys.
 pub fn load(config: &KeyConfig) -> Result<KeySet, KeyError> {
     match config {
         KeyConfig::None => Err(KeyError::NotConfigured),
+        KeyConfig::Placeholder { variable, value } => Err(KeyError::Placeholder {
+            variable,
+            value: value.clone(),
+        }),
         KeyConfig::Conflict(names) => Err(KeyError::Conflict(names.clone())),
         KeyConfig::Secret(secret) => Ok(KeySet::Single(VerificationKey {
             kid: None,
@@ -171,7 +270,7 @@ fn read(variable: &'static str, path: &Path) -> Result<Vec<u8>, KeyError> {
     std::fs::read(path).map_err(|e| KeyError::Unreadable {
         variable,
         path: path.to_owned(),
-        problem: e.to_string(),
+        source: Arc::new(e),
     })
 }
 
@@ -189,7 +288,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// The algorithm identifier of a SubjectPublicKeyInfo sits in its first few dozen bytes.
-fn spki_kind(der: &[u8]) -> Result<KeyKind, String> {
+fn spki_kind(der: &[u8]) -> Result<KeyKind, KeyFileProblem> {
     let head = &der[..der.len().min(32)];
     if contains(head, OID_RSA) {
         Ok(KeyKind::Rsa)
@@ -198,42 +297,33 @@ fn spki_kind(der: &[u8]) -> Result<KeyKind, String> {
     } else if contains(head, OID_EC) && contains(head, OID_P384) {
         Ok(KeyKind::EcP384)
     } else if contains(head, OID_EC) {
-        Err("holds an EC key on a curve other than P-256 or P-384".to_owned())
+        Err(KeyFileProblem::OtherCurve)
     } else if contains(head, OID_ED25519) {
         Ok(KeyKind::Ed25519)
     } else {
-        Err(
-            "holds a public key of an unsupported type (use RSA, EC P-256/P-384 or Ed25519)"
-                .to_owned(),
-        )
+        Err(KeyFileProblem::UnsupportedType)
     }
 }
 
-fn load_pem(bytes: &[u8]) -> Result<VerificationKey, String> {
-    let parsed = pem::parse(bytes).map_err(|_| "is not a PEM file".to_owned())?;
+fn load_pem(bytes: &[u8]) -> Result<VerificationKey, KeyFileProblem> {
+    let parsed = pem::parse(bytes).map_err(|_| KeyFileProblem::NotPem)?;
     let kind = match parsed.tag() {
         "PUBLIC KEY" => spki_kind(parsed.contents())?,
         "RSA PUBLIC KEY" => KeyKind::Rsa,
-        tag if tag.contains("PRIVATE KEY") => {
-            return Err(
-                "holds a private key; configure the matching public key instead".to_owned(),
-            );
-        }
-        "CERTIFICATE" => {
-            return Err(
-                "holds a certificate; extract its public key (openssl x509 -pubkey -noout)"
-                    .to_owned(),
-            );
-        }
-        other => return Err(format!("holds a PEM block {other:?}, not a public key")),
+        tag if tag.contains("PRIVATE KEY") => return Err(KeyFileProblem::PrivateKey),
+        "CERTIFICATE" => return Err(KeyFileProblem::Certificate),
+        other => return Err(KeyFileProblem::OtherPem(other.to_owned())),
     };
     let key = match kind {
         KeyKind::Rsa => DecodingKey::from_rsa_pem(bytes),
         KeyKind::EcP256 | KeyKind::EcP384 => DecodingKey::from_ec_pem(bytes),
         KeyKind::Ed25519 => DecodingKey::from_ed_pem(bytes),
-        KeyKind::Hmac => return Err("is not a public key".to_owned()),
+        KeyKind::Hmac => return Err(KeyFileProblem::NotPublic),
     }
-    .map_err(|e| format!("could not be loaded as an {}: {e}", kind.describe()))?;
+    .map_err(|source| KeyFileProblem::Unloadable {
+        kind: kind.describe(),
+        source,
+    })?;
     Ok(VerificationKey {
         kid: None,
         key,
@@ -242,49 +332,50 @@ fn load_pem(bytes: &[u8]) -> Result<VerificationKey, String> {
     })
 }
 
-fn load_jwks(bytes: &[u8]) -> Result<Vec<VerificationKey>, String> {
+fn load_jwks(bytes: &[u8]) -> Result<Vec<VerificationKey>, KeyFileProblem> {
     let set: JwkSet =
-        serde_json::from_slice(bytes).map_err(|e| format!("is not a JWKS document: {e}"))?;
+        serde_json::from_slice(bytes).map_err(|e| KeyFileProblem::NotJwks(e.to_string()))?;
     let mut keys = Vec::new();
     for (index, jwk) in set.keys.iter().enumerate() {
         if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
             continue;
         }
         let Some(kid) = jwk.common.key_id.clone() else {
-            return Err(format!(
-                "key #{index} has no \"kid\"; every key must have one"
-            ));
+            return Err(KeyFileProblem::NoKid(index));
         };
         let kind = match &jwk.algorithm {
             AlgorithmParameters::RSA(_) => KeyKind::Rsa,
             AlgorithmParameters::EllipticCurve(p) => match p.curve {
                 EllipticCurve::P256 => KeyKind::EcP256,
                 EllipticCurve::P384 => KeyKind::EcP384,
-                _ => return Err(format!("key {kid:?} uses an unsupported curve")),
+                _ => return Err(KeyFileProblem::JwkCurve(kid)),
             },
             AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
                 KeyKind::Ed25519
             }
             AlgorithmParameters::OctetKey(_) => KeyKind::Hmac,
-            _ => return Err(format!("key {kid:?} has an unsupported key type")),
+            _ => return Err(KeyFileProblem::JwkType(kid)),
         };
         let algorithms = match jwk.common.key_algorithm {
             Some(alg) => {
                 let alg = format!("{alg:?}")
                     .parse::<Algorithm>()
-                    .map_err(|_| format!("key {kid:?} names an unsupported \"alg\""))?;
+                    .map_err(|_| KeyFileProblem::JwkAlg(kid.clone()))?;
                 if !kind.algorithms().contains(&alg) {
-                    return Err(format!(
-                        "key {kid:?} names \"alg\" {alg:?}, which does not fit a {}",
-                        kind.describe()
-                    ));
+                    return Err(KeyFileProblem::JwkAlgMismatch {
+                        kid,
+                        alg,
+                        kind: kind.describe(),
+                    });
                 }
                 vec![alg]
             }
             None => kind.algorithms().to_vec(),
         };
-        let key = DecodingKey::from_jwk(jwk)
-            .map_err(|e| format!("key {kid:?} could not be loaded: {e}"))?;
+        let key = DecodingKey::from_jwk(jwk).map_err(|source| KeyFileProblem::JwkUnloadable {
+            kid: kid.clone(),
+            source,
+        })?;
         keys.push(VerificationKey {
             kid: Some(kid),
             key,
@@ -293,7 +384,7 @@ fn load_jwks(bytes: &[u8]) -> Result<Vec<VerificationKey>, String> {
         });
     }
     if keys.is_empty() {
-        return Err("has no signature keys".to_owned());
+        return Err(KeyFileProblem::NoKeys);
     }
     Ok(keys)
 }
@@ -317,16 +408,19 @@ mod tests {
 
     #[test]
     fn pem_kinds_are_detected() {
-        assert_eq!(single_kind("rsa_public.pem"), Ok(KeyKind::Rsa));
-        assert_eq!(single_kind("ec1_public.pem"), Ok(KeyKind::EcP256));
-        assert_eq!(single_kind("ec384_public.pem"), Ok(KeyKind::EcP384));
-        assert_eq!(single_kind("ed25519_public.pem"), Ok(KeyKind::Ed25519));
+        assert_eq!(single_kind("rsa_public.pem").ok(), Some(KeyKind::Rsa));
+        assert_eq!(single_kind("ec1_public.pem").ok(), Some(KeyKind::EcP256));
+        assert_eq!(single_kind("ec384_public.pem").ok(), Some(KeyKind::EcP384));
+        assert_eq!(
+            single_kind("ed25519_public.pem").ok(),
+            Some(KeyKind::Ed25519)
+        );
     }
 
     #[test]
     fn bad_key_files_are_configuration_errors() {
         assert!(
-            matches!(single_kind("rsa_private.pem"), Err(KeyError::Invalid { problem, .. }) if problem.contains("private key"))
+            matches!(single_kind("rsa_private.pem"), Err(KeyError::Invalid { problem, .. }) if problem == KeyFileProblem::PrivateKey)
         );
         assert!(matches!(
             single_kind("jwks.json"),

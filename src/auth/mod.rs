@@ -3,6 +3,8 @@
 //!
 //! - [`token`]: the [`Token`] secret type.
 //! - [`source`]: environment and keyring token sources.
+//! - [`store`]: the OS keyring: the store in use and the entry (with [`keyutils`], the
+//!   kernel store, on Linux).
 //! - [`verify`]: SPEC §4 verification, yielding an [`AuthContext`] or an [`AuthFailure`].
 //! - [`claims`]: decompression of the Quilt claims.
 //! - [`aws_source`]: which AWS credential source the claims name (SPEC §5).
@@ -10,7 +12,10 @@
 pub mod aws_source;
 pub mod claims;
 pub mod keys;
+#[cfg(target_os = "linux")]
+pub mod keyutils;
 pub mod source;
+pub mod store;
 pub mod token;
 pub mod verify;
 
@@ -20,6 +25,29 @@ pub use claims::QuiltClaims;
 pub use token::Token;
 
 pub use aws_source::{CredentialSource, CredentialSummary, InlineCredentials};
+
+/// `text` as it may be shown in a line of text (the `instructions` token line,
+/// `status`, messages): control characters, line and paragraph separators and
+/// bidirectional or invisible format characters escaped (`\n`, `\u{1b}`, …), so that
+/// a claim cannot start a new line, move the cursor or reorder what follows.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+    };
+    if !text.chars().any(hidden) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if hidden(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
 
 /// Where the token of a call came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -127,6 +155,12 @@ impl AuthFailure {
     pub fn message(&self) -> String {
         format!("Unauthorized: {}; {}", self.detail, self.hint)
     }
+
+    /// What the server's operator should check, for the log: for a token refused
+    /// over HTTP because of the key, the hint a stdio user would get.
+    pub fn operator_hint(&self) -> &'static str {
+        hint(self.reason, None)
+    }
 }
 
 fn hint(reason: Reason, source: Option<TokenSourceKind>) -> &'static str {
@@ -152,6 +186,13 @@ fn hint(reason: Reason, source: Option<TokenSourceKind>) -> &'static str {
         TokenTooLarge | MalformedToken | InvalidClaims => {
             "check that the whole token was copied, and ask the Quilt administrator for a valid enhanced JWT"
         }
+        // A remote client cannot change the server's key: it is told that its token
+        // was not accepted; the operator's hint goes to the server's log.
+        UnsupportedAlgorithm | CriticalHeader | UnknownKey | InvalidSignature
+            if source == Some(TokenSourceKind::Http) =>
+        {
+            "this server does not accept the token: send a token from the Quilt catalog this server trusts"
+        }
         UnsupportedAlgorithm | CriticalHeader | UnknownKey | InvalidSignature => {
             "the token was not signed by the key this server trusts: check QUILT_MCP_JWT_SECRET, QUILT_MCP_JWT_PUBLIC_KEY or QUILT_MCP_JWKS, or get a token from the right Quilt catalog"
         }
@@ -163,7 +204,7 @@ fn hint(reason: Reason, source: Option<TokenSourceKind>) -> &'static str {
             "check this machine's clock, or raise QUILT_MCP_JWT_LEEWAY_SECS"
         }
         VerificationNotConfigured => {
-            "set exactly one of QUILT_MCP_JWT_SECRET, QUILT_MCP_JWT_PUBLIC_KEY or QUILT_MCP_JWKS in the MCP server's settings, then restart it; `quilt-mcp status` shows what is wrong"
+            "set exactly one of QUILT_MCP_JWT_SECRET, QUILT_MCP_JWT_PUBLIC_KEY or QUILT_MCP_JWKS in the MCP server's settings (the host's configuration), then restart the server"
         }
         AwsCredentialsExpired => fresh,
         NoAwsCredentials => {

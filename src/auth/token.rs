@@ -1,8 +1,55 @@
 //! The JWT as a secret: it redacts itself in `Debug` and has no `Display`, so it
 //! cannot reach a log line, an error or a tool result by accident.
 
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+
+/// base64url, with or without padding, as JWT segments come.
+pub(crate) const B64URL: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// A JWT segment decoded as a JSON object; `Err` says what it is instead.
+pub(crate) fn decode_object(segment: &str) -> Result<Map<String, Value>, SegmentError> {
+    let bytes = B64URL
+        .decode(segment)
+        .map_err(|_| SegmentError::NotBase64url)?;
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(SegmentError::NotObject),
+        Err(_) => Err(SegmentError::NotJson),
+    }
+}
+
+/// Why a JWT segment is not a JSON object (the message follows "the token's header").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SegmentError {
+    /// Not base64url.
+    #[error("is not base64url")]
+    NotBase64url,
+    /// Not JSON.
+    #[error("is not JSON")]
+    NotJson,
+    /// JSON, but not an object.
+    #[error("is not a JSON object")]
+    NotObject,
+}
+
+/// A JSON number of seconds as whole seconds (a fraction is floored).
+pub(crate) fn number(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite())
+                .map(|f| f.floor() as i64)
+        }),
+        _ => None,
+    }
+}
 
 /// Tokens longer than this are refused before any parsing (`token_too_large`).
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -63,6 +110,13 @@ impl Token {
     /// The SHA-256 of the token, for cache keys and comparisons.
     pub fn digest(&self) -> &[u8; 32] {
         &self.digest
+    }
+
+    /// The unverified `exp` of the token, for deciding when a keyring entry must be
+    /// read again. Never used for authorization.
+    pub fn unverified_expiry(&self) -> Option<i64> {
+        let payload = decode_object(self.expose().split('.').nth(1)?).ok()?;
+        payload.get("exp").and_then(number)
     }
 
     /// `sha256:` and the first 12 hex digits of the token's SHA-256 (SPEC §8).

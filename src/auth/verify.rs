@@ -11,19 +11,14 @@
 //! from the contract (no `nbf` or `iat` by default, optional `aud`, `crit` ignored).
 
 use base64::Engine as _;
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
 use super::CredentialSource;
 use super::keys::{self, KeyError, KeySet, VerificationKey};
+use super::token::{B64URL, decode_object, number};
 use super::{AuthContext, AuthFailure, Reason, Token, TokenInfo, TokenSourceKind, claims};
 use crate::config::Config;
-
-const B64URL: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::URL_SAFE,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
 
 /// Verifies tokens against the configured key; built once per process.
 #[derive(Debug)]
@@ -34,6 +29,18 @@ pub struct Verifier {
     issuer: Option<String>,
     leeway: i64,
     registry_url: Option<String>,
+}
+
+/// What [`Verifier::check_unsigned`] found: the claims of a token whose signature
+/// was not checked. Never used for authorization.
+#[derive(Debug, Clone)]
+pub struct Unsigned {
+    /// `sub`, else `id`.
+    pub subject: Option<String>,
+    /// `exp`, Unix seconds.
+    pub expires_at: i64,
+    /// The decompressed Quilt claims.
+    pub claims: claims::QuiltClaims,
 }
 
 /// What verification found besides the context: notes for the log.
@@ -98,7 +105,7 @@ impl Verifier {
             &decompressed.claims.roles,
             self.registry_url.as_deref(),
         )
-        .map_err(|why| fail((Reason::InvalidClaims, why)))?;
+        .map_err(|why| fail((Reason::InvalidClaims, why.to_string())))?;
         let context = AuthContext {
             subject: typed.sub,
             issuer: typed.iss,
@@ -114,7 +121,7 @@ impl Verifier {
                 alg: format!("{alg:?}"),
                 kid: key_id(&parts.header),
                 store: (source == TokenSourceKind::Keyring)
-                    .then(super::source::store_in_use)
+                    .then(super::store::store_in_use)
                     .and_then(Result::ok),
             },
             aws,
@@ -128,6 +135,49 @@ impl Verifier {
         ))
     }
 
+    /// Every check a terminal without a verification key can make (see
+    /// `docs/reference.md`, Commands: `login`): structure, the header's `alg` (not
+    /// `none`) and `crit`, the claims' types, `exp`, `nbf`, `iat`, `aud`, `iss` and the
+    /// credential claims, all but the signature, which only the server checks.
+    pub fn check_unsigned(
+        &self,
+        token: &Token,
+        source: TokenSourceKind,
+        now: i64,
+    ) -> Result<Unsigned, AuthFailure> {
+        let fail =
+            |(reason, detail): (Reason, String)| AuthFailure::new(reason, detail, Some(source));
+        let parts = parse(token).map_err(fail)?;
+        match parts.header.get("alg") {
+            Some(Value::String(alg)) if !alg.eq_ignore_ascii_case("none") => {}
+            _ => {
+                return Err(fail((
+                    Reason::UnsupportedAlgorithm,
+                    "the token's header names no algorithm (or `none`)".to_owned(),
+                )));
+            }
+        }
+        if parts.header.contains_key("crit") {
+            return Err(fail((
+                Reason::CriticalHeader,
+                "the token has a `crit` header, which this server does not support".to_owned(),
+            )));
+        }
+        let typed = self.check_claims(&parts.payload, now, source)?;
+        let decompressed = claims::decompress(&parts.payload);
+        CredentialSource::from_claims(
+            &parts.payload,
+            &decompressed.claims.roles,
+            self.registry_url.as_deref(),
+        )
+        .map_err(|why| fail((Reason::InvalidClaims, why.to_string())))?;
+        Ok(Unsigned {
+            subject: typed.sub,
+            expires_at: typed.exp.unwrap_or_default(),
+            claims: decompressed.claims,
+        })
+    }
+
     /// Step 4: the registered claims' types, `exp`, `nbf`, `iat`, `aud` and `iss`. On
     /// success `exp` and `aud` are present.
     fn check_claims(
@@ -137,7 +187,8 @@ impl Verifier {
         source: TokenSourceKind,
     ) -> Result<TypedClaims, AuthFailure> {
         let fail = |reason: Reason, detail: String| AuthFailure::new(reason, detail, Some(source));
-        let typed = TypedClaims::read(payload).map_err(|why| fail(Reason::InvalidClaims, why))?;
+        let typed = TypedClaims::read(payload)
+            .map_err(|why| fail(Reason::InvalidClaims, why.to_string()))?;
         let Some(exp) = typed.exp else {
             return Err(fail(
                 Reason::MissingClaim,
@@ -412,34 +463,6 @@ fn not_configured(error: &KeyError) -> AuthFailure {
     )
 }
 
-/// Reads the unverified `exp` of a token, for deciding when a keyring entry must be
-/// read again. Never used for authorization.
-pub fn unverified_expiry(token: &Token) -> Option<i64> {
-    let payload_b64 = token.expose().split('.').nth(1)?;
-    let payload = decode_object(payload_b64).ok()?;
-    payload.get("exp").and_then(number)
-}
-
-fn decode_object(segment: &str) -> Result<Map<String, Value>, &'static str> {
-    let bytes = B64URL.decode(segment).map_err(|_| "is not base64url")?;
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err("is not a JSON object"),
-        Err(_) => Err("is not JSON"),
-    }
-}
-
-fn number(value: &Value) -> Option<i64> {
-    match value {
-        Value::Number(n) => n.as_i64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.is_finite())
-                .map(|f| f.floor() as i64)
-        }),
-        _ => None,
-    }
-}
-
 fn short(text: &str) -> String {
     let mut out: String = text.chars().take(80).collect();
     if out.len() < text.len() {
@@ -459,16 +482,24 @@ struct TypedClaims {
     jti: Option<String>,
 }
 
+/// A registered or Quilt claim of the wrong JSON type (`invalid_claims`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the `{claim}` claim is {found}, not {expected}")]
+struct WrongClaimType {
+    claim: &'static str,
+    found: &'static str,
+    expected: &'static str,
+}
+
 impl TypedClaims {
-    fn read(payload: &Map<String, Value>) -> Result<TypedClaims, String> {
+    fn read(payload: &Map<String, Value>) -> Result<TypedClaims, WrongClaimType> {
         let present = |name: &str| payload.get(name).filter(|v| !v.is_null());
-        let wrong = |name: &str, expected: &str| -> String {
-            format!(
-                "the `{name}` claim is {}, not {expected}",
-                type_name(payload.get(name))
-            )
+        let wrong = |claim: &'static str, expected: &'static str| WrongClaimType {
+            claim,
+            found: type_name(payload.get(claim)),
+            expected,
         };
-        let time = |name: &str| -> Result<Option<i64>, String> {
+        let time = |name: &'static str| -> Result<Option<i64>, WrongClaimType> {
             match present(name) {
                 None => Ok(None),
                 Some(v) => number(v)
@@ -476,7 +507,7 @@ impl TypedClaims {
                     .ok_or_else(|| wrong(name, "a number of seconds")),
             }
         };
-        let text = |name: &str| -> Result<Option<String>, String> {
+        let text = |name: &'static str| -> Result<Option<String>, WrongClaimType> {
             match present(name) {
                 None => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),

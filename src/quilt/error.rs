@@ -2,13 +2,14 @@
 //! terms; [`From`] turns each into the tool error a caller sees.
 
 use crate::error::{ErrorCode, ToolError};
+use crate::s3::S3Error;
 
 /// A registry read or write that failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum QuiltError {
     /// An S3 request failed; the S3 failure is already classified.
     #[error(transparent)]
-    S3(#[from] ToolError),
+    S3(#[from] S3Error),
     /// A package, revision or object does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -27,6 +28,13 @@ pub(crate) enum QuiltError {
     /// Over a size limit.
     #[error("{0}")]
     TooLarge(String),
+    /// The caller may not read something the registry points at (a workflow
+    /// schema in a bucket the token does not grant).
+    #[error("{0}")]
+    Denied(String),
+    /// A fault inside the server.
+    #[error("{0}")]
+    Internal(String),
     /// A source changed while it was read.
     #[error("{0}")]
     Changed(String),
@@ -61,13 +69,15 @@ impl From<QuiltError> for ToolError {
     fn from(error: QuiltError) -> ToolError {
         let message = error.to_string();
         match error {
-            QuiltError::S3(error) => error,
+            QuiltError::S3(error) => error.into(),
             QuiltError::NotFound(_) => ToolError::new(ErrorCode::NotFound, message),
             QuiltError::Invalid(_) => ToolError::invalid(message),
             QuiltError::Integrity(_) => ToolError::new(ErrorCode::IntegrityError, message),
             QuiltError::Conflict(_) => ToolError::new(ErrorCode::Conflict, message),
             QuiltError::NotSupported(_) => ToolError::new(ErrorCode::NotSupported, message),
             QuiltError::TooLarge(_) => ToolError::new(ErrorCode::TooLarge, message),
+            QuiltError::Denied(_) => ToolError::new(ErrorCode::AccessDenied, message),
+            QuiltError::Internal(_) => ToolError::new(ErrorCode::InternalError, message),
             QuiltError::Cancelled => ToolError::new(ErrorCode::Cancelled, message),
             QuiltError::Changed(_) | QuiltError::Interrupted { .. } => {
                 ToolError::retryable(ErrorCode::UpstreamError, message)
@@ -101,6 +111,16 @@ mod tests {
                 false,
             ),
             (QuiltError::TooLarge("x".into()), ErrorCode::TooLarge, false),
+            (
+                QuiltError::Denied("x".into()),
+                ErrorCode::AccessDenied,
+                false,
+            ),
+            (
+                QuiltError::Internal("x".into()),
+                ErrorCode::InternalError,
+                false,
+            ),
             (
                 QuiltError::Changed("x".into()),
                 ErrorCode::UpstreamError,

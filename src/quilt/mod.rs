@@ -9,7 +9,8 @@
 //! computes entry hashes in constant memory; `registry` reads and writes a registry
 //! bucket, `stream` reads a manifest line by line verifying its top hash as it
 //! goes, `browse` pages through a revision, `publish` makes a new revision and `diff`
-//! compares two, each in bounded memory. Failures are
+//! compares two, each in bounded memory; `workflow` checks a new revision against the
+//! registry's workflows config as quilt3 does. Failures are
 //! `QuiltError`s. This layer knows S3 but nothing of tokens, tools or MCP.
 
 pub(crate) mod browse;
@@ -21,15 +22,16 @@ pub mod manifest;
 pub(crate) mod publish;
 pub(crate) mod registry;
 pub(crate) mod stream;
+pub(crate) mod workflow;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::error::ArgumentError;
 
 /// Where manifests live.
 pub const PACKAGES_PREFIX: &str = ".quilt/packages/";
 /// Where named-package pointers live.
 pub const NAMED_PACKAGES_PREFIX: &str = ".quilt/named_packages/";
-/// A registry with this object uses workflows, which this server does not validate.
-pub const WORKFLOWS_CONFIG: &str = ".quilt/workflows/config.yml";
 
 /// The manifest key of `top_hash`.
 pub fn manifest_key(top_hash: &str) -> String {
@@ -70,18 +72,18 @@ pub fn parse_pointer(body: &[u8]) -> Option<String> {
 pub const MAX_NAME_BYTES: usize = 512;
 
 /// A name over [`MAX_NAME_BYTES`], refused without being echoed.
-fn check_name_length(name: &str) -> Result<(), String> {
+fn check_name_length(name: &str) -> Result<(), ArgumentError> {
     if name.len() > MAX_NAME_BYTES {
-        return Err(format!(
+        return Err(ArgumentError::new(format!(
             "the package name is {} bytes long; package names are at most {MAX_NAME_BYTES} bytes",
             name.len()
-        ));
+        )));
     }
     Ok(())
 }
 
 /// A package name to write: `ns/name`, each part `[A-Za-z0-9_-]+`.
-pub fn check_name_for_write(name: &str) -> Result<(), String> {
+pub(crate) fn check_name_for_write(name: &str) -> Result<(), ArgumentError> {
     check_name_length(name)?;
     let part = |p: &str| {
         !p.is_empty()
@@ -90,14 +92,14 @@ pub fn check_name_for_write(name: &str) -> Result<(), String> {
     };
     match name.split_once('/') {
         Some((ns, pkg)) if part(ns) && part(pkg) => Ok(()),
-        _ => Err(format!(
+        _ => Err(ArgumentError::new(format!(
             "{name:?} is not a package name to write: use namespace/name with letters, digits, _ and -"
-        )),
+        ))),
     }
 }
 
 /// A package name to read: `ns/name`, each part Unicode word characters or `-`.
-pub fn check_name_for_read(name: &str) -> Result<(), String> {
+pub(crate) fn check_name_for_read(name: &str) -> Result<(), ArgumentError> {
     check_name_length(name)?;
     let part = |p: &str| {
         !p.is_empty()
@@ -106,19 +108,105 @@ pub fn check_name_for_read(name: &str) -> Result<(), String> {
     };
     match name.split_once('/') {
         Some((ns, pkg)) if part(ns) && part(pkg) => Ok(()),
-        _ => Err(format!(
+        _ => Err(ArgumentError::new(format!(
             "{name:?} is not a package name: use namespace/name"
-        )),
+        ))),
+    }
+}
+
+/// A package name to read (`ns/name`), checked as it is parsed
+/// ([`check_name_for_read`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct PackageName(String);
+
+impl PackageName {
+    /// The name.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name, owned.
+    pub(crate) fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl TryFrom<String> for PackageName {
+    type Error = ArgumentError;
+    fn try_from(name: String) -> Result<PackageName, ArgumentError> {
+        check_name_for_read(&name)?;
+        Ok(PackageName(name))
+    }
+}
+
+impl std::fmt::Display for PackageName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A package name to write (`ns/name` of `[A-Za-z0-9_-]`), checked as it is parsed
+/// ([`check_name_for_write`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct NewPackageName(String);
+
+impl NewPackageName {
+    /// The name, owned.
+    pub(crate) fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl TryFrom<String> for NewPackageName {
+    type Error = ArgumentError;
+    fn try_from(name: String) -> Result<NewPackageName, ArgumentError> {
+        check_name_for_write(&name)?;
+        Ok(NewPackageName(name))
+    }
+}
+
+impl std::ops::Deref for NewPackageName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A top hash or a prefix of one given by a user: 6 to 64 hex digits, lowercased as
+/// it is parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct HashPrefix(String);
+
+impl HashPrefix {
+    /// The digits, lowercase.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether it is a whole top hash rather than a prefix of one.
+    pub(crate) fn is_full(&self) -> bool {
+        is_top_hash(&self.0)
+    }
+}
+
+impl TryFrom<String> for HashPrefix {
+    type Error = ArgumentError;
+    fn try_from(text: String) -> Result<HashPrefix, ArgumentError> {
+        check_hash_prefix(&text).map(HashPrefix)
     }
 }
 
 /// A hash or hash prefix given by a user: at least 6 hex digits, lowercased.
-pub fn check_hash_prefix(text: &str) -> Result<String, String> {
+pub(crate) fn check_hash_prefix(text: &str) -> Result<String, ArgumentError> {
     let lower = text.trim().to_ascii_lowercase();
     if lower.len() < 6 || lower.len() > 64 || !lower.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!(
-            "{text:?} is not a top hash or a prefix of one (6 to 64 hex digits)"
-        ));
+        return Err(ArgumentError::new(format!(
+            "{:?} is not a top hash or a prefix of one (6 to 64 hex digits)",
+            text.chars().take(80).collect::<String>()
+        )));
     }
     Ok(lower)
 }
@@ -191,5 +279,11 @@ mod tests {
         assert_eq!(check_hash_prefix("ABCDEF").unwrap(), "abcdef");
         assert!(check_hash_prefix("abcde").is_err());
         assert!(check_hash_prefix("xyzxyz").is_err());
+        assert!(HashPrefix::try_from("ABCDEF".to_owned()).unwrap().as_str() == "abcdef");
+        assert!(!HashPrefix::try_from("abcdef".to_owned()).unwrap().is_full());
+        assert!(HashPrefix::try_from(hash.clone()).unwrap().is_full());
+        assert!(PackageName::try_from("nß/pkg".to_owned()).is_ok());
+        assert!(NewPackageName::try_from("nß/pkg".to_owned()).is_err());
+        assert!(PackageName::try_from("x".repeat(MAX_NAME_BYTES + 1)).is_err());
     }
 }

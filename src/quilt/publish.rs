@@ -7,14 +7,14 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::diff;
 use super::error::QuiltError;
 use super::hash::{ChunkedHasher, SHA2_256_CHUNKED};
 use super::manifest::{Manifest, Record, tree_order};
-use super::registry::{ConditionalPut, PointerRead, Registry, WriteCondition};
-use super::{
-    WORKFLOWS_CONFIG, latest_key, manifest_key, parse_pointer, physical_key, timestamp_key,
-};
-use crate::error::s3_error;
+use super::registry::{ConditionalPut, ManifestBody, PointerRead, Registry, WriteCondition};
+use super::stream::{self, ManifestStream, SORT_BUDGET};
+use super::{latest_key, manifest_key, parse_pointer, physical_key, timestamp_key};
+use crate::s3::{S3, S3Uri};
 use crate::time::now_unix;
 
 /// Sources read and hashed at once (the floor `package_create` is measured against
@@ -65,18 +65,6 @@ pub(crate) struct Published {
     pub race_safe: bool,
 }
 
-/// Refuses registries whose packages must pass workflow validation, which this
-/// server does not do.
-pub(crate) async fn check_no_workflows(registry: &Registry<'_>) -> Result<(), QuiltError> {
-    if registry.exists(WORKFLOWS_CONFIG).await? {
-        return Err(QuiltError::NotSupported(format!(
-            "s3://{} has {WORKFLOWS_CONFIG}: its packages must pass workflow validation, which quilt-mcp does not do; create this package with quilt3 or the Quilt catalog",
-            registry.bucket()
-        )));
-    }
-    Ok(())
-}
-
 /// Reads and hashes every source, [`HASH_CONCURRENCY`] at a time, streaming each
 /// body through the hasher (no body is held), and reports progress at most
 /// [`MAX_PROGRESS_REPORTS`] times; the records come back in tree order. Stops with [`QuiltError::Cancelled`]
@@ -113,27 +101,17 @@ pub(crate) async fn hash_sources(
 /// Streams one source once: its size, `sha2-256-chunked` and version id.
 async fn hash_source(s3: &aws_sdk_s3::Client, source: Source) -> Result<Record, QuiltError> {
     let target = physical_key(&source.bucket, &source.key, source.version_id.as_deref());
-    let output = s3
-        .get_object()
-        .bucket(&source.bucket)
-        .key(&source.key)
-        .set_version_id(source.version_id.clone())
-        .send()
-        .await
-        .map_err(|e| s3_error("GetObject", &target, &e))?;
-    let size = output
-        .content_length()
-        .and_then(|l| u64::try_from(l).ok())
-        .unwrap_or(0);
-    let version = output
-        .version_id()
-        .map(str::to_owned)
+    let object = S3Uri::versioned(&source.bucket, &source.key, source.version_id.as_deref());
+    let mut body = S3::new(s3).open(&object, u64::MAX).await?;
+    let size = body.size.unwrap_or(0);
+    let version = body
+        .version_id
+        .clone()
         .or(source.version_id.clone())
         .filter(|v| v != "null");
-    let mut body = output.body;
     let mut hasher = ChunkedHasher::new(size);
-    while let Some(piece) = body.next().await {
-        hasher.update(&piece.map_err(|e| QuiltError::interrupted(target.clone(), e))?);
+    while let Some(piece) = body.next_chunk().await? {
+        hasher.update(&piece);
     }
     if hasher.bytes() != size {
         return Err(QuiltError::Changed(format!(
@@ -160,19 +138,83 @@ async fn hash_source(s3: &aws_sdk_s3::Client, source: Source) -> Result<Record, 
     Ok(Record::from_object(obj))
 }
 
-/// A new manifest of `records` (in tree order) with a message and package metadata.
+/// A new manifest of `records` (in tree order) with a message, package metadata and
+/// the `workflow` object it passed, its header's keys in quilt3's order: `version`,
+/// `user_meta`, `workflow`, `message`.
 pub(crate) fn new_manifest(
     records: Vec<Record>,
     message: Option<String>,
     metadata: Option<Value>,
+    workflow: Option<Value>,
 ) -> Manifest {
     let mut header = Map::new();
     header.insert("version".into(), json!("v0"));
     if let Some(metadata) = metadata {
         header.insert("user_meta".into(), metadata);
     }
+    if let Some(workflow) = workflow {
+        header.insert("workflow".into(), workflow);
+    }
     header.insert("message".into(), message.map_or(Value::Null, Value::String));
     Manifest::new(header, records)
+}
+
+/// What a new revision changes against the one it replaces, by logical key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Changes {
+    /// Keys only in the new revision.
+    pub added: u64,
+    /// Keys only in the previous one.
+    pub removed: u64,
+    /// Keys in both whose content (hash or size) differs.
+    pub modified: u64,
+    /// Keys in both with the same content.
+    pub unchanged: u64,
+}
+
+impl Changes {
+    /// The changes of a first revision: every entry added.
+    pub(crate) fn first(manifest: &Manifest) -> Changes {
+        Changes {
+            added: manifest.entries().count() as u64,
+            ..Changes::default()
+        }
+    }
+}
+
+/// Compares `manifest` (not yet written) with the revision `previous` of `registry`,
+/// streaming the previous manifest (verifying its top hash) in bounded memory.
+pub(crate) async fn changes(
+    registry: &Registry<'_>,
+    previous: &str,
+    manifest: &Manifest,
+) -> Result<Changes, QuiltError> {
+    let top_hash = manifest.top_hash();
+    let bytes: std::sync::Arc<[u8]> = manifest.to_bytes().into();
+    let new_uri = format!("the new revision {top_hash}");
+    let (_, _, diff) = diff::diff(
+        |index, order| {
+            let bytes = bytes.clone();
+            let new_uri = new_uri.clone();
+            let top_hash = top_hash.clone();
+            async move {
+                if index == 0 {
+                    stream::open(registry, previous, order).await
+                } else {
+                    let body: ManifestBody = Box::pin(std::io::Cursor::new(bytes));
+                    ManifestStream::open(body, new_uri, &top_hash, order, SORT_BUDGET).await
+                }
+            }
+        },
+        0,
+    )
+    .await?;
+    Ok(Changes {
+        added: diff.added_count,
+        removed: diff.removed_count,
+        modified: diff.modified_count,
+        unchanged: diff.unchanged,
+    })
 }
 
 /// Attempts at a free timestamp second before giving up.

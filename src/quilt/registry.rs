@@ -1,18 +1,16 @@
 //! A Quilt registry: a bucket holding manifests and named-package pointers, read and
 //! written with the caller's S3 client.
 
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::EncodingType;
 use futures::StreamExt as _;
 use tokio::io::AsyncBufReadExt as _;
 
 use super::error::QuiltError;
 use super::{
-    NAMED_PACKAGES_PREFIX, PACKAGES_PREFIX, is_top_hash, latest_key, manifest_key, parse_pointer,
-    pointer_prefix,
+    HashPrefix, NAMED_PACKAGES_PREFIX, PACKAGES_PREFIX, is_top_hash, latest_key, manifest_key,
+    parse_pointer, pointer_prefix,
 };
-use crate::error::listed_name;
-use crate::error::{ErrorCode, s3_error};
+pub(crate) use crate::s3::WriteCondition;
+use crate::s3::{ListRequest, Put, S3, S3ErrorKind, S3Uri};
 
 /// Pointer reads in flight at once when listing packages.
 const POINTER_CONCURRENCY: usize = 16;
@@ -81,7 +79,7 @@ fn skip_package(name: &str) -> String {
 /// A registry bucket.
 #[derive(Debug, Clone)]
 pub(crate) struct Registry<'a> {
-    s3: &'a aws_sdk_s3::Client,
+    s3: S3<'a>,
     bucket: String,
 }
 
@@ -89,7 +87,7 @@ impl<'a> Registry<'a> {
     /// The registry in `bucket`.
     pub(crate) fn new(s3: &'a aws_sdk_s3::Client, bucket: impl Into<String>) -> Registry<'a> {
         Registry {
-            s3,
+            s3: S3::new(s3),
             bucket: bucket.into(),
         }
     }
@@ -100,70 +98,37 @@ impl<'a> Registry<'a> {
     }
 
     fn uri(&self, key: &str) -> String {
-        format!("s3://{}/{key}", self.bucket)
+        self.object(key).to_string()
+    }
+
+    fn object(&self, key: &str) -> S3Uri {
+        S3Uri::new(&self.bucket, key)
+    }
+
+    /// A small object's bytes and ETag, `None` when it does not exist; one larger
+    /// than [`MAX_SMALL_BYTES`] is not a pointer (an integrity error) and is not read.
+    async fn read_small(&self, key: &str) -> Result<Option<crate::s3::Capped>, QuiltError> {
+        match self
+            .s3
+            .read_capped(&self.object(key), MAX_SMALL_BYTES)
+            .await
+        {
+            Ok(capped) => Ok(Some(capped)),
+            Err(error) if error.is_not_found() => Ok(None),
+            Err(error) if matches!(error.kind, S3ErrorKind::OverCap { .. }) => {
+                Err(QuiltError::Integrity(format!(
+                    "{} is larger than {MAX_SMALL_BYTES} bytes: it is not a package pointer",
+                    self.uri(key)
+                )))
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// A small object's bytes (at most [`MAX_SMALL_BYTES`]: a larger object is an
     /// integrity error, and is not read), `None` when it does not exist.
     pub(crate) async fn get_small(&self, key: &str) -> Result<Option<Vec<u8>>, QuiltError> {
-        let answer = self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await;
-        match answer {
-            Ok(output) => {
-                let too_large = || {
-                    QuiltError::Integrity(format!(
-                        "{} is larger than {MAX_SMALL_BYTES} bytes: it is not a package pointer",
-                        self.uri(key)
-                    ))
-                };
-                if output
-                    .content_length()
-                    .is_some_and(|length| length > MAX_SMALL_BYTES as i64)
-                {
-                    return Err(too_large());
-                }
-                let bytes = read_capped(output.body, MAX_SMALL_BYTES)
-                    .await
-                    .map_err(|e| QuiltError::interrupted(self.uri(key), e))?
-                    .ok_or_else(too_large)?;
-                Ok(Some(bytes))
-            }
-            Err(error) => {
-                let mapped = s3_error("GetObject", &self.uri(key), &error);
-                if mapped.code == ErrorCode::NotFound {
-                    Ok(None)
-                } else {
-                    Err(mapped.into())
-                }
-            }
-        }
-    }
-
-    /// Whether an object exists.
-    pub(crate) async fn exists(&self, key: &str) -> Result<bool, QuiltError> {
-        match self
-            .s3
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(error) => {
-                let mapped = s3_error("HeadObject", &self.uri(key), &error);
-                if mapped.code == ErrorCode::NotFound {
-                    Ok(false)
-                } else {
-                    Err(mapped.into())
-                }
-            }
-        }
+        Ok(self.read_small(key).await?.map(|capped| capped.bytes))
     }
 
     /// The top hash `latest` points at, `None` when the package does not exist.
@@ -184,54 +149,43 @@ impl<'a> Registry<'a> {
     pub(crate) async fn resolve(
         &self,
         name: &str,
-        top_hash: Option<&str>,
+        top_hash: Option<&HashPrefix>,
     ) -> Result<String, QuiltError> {
-        match top_hash.map(str::trim).filter(|h| !h.is_empty()) {
-            None => self.latest(name).await?.ok_or_else(|| {
+        let Some(prefix) = top_hash else {
+            return self.latest(name).await?.ok_or_else(|| {
                 QuiltError::NotFound(format!(
                     "package {name} does not exist in s3://{}",
                     self.bucket
                 ))
-            }),
-            Some(given) => {
-                let prefix = super::check_hash_prefix(given)
-                    .map_err(|e| QuiltError::Invalid(format!("`top_hash`: {e}")))?;
-                if prefix.len() == 64 {
-                    return Ok(prefix);
-                }
-                let output = self
-                    .s3
-                    .list_objects_v2()
-                    .bucket(&self.bucket)
-                    .prefix(format!("{PACKAGES_PREFIX}{prefix}"))
-                    .encoding_type(EncodingType::Url)
-                    .max_keys(10)
-                    .send()
-                    .await
-                    .map_err(|e| s3_error("ListObjectsV2", &self.uri(PACKAGES_PREFIX), &e))?;
-                let keys = output
-                    .contents()
-                    .iter()
-                    .filter_map(|o| o.key())
-                    .map(|k| listed_name(k, output.encoding_type()))
-                    .collect::<Result<Vec<String>, _>>()?;
-                let matches: Vec<&str> = keys
-                    .iter()
-                    .filter_map(|k| k.strip_prefix(PACKAGES_PREFIX))
-                    .filter(|h| is_top_hash(h))
-                    .collect();
-                match matches.as_slice() {
-                    [one] => Ok((*one).to_owned()),
-                    [] => Err(QuiltError::NotFound(format!(
-                        "no revision in s3://{} has a top hash starting with {prefix}",
-                        self.bucket
-                    ))),
-                    many => Err(QuiltError::Invalid(format!(
-                        "the hash prefix {prefix} is ambiguous: it matches {}; give more characters",
-                        many.join(", ")
-                    ))),
-                }
-            }
+            });
+        };
+        let prefix = prefix.as_str();
+        if is_top_hash(prefix) {
+            return Ok(prefix.to_owned());
+        }
+        let page = self
+            .s3
+            .list_page(&ListRequest {
+                max_keys: Some(10),
+                ..ListRequest::prefix(&self.bucket, &format!("{PACKAGES_PREFIX}{prefix}"))
+            })
+            .await?;
+        let matches: Vec<&str> = page
+            .objects
+            .iter()
+            .filter_map(|o| o.key.strip_prefix(PACKAGES_PREFIX))
+            .filter(|h| is_top_hash(h))
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok((*one).to_owned()),
+            [] => Err(QuiltError::NotFound(format!(
+                "no revision in s3://{} has a top hash starting with {prefix}",
+                self.bucket
+            ))),
+            many => Err(QuiltError::Invalid(format!(
+                "the hash prefix {prefix} is ambiguous: it matches {}; give more characters",
+                many.join(", ")
+            ))),
         }
     }
 
@@ -239,31 +193,22 @@ impl<'a> Registry<'a> {
     /// most [`MAX_MANIFEST_BYTES`] (plus one byte, so that a longer one is noticed).
     pub(crate) async fn open_manifest(&self, top_hash: &str) -> Result<ManifestBody, QuiltError> {
         let key = manifest_key(top_hash);
-        let output = self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .send()
-            .await
-            .map_err(|e| {
-                let mapped = s3_error("GetObject", &self.uri(&key), &e);
-                if mapped.code == ErrorCode::NotFound {
-                    QuiltError::NotFound(format!("no revision {top_hash} in s3://{}", self.bucket))
-                } else {
-                    mapped.into()
-                }
-            })?;
-        if output
-            .content_length()
-            .and_then(|length| u64::try_from(length).ok())
-            .is_some_and(|length| length > MAX_MANIFEST_BYTES)
-        {
-            return Err(manifest_too_large(&self.uri(&key)));
-        }
+        let body = match self.s3.open(&self.object(&key), MAX_MANIFEST_BYTES).await {
+            Ok(body) => body,
+            Err(error) if error.is_not_found() => {
+                return Err(QuiltError::NotFound(format!(
+                    "no revision {top_hash} in s3://{}",
+                    self.bucket
+                )));
+            }
+            Err(error) if matches!(error.kind, S3ErrorKind::OverCap { .. }) => {
+                return Err(manifest_too_large(&self.uri(&key)));
+            }
+            Err(error) => return Err(error.into()),
+        };
         Ok(Box::pin(tokio::io::BufReader::with_capacity(
             256 * 1024,
-            tokio::io::AsyncReadExt::take(output.body.into_async_read(), MAX_MANIFEST_BYTES + 1),
+            tokio::io::AsyncReadExt::take(body.into_reader(), MAX_MANIFEST_BYTES + 1),
         )))
     }
 
@@ -297,21 +242,10 @@ impl<'a> Registry<'a> {
     /// Every key under `prefix` with its last-modified time, all pages.
     async fn list_keys(&self, prefix: &str) -> Result<Vec<(String, Option<i64>)>, QuiltError> {
         let mut keys = Vec::new();
-        let mut pages = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .encoding_type(EncodingType::Url)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| s3_error("ListObjectsV2", &self.uri(prefix), &e))?;
-            for object in page.contents() {
-                if let Some(key) = object.key() {
-                    let key = listed_name(key, page.encoding_type())?;
-                    keys.push((key, object.last_modified().map(|d| d.secs())));
-                }
+        let mut pages = self.s3.list(ListRequest::prefix(&self.bucket, prefix));
+        while let Some(page) = pages.next_page().await {
+            for object in page?.objects {
+                keys.push((object.key, object.last_modified));
             }
         }
         Ok(keys)
@@ -343,23 +277,15 @@ impl<'a> Registry<'a> {
             has_latest: bool,
         }
         let list_prefix = format!("{NAMED_PACKAGES_PREFIX}{prefix}");
-        let mut pages = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&list_prefix)
-            .set_start_after(after.map(skip_package))
-            .encoding_type(EncodingType::Url)
-            .into_paginator()
-            .send();
+        let mut pages = self.s3.list(ListRequest {
+            start_after: after.map(skip_package),
+            ..ListRequest::prefix(&self.bucket, &list_prefix)
+        });
         let mut packages: Vec<(String, Seen)> = Vec::new();
         let mut more = false;
-        'listing: while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| s3_error("ListObjectsV2", &self.uri(&list_prefix), &e))?;
-            for object in page.contents() {
-                let Some(key) = object.key() else { continue };
-                let key = listed_name(key, page.encoding_type())?;
-                let Some((name, pointer)) = split_pointer_key(&key) else {
+        'listing: while let Some(page) = pages.next_page().await {
+            for object in page?.objects {
+                let Some((name, pointer)) = split_pointer_key(&object.key) else {
                     continue;
                 };
                 if packages.last().is_none_or(|(last, _)| last != name) {
@@ -372,7 +298,7 @@ impl<'a> Registry<'a> {
                 let Some((_, seen)) = packages.last_mut() else {
                     continue;
                 };
-                let modified = object.last_modified().map(|d| d.secs());
+                let modified = object.last_modified;
                 if pointer == "latest" {
                     seen.has_latest = true;
                     seen.latest_modified = modified;
@@ -421,16 +347,12 @@ impl<'a> Registry<'a> {
         body: Vec<u8>,
         content_type: &str,
     ) -> Result<(), QuiltError> {
-        self.s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| s3_error("PutObject", &self.uri(key), &e).into())
+        let put = Put {
+            content_type: Some(content_type),
+            ..Put::default()
+        };
+        self.s3.put(&self.bucket, key, body, put).await?;
+        Ok(())
     }
 }
 
@@ -441,15 +363,6 @@ pub(crate) struct PointerRead {
     pub top_hash: String,
     /// Its ETag, when the endpoint sent one.
     pub etag: Option<String>,
-}
-
-/// The condition of a conditional write (S3 `If-None-Match: *` or `If-Match`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum WriteCondition<'e> {
-    /// Only if the key does not exist yet.
-    Absent,
-    /// Only if the object still has this ETag.
-    Matches(&'e str),
 }
 
 /// What came of a conditional write.
@@ -473,38 +386,16 @@ impl Registry<'_> {
         name: &str,
     ) -> Result<Option<PointerRead>, QuiltError> {
         let key = latest_key(name);
-        let answer = self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .send()
-            .await;
-        let output = match answer {
-            Ok(output) => output,
-            Err(error) => {
-                let mapped = s3_error("GetObject", &self.uri(&key), &error);
-                return if mapped.code == ErrorCode::NotFound {
-                    Ok(None)
-                } else {
-                    Err(mapped.into())
-                };
-            }
+        let Some(capped) = self.read_small(&key).await? else {
+            return Ok(None);
         };
-        let etag = output.e_tag().map(str::to_owned);
-        let body = read_capped(output.body, MAX_SMALL_BYTES)
-            .await
-            .map_err(|e| QuiltError::interrupted(self.uri(&key), e))?
-            .ok_or_else(|| {
-                QuiltError::Integrity(format!(
-                    "{} is larger than {MAX_SMALL_BYTES} bytes: it is not a package pointer",
-                    self.uri(&key)
-                ))
-            })?;
-        let top_hash = parse_pointer(&body).ok_or_else(|| {
+        let top_hash = parse_pointer(&capped.bytes).ok_or_else(|| {
             QuiltError::Integrity(format!("{} does not hold a top hash", self.uri(&key)))
         })?;
-        Ok(Some(PointerRead { top_hash, etag }))
+        Ok(Some(PointerRead {
+            top_hash,
+            etag: capped.etag,
+        }))
     }
 
     /// Writes an object only if `condition` holds.
@@ -515,64 +406,27 @@ impl Registry<'_> {
         content_type: &str,
         condition: WriteCondition<'_>,
     ) -> Result<ConditionalPut, QuiltError> {
-        let request = self
-            .s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .body(ByteStream::from(body));
-        let request = match condition {
-            WriteCondition::Absent => request.if_none_match("*"),
-            WriteCondition::Matches(etag) => request.if_match(etag),
+        let put = Put {
+            content_type: Some(content_type),
+            condition: Some(condition),
+            ..Put::default()
         };
-        match request.send().await {
+        match self.s3.put(&self.bucket, key, body, put).await {
             Ok(_) => Ok(ConditionalPut::Written),
-            Err(error) => {
-                use aws_sdk_s3::error::ProvideErrorMetadata as _;
-                let status = match &error {
-                    aws_sdk_s3::error::SdkError::ServiceError(service) => {
-                        Some(service.raw().status().as_u16())
-                    }
-                    _ => None,
-                };
-                match (error.code(), status) {
-                    (Some("PreconditionFailed" | "ConditionalRequestConflict"), _)
-                    | (_, Some(412)) => Ok(ConditionalPut::Lost),
-                    (Some("NotImplemented"), _) | (_, Some(501)) => Ok(ConditionalPut::Unsupported),
-                    _ => Err(s3_error("PutObject", &self.uri(key), &error).into()),
+            Err(error) => match error.kind {
+                S3ErrorKind::PreconditionFailed | S3ErrorKind::ConditionalConflict => {
+                    Ok(ConditionalPut::Lost)
                 }
-            }
+                S3ErrorKind::NotImplemented => Ok(ConditionalPut::Unsupported),
+                _ => Err(error.into()),
+            },
         }
     }
 
     /// Deletes an object.
     pub(crate) async fn delete(&self, key: &str) -> Result<(), QuiltError> {
-        self.s3
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| s3_error("DeleteObject", &self.uri(key), &e).into())
+        Ok(self.s3.delete(&self.bucket, key).await?)
     }
-}
-
-/// At most `cap` bytes of `body`: `None`, without reading on, once it has more.
-pub(crate) async fn read_capped(
-    mut body: ByteStream,
-    cap: usize,
-) -> Result<Option<Vec<u8>>, aws_sdk_s3::primitives::ByteStreamError> {
-    let mut bytes = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk?;
-        if bytes.len() + chunk.len() > cap {
-            return Ok(None);
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(Some(bytes))
 }
 
 /// What [`read_line_capped`] found.

@@ -1,25 +1,12 @@
-//! The MCP server: rmcp's `ServerHandler` with one hand-written `call_tool` that is
-//! the only gate. Every call is authorized there, in this order, before the tool
-//! router dispatches it:
-//!
-//! 1. the token is verified (SPEC §4), or the call gets -32001 with a reason;
-//! 2. the arguments are parsed, once, into the tool's typed parameters, which say
-//!    the buckets and permissions the call touches (an `invalid_argument` otherwise);
-//! 3. those permissions and buckets, the token's level and read-only mode are checked
-//!    (`policy::authorize`), or the call gets -32003;
-//! 4. for tools that reach AWS, credentials come from the token (SPEC §5), or the
-//!    call gets -32001 (or a tool error when the exchange itself failed);
-//! 5. the verified [`AuthContext`], the caller's AWS session and the very parameters
-//!    that were authorized travel to the tool (`routes`).
-//!
-//! Tools never repeat these checks.
+//! The MCP server: rmcp's `ServerHandler`, the authentication of callers, and the
+//! one gate every request passes (`gate`) before the tool that serves it runs with
+//! the very parameters the gate authorized (`table`).
 
-pub(crate) mod routes;
+pub(crate) mod gate;
+pub(crate) mod table;
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ErrorCode, Implementation, ListToolsResult,
     PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
@@ -31,15 +18,16 @@ use serde_json::json;
 use crate::auth::source::TokenProvider;
 use crate::auth::verify::Verifier;
 use crate::auth::{AuthContext, AuthFailure, Token, TokenSourceKind};
-use crate::aws::{Aws, CredentialError};
+use crate::aws::Aws;
 use crate::config::Config;
 use crate::time::now_unix;
-use crate::tools::policy::{self, Denial};
-use routes::{GateEntry, Granted, Routes, failure};
+use crate::tools::policy::Denial;
+use crate::version::VERSION;
+use table::Table;
 
-/// JSON-RPC error code for an unauthorized call (SPEC §7).
+/// JSON-RPC error code for an unauthorized call (docs/reference.md, Errors).
 pub const UNAUTHORIZED: ErrorCode = ErrorCode(-32001);
-/// JSON-RPC error code for a forbidden call (SPEC §7).
+/// JSON-RPC error code for a forbidden call (docs/reference.md, Errors).
 pub const FORBIDDEN: ErrorCode = ErrorCode(-32003);
 
 const INSTRUCTIONS: &str = "quilt-mcp gives access to Quilt data: S3 buckets and the Quilt packages \
@@ -72,13 +60,12 @@ pub enum Transport {
 struct Inner {
     config: Config,
     transport: Transport,
-    routes: Routes,
     aws: Aws,
     verifier: Verifier,
     tokens: TokenProvider,
     /// The last verified context, reused while the same token is presented.
     verified: Mutex<Option<Arc<AuthContext>>>,
-    /// The token line that opens the `instructions` (stdio, SPEC §8), from the
+    /// The token line that opens the `instructions` (stdio, docs/reference.md, Logs), from the
     /// start-up check.
     token_line: Mutex<Option<String>>,
 }
@@ -129,7 +116,6 @@ impl QuiltServer {
                 aws: Aws::new(&config),
                 config,
                 transport,
-                routes: Routes::all(),
                 verifier,
                 tokens,
                 verified: Mutex::new(None),
@@ -146,6 +132,11 @@ impl QuiltServer {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// AWS clients and the per-token sessions.
+    pub(crate) fn aws(&self) -> &Aws {
+        &self.inner.aws
     }
 
     /// Where this server's tokens come from.
@@ -176,14 +167,36 @@ impl QuiltServer {
     /// Step 1 of the gate: the caller's verified context.
     pub async fn authenticate(&self) -> Result<Arc<AuthContext>, AuthFailure> {
         let now = now_unix();
+        // The token is looked up first, so that the log says truthfully whether there
+        // is one (and the keyring's state) even when no key can judge it.
+        let found = self.inner.tokens.lookup(now).await;
+        let keyring_state = match &found {
+            Ok((_, TokenSourceKind::Keyring)) => Some("ok"),
+            Ok(_) => None,
+            Err(missing) => Some(missing.keyring_state),
+        };
         if let Some(failure) = self.inner.verifier.not_configured() {
-            log_token_failure(None, self.inner.tokens.kind(), &failure, None);
+            let token = found.as_ref().ok().map(|(token, _)| token);
+            log_token_failed(
+                token,
+                self.inner.tokens.kind(),
+                &failure,
+                None,
+                keyring_state,
+            );
             return Err(failure);
         }
-        let (token, source) = match self.inner.tokens.current(now).await {
+        let (token, source) = match found {
             Ok(found) => found,
-            Err(failure) => {
-                log_token_failure(None, self.inner.tokens.kind(), &failure, None);
+            Err(missing) => {
+                let failure = missing.failure;
+                log_token_failed(
+                    None,
+                    self.inner.tokens.kind(),
+                    &failure,
+                    None,
+                    keyring_state,
+                );
                 return Err(failure);
             }
         };
@@ -255,9 +268,10 @@ impl QuiltServer {
                     token_fingerprint = %ctx.token_info.fingerprint,
                     status = "ok",
                     alg = %ctx.token_info.alg,
-                    kid = ctx.token_info.kid.as_deref().unwrap_or(""),
-                    sub = ctx.subject.as_deref().unwrap_or(""),
+                    kid = ctx.token_info.kid.as_deref(),
+                    sub = ctx.subject.as_deref(),
                     exp = ctx.expires_at,
+                    keyring_state = (source == TokenSourceKind::Keyring).then_some("ok"),
                     buckets = ctx.claims.buckets.len(),
                     permissions = ctx.claims.permissions.len(),
                     roles = ctx.claims.roles.len(),
@@ -267,7 +281,8 @@ impl QuiltServer {
                 Ok(Arc::new(ctx))
             }
             Err(failure) => {
-                log_token_failure(Some(token), source, &failure, request);
+                let state = (source == TokenSourceKind::Keyring).then_some("ok");
+                log_token_failed(Some(token), source, &failure, request, state);
                 Err(failure)
             }
         }
@@ -322,26 +337,30 @@ impl QuiltServer {
             None => INSTRUCTIONS.to_owned(),
         }
     }
-
-    /// The gate entry of a tool this server offers (write tools are hidden in
-    /// read-only mode).
-    fn gate(&self, name: &str) -> Option<GateEntry> {
-        let gate = *self.inner.routes.gates.get(name)?;
-        let hidden = self.inner.config.read_only && gate.info.writes();
-        (!hidden).then_some(gate)
-    }
 }
 
-/// The first line of the `instructions` (SPEC §8): what a host that only shows
-/// "connected" still tells the model and the user.
+/// The first line of the `instructions` (docs/reference.md, Logs): what a host that
+/// only shows "connected" still tells the model and the user. Claims are shown with
+/// control characters escaped.
 fn token_line(outcome: Result<&AuthContext, &AuthFailure>) -> String {
     match outcome {
         Ok(ctx) => format!(
             "Quilt token: OK — {}, {}, expires {}",
-            ctx.subject.as_deref().unwrap_or("(no subject)"),
+            ctx.subject
+                .as_deref()
+                .map_or_else(|| "(no subject)".into(), crate::auth::printable),
             ctx.claims.level,
             crate::time::rfc3339(ctx.expires_at).unwrap_or_default()
         ),
+        // Without a key the detail names what is wrong (such as the placeholder).
+        Err(failure) if failure.reason == crate::auth::Reason::VerificationNotConfigured => {
+            format!(
+                "Quilt token problem: {} — {}; {}",
+                failure.reason.code(),
+                failure.detail,
+                failure.hint
+            )
+        }
         Err(failure) => format!(
             "Quilt token problem: {} — {}",
             failure.reason.code(),
@@ -357,23 +376,37 @@ pub(crate) fn log_token_failure(
     failure: &AuthFailure,
     request: Option<&RequestMeta>,
 ) {
-    // Every SPEC §8 field is present; what an unverified token cannot tell is empty
-    // (claims are not read from a token that failed).
+    log_token_failed(token, source, failure, request, None);
+}
+
+/// [`log_token_failure`], with the keyring entry's state for a stdio session.
+fn log_token_failed(
+    token: Option<&Token>,
+    source: TokenSourceKind,
+    failure: &AuthFailure,
+    request: Option<&RequestMeta>,
+    keyring_state: Option<&str>,
+) {
+    // Every field of docs/reference.md (Logs) is present; what an unverified token
+    // cannot tell is null (claims are not read from a token that failed).
     let (alg, kid) = token.map(peek_header).unwrap_or_default();
     tracing::info!(
         event = "token_checked",
         token_present = token.is_some(),
         token_source = source.as_str(),
-        token_fingerprint = token.map(Token::fingerprint).unwrap_or_default(),
+        token_fingerprint = token.map(Token::fingerprint),
         status = failure.reason.code(),
         detail = %failure.detail,
-        alg = alg.unwrap_or_default(),
-        kid = kid.unwrap_or_default(),
-        sub = "",
-        exp = 0,
-        buckets = 0,
-        permissions = 0,
-        roles = 0,
+        hint = %failure.hint,
+        operator_hint = failure.operator_hint(),
+        alg,
+        kid,
+        sub = None::<&str>,
+        exp = None::<i64>,
+        buckets = None::<u64>,
+        permissions = None::<u64>,
+        roles = None::<u64>,
+        keyring_state,
         request_id = request.map(|r| r.request_id.as_str()),
         remote_addr = request.map(|r| r.remote_addr.as_str()),
     );
@@ -402,7 +435,7 @@ fn peek_header(token: &Token) -> (Option<String>, Option<String>) {
     (field("alg"), field("kid"))
 }
 
-/// The -32001 error of SPEC §7.
+/// The -32001 error (docs/reference.md, Errors).
 pub fn unauthorized(failure: &AuthFailure) -> ErrorData {
     ErrorData::new(
         UNAUTHORIZED,
@@ -411,7 +444,7 @@ pub fn unauthorized(failure: &AuthFailure) -> ErrorData {
     )
 }
 
-/// The -32003 error of SPEC §7.
+/// The -32003 error (docs/reference.md, Errors).
 pub(crate) fn forbidden(denial: &Denial) -> ErrorData {
     let mut data = json!({"reason": denial.reason.code(), "tool": denial.tool});
     if let Some(bucket) = &denial.bucket {
@@ -427,7 +460,7 @@ impl ServerHandler for QuiltServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(
-                Implementation::new("quilt-mcp", crate::VERSION)
+                Implementation::new("quilt-mcp", VERSION)
                     .with_title("Quilt")
                     .with_description("Quilt data (S3 buckets and Quilt packages), authorized by the user's Quilt JWT"),
             )
@@ -439,163 +472,23 @@ impl ServerHandler for QuiltServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let tools = self
-            .inner
-            .routes
-            .router
-            .list_all()
-            .into_iter()
-            .filter(|t| self.gate(&t.name).is_some())
-            .collect();
+        let tools = Table::get().listed(self.inner.config.read_only).to_vec();
         Ok(ListToolsResult::with_all_items(tools))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.gate(name)?;
-        self.inner.routes.router.get(name).cloned()
+        let entry = Table::get().entry(name)?;
+        let hidden = self.inner.config.read_only && entry.info.writes();
+        (!hidden).then(|| entry.described.clone())
     }
 
     async fn call_tool(
         &self,
-        mut request: CallToolRequestParams,
-        mut context: RequestContext<RoleServer>,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let started = Instant::now();
-        // A write tool hidden in read-only mode is still known: the policy refuses it
-        // with `read_only_mode`, which tells the user why.
-        let Some(gate) = self.inner.routes.gates.get(request.name.as_ref()).copied() else {
-            return Err(ErrorData::invalid_params(
-                format!("unknown tool {:?}", truncate(&request.name)),
-                None,
-            ));
-        };
-
-        // 1. The token: verified by the HTTP layer for this request, or read and
-        //    verified here for a stdio session.
-        let http = context
-            .extensions
-            .get::<http::request::Parts>()
-            .map(|parts| {
-                (
-                    parts.extensions.get::<Arc<AuthContext>>().cloned(),
-                    parts.extensions.get::<RequestMeta>().cloned(),
-                )
-            });
-        let call = CallLog {
-            tool: gate.info.name,
-            started,
-            request: http.as_ref().and_then(|(_, meta)| meta.clone()),
-        };
-        let authenticated = match (http, self.inner.transport) {
-            (Some((verified, _)), _) => self.authenticate_request(verified),
-            // An HTTP call without its request is refused, never served with the
-            // environment or keyring token.
-            (None, Transport::Http) => self.authenticate_request(None),
-            (None, Transport::Stdio) => self.authenticate().await,
-        };
-        let ctx = match authenticated {
-            Ok(ctx) => ctx,
-            Err(failure) => {
-                call.log("unauthorized", None, Some(failure.reason.code()));
-                return Err(unauthorized(&failure));
-            }
-        };
-
-        // 2. The arguments, parsed once into the parameters the tool will get.
-        let parsed = match (gate.parse)(request.arguments.take()) {
-            Ok(parsed) => parsed,
-            Err(error) => {
-                call.log("error", None, Some(error.code.as_str()));
-                return Ok(failure(error).into());
-            }
-        };
-        let bucket = parsed.access.buckets.first().cloned();
-        let bucket = bucket.as_deref();
-
-        // 3. Permissions, buckets, level, read-only mode.
-        if let Err(denial) = policy::authorize(
-            &gate.info,
-            &parsed.access,
-            &ctx.claims,
-            self.inner.config.read_only,
-        ) {
-            tracing::info!(
-                event = "tool_denied",
-                tool = denial.tool,
-                reason = denial.reason.code(),
-                bucket = denial.bucket.as_deref().unwrap_or(""),
-                missing_permissions = %denial.missing_permissions.join(","),
-                token_fingerprint = %ctx.token_info.fingerprint,
-                request_id = call.request.as_ref().map(|r| r.request_id.as_str()),
-            );
-            call.log(
-                "denied",
-                denial.bucket.as_deref(),
-                Some(denial.reason.code()),
-            );
-            return Err(forbidden(&denial));
-        }
-
-        // 4. AWS credentials from the token, for the tools that reach AWS.
-        let aws = if gate.info.open_world {
-            match self.inner.aws.session(&ctx).await {
-                Ok(session) => Some(session),
-                Err(CredentialError::Unauthorized(failure)) => {
-                    call.log("unauthorized", bucket, Some(failure.reason.code()));
-                    return Err(unauthorized(&failure));
-                }
-                Err(CredentialError::Tool(error)) => {
-                    call.log("error", bucket, Some(error.code.as_str()));
-                    return Ok(routes::failure(error).into());
-                }
-            }
-        } else {
-            None
-        };
-
-        // 5. Dispatch the authorized parameters with the verified context.
-        context.extensions.insert(Granted::new(ctx, aws, parsed));
-        let result = self
-            .inner
-            .routes
-            .router
-            .call(ToolCallContext::new(self, request, context))
-            .await;
-        let outcome = match &result {
-            Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => "error",
-            Ok(_) => "ok",
-            Err(_) => "error",
-        };
-        call.log(outcome, bucket, None);
-        result
+        self.call(&request.name, request.arguments, context).await
     }
-}
-
-/// The `tool_call` log event of one call.
-struct CallLog {
-    tool: &'static str,
-    started: Instant,
-    request: Option<RequestMeta>,
-}
-
-impl CallLog {
-    fn log(&self, outcome: &str, bucket: Option<&str>, reason: Option<&str>) {
-        let duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        tracing::info!(
-            event = "tool_call",
-            tool = self.tool,
-            outcome,
-            duration_ms,
-            bucket = bucket.unwrap_or(""),
-            reason,
-            request_id = self.request.as_ref().map(|r| r.request_id.as_str()),
-            remote_addr = self.request.as_ref().map(|r| r.remote_addr.as_str()),
-        );
-    }
-}
-
-fn truncate(text: &str) -> String {
-    text.chars().take(64).collect()
 }
 
 #[cfg(test)]

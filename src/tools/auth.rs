@@ -10,7 +10,7 @@ use crate::time::{now_unix, rfc3339};
 /// `auth_status`.
 pub(crate) struct AuthStatus;
 
-/// The structured result of `auth_status` (SPEC §6.1).
+/// The structured result of `auth_status` (docs/reference.md, Results).
 #[derive(Debug, Serialize, JsonSchema)]
 pub(crate) struct AuthStatusOutput {
     /// Always true: a call without a valid token never gets here.
@@ -65,7 +65,7 @@ pub(crate) fn auth_status(
         expires_in: (ctx.expires_at - now).max(0),
         jti: ctx.jti.clone(),
         scope: c.scope.clone(),
-        level: c.level.clone(),
+        level: c.level.to_string(),
         roles: c.roles.clone(),
         buckets: c.buckets.clone(),
         permissions: c.permissions.clone(),
@@ -90,6 +90,10 @@ impl Tool for AuthStatus {
     };
     type Params = NoParams;
     type Output = AuthStatusOutput;
+
+    fn example() -> serde_json::Value {
+        serde_json::json!({})
+    }
 
     async fn run(call: Call<'_>, _params: NoParams) -> Result<AuthStatusOutput, ToolError> {
         Ok(auth_status(

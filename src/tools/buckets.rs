@@ -5,22 +5,21 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use aws_sdk_s3::presigning::PresigningConfig;
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::EncodingType;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures::StreamExt as _;
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
-use super::uri::{Bucket, ContinuationToken, ObjectUri, S3Name, S3Uri};
+use super::uri::{
+    Bounded, Bucket, ContinuationToken, LinkUri, ObjectUri, Offset, S3Name, S3Uri, TextEncoding,
+};
 use super::{
     Access, Blob, Call, ErrorCode, GET_OBJECT, GET_OBJECT_VERSION, LIST_BUCKET, NoParams,
     PUT_OBJECT, Params, Tool, ToolError, ToolInfo,
 };
-use crate::error::listed_name;
-use crate::error::s3_error;
+use crate::error::ArgumentError;
+use crate::s3::{ListRequest, Put, S3, S3ErrorKind, WriteCondition};
 use crate::time::{now_unix, rfc3339};
 
 /// Largest `max_bytes` for text and fetch.
@@ -28,7 +27,7 @@ pub(crate) const MAX_READ_BYTES: u64 = 16 * 1024 * 1024;
 /// Largest `expiration` for presigned links (7 days, SigV4's limit).
 pub(crate) const MAX_LINK_SECONDS: u64 = 604_800;
 /// Largest `max_keys` of `bucket_objects_list` (S3's own page size).
-pub(crate) const MAX_LIST_KEYS: i64 = 1000;
+pub(crate) const MAX_LIST_KEYS: u64 = 1000;
 /// Most objects one `bucket_objects_put` call writes.
 const MAX_PUT_ITEMS: usize = 1000;
 /// Items written at once by `bucket_objects_put`.
@@ -76,6 +75,10 @@ impl Tool for BucketList {
     type Params = NoParams;
     type Output = BucketListOutput;
 
+    fn example() -> serde_json::Value {
+        serde_json::json!({})
+    }
+
     async fn run(call: Call<'_>, _params: NoParams) -> Result<BucketListOutput, ToolError> {
         let c = &call.ctx.claims;
         let mut buckets: Vec<GrantedBucket> = Vec::new();
@@ -91,7 +94,7 @@ impl Tool for BucketList {
             count: buckets.len(),
             buckets,
             all_buckets: c.buckets.iter().any(|b| b == "*"),
-            level: c.level.clone(),
+            level: c.level.to_string(),
         })
     }
 }
@@ -116,8 +119,7 @@ pub(crate) struct ListParams {
     delimiter: Option<S3Name>,
     /// How many keys to return, 1 to 1000 (default 100).
     #[serde(default)]
-    #[schemars(range(min = 1, max = MAX_LIST_KEYS))]
-    max_keys: Option<i64>,
+    max_keys: Option<Bounded<1, MAX_LIST_KEYS>>,
     /// `next_continuation_token` of the previous page, to get the next one.
     #[serde(default)]
     continuation_token: Option<ContinuationToken>,
@@ -178,68 +180,44 @@ impl Tool for BucketObjectsList {
     type Params = ListParams;
     type Output = ListOutput;
 
+    fn example() -> serde_json::Value {
+        serde_json::json!({"bucket": "s3://b"})
+    }
+
     async fn run(call: Call<'_>, p: ListParams) -> Result<ListOutput, ToolError> {
-        let s3 = call.s3()?;
+        let s3 = S3::new(call.s3()?);
         let bucket = p.bucket.name();
-        let max_keys = p.max_keys.unwrap_or(100);
-        if !(1..=MAX_LIST_KEYS).contains(&max_keys) {
-            return Err(ToolError::invalid(format!(
-                "`max_keys` must be from 1 to {MAX_LIST_KEYS}, not {max_keys}"
-            )));
-        }
+        let max_keys = p.max_keys.map_or(100, Bounded::get);
         let prefix = p.prefix.unwrap_or_default().into_string();
-        let output = s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(&prefix)
-            .encoding_type(EncodingType::Url)
-            .set_delimiter(
-                p.delimiter
-                    .map(S3Name::into_string)
-                    .filter(|d| !d.is_empty()),
-            )
-            .max_keys(i32::try_from(max_keys).unwrap_or(100))
-            .set_continuation_token(
-                p.continuation_token
-                    .map(ContinuationToken::into_string)
-                    .filter(|t| !t.is_empty()),
-            )
-            .send()
-            .await
-            .map_err(|e| {
-                s3_error(
-                    "ListObjectsV2",
-                    &S3Uri::new(bucket, &prefix).to_string(),
-                    &e,
-                )
-            })?;
-        let encoding = output.encoding_type();
-        let mut objects = Vec::with_capacity(output.contents().len());
-        for o in output.contents() {
-            let key = o.key().map(|k| listed_name(k, encoding)).transpose()?;
-            objects.push(ListedObject {
-                s3_uri: key.as_deref().map(|k| S3Uri::new(bucket, k).to_string()),
-                key,
-                size: o.size(),
-                last_modified: date(o.last_modified()),
-                etag: o.e_tag().map(str::to_owned),
-                storage_class: o.storage_class().map(|s| s.as_str().to_owned()),
-            });
-        }
-        let common_prefixes = output
-            .common_prefixes()
-            .iter()
-            .filter_map(|c| c.prefix())
-            .map(|p| listed_name(p, encoding))
-            .collect::<Result<Vec<String>, ToolError>>()?;
+        let page = s3
+            .list_page(&ListRequest {
+                delimiter: p.delimiter.map(S3Name::into_string),
+                max_keys: Some(i32::try_from(max_keys).unwrap_or(100)),
+                continuation_token: p.continuation_token.map(ContinuationToken::into_string),
+                ..ListRequest::prefix(bucket, &prefix)
+            })
+            .await?;
+        let objects: Vec<ListedObject> = page
+            .objects
+            .into_iter()
+            .map(|o| ListedObject {
+                s3_uri: Some(S3Uri::new(bucket, &o.key).to_string()),
+                key: Some(o.key),
+                size: o.size,
+                last_modified: o.last_modified.and_then(rfc3339),
+                etag: o.etag,
+                storage_class: o.storage_class,
+            })
+            .collect();
+        let common_prefixes = page.common_prefixes;
         Ok(ListOutput {
             bucket: bucket.to_owned(),
             prefix,
             key_count: objects.len() + common_prefixes.len(),
             objects,
             common_prefixes,
-            is_truncated: output.is_truncated().unwrap_or(false),
-            next_continuation_token: output.next_continuation_token().map(str::to_owned),
+            is_truncated: page.is_truncated,
+            next_continuation_token: page.next_continuation_token,
         })
     }
 }
@@ -310,32 +288,25 @@ impl Tool for BucketObjectInfo {
     type Params = ObjectParams;
     type Output = InfoOutput;
 
+    fn example() -> serde_json::Value {
+        serde_json::json!({"s3_uri": "s3://b/k.txt"})
+    }
+
     async fn run(call: Call<'_>, p: ObjectParams) -> Result<InfoOutput, ToolError> {
         let uri = &p.s3_uri;
-        let head = call
-            .s3()?
-            .head_object()
-            .bucket(&uri.bucket)
-            .key(&uri.key)
-            .set_version_id(uri.version_id.clone())
-            .send()
-            .await
-            .map_err(|e| s3_error("HeadObject", &uri.to_string(), &e))?;
+        let head = S3::new(call.s3()?).head(uri).await?;
         Ok(InfoOutput {
             bucket: uri.bucket.clone(),
             key: uri.key.clone(),
-            size: head.content_length(),
-            content_type: head.content_type().map(str::to_owned),
-            last_modified: date(head.last_modified()),
-            etag: head.e_tag().map(str::to_owned),
-            version_id: head.version_id().map(str::to_owned),
-            metadata: head
-                .metadata()
-                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default(),
-            storage_class: head.storage_class().map(|s| s.as_str().to_owned()),
-            content_encoding: head.content_encoding().map(str::to_owned),
-            cache_control: head.cache_control().map(str::to_owned),
+            size: head.size,
+            content_type: head.content_type,
+            last_modified: head.last_modified.and_then(rfc3339),
+            etag: head.etag,
+            version_id: head.version_id,
+            metadata: head.metadata.into_iter().collect(),
+            storage_class: head.storage_class,
+            content_encoding: head.content_encoding,
+            cache_control: head.cache_control,
         })
     }
 }
@@ -350,15 +321,14 @@ pub(crate) struct TextParams {
     s3_uri: ObjectUri,
     /// Most bytes to read (default 65536, at most 16 MiB). Only this much is downloaded.
     #[serde(default)]
-    #[schemars(range(min = 1, max = MAX_READ_BYTES))]
-    max_bytes: Option<u64>,
+    max_bytes: Option<MaxBytes>,
     /// Byte offset to start reading at (default 0); use `offset + bytes_read` of the
     /// previous call to continue.
     #[serde(default)]
-    offset: Option<u64>,
+    offset: Option<Offset>,
     /// Text encoding: `utf-8` (default), `latin-1` or `ascii`.
     #[serde(default)]
-    encoding: Option<String>,
+    encoding: Option<TextEncoding>,
 }
 
 impl Params for TextParams {
@@ -404,25 +374,26 @@ impl Tool for BucketObjectText {
     type Params = TextParams;
     type Output = TextOutput;
 
+    fn example() -> serde_json::Value {
+        serde_json::json!({"s3_uri": "s3://b/k.txt"})
+    }
+
     async fn run(call: Call<'_>, p: TextParams) -> Result<TextOutput, ToolError> {
         let uri = &p.s3_uri;
-        let max_bytes = check_max_bytes(p.max_bytes, 65_536)?;
-        let encoding = normalize_encoding(p.encoding.as_deref());
-        if !matches!(encoding.as_str(), "utf-8" | "latin-1" | "ascii") {
-            return Err(ToolError::invalid(format!(
-                "unsupported encoding {encoding:?}; use utf-8, latin-1 or ascii"
-            )));
-        }
-        let offset = p.offset.unwrap_or(0);
-        let chunk = read_range(call.s3()?, uri, offset, max_bytes).await?;
-        let (text, skipped, covered) = decode_text(&chunk.bytes, offset, chunk.size, &encoding)?;
+        let max_bytes = p.max_bytes.map_or(65_536, Bounded::get);
+        let encoding = p.encoding.unwrap_or_default();
+        let offset = p.offset.unwrap_or_default().get();
+        let chunk = S3::new(call.s3()?)
+            .read_range(uri, offset, max_bytes)
+            .await?;
+        let (text, skipped, covered) = decode_text(&chunk.bytes, offset, chunk.size, encoding)?;
         let start = offset + skipped as u64;
         let bytes_read = covered as u64;
         Ok(TextOutput {
             bucket: uri.bucket.clone(),
             key: uri.key.clone(),
             text,
-            encoding,
+            encoding: encoding.as_str().to_owned(),
             offset: start,
             bytes_read,
             next_offset: start + bytes_read,
@@ -443,8 +414,7 @@ pub(crate) struct FetchParams {
     s3_uri: ObjectUri,
     /// Most bytes to return (default 1 MiB, at most 16 MiB). Only this much is downloaded.
     #[serde(default)]
-    #[schemars(range(min = 1, max = MAX_READ_BYTES))]
-    max_bytes: Option<u64>,
+    max_bytes: Option<MaxBytes>,
 }
 
 impl Params for FetchParams {
@@ -486,10 +456,14 @@ impl Tool for BucketObjectFetch {
     type Params = FetchParams;
     type Output = FetchOutput;
 
+    fn example() -> serde_json::Value {
+        serde_json::json!({"s3_uri": "s3://b/k.txt"})
+    }
+
     async fn run(call: Call<'_>, p: FetchParams) -> Result<FetchOutput, ToolError> {
         let uri = &p.s3_uri;
-        let max_bytes = check_max_bytes(p.max_bytes, 1024 * 1024)?;
-        let chunk = read_range(call.s3()?, uri, 0, max_bytes).await?;
+        let max_bytes = p.max_bytes.map_or(1024 * 1024, Bounded::get);
+        let chunk = S3::new(call.s3()?).read_range(uri, 0, max_bytes).await?;
         let bytes_read = chunk.bytes.len() as u64;
         Ok(FetchOutput {
             bucket: uri.bucket.clone(),
@@ -530,13 +504,14 @@ pub(crate) struct BucketObjectLink;
 /// `bucket_object_link` parameters.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub(crate) struct LinkParams {
-    /// The object: `s3://bucket/key`, optionally with `?versionId=…`.
-    s3_uri: ObjectUri,
+    /// The object: `s3://bucket/key`, optionally with `?versionId=…`. A key with a
+    /// `.` or `..` segment gets no link: browsers and HTTP clients would resolve it
+    /// to another object.
+    s3_uri: LinkUri,
     /// Seconds the link stays valid (default 3600, at most 604800). It never outlives
     /// the AWS credentials that sign it.
     #[serde(default)]
-    #[schemars(range(min = 1, max = MAX_LINK_SECONDS))]
-    expiration: Option<u64>,
+    expiration: Option<Bounded<1, MAX_LINK_SECONDS>>,
 }
 
 impl Params for LinkParams {
@@ -579,15 +554,14 @@ impl Tool for BucketObjectLink {
     type Params = LinkParams;
     type Output = LinkOutput;
 
+    fn example() -> serde_json::Value {
+        serde_json::json!({"s3_uri": "s3://b/k.txt"})
+    }
+
     async fn run(call: Call<'_>, p: LinkParams) -> Result<LinkOutput, ToolError> {
         let session = call.session()?;
         let uri = &p.s3_uri;
-        let requested = p.expiration.unwrap_or(3600);
-        if !(1..=MAX_LINK_SECONDS).contains(&requested) {
-            return Err(ToolError::invalid(format!(
-                "`expiration` must be from 1 to {MAX_LINK_SECONDS} seconds (7 days), not {requested}"
-            )));
-        }
+        let requested = p.expiration.map_or(3600, Bounded::get);
         let now = now_unix();
         let credentials_left = session
             .credentials
@@ -603,22 +577,14 @@ impl Tool for BucketObjectLink {
             Some(left) => requested.min(left),
             None => requested,
         };
-        let presign = PresigningConfig::expires_in(Duration::from_secs(expires_in))
-            .map_err(|e| ToolError::invalid(format!("`expiration`: {e}")))?;
-        let request = session
-            .s3
-            .get_object()
-            .bucket(&uri.bucket)
-            .key(&uri.key)
-            .set_version_id(uri.version_id.clone())
-            .presigned(presign)
-            .await
-            .map_err(|e| s3_error("GetObject (presign)", &uri.to_string(), &e))?;
+        let url = S3::new(&session.s3)
+            .presign_get(uri, Duration::from_secs(expires_in))
+            .await?;
         let expires_in_i64 = i64::try_from(expires_in).unwrap_or(i64::MAX);
         Ok(LinkOutput {
             bucket: uri.bucket.clone(),
             key: uri.key.clone(),
-            url: request.uri().to_owned(),
+            url,
             expires_at: rfc3339(now + expires_in_i64),
             expires_in,
             requested_expires_in: requested,
@@ -636,8 +602,8 @@ pub(crate) struct BucketObjectsPut;
 /// One object to write.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub(crate) struct PutItem {
-    /// The key to write (an existing object at this key is replaced); at most 1024
-    /// bytes, no NUL.
+    /// The key to write; at most 1024 bytes, no NUL. An object already there is left
+    /// as it is unless `overwrite` is true.
     key: S3Name,
     /// The content as text (UTF-8). Give either `text` or `base64`.
     #[serde(default)]
@@ -661,7 +627,24 @@ pub(crate) struct PutParams {
     bucket: Bucket,
     /// The objects to write, 1 to 1000.
     #[schemars(length(min = 1, max = MAX_PUT_ITEMS))]
+    #[serde(deserialize_with = "put_items")]
     items: Vec<PutItem>,
+    /// Replace objects that already exist (default false: an item whose key exists is
+    /// not written, and its result says `exists: true`).
+    #[serde(default)]
+    overwrite: bool,
+}
+
+/// `items`: 1 to [`MAX_PUT_ITEMS`] of them.
+fn put_items<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<PutItem>, D::Error> {
+    let items = Vec::<PutItem>::deserialize(deserializer)?;
+    if items.is_empty() || items.len() > MAX_PUT_ITEMS {
+        return Err(serde::de::Error::custom(ArgumentError::new(format!(
+            "must hold 1 to {MAX_PUT_ITEMS} objects, not {}",
+            items.len()
+        ))));
+    }
+    Ok(items)
 }
 
 impl Params for PutParams {
@@ -677,6 +660,10 @@ pub(crate) struct PutResult {
     key: String,
     /// Whether it was written.
     ok: bool,
+    /// True when it was not written because an object exists at its key (and
+    /// `overwrite` was not given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exists: Option<bool>,
     /// Bytes written.
     #[serde(skip_serializing_if = "Option::is_none")]
     size: Option<usize>,
@@ -700,8 +687,10 @@ pub(crate) struct PutOutput {
     results: Vec<PutResult>,
     /// How many were written.
     written: usize,
-    /// How many failed.
+    /// How many were not written (those that already existed included).
     failed: usize,
+    /// How many were not written because an object already existed at their key.
+    existing: usize,
 }
 
 impl Tool for BucketObjectsPut {
@@ -709,28 +698,29 @@ impl Tool for BucketObjectsPut {
         name: "bucket_objects_put",
         title: "Write objects",
         description: "Write objects to an S3 bucket the token grants (level write or admin): \
-            each item is text or base64 with an optional content type and metadata. An existing \
-            object at the same key is overwritten (in a versioned bucket the old version is kept). \
-            Each item gets its own result; one failure does not stop the others.",
+            each item is text or base64 with an optional content type and metadata. An object \
+            that already exists at an item's key is left as it is (the item's result says \
+            `exists: true`) unless `overwrite` is true, which replaces it (in a versioned bucket \
+            the old version is kept). Each item gets its own result; one failure does not stop \
+            the others.",
         read_only: false,
-        destructive: false,
+        destructive: true,
         idempotent: true,
         open_world: true,
     };
     type Params = PutParams;
     type Output = PutOutput;
 
+    fn example() -> serde_json::Value {
+        serde_json::json!({"bucket": "b", "items": [{"key": "k", "text": "t"}]})
+    }
+
     async fn run(call: Call<'_>, p: PutParams) -> Result<PutOutput, ToolError> {
-        let s3 = call.s3()?;
+        let s3 = S3::new(call.s3()?);
         let bucket = p.bucket.name();
-        if p.items.is_empty() || p.items.len() > MAX_PUT_ITEMS {
-            return Err(ToolError::invalid(format!(
-                "`items` must hold 1 to {MAX_PUT_ITEMS} objects, not {}",
-                p.items.len()
-            )));
-        }
+        let overwrite = p.overwrite;
         let results: Vec<PutResult> = futures::stream::iter(p.items)
-            .map(|item| put_one(s3, bucket, item))
+            .map(|item| put_one(s3, bucket, item, overwrite))
             .buffered(PUT_CONCURRENCY)
             .collect()
             .await;
@@ -738,17 +728,20 @@ impl Tool for BucketObjectsPut {
         Ok(PutOutput {
             bucket: bucket.to_owned(),
             failed: results.len() - written,
+            existing: results.iter().filter(|r| r.exists == Some(true)).count(),
             results,
             written,
         })
     }
 }
 
-async fn put_one(s3: &aws_sdk_s3::Client, bucket: &str, item: PutItem) -> PutResult {
+/// Writes one item: only if its key is free (`If-None-Match: *`) unless `overwrite`.
+async fn put_one(s3: S3<'_>, bucket: &str, item: PutItem, overwrite: bool) -> PutResult {
     let key = item.key.into_string();
     let fail = |error: ToolError| PutResult {
         key: key.clone(),
         ok: false,
+        exists: None,
         size: None,
         etag: None,
         version_id: None,
@@ -774,163 +767,49 @@ async fn put_one(s3: &aws_sdk_s3::Client, bucket: &str, item: PutItem) -> PutRes
         }
     };
     let size = bytes.len();
-    let answer = s3
-        .put_object()
-        .bucket(bucket)
-        .key(&key)
-        .body(ByteStream::from(bytes))
-        .content_type(item.content_type.as_deref().unwrap_or(default_type))
-        .set_metadata(item.metadata)
-        .send()
-        .await;
-    match answer {
-        Ok(out) => PutResult {
+    let put = Put {
+        content_type: Some(item.content_type.as_deref().unwrap_or(default_type)),
+        metadata: item.metadata,
+        condition: (!overwrite).then_some(WriteCondition::Absent),
+    };
+    let uri = || S3Uri::new(bucket, &key).to_string();
+    match s3.put(bucket, &key, bytes, put).await {
+        Ok(written) => PutResult {
             size: Some(size),
-            etag: out.e_tag().map(str::to_owned),
-            version_id: out.version_id().map(str::to_owned),
+            etag: written.etag,
+            version_id: written.version_id,
             error: None,
+            exists: None,
             ok: true,
             key,
         },
-        Err(e) => fail(s3_error(
-            "PutObject",
-            &S3Uri::new(bucket, &key).to_string(),
-            &e,
-        )),
+        Err(error) if !overwrite => match error.kind {
+            // Someone else's object (or a concurrent write of this key) is there.
+            S3ErrorKind::PreconditionFailed | S3ErrorKind::ConditionalConflict => PutResult {
+                exists: Some(true),
+                ..fail(ToolError::new(
+                    ErrorCode::Conflict,
+                    format!(
+                        "{} already exists and was left as it is; pass `overwrite: true` to replace it",
+                        uri()
+                    ),
+                ))
+            },
+            S3ErrorKind::NotImplemented => fail(ToolError::new(
+                ErrorCode::NotSupported,
+                format!(
+                    "this S3 endpoint does not implement conditional writes (If-None-Match), so {} cannot be written without risking an object that is already there; pass `overwrite: true` to write it anyway",
+                    uri()
+                ),
+            )),
+            _ => fail(error.into()),
+        },
+        Err(error) => fail(error.into()),
     }
 }
 
 // ---------------------------------------------------------------------------------
 // Reading and decoding.
-
-fn date(value: Option<&aws_sdk_s3::primitives::DateTime>) -> Option<String> {
-    value.and_then(|d| rfc3339(d.secs()))
-}
-
-/// A ranged read: at most `max_bytes` from `offset`, never downloading more.
-struct Chunk {
-    bytes: Vec<u8>,
-    size: u64,
-    content_type: Option<String>,
-}
-
-async fn read_range(
-    s3: &aws_sdk_s3::Client,
-    uri: &S3Uri,
-    offset: u64,
-    max_bytes: u64,
-) -> Result<Chunk, ToolError> {
-    let target = uri.to_string();
-    let last = range_end(offset, max_bytes)?;
-    let answer = s3
-        .get_object()
-        .bucket(&uri.bucket)
-        .key(&uri.key)
-        .set_version_id(uri.version_id.clone())
-        .range(format!("bytes={offset}-{last}"))
-        .send()
-        .await;
-    let output = match answer {
-        Ok(output) => output,
-        Err(error) => {
-            let mapped = s3_error("GetObject", &target, &error);
-            if mapped.code != ErrorCode::InvalidArgument {
-                return Err(mapped);
-            }
-            // 416: the offset is at or past the end. An empty object has no range at all.
-            let head = s3
-                .head_object()
-                .bucket(&uri.bucket)
-                .key(&uri.key)
-                .set_version_id(uri.version_id.clone())
-                .send()
-                .await
-                .map_err(|e| s3_error("HeadObject", &target, &e))?;
-            let size = u64::try_from(head.content_length().unwrap_or(0)).unwrap_or(0);
-            if offset == 0 || offset == size {
-                return Ok(Chunk {
-                    bytes: Vec::new(),
-                    size,
-                    content_type: head.content_type().map(str::to_owned),
-                });
-            }
-            return Err(ToolError::invalid(format!(
-                "offset {offset} is past the end of {target}, which has {size} bytes"
-            )));
-        }
-    };
-    let size = ranged_size(output.content_range(), output.content_length(), offset).map_err(
-        |problem| {
-            ToolError::retryable(
-                ErrorCode::UpstreamError,
-                format!("reading {target} from byte {offset}: {problem}"),
-            )
-        },
-    )?;
-    let content_type = output.content_type().map(str::to_owned);
-    let limit = usize::try_from(max_bytes).unwrap_or(usize::MAX);
-    let mut body = output.body;
-    let mut bytes = Vec::with_capacity(limit.min(1 << 20));
-    // A server that ignores Range must not make us read the whole object.
-    while bytes.len() < limit {
-        match body.next().await {
-            Some(Ok(data)) => {
-                let take = (limit - bytes.len()).min(data.len());
-                bytes.extend_from_slice(&data[..take]);
-            }
-            Some(Err(e)) => return Err(ToolError::interrupted(&target, &e)),
-            None => break,
-        }
-    }
-    Ok(Chunk {
-        bytes,
-        size,
-        content_type,
-    })
-}
-
-/// The last byte of a read of `max_bytes` (at least 1) from `offset`.
-fn range_end(offset: u64, max_bytes: u64) -> Result<u64, ToolError> {
-    offset
-        .checked_add(max_bytes.saturating_sub(1))
-        .ok_or_else(|| {
-            ToolError::invalid(format!(
-                "`offset` {offset} plus `max_bytes` {max_bytes} is past the largest byte offset"
-            ))
-        })
-}
-
-/// The object's size from the answer to a ranged read from `offset`, making sure the
-/// bytes really start there: a server that ignores `Range` (no `Content-Range`) or
-/// answers another range must not have its bytes reported at `offset`.
-fn ranged_size(
-    content_range: Option<&str>,
-    content_length: Option<i64>,
-    offset: u64,
-) -> Result<u64, String> {
-    let Some(range) = content_range else {
-        if offset == 0 {
-            return Ok(content_length
-                .and_then(|l| u64::try_from(l).ok())
-                .unwrap_or(0));
-        }
-        return Err("S3 ignored the byte range and answered from the start of the object".into());
-    };
-    let unreadable = || format!("S3 answered with an unreadable Content-Range {range:?}");
-    let (span, total) = range
-        .trim()
-        .strip_prefix("bytes ")
-        .and_then(|spec| spec.split_once('/'))
-        .ok_or_else(unreadable)?;
-    let start = span
-        .split_once('-')
-        .and_then(|(start, _)| start.parse::<u64>().ok())
-        .ok_or_else(unreadable)?;
-    if start != offset {
-        return Err(format!("S3 answered with the bytes from {start}"));
-    }
-    total.parse::<u64>().map_err(|_| unreadable())
-}
 
 /// Decodes `bytes` read at `offset` of an object of `size` bytes. Returns the text,
 /// how many leading bytes were skipped (the middle of a character) and how many
@@ -939,13 +818,14 @@ pub(crate) fn decode_text(
     bytes: &[u8],
     offset: u64,
     size: u64,
-    encoding: &str,
+    encoding: TextEncoding,
 ) -> Result<(String, usize, usize), ToolError> {
     let binary = || {
         ToolError::new(
             ErrorCode::NotSupported,
             format!(
-                "the object is binary, not {encoding} text; use bucket_object_fetch to get its bytes"
+                "the object is binary, not {} text; use bucket_object_fetch to get its bytes",
+                encoding.as_str()
             ),
         )
     };
@@ -954,7 +834,7 @@ pub(crate) fn decode_text(
     }
     let at_end = offset + bytes.len() as u64 >= size;
     match encoding {
-        "utf-8" => {
+        TextEncoding::Utf8 => {
             // Skip the tail of a character cut by the offset.
             let skip = if offset > 0 {
                 bytes
@@ -977,12 +857,12 @@ pub(crate) fn decode_text(
                 Err(_) => Err(binary()),
             }
         }
-        "latin-1" => Ok((
+        TextEncoding::Latin1 => Ok((
             bytes.iter().map(|b| char::from(*b)).collect(),
             0,
             bytes.len(),
         )),
-        "ascii" => {
+        TextEncoding::Ascii => {
             if bytes.iter().any(|b| !b.is_ascii()) {
                 return Err(binary());
             }
@@ -992,38 +872,11 @@ pub(crate) fn decode_text(
                 bytes.len(),
             ))
         }
-        other => Err(ToolError::invalid(format!(
-            "unsupported encoding {other:?}; use utf-8, latin-1 or ascii"
-        ))),
     }
 }
 
-fn normalize_encoding(name: Option<&str>) -> String {
-    let name = name
-        .unwrap_or("utf-8")
-        .trim()
-        .to_ascii_lowercase()
-        .replace('_', "-");
-    match name.as_str() {
-        "utf8" | "utf-8" => "utf-8".to_owned(),
-        "latin1" | "latin-1" | "iso-8859-1" | "iso8859-1" => "latin-1".to_owned(),
-        "ascii" | "us-ascii" => "ascii".to_owned(),
-        _ => name,
-    }
-}
-
-fn check_max_bytes(value: Option<u64>, default: u64) -> Result<u64, ToolError> {
-    match value.unwrap_or(default) {
-        0 => Err(ToolError::invalid("`max_bytes` must be at least 1")),
-        n if n > MAX_READ_BYTES => Err(ToolError::new(
-            ErrorCode::TooLarge,
-            format!(
-                "`max_bytes` is at most {MAX_READ_BYTES} (16 MiB); read in pieces with `offset`"
-            ),
-        )),
-        n => Ok(n),
-    }
-}
+/// `max_bytes` of text and fetch: 1 to 16 MiB.
+type MaxBytes = Bounded<1, MAX_READ_BYTES>;
 
 #[cfg(test)]
 mod tests {
@@ -1034,78 +887,62 @@ mod tests {
         let text = "héllo wörld €";
         let bytes = text.as_bytes();
         // Cut in the middle of "é" (2 bytes at 1..3).
-        let (t, skip, covered) = decode_text(&bytes[..2], 0, bytes.len() as u64, "utf-8").unwrap();
+        let (t, skip, covered) =
+            decode_text(&bytes[..2], 0, bytes.len() as u64, TextEncoding::Utf8).unwrap();
         assert_eq!((t.as_str(), skip, covered), ("h", 0, 1));
         // Start in the middle of "é": the continuation byte is skipped.
-        let (t, skip, covered) = decode_text(&bytes[2..7], 2, bytes.len() as u64, "utf-8").unwrap();
+        let (t, skip, covered) =
+            decode_text(&bytes[2..7], 2, bytes.len() as u64, TextEncoding::Utf8).unwrap();
         assert_eq!((t.as_str(), skip, covered), ("llo ", 1, 4));
         // The euro sign (3 bytes) cut after 1 byte at the end of a window.
         let euro_at = text.find('€').unwrap();
-        let (t, _, covered) =
-            decode_text(&bytes[..euro_at + 1], 0, bytes.len() as u64, "utf-8").unwrap();
+        let (t, _, covered) = decode_text(
+            &bytes[..euro_at + 1],
+            0,
+            bytes.len() as u64,
+            TextEncoding::Utf8,
+        )
+        .unwrap();
         assert_eq!((t.as_str(), covered), ("héllo wörld ", euro_at));
         // The whole text.
         assert_eq!(
-            decode_text(bytes, 0, bytes.len() as u64, "utf-8")
+            decode_text(bytes, 0, bytes.len() as u64, TextEncoding::Utf8)
                 .unwrap()
                 .0,
             text
         );
     }
 
-    /// Finding 10 of issue 11: `offset = 2^64-5, max_bytes = 10` overflowed into
-    /// `Range: bytes=18446744073709551611-4`, and a server that ignores `Range` had
-    /// its first bytes reported at the offset asked for.
     #[test]
-    fn offsets_never_overflow_and_ignored_ranges_are_not_reported_as_read() {
-        assert_eq!(range_end(0, 1).unwrap(), 0);
-        assert_eq!(range_end(10, 5).unwrap(), 14);
-        assert_eq!(range_end(u64::MAX - 9, 10).unwrap(), u64::MAX);
+    fn binary_is_refused() {
         assert_eq!(
-            range_end(u64::MAX - 4, 10).unwrap_err().code,
-            ErrorCode::InvalidArgument
-        );
-        assert_eq!(ranged_size(Some("bytes 5-9/100"), Some(5), 5), Ok(100));
-        assert_eq!(ranged_size(None, Some(42), 0), Ok(42));
-        assert_eq!(ranged_size(None, None, 0), Ok(0));
-        // No Content-Range while reading from an offset: the server ignored Range.
-        assert!(ranged_size(None, Some(42), 7).is_err());
-        // Another start than asked for.
-        assert!(ranged_size(Some("bytes 0-9/100"), Some(10), 5).is_err());
-        for garbage in ["bytes */100", "items 5-9/100", "bytes 5-9/*", "bytes 5-9"] {
-            assert!(ranged_size(Some(garbage), Some(5), 5).is_err(), "{garbage}");
-        }
-    }
-
-    #[test]
-    fn binary_and_unknown_encodings_are_refused() {
-        assert_eq!(
-            decode_text(b"ab\0cd", 0, 5, "utf-8").unwrap_err().code,
+            decode_text(b"ab\0cd", 0, 5, TextEncoding::Utf8)
+                .unwrap_err()
+                .code,
             ErrorCode::NotSupported
         );
         assert_eq!(
-            decode_text(&[0xff, 0xfe, 0x41], 0, 3, "utf-8")
+            decode_text(&[0xff, 0xfe, 0x41], 0, 3, TextEncoding::Utf8)
                 .unwrap_err()
                 .code,
             ErrorCode::NotSupported
         );
         // An incomplete character at the very end of the object is not text either.
         assert_eq!(
-            decode_text(&[0x41, 0xe2, 0x82], 0, 3, "utf-8")
+            decode_text(&[0x41, 0xe2, 0x82], 0, 3, TextEncoding::Utf8)
                 .unwrap_err()
                 .code,
             ErrorCode::NotSupported
         );
         assert_eq!(
-            decode_text(b"abc", 0, 3, "ebcdic").unwrap_err().code,
-            ErrorCode::InvalidArgument
+            decode_text(&[0xe9], 0, 1, TextEncoding::Latin1).unwrap().0,
+            "é"
         );
-        assert_eq!(decode_text(&[0xe9], 0, 1, "latin-1").unwrap().0, "é");
         assert_eq!(
-            decode_text(&[0xe9], 0, 1, "ascii").unwrap_err().code,
+            decode_text(&[0xe9], 0, 1, TextEncoding::Ascii)
+                .unwrap_err()
+                .code,
             ErrorCode::NotSupported
         );
-        assert_eq!(normalize_encoding(Some("UTF8")), "utf-8");
-        assert_eq!(normalize_encoding(Some("ISO_8859-1")), "latin-1");
     }
 }

@@ -7,11 +7,16 @@
 //! [`crate::server`] has verified the token, parsed the arguments into
 //! [`Tool::Params`] and authorized exactly the [`Access`] they declare
 //! ([`policy::authorize`]). Nothing here knows MCP.
+//!
+//! Adding a tool is one file (its parameters, result and operation) plus its line in
+//! [`register`]; everything else (the MCP description, the gate, `tools/list`, the
+//! tests' lists of tools and writes) is derived from that line.
 
 pub(crate) mod auth;
 pub(crate) mod buckets;
 pub(crate) mod packages;
 pub(crate) mod policy;
+pub(crate) mod revisions;
 pub(crate) mod uri;
 
 use std::future::Future;
@@ -26,22 +31,58 @@ use crate::aws::AwsSession;
 pub(crate) use crate::error::{ErrorCode, ToolError};
 use crate::quilt::publish::Progress;
 
-/// An S3 action.
-pub(crate) type Permission = &'static str;
+/// Every tool the server offers: the one table. Adding a tool is one line here.
+pub(crate) fn register(tools: &mut impl Register) {
+    tools.add::<auth::AuthStatus>();
+    tools.add::<buckets::BucketList>();
+    tools.add::<buckets::BucketObjectsList>();
+    tools.add::<buckets::BucketObjectInfo>();
+    tools.add::<buckets::BucketObjectText>();
+    tools.add::<buckets::BucketObjectFetch>();
+    tools.add::<buckets::BucketObjectLink>();
+    tools.add::<buckets::BucketObjectsPut>();
+    tools.add::<packages::PackageList>();
+    tools.add::<packages::PackageBrowse>();
+    tools.add::<packages::PackageDiff>();
+    tools.add::<packages::PackageCreate>();
+    tools.add::<revisions::PackageRevisions>();
+}
+
+/// What [`register`] fills: the server's table of tools (or a test's list).
+pub(crate) trait Register {
+    /// Adds the tool `T`.
+    fn add<T: Tool>(&mut self);
+}
+
+/// A request the gate can authorize: the buckets and permissions it touches, known
+/// once its arguments are parsed. A tool call is one; a resource read or a completion
+/// is to be one too, authorized under the rules of the tool call it stands for.
+pub(crate) trait Declared {
+    /// What the request touches.
+    fn access(&self) -> &Access;
+}
+
+impl<D: Declared + ?Sized> Declared for Box<D> {
+    fn access(&self) -> &Access {
+        (**self).access()
+    }
+}
+
+pub(crate) use crate::s3::Permission;
 
 /// `s3:GetObject`.
-pub(crate) const GET_OBJECT: Permission = "s3:GetObject";
+pub(crate) const GET_OBJECT: Permission = Permission::GetObject;
 /// `s3:GetObjectVersion`.
-pub(crate) const GET_OBJECT_VERSION: Permission = "s3:GetObjectVersion";
+pub(crate) const GET_OBJECT_VERSION: Permission = Permission::GetObjectVersion;
 /// `s3:PutObject`.
-pub(crate) const PUT_OBJECT: Permission = "s3:PutObject";
+pub(crate) const PUT_OBJECT: Permission = Permission::PutObject;
 /// `s3:ListBucket`.
-pub(crate) const LIST_BUCKET: Permission = "s3:ListBucket";
+pub(crate) const LIST_BUCKET: Permission = Permission::ListBucket;
 
 /// What a tool is, for the host (MCP annotations) and for the gate.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ToolInfo {
-    /// The tool's name (SPEC §6).
+    /// The tool's name (docs/reference.md, Tools).
     pub(crate) name: &'static str,
     /// A short human title.
     pub(crate) title: &'static str,
@@ -97,7 +138,7 @@ impl Access {
     pub(crate) fn needs(permissions: &[Permission]) -> Access {
         let mut access = Access::default();
         for p in permissions {
-            access.also_needs(p);
+            access.also_needs(*p);
         }
         access
     }
@@ -176,6 +217,14 @@ pub(crate) trait Tool: Send + Sync + 'static {
     type Params: Params;
     /// The structured result.
     type Output: Serialize + JsonSchema + Send + 'static;
+
+    /// The arguments of a plain call, touching bucket `b` (and `src` for a source):
+    /// the gate's tests run every tool's policy from it.
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "the gate's tests derive their calls from it")
+    )]
+    fn example() -> serde_json::Value;
 
     /// Runs the tool for an authorized call.
     fn run(

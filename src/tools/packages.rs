@@ -5,25 +5,27 @@
 
 use std::collections::HashSet;
 
-use aws_sdk_s3::types::EncodingType;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::uri::{Bucket, MAX_KEY_BYTES, ObjectUri, S3Name, SourceUri};
+use super::policy;
+use super::uri::{Bounded, Bucket, MAX_KEY_BYTES, ObjectUri, S3Name, SourceUri, blank_is_none};
 use super::{
-    Access, Call, ErrorCode, GET_OBJECT, GET_OBJECT_VERSION, LIST_BUCKET, PUT_OBJECT, Params, Tool,
-    ToolError, ToolInfo,
+    Access, Call, ErrorCode, GET_OBJECT, GET_OBJECT_VERSION, LIST_BUCKET, PUT_OBJECT, Params,
+    Permission, Tool, ToolError, ToolInfo,
 };
-use crate::error::listed_name;
-use crate::error::s3_error;
+use crate::error::ArgumentError;
 use crate::quilt::browse::{self, MAX_DIRECTORIES, PageRequest};
+use crate::quilt::error::QuiltError;
 use crate::quilt::manifest::Record;
 use crate::quilt::publish::{self, Source};
 use crate::quilt::registry::Registry;
-use crate::quilt::{self, diff, stream};
+use crate::quilt::workflow;
+use crate::quilt::{self, HashPrefix, NewPackageName, PackageName, diff, stream};
+use crate::s3::{ListRequest, S3};
 use crate::time::rfc3339;
 
 /// Default `max_entries` of `package_browse`.
@@ -34,10 +36,31 @@ pub(crate) const MAX_ENTRIES: usize = 100_000;
 pub(crate) const DEFAULT_MAX_CHANGES: usize = 1000;
 /// Largest `max_changes` of `package_diff`.
 pub(crate) const MAX_CHANGES: usize = 100_000;
+
 /// Longest `cursor` of `package_browse`, in characters.
 pub(crate) const MAX_CURSOR_CHARS: usize = 16 * 1024;
 /// Most entries `package_create` makes.
 pub(crate) const MAX_CREATE_ENTRIES: usize = 100_000;
+
+/// The input schema of parameters checked together once each has parsed: `$params`
+/// deserializes as `$args` and then `TryFrom<$args>` (`#[serde(try_from)]`), so that a
+/// combination that cannot work is an `invalid_argument` of the gate's one parse,
+/// before any request; its schema is `$args`'s.
+macro_rules! checked_params {
+    ($params:ident, $args:ident) => {
+        impl JsonSchema for $params {
+            fn inline_schema() -> bool {
+                <$args as JsonSchema>::inline_schema()
+            }
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                <$args as JsonSchema>::schema_name()
+            }
+            fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                <$args as JsonSchema>::json_schema(generator)
+            }
+        }
+    };
+}
 
 fn registry_uri(bucket: &str) -> String {
     format!("s3://{bucket}")
@@ -50,15 +73,15 @@ fn registry_uri(bucket: &str) -> String {
 pub(crate) struct PackageList;
 
 /// Default `max_packages` of `package_list`.
-pub(crate) const DEFAULT_MAX_PACKAGES: i64 = 1000;
+pub(crate) const DEFAULT_MAX_PACKAGES: u64 = 1000;
 /// Largest `max_packages` of `package_list`.
-pub(crate) const MAX_PACKAGES: i64 = 10_000;
+pub(crate) const MAX_PACKAGES: u64 = 10_000;
 /// Longest `cursor` of `package_list`: the base64 of a package name of up to 1024 bytes.
 pub(crate) const MAX_LIST_CURSOR_CHARS: usize = 1400;
 
-/// `package_list` parameters.
+/// `package_list` arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub(crate) struct ListParams {
+pub(crate) struct ListArgs {
     /// The registry bucket: `s3://bucket` or a bucket name.
     registry: Bucket,
     /// Only packages whose `namespace/name` starts with this, such as `team/` or `team/exp`.
@@ -66,17 +89,40 @@ pub(crate) struct ListParams {
     prefix: Option<S3Name>,
     /// Most packages to return, 1 to 10000 (default 1000); `next_cursor` pages on.
     #[serde(default)]
-    #[schemars(range(min = 1, max = MAX_PACKAGES))]
-    max_packages: Option<i64>,
+    max_packages: Option<Bounded<1, MAX_PACKAGES>>,
     /// `next_cursor` of the page before (same `registry` and `prefix`), to get the next one.
     #[serde(default)]
     #[schemars(length(min = 1, max = MAX_LIST_CURSOR_CHARS))]
     cursor: Option<String>,
 }
 
+/// `package_list` parameters: the arguments, with the cursor decoded and checked
+/// against the prefix.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "ListArgs")]
+pub(crate) struct ListParams {
+    args: ListArgs,
+    /// The package the page before ended on.
+    after: Option<String>,
+}
+checked_params!(ListParams, ListArgs);
+
+impl TryFrom<ListArgs> for ListParams {
+    type Error = ArgumentError;
+    fn try_from(args: ListArgs) -> Result<ListParams, ArgumentError> {
+        let prefix = args.prefix.as_ref().map_or("", S3Name::as_str);
+        let after = args
+            .cursor
+            .as_deref()
+            .map(|c| parse_list_cursor(c, prefix))
+            .transpose()?;
+        Ok(ListParams { args, after })
+    }
+}
+
 impl Params for ListParams {
     fn access(&self) -> Access {
-        Access::needs(&[LIST_BUCKET, GET_OBJECT]).bucket(self.registry.name())
+        Access::needs(&[LIST_BUCKET, GET_OBJECT]).bucket(self.args.registry.name())
     }
 }
 
@@ -119,9 +165,9 @@ fn list_cursor(name: &str) -> String {
 }
 
 /// The package a `cursor` names, checked against the listing's `prefix`.
-fn parse_list_cursor(cursor: &str, prefix: &str) -> Result<String, ToolError> {
+fn parse_list_cursor(cursor: &str, prefix: &str) -> Result<String, ArgumentError> {
     let invalid = || {
-        ToolError::invalid(
+        ArgumentError::new(
             "`cursor` is not a next_cursor of package_list for this registry and prefix; start again without it",
         )
     };
@@ -155,20 +201,15 @@ impl Tool for PackageList {
     type Params = ListParams;
     type Output = ListOutput;
 
+    fn example() -> serde_json::Value {
+        serde_json::json!({"registry": "s3://b"})
+    }
+
     async fn run(call: Call<'_>, p: ListParams) -> Result<ListOutput, ToolError> {
-        let bucket = p.registry.name();
-        let max = p.max_packages.unwrap_or(DEFAULT_MAX_PACKAGES);
-        if !(1..=MAX_PACKAGES).contains(&max) {
-            return Err(ToolError::invalid(format!(
-                "`max_packages` must be from 1 to {MAX_PACKAGES}, not {max}"
-            )));
-        }
-        let prefix = p.prefix.as_ref().map_or("", S3Name::as_str);
-        let after = p
-            .cursor
-            .as_deref()
-            .map(|c| parse_list_cursor(c, prefix))
-            .transpose()?;
+        let ListParams { args, after } = p;
+        let bucket = args.registry.name();
+        let max = args.max_packages.map_or(DEFAULT_MAX_PACKAGES, Bounded::get);
+        let prefix = args.prefix.as_ref().map_or("", S3Name::as_str);
         let registry = Registry::new(call.s3()?, bucket);
         let page = registry
             .list_packages(prefix, after.as_deref(), usize::try_from(max).unwrap_or(1))
@@ -200,24 +241,23 @@ impl Tool for PackageList {
 /// `package_browse`.
 pub(crate) struct PackageBrowse;
 
-/// `package_browse` parameters.
+/// `package_browse` arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub(crate) struct BrowseParams {
+pub(crate) struct BrowseArgs {
     /// The package, `namespace/name`.
-    package_name: String,
+    package_name: PackageName,
     /// The registry bucket: `s3://bucket` or a bucket name.
     registry: Bucket,
     /// A revision's top hash, in full or a unique prefix of at least 6 characters
     /// (default: the latest revision).
-    #[serde(default)]
-    top_hash: Option<String>,
+    #[serde(default, deserialize_with = "blank_is_none")]
+    top_hash: Option<HashPrefix>,
     /// Only entries under this logical path, such as `data/` (default: all).
     #[serde(default)]
     path: Option<String>,
     /// Most entries to return (default 1000, at most 100000); `truncated` says when more exist.
     #[serde(default)]
-    #[schemars(range(min = 1, max = MAX_ENTRIES))]
-    max_entries: Option<usize>,
+    max_entries: Option<Bounded<1, { MAX_ENTRIES as u64 }>>,
     /// The `next_cursor` of the page before, to get the next page (of the same revision
     /// and path, even if `latest` moved since).
     #[serde(default)]
@@ -225,15 +265,56 @@ pub(crate) struct BrowseParams {
     cursor: Option<String>,
 }
 
+/// `package_browse` parameters: the arguments, with the cursor decoded and checked
+/// against the path and the top hash.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "BrowseArgs")]
+pub(crate) struct BrowseParams {
+    args: BrowseArgs,
+    /// The path, without leading or trailing `/`.
+    path: String,
+    cursor: Option<Cursor>,
+}
+checked_params!(BrowseParams, BrowseArgs);
+
+impl TryFrom<BrowseArgs> for BrowseParams {
+    type Error = ArgumentError;
+    fn try_from(args: BrowseArgs) -> Result<BrowseParams, ArgumentError> {
+        let path = args
+            .path
+            .as_deref()
+            .unwrap_or("")
+            .trim_matches('/')
+            .to_owned();
+        let cursor = args.cursor.as_deref().map(decode_cursor).transpose()?;
+        if let Some(cursor) = &cursor {
+            if cursor.path != path {
+                return Err(ArgumentError::new(format!(
+                    "`cursor` pages through path {:?}, not {path:?}; pass the same `path` or start again without `cursor`",
+                    cursor.path
+                )));
+            }
+            if let Some(given) = &args.top_hash
+                && !cursor.top_hash.starts_with(given.as_str())
+            {
+                return Err(cursor_revision_mismatch(&cursor.top_hash, given.as_str()));
+            }
+        }
+        Ok(BrowseParams { args, path, cursor })
+    }
+}
+
+fn cursor_revision_mismatch(pinned: &str, given: &str) -> ArgumentError {
+    ArgumentError::new(format!(
+        "`cursor` pages through revision {pinned}, not {given}; leave out `top_hash` or start again without `cursor`"
+    ))
+}
+
 impl Params for BrowseParams {
     fn access(&self) -> Access {
-        let mut access = Access::needs(&[GET_OBJECT]).bucket(self.registry.name());
+        let mut access = Access::needs(&[GET_OBJECT]).bucket(self.args.registry.name());
         // A hash prefix is resolved by listing the registry's manifests.
-        let prefix = self
-            .top_hash
-            .as_deref()
-            .is_some_and(|h| !h.trim().is_empty() && h.trim().len() < 64);
-        if prefix {
+        if self.args.top_hash.as_ref().is_some_and(|h| !h.is_full()) {
             access.also_needs(LIST_BUCKET);
         }
         access
@@ -366,14 +447,14 @@ fn encode_cursor(top_hash: &str, path: &str, after: &str) -> Result<String, Tool
     Ok(text)
 }
 
-fn decode_cursor(text: &str) -> Result<Cursor, ToolError> {
+fn decode_cursor(text: &str) -> Result<Cursor, ArgumentError> {
     let bad = || {
-        ToolError::invalid(
+        ArgumentError::new(
             "`cursor` is not a cursor of package_browse: pass the next_cursor of the page before, unchanged",
         )
     };
     if text.len() > MAX_CURSOR_CHARS {
-        return Err(ToolError::invalid(format!(
+        return Err(ArgumentError::new(format!(
             "`cursor` is {} characters long; a cursor of package_browse is at most {MAX_CURSOR_CHARS}",
             text.len()
         )));
@@ -400,43 +481,35 @@ impl Tool for PackageBrowse {
     type Params = BrowseParams;
     type Output = BrowseOutput;
 
+    fn example() -> serde_json::Value {
+        serde_json::json!({"registry": "b", "package_name": "ns/pkg"})
+    }
+
     async fn run(call: Call<'_>, p: BrowseParams) -> Result<BrowseOutput, ToolError> {
+        let BrowseParams {
+            args: p,
+            path,
+            cursor,
+        } = p;
         let bucket = p.registry.name();
-        quilt::check_name_for_read(&p.package_name).map_err(ToolError::invalid)?;
-        let max_entries = p.max_entries.unwrap_or(DEFAULT_MAX_ENTRIES);
-        if !(1..=MAX_ENTRIES).contains(&max_entries) {
-            return Err(ToolError::invalid(format!(
-                "`max_entries` must be from 1 to {MAX_ENTRIES}"
-            )));
-        }
-        let path = p.path.as_deref().unwrap_or("").trim_matches('/').to_owned();
-        let cursor = p.cursor.as_deref().map(decode_cursor).transpose()?;
+        let max_entries = p
+            .max_entries
+            .map_or(DEFAULT_MAX_ENTRIES, Bounded::get_usize);
         let registry = Registry::new(call.s3()?, bucket);
-        let given = p.top_hash.as_deref().filter(|h| !h.trim().is_empty());
-        let top_hash = match (&cursor, given) {
+        let package_name = p.package_name.as_str();
+        let top_hash = match (&cursor, p.top_hash.as_ref()) {
             // The cursor pins its revision, even if `latest` moved.
             (Some(cursor), None) => cursor.top_hash.clone(),
             (cursor, given) => {
-                let resolved = registry.resolve(&p.package_name, given).await?;
+                let resolved = registry.resolve(package_name, given).await?;
                 if let Some(cursor) = cursor
                     && cursor.top_hash != resolved
                 {
-                    return Err(ToolError::invalid(format!(
-                        "`cursor` pages through revision {}, not {resolved}; leave out `top_hash` or start again without `cursor`",
-                        cursor.top_hash
-                    )));
+                    return Err(cursor_revision_mismatch(&cursor.top_hash, &resolved).into());
                 }
                 resolved
             }
         };
-        if let Some(cursor) = &cursor
-            && cursor.path != path
-        {
-            return Err(ToolError::invalid(format!(
-                "`cursor` pages through path {:?}, not {path:?}; pass the same `path` or start again without `cursor`",
-                cursor.path
-            )));
-        }
         let request = PageRequest {
             path,
             after: cursor.map(|c| c.after),
@@ -454,8 +527,8 @@ impl Tool for PackageBrowse {
         let field = |name: &str| header.get(name).cloned().unwrap_or(Value::Null);
         Ok(BrowseOutput {
             registry: registry_uri(bucket),
-            uri: quilt::package_uri(bucket, &p.package_name, &top_hash),
-            package_name: p.package_name,
+            uri: quilt::package_uri(bucket, package_name, &top_hash),
+            package_name: p.package_name.into_string(),
             message: field("message"),
             user_meta: field("user_meta"),
             workflow: field("workflow"),
@@ -491,25 +564,24 @@ pub(crate) struct PackageDiff;
 #[derive(Debug, Deserialize, JsonSchema)]
 pub(crate) struct DiffParams {
     /// The first (older) package, `namespace/name`.
-    package1_name: String,
+    package1_name: PackageName,
     /// The second (newer) package (default: the same package).
     #[serde(default)]
-    package2_name: Option<String>,
+    package2_name: Option<PackageName>,
     /// The registry bucket: `s3://bucket` or a bucket name.
     registry: Bucket,
     /// The first package's revision (full top hash or a prefix of at least 6). Default:
     /// its latest revision, or, when comparing a package with itself and no hash is
     /// given, the revision before the latest.
-    #[serde(default)]
-    package1_hash: Option<String>,
+    #[serde(default, deserialize_with = "blank_is_none")]
+    package1_hash: Option<HashPrefix>,
     /// The second package's revision (default: its latest).
-    #[serde(default)]
-    package2_hash: Option<String>,
+    #[serde(default, deserialize_with = "blank_is_none")]
+    package2_hash: Option<HashPrefix>,
     /// Most logical keys in each list (default 1000, at most 100000); the `*_count`
     /// fields count them all.
     #[serde(default)]
-    #[schemars(range(min = 0, max = MAX_CHANGES))]
-    max_changes: Option<usize>,
+    max_changes: Option<Bounded<0, { MAX_CHANGES as u64 }>>,
 }
 
 impl Params for DiffParams {
@@ -574,12 +646,16 @@ impl Tool for PackageDiff {
     type Params = DiffParams;
     type Output = DiffOutput;
 
+    fn example() -> serde_json::Value {
+        serde_json::json!({"registry": "b", "package1_name": "ns/pkg"})
+    }
+
     async fn run(call: Call<'_>, p: DiffParams) -> Result<DiffOutput, ToolError> {
         let bucket = p.registry.name();
-        let name1 = p.package1_name;
-        let name2 = p.package2_name.unwrap_or_else(|| name1.clone());
-        quilt::check_name_for_read(&name1).map_err(ToolError::invalid)?;
-        quilt::check_name_for_read(&name2).map_err(ToolError::invalid)?;
+        let name1 = p.package1_name.into_string();
+        let name2 = p
+            .package2_name
+            .map_or_else(|| name1.clone(), PackageName::into_string);
         let registry = Registry::new(call.s3()?, bucket);
         let (hash1, hash2) = if name1 == name2
             && p.package1_hash.is_none()
@@ -597,16 +673,13 @@ impl Tool for PackageDiff {
             (previous, latest)
         } else {
             (
-                registry.resolve(&name1, p.package1_hash.as_deref()).await?,
-                registry.resolve(&name2, p.package2_hash.as_deref()).await?,
+                registry.resolve(&name1, p.package1_hash.as_ref()).await?,
+                registry.resolve(&name2, p.package2_hash.as_ref()).await?,
             )
         };
-        let limit = p.max_changes.unwrap_or(DEFAULT_MAX_CHANGES);
-        if limit > MAX_CHANGES {
-            return Err(ToolError::invalid(format!(
-                "`max_changes` must be from 0 to {MAX_CHANGES}"
-            )));
-        }
+        let limit = p
+            .max_changes
+            .map_or(DEFAULT_MAX_CHANGES, Bounded::get_usize);
         let hashes = [hash1.as_str(), hash2.as_str()];
         let (old, new, d) = diff::diff(
             |index, order| stream::open(&registry, hashes[index], order),
@@ -654,7 +727,7 @@ pub(crate) struct PackageCreate;
 
 /// `s3:DeleteObject`: not needed to publish; when the token grants it, a publish that
 /// lost a race removes the timestamp pointer it wrote.
-const DELETE_OBJECT: &str = "s3:DeleteObject";
+const DELETE_OBJECT: Permission = Permission::DeleteObject;
 
 /// One entry of `package_create`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -669,7 +742,7 @@ pub(crate) struct CreateEntry {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub(crate) struct CreateParams {
     /// The package to create or revise, `namespace/name` (letters, digits, `_`, `-`).
-    package_name: String,
+    package_name: NewPackageName,
     /// The registry bucket the package is written to: `s3://bucket` or a bucket name.
     registry: Bucket,
     /// Files to include, each an S3 object with its path in the package.
@@ -685,9 +758,27 @@ pub(crate) struct CreateParams {
     /// Package-level metadata (a JSON object), stored as the manifest's `user_meta`.
     #[serde(default)]
     metadata: Option<serde_json::Map<String, Value>>,
+    /// In a registry with a workflows config (`.quilt/workflows/config.yml`): the id
+    /// of the workflow the package must pass (default: the config's
+    /// `default_workflow`); `null` for none, where the config does not require one.
+    #[serde(default, deserialize_with = "present")]
+    workflow: Option<Option<String>>,
+    /// Replace a package that already exists (default false: an existing package is
+    /// refused with `conflict`; use package_patch to change some of its entries).
+    #[serde(default)]
+    overwrite: Option<bool>,
     /// Publish even if another revision became latest while this one was being made.
     #[serde(default)]
     force: Option<bool>,
+}
+
+/// A parameter that may be given as `null`, which is not the same as leaving it out.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 impl Params for CreateParams {
@@ -730,8 +821,17 @@ pub(crate) struct CreateOutput {
     entry_count: usize,
     /// Their total size.
     total_size: u64,
-    /// The revision it follows.
+    /// The id of the workflow it passed; `null` when the registry has no workflows
+    /// config or none was used.
+    workflow: Option<String>,
+    /// The revision it replaces (`null` for a new package).
     previous_top_hash: Option<String>,
+    /// Its entries against the previous revision (all `added` for a new package);
+    /// `null` when the previous revision could not be read (see `changes_error`).
+    changes: Option<ChangeCounts>,
+    /// Why `changes` is `null`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changes_error: Option<String>,
     /// When it was published, RFC 3339.
     created_at: Option<String>,
     /// Whether `latest` and the timestamp pointer were written with S3 conditional
@@ -741,50 +841,173 @@ pub(crate) struct CreateOutput {
     race_safe: bool,
 }
 
+/// Entry counts of a new revision against the previous one, by logical key.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct ChangeCounts {
+    /// Keys only in the new revision.
+    added: u64,
+    /// Keys only in the previous revision.
+    removed: u64,
+    /// Keys in both whose content (hash or size) differs.
+    modified: u64,
+    /// Keys in both with the same content.
+    unchanged: u64,
+}
+
+impl From<publish::Changes> for ChangeCounts {
+    fn from(c: publish::Changes) -> ChangeCounts {
+        ChangeCounts {
+            added: c.added,
+            removed: c.removed,
+            modified: c.modified,
+            unchanged: c.unchanged,
+        }
+    }
+}
+
+/// Authorizes reading the schemas a registry's workflows config names: the gate
+/// authorized the call's own buckets before it ran, but only the config says where
+/// the schemas are, so each schema's bucket goes through the same decision here
+/// (`s3:GetObject` on it, `s3:GetObjectVersion` for a pinned version) before it is
+/// read with the caller's credentials.
+struct SchemaAccess<'a> {
+    info: &'a ToolInfo,
+    claims: &'a crate::auth::QuiltClaims,
+    read_only: bool,
+}
+
+impl workflow::SchemaGate for SchemaAccess<'_> {
+    fn check(&self, bucket: &str, versioned: bool) -> Result<(), QuiltError> {
+        let mut access = Access::needs(&[GET_OBJECT]).bucket(bucket);
+        if versioned {
+            access.also_needs(GET_OBJECT_VERSION);
+        }
+        policy::authorize(self.info, &access, self.claims, self.read_only).map_err(|denial| {
+            QuiltError::Denied(format!(
+                "the registry's workflows config names a schema in bucket {bucket:?}, which this call may not read: {}",
+                denial.message().trim_start_matches("Forbidden: ")
+            ))
+        })
+    }
+}
+
+/// The conflict of a `package_create` on a package that exists.
+fn exists(name: &str, latest: &str) -> ToolError {
+    ToolError::new(
+        ErrorCode::Conflict,
+        format!(
+            "{name} already exists (latest {latest}); package_create would replace all of its entries with the ones given: use package_patch to add, replace or remove entries, or pass overwrite: true to replace the package"
+        ),
+    )
+}
+
 impl Tool for PackageCreate {
     const INFO: ToolInfo = ToolInfo {
         name: "package_create",
         title: "Create a package revision",
-        description: "Create a package, or a new revision of one, from S3 objects: each file is \
-            read once to compute its hash, the manifest is written to the registry and the \
-            package's latest pointer moves to it, exactly as quilt3 push would. Refused if \
-            another revision became latest meanwhile (unless force) and in registries that use \
-            workflows. Sends progress notifications when the client asks for them.",
+        description: "Create a package from S3 objects: each file is read once to compute its \
+            hash, the manifest is written to the registry and the package's latest pointer \
+            moves to it, exactly as quilt3 push would. A package that already exists is \
+            refused unless overwrite is true (then its entries are replaced by the ones given; \
+            the result counts what was added, removed, modified and unchanged); use \
+            package_patch to change some entries. In a registry with a workflows config the \
+            package must pass its workflow (name pattern, message, metadata and entries \
+            schemas), as with quilt3. Refused if another revision became latest meanwhile \
+            (unless force). Sends progress notifications when the client asks for them.",
         read_only: false,
-        destructive: false,
+        destructive: true,
         idempotent: false,
         open_world: true,
     };
     type Params = CreateParams;
     type Output = CreateOutput;
 
-    async fn run(call: Call<'_>, p: CreateParams) -> Result<CreateOutput, ToolError> {
+    fn example() -> serde_json::Value {
+        serde_json::json!({
+            "registry": "b", "package_name": "ns/pkg",
+            "entries": [{"logical_key": "a", "s3_uri": "s3://src/a"}],
+            "s3_uris": ["s3://src/dir/"]
+        })
+    }
+
+    async fn run(call: Call<'_>, mut p: CreateParams) -> Result<CreateOutput, ToolError> {
         let s3 = call.s3()?;
         let bucket = p.registry.name();
-        quilt::check_name_for_write(&p.package_name).map_err(ToolError::invalid)?;
         let registry = Registry::new(s3, bucket);
-        publish::check_no_workflows(&registry).await?;
-        let sources = expand_sources(s3, &p).await?;
         let previous = registry.latest_pointer(&p.package_name).await?;
+        if let Some(previous) = &previous
+            && !p.overwrite.unwrap_or(false)
+        {
+            return Err(exists(&p.package_name, &previous.top_hash));
+        }
+        let choice = match &p.workflow {
+            None => workflow::Choice::Default,
+            Some(None) => workflow::Choice::Skip,
+            Some(Some(id)) => workflow::Choice::Named(id.clone()),
+        };
+        let gate = SchemaAccess {
+            info: &Self::INFO,
+            claims: &call.ctx.claims,
+            read_only: call.read_only,
+        };
+        let governing = workflow::load(s3, bucket, &choice, &gate).await?;
+        let metadata = p.metadata.take().map(Value::Object);
+        // Name, message and metadata first: a package that fails them is not hashed.
+        if let Some(w) = &governing {
+            let found = w.check_package(&p.package_name, p.message.as_deref(), metadata.as_ref());
+            if !found.is_empty() {
+                w.verdict(found).map_err(QuiltError::from)?;
+            }
+        }
+        let sources = expand_sources(s3, &p).await?;
         let records = publish::hash_sources(s3, sources, call.progress, call.cancel).await?;
-        let manifest = publish::new_manifest(records, p.message, p.metadata.map(Value::Object));
+        let workflow_object = governing
+            .as_ref()
+            .map(|w| {
+                w.validate(
+                    &p.package_name,
+                    p.message.as_deref(),
+                    metadata.as_ref(),
+                    &records,
+                )
+                .map_err(QuiltError::from)
+            })
+            .transpose()?;
+        let manifest = publish::new_manifest(records, p.message, metadata, workflow_object);
+        let (changes, changes_error) = match &previous {
+            None => (Some(publish::Changes::first(&manifest)), None),
+            Some(previous) => {
+                match publish::changes(&registry, &previous.top_hash, &manifest).await {
+                    Ok(changes) => (Some(changes), None),
+                    // The package is being replaced: a previous revision that cannot
+                    // be read does not stop that, the counts are left out.
+                    Err(e) => (None, Some(ToolError::from(e).message)),
+                }
+            }
+        };
+        if call.cancel.is_cancelled() {
+            return Err(QuiltError::Cancelled.into());
+        }
         let published = publish::publish(
             &registry,
             &p.package_name,
             manifest,
             previous.as_ref(),
             p.force.unwrap_or(false),
-            call.ctx.claims.has_permission(DELETE_OBJECT),
+            call.ctx.claims.has_permission(DELETE_OBJECT.as_str()),
         )
         .await?;
         Ok(CreateOutput {
             registry: registry_uri(bucket),
             uri: quilt::package_uri(bucket, &p.package_name, &published.top_hash),
-            package_name: p.package_name,
+            package_name: p.package_name.into_string(),
             top_hash: published.top_hash,
             entry_count: published.entry_count,
             total_size: published.total_size,
+            workflow: governing.as_ref().and_then(|w| w.id().map(str::to_owned)),
             previous_top_hash: previous.map(|p| p.top_hash),
+            changes: changes.map(ChangeCounts::from),
+            changes_error,
             created_at: rfc3339(published.created_at),
             race_safe: published.race_safe,
         })
@@ -798,16 +1021,16 @@ pub(crate) struct LogicalKey(String);
 super::uri::string_argument!(LogicalKey);
 
 impl TryFrom<String> for LogicalKey {
-    type Error = String;
-    fn try_from(key: String) -> Result<LogicalKey, String> {
-        check_logical_key(&key).map_err(|e| e.message)?;
+    type Error = ArgumentError;
+    fn try_from(key: String) -> Result<LogicalKey, ArgumentError> {
+        check_logical_key(&key)?;
         Ok(LogicalKey(key))
     }
 }
 
-fn check_logical_key(key: &str) -> Result<(), ToolError> {
+fn check_logical_key(key: &str) -> Result<(), ArgumentError> {
     if key.len() > MAX_KEY_BYTES || key.contains('\0') {
-        return Err(ToolError::invalid(format!(
+        return Err(ArgumentError::new(format!(
             "a logical key is at most {MAX_KEY_BYTES} bytes and holds no NUL; this one has {} bytes",
             key.len()
         )));
@@ -819,7 +1042,7 @@ fn check_logical_key(key: &str) -> Result<(), ToolError> {
             .split('/')
             .any(|part| part.is_empty() || part == "." || part == "..");
     if bad {
-        return Err(ToolError::invalid(format!(
+        return Err(ArgumentError::new(format!(
             "{key:?} is not a logical key: use a relative path like data/file.csv, without empty, . or .. parts"
         )));
     }
@@ -857,23 +1080,11 @@ async fn expand_sources(
             });
             continue;
         }
-        let mut pages = s3
-            .list_objects_v2()
-            .bucket(&uri.bucket)
-            .prefix(&uri.key)
-            .encoding_type(EncodingType::Url)
-            .into_paginator()
-            .send();
+        let mut pages = S3::new(s3).list(ListRequest::prefix(&uri.bucket, &uri.key));
         let mut found = 0;
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| s3_error("ListObjectsV2", &uri.to_string(), &e))?;
-            let encoding = page.encoding_type();
-            for object in page.contents() {
-                let Some(listed) = object.key().map(|k| listed_name(k, encoding)).transpose()?
-                else {
-                    continue;
-                };
-                let Some(relative) = listed.strip_prefix(uri.key.as_str()) else {
+        while let Some(page) = pages.next_page().await {
+            for object in page?.objects {
+                let Some(relative) = object.key.strip_prefix(uri.key.as_str()) else {
                     continue;
                 };
                 if relative.is_empty() || relative.ends_with('/') {
@@ -954,8 +1165,7 @@ mod tests {
             b64(r#"{"v":1,"top_hash":"abc","path":"","after":"a"}"#),
             "A".repeat(MAX_CURSOR_CHARS + 1),
         ] {
-            let error = decode_cursor(&garbage).unwrap_err();
-            assert_eq!(error.code, ErrorCode::InvalidArgument, "{garbage}");
+            assert!(decode_cursor(&garbage).is_err(), "{garbage}");
         }
         // A key too long to page after is refused, not turned into an unusable cursor.
         let long = "k".repeat(MAX_CURSOR_CHARS);

@@ -85,8 +85,8 @@ pub(crate) fn authorize(
     let missing: Vec<String> = access
         .permissions
         .iter()
-        .filter(|p| !claims.has_permission(p))
-        .map(|p| (*p).to_owned())
+        .filter(|p| !claims.has_permission(p.as_str()))
+        .map(|p| p.as_str().to_owned())
         .collect();
     if !missing.is_empty() {
         return Err(deny(DenyReason::MissingPermission, first(), missing));
@@ -98,7 +98,7 @@ pub(crate) fn authorize(
             Vec::new(),
         ));
     }
-    if info.writes() && !claims.can_write() {
+    if info.writes() && !claims.level.can_write() {
         return Err(deny(DenyReason::WriteNotAllowed, first(), Vec::new()));
     }
     if info.writes() && read_only {

@@ -3,188 +3,17 @@
 //! once, when the call's arguments are parsed, and the gate authorizes exactly the
 //! bucket the tool then uses.
 
-use percent_encoding::percent_decode_str;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
-/// An object URI: `s3://bucket/key` with a percent-encoded key and an optional
-/// `?versionId=`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct S3Uri {
-    /// The bucket.
-    pub bucket: String,
-    /// The key, decoded (may be empty for a bucket or prefix URI).
-    pub key: String,
-    /// The version id, decoded.
-    pub version_id: Option<String>,
-}
+use crate::error::ArgumentError;
+pub(crate) use crate::s3::uri::{MAX_KEY_BYTES, S3Uri, check_s3_name, parse_bucket, short};
 
-/// The most bytes (UTF-8) of an S3 key or prefix (S3's own limit).
-pub(crate) const MAX_KEY_BYTES: usize = 1024;
 /// The most bytes of a continuation token handed back to S3.
 pub(crate) const MAX_TOKEN_BYTES: usize = 4096;
 
-/// Checks an S3 name (a key, prefix or delimiter): at most [`MAX_KEY_BYTES`] bytes of
-/// UTF-8 and no NUL (SPEC §6 "S3 names").
-pub(crate) fn check_s3_name(what: &str, name: &str) -> Result<(), String> {
-    if name.len() > MAX_KEY_BYTES {
-        return Err(format!(
-            "{what} is {} bytes long; S3 keys and prefixes are at most {MAX_KEY_BYTES} bytes (UTF-8)",
-            name.len()
-        ));
-    }
-    if name.contains('\0') {
-        return Err(format!(
-            "{what} holds a NUL character, which S3 keys cannot hold"
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a bucket name: 1–255 characters of letters, digits, `.`, `-` and `_`
-/// (S3's rules plus the legacy names some older buckets still have).
-pub(crate) fn check_bucket_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("the bucket name is empty".to_owned());
-    }
-    if name.len() > 255 {
-        return Err("the bucket name is longer than 255 characters".to_owned());
-    }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
-    {
-        return Err(format!("the bucket name {name:?} contains {bad:?}"));
-    }
-    Ok(())
-}
-
-/// A bucket argument: `name`, `s3://name` or `s3://name/`.
-pub(crate) fn parse_bucket(text: &str) -> Result<String, String> {
-    let text = text.trim();
-    let name = match text.strip_prefix("s3://") {
-        Some(rest) => rest.strip_suffix('/').unwrap_or(rest),
-        None if text.contains("://") => {
-            return Err(format!(
-                "{:?} is not a bucket name or an s3:// URI",
-                short(text)
-            ));
-        }
-        None => text,
-    };
-    check_bucket_name(name).map(|()| name.to_owned())
-}
-
-impl S3Uri {
-    /// Parses `s3://bucket/key?versionId=…`; the key may be empty.
-    pub(crate) fn parse(text: &str) -> Result<S3Uri, String> {
-        let text = text.trim();
-        let Some(rest) = text.strip_prefix("s3://") else {
-            return Err(format!("{:?} is not an s3:// URI", short(text)));
-        };
-        let (path, query) = match rest.split_once('?') {
-            Some((path, query)) => (path, Some(query)),
-            None => (rest, None),
-        };
-        let (bucket, raw_key) = path.split_once('/').unwrap_or((path, ""));
-        check_bucket_name(bucket).map_err(|e| format!("in {:?}: {e}", short(text)))?;
-        let key = percent_decode_str(raw_key)
-            .decode_utf8()
-            .map_err(|_| {
-                format!(
-                    "the key in {:?} is not UTF-8 once percent-decoded",
-                    short(text)
-                )
-            })?
-            .into_owned();
-        check_s3_name("the key", &key)?;
-        let mut version_id = None;
-        if let Some(query) = query {
-            for pair in query.split('&').filter(|p| !p.is_empty()) {
-                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                if name != "versionId" {
-                    return Err(format!(
-                        "{:?} has the query parameter {name:?}; only versionId is accepted",
-                        short(text)
-                    ));
-                }
-                let value = percent_decode_str(value)
-                    .decode_utf8()
-                    .map_err(|_| "the versionId is not UTF-8".to_owned())?
-                    .into_owned();
-                if value.is_empty() {
-                    return Err(format!("{:?} has an empty versionId", short(text)));
-                }
-                check_s3_name("the versionId", &value)?;
-                version_id = Some(value);
-            }
-        }
-        Ok(S3Uri {
-            bucket: bucket.to_owned(),
-            key,
-            version_id,
-        })
-    }
-
-    /// Parses an object URI: the key must not be empty.
-    pub(crate) fn parse_object(text: &str) -> Result<S3Uri, String> {
-        let uri = S3Uri::parse(text)?;
-        if uri.key.is_empty() {
-            return Err(format!(
-                "{:?} names a bucket, not an object (expected s3://bucket/key)",
-                short(text)
-            ));
-        }
-        Ok(uri)
-    }
-}
-
-impl S3Uri {
-    /// The URI of `key` in `bucket`, without a version.
-    pub(crate) fn new(bucket: &str, key: &str) -> S3Uri {
-        S3Uri {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            version_id: None,
-        }
-    }
-}
-
-impl std::fmt::Display for S3Uri {
-    /// `s3://bucket/key`, with `?versionId=` when there is a version: the URI the
-    /// server emits, which [`S3Uri::parse`] reads back as the same object. `%`, `?`,
-    /// `#`, whitespace and control characters of the key (and also `&` of the version)
-    /// are percent-encoded; everything else, Unicode included, is written as it is.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "s3://{}/", self.bucket)?;
-        write_encoded(f, &self.key, &[])?;
-        if let Some(version) = &self.version_id {
-            f.write_str("?versionId=")?;
-            write_encoded(f, version, &['&'])?;
-        }
-        Ok(())
-    }
-}
-
-/// Writes `text`, percent-encoding (as UTF-8) `%`, `?`, `#`, whitespace, control
-/// characters and `extra`.
-fn write_encoded(f: &mut impl std::fmt::Write, text: &str, extra: &[char]) -> std::fmt::Result {
-    let mut buffer = [0u8; 4];
-    for c in text.chars() {
-        if matches!(c, '%' | '?' | '#') || c.is_whitespace() || c.is_control() || extra.contains(&c)
-        {
-            for byte in c.encode_utf8(&mut buffer).bytes() {
-                write!(f, "%{byte:02X}")?;
-            }
-        } else {
-            f.write_char(c)?;
-        }
-    }
-    Ok(())
-}
-
 /// Typed arguments are strings in the input schema; the parse adds the checks.
 macro_rules! string_argument {
-    ($type:ident) => {
+    ($type:ty) => {
         impl ::schemars::JsonSchema for $type {
             fn inline_schema() -> bool {
                 true
@@ -213,8 +42,8 @@ impl Bucket {
 }
 
 impl TryFrom<String> for Bucket {
-    type Error = String;
-    fn try_from(text: String) -> Result<Bucket, String> {
+    type Error = ArgumentError;
+    fn try_from(text: String) -> Result<Bucket, ArgumentError> {
         parse_bucket(&text).map(Bucket)
     }
 }
@@ -227,8 +56,8 @@ string_argument!(Bucket);
 pub(crate) struct ObjectUri(pub S3Uri);
 
 impl TryFrom<String> for ObjectUri {
-    type Error = String;
-    fn try_from(text: String) -> Result<ObjectUri, String> {
+    type Error = ArgumentError;
+    fn try_from(text: String) -> Result<ObjectUri, ArgumentError> {
         S3Uri::parse_object(&text).map(ObjectUri)
     }
 }
@@ -255,15 +84,15 @@ impl SourceUri {
 }
 
 impl TryFrom<String> for SourceUri {
-    type Error = String;
-    fn try_from(text: String) -> Result<SourceUri, String> {
+    type Error = ArgumentError;
+    fn try_from(text: String) -> Result<SourceUri, ArgumentError> {
         let uri = S3Uri::parse(&text)?;
         let source = SourceUri(uri);
         if source.is_prefix() && source.0.version_id.is_some() {
-            return Err(format!(
+            return Err(ArgumentError::new(format!(
                 "{:?}: a prefix cannot have a versionId",
                 short(&text)
-            ));
+            )));
         }
         Ok(source)
     }
@@ -296,8 +125,8 @@ impl S3Name {
 }
 
 impl TryFrom<String> for S3Name {
-    type Error = String;
-    fn try_from(text: String) -> Result<S3Name, String> {
+    type Error = ArgumentError;
+    fn try_from(text: String) -> Result<S3Name, ArgumentError> {
         check_s3_name("the name", &text)?;
         Ok(S3Name(text))
     }
@@ -317,24 +146,194 @@ impl ContinuationToken {
 }
 
 impl TryFrom<String> for ContinuationToken {
-    type Error = String;
-    fn try_from(text: String) -> Result<ContinuationToken, String> {
+    type Error = ArgumentError;
+    fn try_from(text: String) -> Result<ContinuationToken, ArgumentError> {
         if text.len() > MAX_TOKEN_BYTES {
-            return Err(format!(
+            return Err(ArgumentError::new(format!(
                 "the token is {} bytes long; continuation tokens are at most {MAX_TOKEN_BYTES} bytes",
                 text.len()
-            ));
+            )));
         }
         if text.contains('\0') {
-            return Err("the token holds a NUL character".to_owned());
+            return Err(ArgumentError::new("the token holds a NUL character"));
         }
         Ok(ContinuationToken(text))
     }
 }
 string_argument!(ContinuationToken);
 
-fn short(text: &str) -> String {
-    text.chars().take(200).collect()
+/// An object URI to make a presigned link for: an [`ObjectUri`] whose key has no `.`
+/// or `..` segment, which browsers and HTTP clients would resolve to another path
+/// (from a path-style endpoint, another bucket's object).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct LinkUri(pub S3Uri);
+
+impl TryFrom<String> for LinkUri {
+    type Error = ArgumentError;
+    fn try_from(text: String) -> Result<LinkUri, ArgumentError> {
+        let uri = S3Uri::parse_object(&text)?;
+        if uri.key_moves_in_urls() {
+            return Err(ArgumentError::new(format!(
+                "the key of {:?} has a `.` or `..` segment, which browsers and HTTP clients resolve to another path (even another bucket); no link is made for it",
+                short(&text)
+            )));
+        }
+        Ok(LinkUri(uri))
+    }
+}
+string_argument!(LinkUri);
+
+impl std::ops::Deref for LinkUri {
+    type Target = S3Uri;
+    fn deref(&self) -> &S3Uri {
+        &self.0
+    }
+}
+
+/// An integer argument from `MIN` to `MAX`, checked as it is parsed; in the input
+/// schema an `integer` with that `minimum` and `maximum`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i128")]
+pub(crate) struct Bounded<const MIN: u64, const MAX: u64>(u64);
+
+impl<const MIN: u64, const MAX: u64> Bounded<MIN, MAX> {
+    /// The value.
+    pub(crate) const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The value as a `usize` (saturating on a 32-bit target).
+    pub(crate) fn get_usize(self) -> usize {
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
+
+impl<const MIN: u64, const MAX: u64> TryFrom<i128> for Bounded<MIN, MAX> {
+    type Error = ArgumentError;
+    fn try_from(value: i128) -> Result<Self, ArgumentError> {
+        match u64::try_from(value) {
+            Ok(v) if (MIN..=MAX).contains(&v) => Ok(Bounded(v)),
+            _ => Err(ArgumentError::new(format!(
+                "must be from {MIN} to {MAX}, not {value}"
+            ))),
+        }
+    }
+}
+
+impl<const MIN: u64, const MAX: u64> schemars::JsonSchema for Bounded<MIN, MAX> {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Owned(format!("Integer_{MIN}_{MAX}"))
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "integer", "minimum": MIN, "maximum": MAX})
+    }
+}
+
+/// The largest byte offset accepted: S3 sizes are signed 64-bit numbers.
+pub(crate) const MAX_OFFSET: u64 = i64::MAX as u64;
+
+/// A byte offset into an object, at most [`MAX_OFFSET`] (so that an offset plus a
+/// read length never overflows), checked as it is parsed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i128")]
+pub(crate) struct Offset(u64);
+
+impl Offset {
+    /// The offset.
+    pub(crate) const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl TryFrom<i128> for Offset {
+    type Error = ArgumentError;
+    fn try_from(value: i128) -> Result<Offset, ArgumentError> {
+        match u64::try_from(value) {
+            Ok(v) if v <= MAX_OFFSET => Ok(Offset(v)),
+            _ => Err(ArgumentError::new(format!(
+                "must be from 0 to {MAX_OFFSET}, not {value}"
+            ))),
+        }
+    }
+}
+
+impl schemars::JsonSchema for Offset {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("Offset")
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "integer", "minimum": 0})
+    }
+}
+
+/// A text encoding `bucket_object_text` decodes: `utf-8`, `latin-1` or `ascii`, under
+/// any of their usual names (`UTF8`, `ISO-8859-1`, `us-ascii`, …).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) enum TextEncoding {
+    /// UTF-8.
+    #[default]
+    Utf8,
+    /// ISO-8859-1: every byte is a character.
+    Latin1,
+    /// 7-bit ASCII.
+    Ascii,
+}
+
+impl TextEncoding {
+    /// Its name in results.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            TextEncoding::Utf8 => "utf-8",
+            TextEncoding::Latin1 => "latin-1",
+            TextEncoding::Ascii => "ascii",
+        }
+    }
+}
+
+impl TryFrom<String> for TextEncoding {
+    type Error = ArgumentError;
+    fn try_from(name: String) -> Result<TextEncoding, ArgumentError> {
+        let normal = name.trim().to_ascii_lowercase().replace('_', "-");
+        match normal.as_str() {
+            "utf8" | "utf-8" => Ok(TextEncoding::Utf8),
+            "latin1" | "latin-1" | "iso-8859-1" | "iso8859-1" => Ok(TextEncoding::Latin1),
+            "ascii" | "us-ascii" => Ok(TextEncoding::Ascii),
+            _ => Err(ArgumentError::new(format!(
+                "unsupported encoding {:?}; use utf-8, latin-1 or ascii",
+                short(&name)
+            ))),
+        }
+    }
+}
+string_argument!(TextEncoding);
+
+string_argument!(crate::quilt::PackageName);
+string_argument!(crate::quilt::NewPackageName);
+string_argument!(crate::quilt::HashPrefix);
+
+/// For an optional argument where an empty (or blank) string means "not given", as
+/// `top_hash: ""` does: `None` for those, else the parsed value.
+pub(crate) fn blank_is_none<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<String>,
+    T::Error: std::fmt::Display,
+{
+    let text: Option<String> = Option::deserialize(deserializer)?;
+    match text {
+        Some(text) if !text.trim().is_empty() => T::try_from(text)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+        _ => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -342,147 +341,77 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bucket_arguments() {
-        let cases: &[(&str, Result<&str, ()>)] = &[
-            ("lab-data", Ok("lab-data")),
-            ("s3://lab-data", Ok("lab-data")),
-            ("s3://lab-data/", Ok("lab-data")),
-            (" lab.data ", Ok("lab.data")),
-            ("", Err(())),
-            ("s3://", Err(())),
-            ("s3://lab-data/runs", Err(())),
-            ("https://lab-data", Err(())),
-            ("lab data", Err(())),
-        ];
-        for (input, expected) in cases {
-            assert_eq!(
-                parse_bucket(input).map_err(|_| ()),
-                expected.map(str::to_owned),
-                "{input:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn object_uris() {
-        let uri = S3Uri::parse_object("s3://b/dir/my%20file%3F.txt?versionId=abc%2B1").unwrap();
-        assert_eq!(
-            uri,
-            S3Uri {
-                bucket: "b".into(),
-                key: "dir/my file?.txt".into(),
-                version_id: Some("abc+1".into())
-            }
-        );
-        assert_eq!(S3Uri::parse_object("s3://b/k").unwrap().version_id, None);
-        assert_eq!(S3Uri::parse("s3://b").unwrap().key, "");
-        for bad in [
-            "b/k",
-            "s3://b",
-            "s3://b/",
-            "s3:///k",
-            "s3://b/k?v=1",
-            "s3://b/k?versionId=",
-            "s3://b/%ff",
-        ] {
-            assert!(S3Uri::parse_object(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    /// SPEC §6 "S3 names": over 1024 bytes of UTF-8, or a NUL, is refused at parse
-    /// time (issue 11, findings 1 and 11).
-    #[test]
-    fn s3_names_are_bounded() {
+    fn s3_names_and_tokens_are_bounded() {
         let at_limit = "k".repeat(MAX_KEY_BYTES);
-        assert!(S3Uri::parse_object(&format!("s3://b/{at_limit}")).is_ok());
-        assert!(S3Uri::parse_object(&format!("s3://b/{at_limit}x")).is_err());
-        // Bytes, not characters: 513 two-byte characters are 1026 bytes.
-        assert!(S3Uri::parse_object(&format!("s3://b/{}", "é".repeat(513))).is_err());
-        assert!(S3Uri::parse_object("s3://b/a%00b").is_err());
-        assert!(S3Uri::parse_object(&format!("s3://b/k?versionId={at_limit}x")).is_err());
         assert!(S3Name::try_from(at_limit.clone()).is_ok());
         assert!(S3Name::try_from(format!("{at_limit}x")).is_err());
         assert!(S3Name::try_from("a\0b".to_owned()).is_err());
         assert!(ContinuationToken::try_from("t".repeat(MAX_TOKEN_BYTES)).is_ok());
         assert!(ContinuationToken::try_from("t".repeat(MAX_TOKEN_BYTES + 1)).is_err());
+        assert!(
+            SourceUri::try_from("s3://b/dir/".to_owned())
+                .unwrap()
+                .is_prefix()
+        );
+        assert!(SourceUri::try_from("s3://b/dir/?versionId=1".to_owned()).is_err());
     }
 
-    /// Issue 11, finding 9: `pct%41.txt` was emitted as a URI naming `pctA.txt`.
     #[test]
-    fn emitted_uris_name_the_same_object() {
-        let cases = [
-            ("pct%41.txt", "s3://b/pct%2541.txt"),
-            ("a?b.txt", "s3://b/a%3Fb.txt"),
-            ("h#x", "s3://b/h%23x"),
-            ("ctl\u{1}.txt", "s3://b/ctl%01.txt"),
-            ("dir/ünï €.txt", "s3://b/dir/ünï%20€.txt"),
-            (" lead", "s3://b/%20lead"),
-        ];
-        for (key, uri) in cases {
-            let made = S3Uri::new("b", key);
-            assert_eq!(made.to_string(), uri);
-            assert_eq!(S3Uri::parse(uri).unwrap(), made);
+    fn integers_are_checked_against_their_range() {
+        type Keys = Bounded<1, 1000>;
+        let parse = |v: serde_json::Value| serde_json::from_value::<Keys>(v);
+        assert_eq!(parse(serde_json::json!(1)).unwrap().get(), 1);
+        assert_eq!(parse(serde_json::json!(1000)).unwrap().get(), 1000);
+        for bad in [
+            serde_json::json!(0),
+            serde_json::json!(1001),
+            serde_json::json!(-5),
+            serde_json::json!(1.5),
+            serde_json::json!("10"),
+            serde_json::json!(u64::MAX),
+        ] {
+            assert!(parse(bad.clone()).is_err(), "{bad}");
         }
-        let versioned = S3Uri {
-            version_id: Some("v&1 %".into()),
-            ..S3Uri::new("b", "k")
-        };
-        assert_eq!(versioned.to_string(), "s3://b/k?versionId=v%261%20%25");
-        assert_eq!(S3Uri::parse(&versioned.to_string()).unwrap(), versioned);
+        let message = parse(serde_json::json!(0)).unwrap_err().to_string();
+        assert!(
+            message.contains("must be from 1 to 1000, not 0"),
+            "{message}"
+        );
+        assert_eq!(
+            Offset::try_from(i128::from(i64::MAX)).unwrap().get(),
+            MAX_OFFSET
+        );
+        assert!(Offset::try_from(i128::from(u64::MAX - 4)).is_err());
+        assert!(Offset::try_from(-1).is_err());
     }
 
-    mod properties {
-        use proptest::prelude::*;
-
-        use super::super::*;
-
-        fn key() -> impl Strategy<Value = String> {
-            // Every kind of character S3 keys hold, weighted towards the awkward ones.
-            let awkward = prop_oneof![
-                Just('%'),
-                Just('?'),
-                Just('#'),
-                Just('&'),
-                Just('='),
-                Just('+'),
-                Just('/'),
-                Just(' '),
-                (1u32..0x20).prop_map(|c| char::from_u32(c).unwrap_or('x')),
-                Just('\u{7f}'),
-                Just('\u{85}'),
-                Just('\u{a0}'),
-                Just('\u{2028}'),
-            ];
-            let any = any::<char>().prop_filter("no NUL", |c| *c != '\0');
-            proptest::collection::vec(prop_oneof![awkward, any], 1..64)
-                .prop_map(|chars| chars.into_iter().collect::<String>())
-                .prop_filter("at most 1024 bytes", |k| k.len() <= MAX_KEY_BYTES)
+    #[test]
+    fn encodings_have_their_usual_names() {
+        let cases = [
+            ("utf-8", Some(TextEncoding::Utf8)),
+            ("UTF8", Some(TextEncoding::Utf8)),
+            ("ISO_8859-1", Some(TextEncoding::Latin1)),
+            ("latin1", Some(TextEncoding::Latin1)),
+            ("US-ASCII", Some(TextEncoding::Ascii)),
+            ("ebcdic", None),
+            ("", None),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(
+                TextEncoding::try_from(name.to_owned()).ok(),
+                expected,
+                "{name}"
+            );
         }
+    }
 
-        proptest! {
-            #![proptest_config(ProptestConfig::with_cases(512))]
-
-            /// parse(format(uri)) == uri for any key and version.
-            #[test]
-            fn emitted_uris_parse_back_to_themselves(
-                key in key(),
-                version in proptest::option::of(key()),
-            ) {
-                let uri = S3Uri { version_id: version, ..S3Uri::new("lab-data", &key) };
-                let text = uri.to_string();
-                prop_assert_eq!(S3Uri::parse(&text), Ok(uri), "{}", text);
-            }
-
-            /// Parsing never panics, and what it accepts is within the S3 name limits.
-            #[test]
-            fn parsing_any_text_never_panics(text in "(s3://)?[a-z.]{0,4}/?\\PC{0,40}(%[0-9a-fA-F]{2}){0,4}(\\?versionId=.{0,8})?") {
-                if let Ok(uri) = S3Uri::parse(&text) {
-                    prop_assert!(uri.key.len() <= MAX_KEY_BYTES && !uri.key.contains('\0'));
-                }
-                let _ = S3Uri::parse_object(&text);
-                let _ = SourceUri::try_from(text.clone());
-                let _ = parse_bucket(&text);
-            }
-        }
+    /// A link for a key with a dot segment would be fetched as another object.
+    #[test]
+    fn link_uris_refuse_keys_that_move_in_urls() {
+        assert!(LinkUri::try_from("s3://qa-alpha/../qa-beta/secret.txt".to_owned()).is_err());
+        assert!(LinkUri::try_from("s3://b/a/./k".to_owned()).is_err());
+        assert!(LinkUri::try_from("s3://b/a/..".to_owned()).is_err());
+        assert!(LinkUri::try_from("s3://b/a/...b/k".to_owned()).is_ok());
+        assert!(LinkUri::try_from("s3://b/a/b.txt?versionId=1".to_owned()).is_ok());
     }
 }

@@ -429,3 +429,69 @@ async fn a_registry_url_is_never_shown_with_its_password() {
         assert!(!everything.contains("hunter2"), "{everything}");
     }
 }
+
+/// Issue 20, finding N11: a presigned link for `s3://lab-data/../registry/secret.txt`
+/// was signed with the path `/lab-data/../registry/secret.txt`, which URL parsers
+/// (browsers, httpx) resolve to `/registry/secret.txt`: another bucket's object from a
+/// path-style endpoint. Keys with a `.` or `..` segment get no link (before any
+/// request), and every link made keeps its key's path whatever a WHATWG parser does.
+#[tokio::test]
+async fn links_never_resolve_to_another_object() {
+    let s3 = sample().await;
+    s3.put("registry", "secret.txt", b"secret", "text/plain", &[])
+        .await;
+    let awkward = [
+        "dots/.../x.txt",
+        "dots/a..b/x.txt",
+        "dots/%2e%2e/x.txt",
+        "dots/back\\..\\slash.txt",
+        "dots/.hidden",
+    ];
+    for key in awkward {
+        s3.put("lab-data", key, key.as_bytes(), "text/plain", &[])
+            .await;
+    }
+    let server = start_on(&s3, &token(), &[], ()).await;
+    let before = s3.requests();
+    for uri in [
+        "s3://lab-data/../registry/secret.txt",
+        "s3://lab-data/%2E%2E/registry/secret.txt",
+        "s3://lab-data/a/../../registry/secret.txt",
+        "s3://lab-data/./a.txt",
+        "s3://lab-data/dir/..",
+    ] {
+        let (code, message) = fails(&server, "bucket_object_link", json!({"s3_uri": uri})).await;
+        assert_eq!(code, "invalid_argument", "{uri}: {message}");
+        assert!(message.contains("s3_uri"), "{uri}: {message}");
+    }
+    assert_eq!(s3.requests(), before, "a refused link reached S3");
+    let listing = server
+        .ok(
+            "bucket_objects_list",
+            json!({"bucket": "lab-data", "prefix": "dots/"}),
+        )
+        .await;
+    let objects = listing["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), awkward.len(), "{listing}");
+    for object in objects {
+        let (key, uri) = (
+            object["key"].as_str().unwrap(),
+            object["s3_uri"].as_str().unwrap(),
+        );
+        let link = server
+            .ok("bucket_object_link", json!({"s3_uri": uri}))
+            .await;
+        let url = link["url"].as_str().unwrap();
+        // The path as a WHATWG parser (reqwest's `Url`) resolves it still names the key.
+        let parsed = reqwest::Url::parse(url).unwrap();
+        let path = percent_encoding::percent_decode_str(parsed.path())
+            .decode_utf8()
+            .unwrap()
+            .into_owned();
+        assert_eq!(path, format!("/lab-data/{key}"), "{url}");
+        let body = reqwest::get(url).await.unwrap();
+        assert_eq!(body.status(), 200, "{url}");
+        assert_eq!(body.text().await.unwrap(), key, "{url}");
+    }
+    server.stop().await;
+}

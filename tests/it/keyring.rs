@@ -126,8 +126,9 @@ async fn login_stores_only_a_verifying_token_and_logout_deletes_it() {
     assert!(matches!(login(&config, "  ", now), Err(LoginError::Empty)));
 
     let token = hs256(&claims_with(json!({"sub": "carol"})));
-    let ctx = login(&config, &format!("Bearer {token}\n"), now).unwrap();
-    assert_eq!(ctx.subject.as_deref(), Some("carol"));
+    let stored = login(&config, &format!("Bearer {token}\n"), now).unwrap();
+    assert_eq!(stored.subject.as_deref(), Some("carol"));
+    assert!(stored.signature_checked);
     let (stored, kind) = TokenProvider::new(&config).current(now).await.unwrap();
     assert_eq!(
         (stored.expose(), kind),
@@ -138,12 +139,56 @@ async fn login_stores_only_a_verifying_token_and_logout_deletes_it() {
     assert!(!logout(&config).unwrap());
     assert!(TokenProvider::new(&config).current(now).await.is_err());
 
-    let unconfigured = Config::from_lookup(|name| match name {
+    // A key configured but unusable is a setup error: nothing is stored.
+    let conflicting = Config::from_lookup(|name| match name {
         "QUILT_MCP_KEYRING_SERVICE" => Some("svc-login".to_owned()),
+        "QUILT_MCP_KEYRING_USER" => Some("tester".to_owned()),
+        "QUILT_MCP_JWT_SECRET" => Some(SECRET.to_owned()),
+        "QUILT_MCP_JWKS" => Some("/k.json".to_owned()),
         _ => None,
     });
     assert!(matches!(
-        login(&unconfigured, &token, now),
+        login(&conflicting, &token, now),
         Err(LoginError::Setup(_))
     ));
+    assert!(TokenProvider::new(&config).current(now).await.is_err());
+
+    // No key at all (a terminal; the key lives in the host's settings): every check
+    // but the signature, then stored, saying the signature was not checked.
+    for key in [None, Some("<the catalog's JWT signing secret>")] {
+        let unconfigured = Config::from_lookup(|name| match name {
+            "QUILT_MCP_KEYRING_SERVICE" => Some("svc-login".to_owned()),
+            "QUILT_MCP_KEYRING_USER" => Some("tester".to_owned()),
+            "QUILT_MCP_JWT_SECRET" => key.map(str::to_owned),
+            _ => None,
+        });
+        let expired = hs256(&claims_with(json!({"exp": now - 3600, "iat": now - 7200})));
+        assert!(matches!(
+            login(&unconfigured, &expired, now),
+            Err(LoginError::Refused(f)) if f.reason.code() == "expired"
+        ));
+        let wrong_audience = hs256(&claims_with(json!({"aud": "someone-else"})));
+        assert!(matches!(
+            login(&unconfigured, &wrong_audience, now),
+            Err(LoginError::Refused(f)) if f.reason.code() == "wrong_audience"
+        ));
+        assert!(matches!(
+            login(&unconfigured, "not.a.jwt", now),
+            Err(LoginError::Refused(f)) if f.reason.code() == "malformed_token"
+        ));
+        assert!(TokenProvider::new(&config).current(now).await.is_err());
+        let stored = login(&unconfigured, &token, now).unwrap();
+        assert!(!stored.signature_checked, "{key:?}");
+        assert_eq!(stored.subject.as_deref(), Some("carol"));
+        assert_eq!(
+            TokenProvider::new(&config)
+                .current(now)
+                .await
+                .unwrap()
+                .0
+                .expose(),
+            token
+        );
+        assert!(logout(&config).unwrap());
+    }
 }

@@ -1,10 +1,11 @@
-//! The real keyring stores (issue 10): `login`, `status --json`, a served
-//! `auth_status`, `logout` and rotation after expiry, through the binary, against
-//! whichever store the environment provides. `QUILT_MCP_TEST_KEYRING` names the
+//! The real keyring stores: `login`, `status --json`, a served `auth_status`,
+//! `logout`, rotation after expiry, the README's first steps as written and an
+//! unreachable Secret Service, through the binary, against whichever store the
+//! environment provides. `QUILT_MCP_TEST_KEYRING` names the
 //! store expected (`secret-service` or `keyutils`), or `secret-service-locked` for a
 //! Secret Service with no unlocked collection; `scripts/ci-keyring` sets up each and
 //! runs this module. Without the variable the tests skip with a notice, except under
-//! `CI=true`, where they fail unless `scripts/ci-keyring` passed for both stores with
+//! `CI=true`, where they fail unless `scripts/ci-keyring` passed all its cases with
 //! this very test binary.
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -44,7 +45,13 @@ fn assert_ran_in_ci() {
     let exe = std::env::current_exe().unwrap();
     let built = std::fs::metadata(&exe).unwrap().modified().unwrap();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ci-keyring");
-    for case in ["secret-service", "keyutils", "secret-service-locked"] {
+    for case in [
+        "secret-service",
+        "keyutils",
+        "secret-service-locked",
+        "secret-service-runtime-dir",
+        "keyutils-user",
+    ] {
         let marker = dir.join(format!("{case}.passed"));
         let passed = std::fs::metadata(&marker)
             .and_then(|m| m.modified())
@@ -122,6 +129,41 @@ impl Env {
         )
     }
 
+    /// The keyutils description of the entry.
+    fn description(&self) -> String {
+        let get = |name: &str| {
+            self.vars
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        format!(
+            "keyring:{}@{}",
+            get("QUILT_MCP_KEYRING_USER"),
+            get("QUILT_MCP_KEYRING_SERVICE")
+        )
+    }
+
+    /// The same environment without `names`, and with `extra`.
+    fn without(&self, names: &[&str], extra: &[(&str, &str)]) -> Env {
+        let mut vars: Vec<(String, String)> = self
+            .vars
+            .iter()
+            .filter(|(k, _)| !names.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        vars.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        Env {
+            vars,
+            _log_dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
     fn status(&self) -> (i32, Value) {
         let (code, out, err) = self.run(&["status", "--json"], "");
         let report = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"));
@@ -147,7 +189,8 @@ async fn login_status_auth_status_and_logout() {
     assert_eq!(report["token"]["keyring_state"], "empty", "{report}");
     let hint = report["token"]["hint"].as_str().unwrap();
     assert!(
-        hint.starts_with(&format!("the keyring ({store}) entry ")) && hint.contains(" is empty: "),
+        hint.starts_with(&format!("the keyring ({store}) entry "))
+            && (hint.contains(" is empty: ") || hint.contains(" is empty, and the Secret Service")),
         "{hint}"
     );
 
@@ -168,6 +211,15 @@ async fn login_status_auth_status_and_logout() {
         ),
         (&json!("keyring"), &json!(store))
     );
+    // `config` sees the stored token: no prompt for it, no advice to store one.
+    let (code, snippet, said) = env.run(&["config", "vscode"], "");
+    assert_eq!(code, 0, "{said}");
+    assert!(
+        said.contains("A token is stored in the keyring entry"),
+        "{said}"
+    );
+    assert!(!said.contains("store your token"), "{said}");
+    assert!(!snippet.contains("\"inputs\""), "{snippet}");
     assert_eq!(report["token"]["keyring_state"], "ok");
     assert_eq!(report["claims"]["subject"], "alice");
     let (_, text, _) = env.run(&["status"], "");
@@ -197,6 +249,16 @@ async fn login_status_auth_status_and_logout() {
     assert!(said.starts_with("Deleted the token"), "{said}");
     let (_, _, said) = env.run(&["logout"], "");
     assert!(said.starts_with("There was no token"), "{said}");
+    if store == "keyutils" {
+        // No copy left in any keyring.
+        for keyring in ["@u", "@s"] {
+            let found = Command::new("keyctl")
+                .args(["search", keyring, "user", &env.description()])
+                .output()
+                .unwrap();
+            assert!(!found.status.success(), "a copy is left in {keyring}");
+        }
+    }
     let (code, report) = env.status();
     assert_eq!(
         (code, &report["token"]["keyring_state"]),
@@ -289,9 +351,135 @@ async fn a_locked_secret_service_says_what_to_do() {
         "{said}"
     );
     assert!(!said.contains("SS error: result not returned"), "{said}");
+    // `logout` cannot tell whether there is a token: it says the store is locked.
+    let (code, _, said) = env.run(&["logout"], "");
+    assert_ne!(code, 0, "{said}");
+    assert!(said.contains("is locked"), "{said}");
+    assert!(!said.contains("There was no token"), "{said}");
     // Nothing was stored, and status tells the same story as before.
     let (code, after) = env.status();
     assert_eq!(code, 1);
     assert_eq!(after["token"]["hint"], report["token"]["hint"]);
     eprintln!("locked: {token_line}");
+}
+
+/// The README's first steps, run as written in a shell without the host's settings
+/// (no verification key): each line's exit code is the one its comment gives.
+#[test]
+fn the_readme_first_steps_work_in_a_plain_shell() {
+    if expected("readme").is_none() {
+        return;
+    }
+    let env = Env::new("readme").without(&["QUILT_MCP_JWT_SECRET"], &[]);
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("\n## Configure your MCP host\n")
+        .nth(1)
+        .unwrap();
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token.txt"), hs256(&claims()) + "\n").unwrap();
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_quilt-mcp"))
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    let mut said = Vec::new();
+    for line in block.lines() {
+        let (command, comment) = line.split_once('#').unwrap_or((line, ""));
+        let expected_code: i32 = comment
+            .split("exit ")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .map_or(0, |n| n.parse().unwrap());
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(command.trim())
+            .current_dir(dir.path())
+            .env_clear()
+            .envs(env.vars.iter().map(|(k, v)| (k, v)))
+            .env(
+                "PATH",
+                format!("{bin_dir}:{}", std::env::var("PATH").unwrap_or_default()),
+            )
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(expected_code),
+            "`{}`: {text}",
+            command.trim()
+        );
+        said.push((command.trim().to_owned(), text));
+    }
+    let find = |prefix: &str| {
+        said.iter()
+            .find(|(c, _)| c.starts_with(prefix))
+            .map(|(_, t)| t.clone())
+            .unwrap_or_else(|| panic!("the README has no `{prefix}`"))
+    };
+    assert!(
+        find("quilt-mcp login").contains("Its signature was not checked here"),
+        "{said:?}"
+    );
+    assert!(
+        find("quilt-mcp status").contains("Checked here: structure, expiry, audience, issuer: ok"),
+        "{said:?}"
+    );
+    assert!(
+        find("quilt-mcp logout").starts_with("Deleted the token"),
+        "{said:?}"
+    );
+}
+
+/// `quilt-mcp login` stored the token in the Secret Service; a server whose
+/// environment reaches no session bus (a host that passes neither
+/// DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR) says that the store is unreachable
+/// and what to add, instead of only "the entry is empty".
+#[tokio::test]
+async fn an_unreachable_secret_service_is_named() {
+    match expected("unreachable") {
+        Some(store) if store == "secret-service" => {}
+        Some(store) => {
+            eprintln!("keyring_real::unreachable: not for QUILT_MCP_TEST_KEYRING={store}");
+            return;
+        }
+        None => return,
+    }
+    let env = Env::new("unreachable");
+    let (code, said) = env.login(&hs256(&claims()));
+    assert_eq!(code, 0, "{said}");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let cut_off = env.without(
+        &["DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR"],
+        &[("XDG_RUNTIME_DIR", elsewhere.path().to_str().unwrap())],
+    );
+    let (code, report) = cut_off.status();
+    assert_eq!(code, 1, "{report}");
+    let hint = report["token"]["hint"].as_str().unwrap();
+    assert!(
+        hint.contains("Secret Service") && hint.contains("DBUS_SESSION_BUS_ADDRESS"),
+        "{hint}"
+    );
+    let server = Server::spawn(&cut_off.refs()).await;
+    let err = server.call("auth_status", json!({})).await.unwrap_err();
+    assert!(
+        err.message.contains("DBUS_SESSION_BUS_ADDRESS"),
+        "{}",
+        err.message
+    );
+    server.stop().await;
+    let (code, _, said) = env.run(&["logout"], "");
+    assert_eq!(code, 0, "{said}");
 }

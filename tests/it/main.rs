@@ -6,6 +6,7 @@
 mod common;
 
 mod architecture;
+mod arguments;
 mod diagnostics;
 mod hostile_inputs;
 mod http;
@@ -13,6 +14,7 @@ mod http_router;
 mod keyring;
 mod keyring_real;
 mod mcpb_manifest;
+mod package_revisions;
 mod properties;
 mod publish_race;
 mod quilt_format;
@@ -25,3 +27,4 @@ mod stdio_fuzz;
 mod stdio_packages;
 mod stdio_s3;
 mod verify_table;
+mod workflows;

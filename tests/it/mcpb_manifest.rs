@@ -1,58 +1,79 @@
 //! The MCP Bundle manifest (packaging/mcpb/manifest.json) against the server itself:
-//! its tool list is the server's (regenerate it with `scripts/mcpb-tools`), its version
-//! is the crate's, and every setting it asks for reaches the server as a SPEC §3
-//! variable.
+//! its `tools` are the server's `tools/list` (names and descriptions, by name) and its
+//! `version` the crate's, written by this test (`QUILT_MCP_UPDATE_MANIFEST=1 cargo test
+//! --test it mcpb_manifest`) and checked by it otherwise; every setting it asks for
+//! reaches the server as one of its variables.
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
-use serde_json::Value;
+use serde_json::{Value, json};
+
+fn manifest_path() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/mcpb/manifest.json")
+}
 
 fn manifest() -> Value {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/mcpb/manifest.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(manifest_path()).unwrap()).unwrap()
+}
+
+/// The manifest's text as it should be: `manifest` with the server's `version` and
+/// `tools`, two-space indented as the bundle tools write it.
+fn regenerated(mut manifest: Value, version: &str, tools: &[rmcp::model::Tool]) -> String {
+    let mut listed: Vec<Value> = tools
+        .iter()
+        .map(|t| json!({"name": t.name, "description": t.description.as_deref().unwrap_or("")}))
+        .collect();
+    listed.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    manifest["version"] = json!(version);
+    manifest["tools"] = Value::Array(listed);
+    serde_json::to_string_pretty(&manifest).unwrap() + "\n"
 }
 
 #[tokio::test]
 async fn manifest_lists_every_tool_the_server_serves() {
-    let server = crate::common::Server::spawn(&[]).await;
-    let mut served: Vec<(String, String)> = server
+    // Not read-only, so every tool is listed.
+    let server = crate::common::Server::spawn(&[("QUILT_MCP_READ_ONLY", "false")]).await;
+    let version = server
         .client
-        .list_all_tools()
-        .await
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t.name.to_string(),
-                t.description.as_deref().unwrap_or("").to_owned(),
-            )
+        .peer_info()
+        .and_then(|info| {
+            info.server_info
+                .as_ref()
+                .map(|server| server.version.clone())
         })
-        .collect();
+        .unwrap();
+    let tools = server.client.list_all_tools().await.unwrap();
     server.stop().await;
-    served.sort();
+    assert!(!tools.is_empty());
+    assert_eq!(version, env!("CARGO_PKG_VERSION"));
 
-    let manifest = manifest();
-    let listed: Vec<(String, String)> = manifest["tools"]
-        .as_array()
-        .expect("a tools array")
-        .iter()
-        .map(|t| {
-            (
-                t["name"].as_str().unwrap().to_owned(),
-                t["description"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .collect();
-    assert!(!served.is_empty());
-    assert_eq!(
-        listed, served,
-        "packaging/mcpb/manifest.json lists other tools than the server: run scripts/mcpb-tools"
+    let committed = std::fs::read_to_string(manifest_path()).unwrap();
+    let current = regenerated(manifest(), &version, &tools);
+    if std::env::var_os("QUILT_MCP_UPDATE_MANIFEST").is_some() {
+        std::fs::write(manifest_path(), &current).unwrap();
+        return;
+    }
+    assert!(
+        committed == current,
+        "packaging/mcpb/manifest.json lists other tools (or another version) than the server: \
+         review, then rerun with QUILT_MCP_UPDATE_MANIFEST=1 cargo test --test it mcpb_manifest"
     );
-    assert_eq!(
-        manifest["version"],
-        env!("CARGO_PKG_VERSION"),
-        "packaging/mcpb/manifest.json: version"
-    );
+}
+
+/// The writer keeps everything but `version` and `tools` as it is, in its order.
+#[test]
+fn regenerating_touches_only_version_and_tools() {
+    let before = manifest();
+    let after: Value = serde_json::from_str(&regenerated(before.clone(), "9.9.9", &[])).unwrap();
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&before), keys(&after));
+    for (key, value) in before.as_object().unwrap() {
+        match key.as_str() {
+            "version" => assert_eq!(after[key], "9.9.9"),
+            "tools" => assert_eq!(after[key], json!([])),
+            _ => assert_eq!(&after[key], value, "{key}"),
+        }
+    }
 }
 
 #[test]

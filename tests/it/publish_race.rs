@@ -6,12 +6,9 @@
 //! Without it the race test fails under CI (`CI=true`) and is skipped, with a warning,
 //! elsewhere (`scripts/ci-moto` installs it).
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
 
+use crate::common::moto::{Moto, moto_path, s3_client};
 use crate::common::*;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use serde_json::json;
 
@@ -29,17 +26,6 @@ fn token(access_key: &str, secret_key: &str, permissions: &[&str]) -> String {
         "level": "write",
         "aws_credentials": {"access_key_id": access_key, "secret_access_key": secret_key},
     })))
-}
-
-fn s3_client(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(access_key, secret_key, None, None, "t"))
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
 }
 
 async fn spawn_server(endpoint: &str, token: &str) -> Server {
@@ -82,102 +68,6 @@ async fn timestamp_pointers(s3: &aws_sdk_s3::Client) -> BTreeMap<String, String>
         }
     }
     pointers
-}
-
-// ---------------------------------------------------------------------------------
-// moto
-
-fn moto_path() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("QUILT_MCP_TEST_MOTO") {
-        return Some(PathBuf::from(path));
-    }
-    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|dir| dir.join("moto_server"))
-        .find(|p| p.is_file())
-}
-
-struct Moto {
-    child: std::process::Child,
-    endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Moto {
-    /// Starts `moto_server` on a free loopback port and waits until it answers.
-    async fn start(path: &PathBuf) -> Moto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let port_text = port.to_string();
-        let args = ["-H", "127.0.0.1", "-p", port_text.as_str()];
-        // moto checks a condition, then writes, and serves requests on threads: two
-        // conditional writes of one key can both pass. S3 makes them atomic; so does
-        // moto when it serves one request at a time, which its own interpreter is
-        // told here (the script's `#!` line names it).
-        let interpreter = std::fs::read_to_string(path).ok().and_then(|text| {
-            let first = text.lines().next()?.strip_prefix("#!")?.trim().to_owned();
-            let mut parts = first.split_whitespace().map(str::to_owned);
-            let program = parts.next()?;
-            Some((program, parts.collect::<Vec<String>>()))
-        });
-        let mut command = match interpreter {
-            Some((program, mut leading)) => {
-                let mut command = std::process::Command::new(program);
-                leading.extend([
-                    "-c".to_owned(),
-                    "import sys, moto.server as s\n\
-                     run = s.run_simple\n\
-                     s.run_simple = lambda *a, **k: run(*a, **{**k, 'threaded': False})\n\
-                     s.main(sys.argv[1:])"
-                        .to_owned(),
-                ]);
-                command.args(leading).args(args);
-                command
-            }
-            None => {
-                eprintln!(
-                    "WARNING: {} is not a Python script: moto serves requests on threads, and two conditional writes of one key may both pass",
-                    path.display()
-                );
-                let mut command = std::process::Command::new(path);
-                command.args(args);
-                command
-            }
-        };
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display()));
-        let moto = Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        let s3 = moto.client();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while s3.list_buckets().send().await.is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not answer on {}",
-                moto.endpoint
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        moto
-    }
-
-    fn client(&self) -> aws_sdk_s3::Client {
-        s3_client(&self.endpoint, "testing", "testing")
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,6 +119,8 @@ async fn concurrent_creates_never_share_a_parent() {
                     "entries": [{"logical_key": "a.csv", "s3_uri": "s3://sources/data/a.csv"}],
                     // Distinct messages: distinct top hashes.
                     "message": format!("round {round}, writer {i}"),
+                    // Each round replaces the package on purpose.
+                    "overwrite": true,
                 }),
             )
         });
@@ -294,7 +186,7 @@ async fn concurrent_creates_never_share_a_parent() {
 // NotImplemented to any PUT carrying If-Match or If-None-Match, as S3-compatible
 // stores without conditional writes do.
 
-mod no_conditional {
+pub(crate) mod no_conditional {
     use hyper::body::Incoming;
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use hyper_util::server::conn::auto::Builder as ConnBuilder;
@@ -413,10 +305,12 @@ async fn without_conditional_writes_the_result_and_the_log_say_so() {
         &["s3:GetObject", "s3:ListBucket", "s3:PutObject"],
     );
     let server = spawn_server(&store.endpoint, &token).await;
+    // Each call replaces the package on purpose.
     let args = json!({
         "package_name": PACKAGE,
         "registry": "registry",
         "entries": [{"logical_key": "a.csv", "s3_uri": "s3://sources/data/a.csv"}],
+        "overwrite": true,
     });
     let first = server.ok("package_create", args.clone()).await;
     assert_eq!(first["race_safe"], false, "{first}");
@@ -477,10 +371,12 @@ async fn race_safe_is_reported_on_an_endpoint_with_conditional_writes() {
         &["s3:GetObject", "s3:ListBucket", "s3:PutObject"],
     );
     let server = spawn_server(&s3.endpoint, &token).await;
+    // Each call replaces the package on purpose.
     let args = json!({
         "package_name": PACKAGE,
         "registry": "registry",
         "entries": [{"logical_key": "a.csv", "s3_uri": "s3://sources/data/a.csv"}],
+        "overwrite": true,
     });
     let first = server.ok("package_create", args.clone()).await;
     assert_eq!(first["race_safe"], true, "{first}");

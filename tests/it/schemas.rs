@@ -3,7 +3,8 @@
 //! input schemas follow the portable rules of SPEC §6.1, and every tool's real
 //! `structuredContent`, from a call that succeeds and from one that fails as a tool
 //! error, satisfies its `outputSchema`. The tools are taken from `tools/list`, not
-//! from a list here, so a new tool or a changed result is checked as it is.
+//! from a list here, so a new tool or a changed result is checked as it is. The
+//! annotations are checked against what each tool did to the in-process S3.
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::common::s3::{ACCESS_KEY, SECRET_KEY, TestS3};
@@ -399,7 +400,7 @@ fn calls() -> Vec<(&'static str, Value, bool)> {
             "package_create",
             with(
                 &pkg,
-                json!({"entries": [{"logical_key": "notes.txt", "s3_uri": "s3://data/notes.txt"}], "s3_uris": ["s3://data/raw/"], "message": "two"}),
+                json!({"entries": [{"logical_key": "notes.txt", "s3_uri": "s3://data/notes.txt"}], "s3_uris": ["s3://data/raw/"], "message": "two", "overwrite": true}),
             ),
             true,
         ),
@@ -407,7 +408,7 @@ fn calls() -> Vec<(&'static str, Value, bool)> {
             "package_create",
             with(
                 &pkg,
-                json!({"entries": [{"logical_key": "x", "s3_uri": "s3://data/missing.csv"}]}),
+                json!({"entries": [{"logical_key": "x", "s3_uri": "s3://data/missing.csv"}], "overwrite": true}),
             ),
             false,
         ),
@@ -441,6 +442,17 @@ fn calls() -> Vec<(&'static str, Value, bool)> {
         (
             "package_diff",
             json!({"package1_name": "team/none", "registry": "registry"}),
+            false,
+        ),
+        ("package_revisions", with(&pkg, json!({})), true),
+        (
+            "package_revisions",
+            with(&pkg, json!({"max_revisions": 1})),
+            true,
+        ),
+        (
+            "package_revisions",
+            json!({"package_name": "team/none", "registry": "registry"}),
             false,
         ),
     ]
@@ -504,4 +516,110 @@ async fn every_result_satisfies_its_output_schema() {
             );
         }
     }
+}
+
+/// Every object of the in-process S3 (the files under its buckets, not the store's own
+/// bookkeeping) with its bytes and modification time.
+fn objects(s3: &TestS3) -> BTreeMap<String, (Vec<u8>, std::time::SystemTime)> {
+    fn walk(
+        dir: &std::path::Path,
+        root: &std::path::Path,
+        out: &mut BTreeMap<String, (Vec<u8>, std::time::SystemTime)>,
+    ) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let relative = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else if !relative.starts_with('.') {
+                let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+                out.insert(relative, (std::fs::read(&path).unwrap(), modified));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for bucket in std::fs::read_dir(s3.root()).unwrap() {
+        let path = bucket.unwrap().path();
+        if path.is_dir() && !path.file_name().unwrap().to_string_lossy().starts_with('.') {
+            walk(&path, s3.root(), &mut out);
+        }
+    }
+    out
+}
+
+/// What the calls of one tool did.
+#[derive(Debug, Default)]
+struct Effects {
+    /// An object was added, changed or removed.
+    wrote: bool,
+    /// An object that existed before the call was rewritten or removed.
+    replaced: bool,
+    /// A request reached S3.
+    reached_s3: bool,
+}
+
+/// The annotations are what each tool does, seen from the in-process S3: every call of
+/// `calls()` runs twice (a second identical call is how a write replaces what the
+/// first wrote; a tool with an `overwrite` parameter gets `overwrite: true`), and for
+/// every tool `tools/list` offers, `readOnlyHint` holds exactly when no call wrote,
+/// `destructiveHint` exactly when a call replaced an existing object, and a tool that
+/// does not say `openWorldHint` never reached S3.
+#[tokio::test]
+async fn annotations_agree_with_what_each_tool_does() {
+    let s3 = sample().await;
+    let server = start_on(&s3, &token(), &[], ()).await;
+    let tools = tools(&server).await;
+    let mut effects: BTreeMap<&str, Effects> = BTreeMap::new();
+    for (name, mut args, should_succeed) in calls() {
+        if !should_succeed {
+            continue;
+        }
+        let tool = &tools[name];
+        if tool.input_schema["properties"].get("overwrite").is_some() {
+            args["overwrite"] = json!(true);
+        }
+        for _ in 0..2 {
+            let before = objects(&s3);
+            let requests = s3.requests();
+            // The outcome does not matter here (a second create may well conflict);
+            // what it did does.
+            let _ = server.call(name, args.clone()).await;
+            let after = objects(&s3);
+            let did = effects.entry(name).or_default();
+            did.wrote |= after != before;
+            did.replaced |= before.iter().any(|(key, was)| after.get(key) != Some(was));
+            did.reached_s3 |= s3.requests() > requests;
+        }
+    }
+    server.stop().await;
+    let mut problems = Vec::new();
+    for (name, tool) in &tools {
+        let Some(did) = effects.get(name.as_str()) else {
+            problems.push(format!("{name}: no call of it was run"));
+            continue;
+        };
+        let a = tool.annotations.as_ref().unwrap();
+        let read_only = a.read_only_hint == Some(true);
+        let destructive = a.destructive_hint == Some(true);
+        if read_only == did.wrote {
+            problems.push(format!(
+                "{name}: readOnlyHint {read_only}, but its calls {} write",
+                if did.wrote { "did" } else { "did not" }
+            ));
+        }
+        if destructive != did.replaced {
+            problems.push(format!(
+                "{name}: destructiveHint {destructive}, but its calls {} replace an existing object",
+                if did.replaced { "did" } else { "did not" }
+            ));
+        }
+        if a.open_world_hint == Some(false) && did.reached_s3 {
+            problems.push(format!("{name}: openWorldHint false, but it reached S3"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -291,3 +291,266 @@ fn status_names_the_keyring_store() {
     let (_, text) = status(&[], &[("QUILT_MCP_JWT_SECRET", SECRET)]);
     assert!(text.contains(&format!("keyring ({store}) entry")), "{text}");
 }
+
+/// Runs the binary with `args`, a clean environment plus `env`, and `stdin`: exit
+/// code, stdout, stderr.
+fn run(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> (i32, String, String) {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_quilt-mcp"));
+    cmd.env_clear().args(args);
+    for (k, v) in base_env(dir.path()) {
+        cmd.env(k, v);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A command that stops reading early closes its stdin: not an error here.
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// In a terminal without the host's settings there is no key: `status` makes every
+/// check but the signature, says which, and that only the server checks the rest.
+#[test]
+fn without_a_key_status_checks_all_but_the_signature() {
+    let now = now();
+    let good = hs256(&claims());
+    let expired = hs256(&claims_with(json!({"exp": now - 3600, "iat": now - 7200})));
+    for key in [None, Some("<the catalog's JWT signing secret>")] {
+        let mut env = vec![("QUILT_MCP_TOKEN", good.as_str())];
+        if let Some(key) = key {
+            env.push(("QUILT_MCP_JWT_SECRET", key));
+        }
+        let (code, out) = status(&["--json"], &env);
+        assert_eq!(code, 2, "{out}");
+        let report: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(report["token"]["status"], "verification_not_configured");
+        assert_eq!(
+            report["token"]["checked_here"],
+            json!({"status": "ok", "signature_checked": false})
+        );
+        assert_eq!(report["claims"]["subject"], "alice");
+        assert_eq!(report["claims"]["signature_checked"], false);
+        let (code, text) = status(&[], &env);
+        assert_eq!(code, 2);
+        assert!(
+            text.contains("Checked here: structure, expiry, audience, issuer: ok"),
+            "{text}"
+        );
+        assert!(
+            text.contains("The signature is checked only by the server"),
+            "{text}"
+        );
+        assert!(!text.contains("quilt-mcp status"), "{text}");
+    }
+    let (code, out) = status(&["--json"], &[("QUILT_MCP_TOKEN", &expired)]);
+    assert_eq!(code, 2, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["token"]["checked_here"]["status"], "expired");
+    assert!(report["claims"].is_null());
+}
+
+/// A QUILT_MCP_LOG that does not parse, or a QUILT_MCP_LOG_TARGET that is neither
+/// file nor stderr, is a configuration error: exit 2 naming it.
+#[test]
+fn an_unparsable_log_setting_exits_2() {
+    let token = hs256(&claims());
+    for (name, value) in [
+        ("QUILT_MCP_LOG", "nonsense=["),
+        ("QUILT_MCP_LOG_TARGET", "syslog"),
+    ] {
+        let (code, out) = status(
+            &["--json"],
+            &[
+                ("QUILT_MCP_JWT_SECRET", SECRET),
+                ("QUILT_MCP_TOKEN", &token),
+                (name, value),
+            ],
+        );
+        assert_eq!(code, 2, "{name}: {out}");
+        let report: Value = serde_json::from_str(&out).unwrap();
+        assert!(
+            report["config_errors"][0]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{name}: ")),
+            "{out}"
+        );
+    }
+}
+
+/// `status` says where the log lines go: the directory, or stderr.
+#[test]
+fn status_names_the_log_target() {
+    let token = hs256(&claims());
+    let env = [
+        ("QUILT_MCP_JWT_SECRET", SECRET),
+        ("QUILT_MCP_TOKEN", token.as_str()),
+    ];
+    let (_, out) = status(&["--json"], &env);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["log_target"], "file");
+    assert!(report["log_dir"].is_string());
+    let mut env = env.to_vec();
+    env.push(("QUILT_MCP_LOG_TARGET", "stderr"));
+    let (code, out) = status(&["--json"], &env);
+    assert_eq!(code, 0, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["log_target"], "stderr");
+    assert!(report["log_dir"].is_null());
+    let (_, text) = status(&[], &env);
+    assert!(
+        text.contains("Logs:          stderr (QUILT_MCP_LOG_TARGET)"),
+        "{text}"
+    );
+}
+
+/// A claim holding a newline and ESC is shown escaped in `status` and `login`'s
+/// text: it cannot start a line of its own or drive the terminal.
+#[test]
+fn control_characters_in_claims_are_escaped_in_text() {
+    let sub = "mallory\nQuilt token: OK\u{1b}[2J\u{202e}";
+    let token = hs256(&claims_with(json!({"sub": sub})));
+    let (code, text) = status(
+        &[],
+        &[
+            ("QUILT_MCP_JWT_SECRET", SECRET),
+            ("QUILT_MCP_TOKEN", &token),
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("Subject:       mallory\\nQuilt token: OK\\u{1b}[2J\\u{202e}\n"),
+        "{text}"
+    );
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+        "{text}"
+    );
+    // JSON keeps the claim as it is (JSON escapes it).
+    let (_, out) = status(
+        &["--json"],
+        &[
+            ("QUILT_MCP_JWT_SECRET", SECRET),
+            ("QUILT_MCP_TOKEN", &token),
+        ],
+    );
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["claims"]["subject"], sub);
+
+    let service = format!("quilt-mcp-escape-{}", std::process::id());
+    let (code, _, said) = run(
+        &["login"],
+        &[("QUILT_MCP_KEYRING_SERVICE", &service)],
+        token.as_bytes(),
+    );
+    if code == 0 {
+        assert!(said.contains("token of mallory\\nQuilt token"), "{said}");
+        assert!(!said.contains('\u{1b}'), "{said}");
+        run(&["logout"], &[("QUILT_MCP_KEYRING_SERVICE", &service)], b"");
+    } else {
+        // No usable store here: still nothing raw in what was said.
+        assert!(!said.contains('\u{1b}'), "{said}");
+    }
+}
+
+/// `login` reads at most 16 KiB: a large file and /dev/zero are refused after that,
+/// never read to the end (the old code read /dev/zero until memory ran out).
+#[test]
+fn login_reads_at_most_16_kib() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.txt");
+    // 64 MiB, sparse: cheap to make, costly to read whole.
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    for path in [big.to_str().unwrap(), "/dev/zero"] {
+        let started = std::time::Instant::now();
+        let (code, _, said) = run(
+            &["login", "--token-file", path],
+            &[("QUILT_MCP_JWT_SECRET", SECRET)],
+            b"",
+        );
+        assert_eq!(code, 1, "{path}: {said}");
+        assert!(said.contains("larger than 16 KiB"), "{path}: {said}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{path}: {:?}",
+            started.elapsed()
+        );
+    }
+    // On stdin too.
+    let (code, _, said) = run(&["login"], &[], &vec![b'a'; 17 * 1024]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("larger than 16 KiB"), "{said}");
+}
+
+/// `config HOST` never prints the user name and password of a URL setting (all
+/// seven variants), carries the endpoint overrides, and tells Gemini users about
+/// trusted folders.
+#[test]
+fn config_drops_url_userinfo_and_carries_endpoints() {
+    let env = [
+        ("QUILT_MCP_JWT_SECRET", SECRET),
+        (
+            "QUILT_REGISTRY_URL",
+            "https://alice:hunter2@registry.example",
+        ),
+        ("QUILT_CATALOG_URL", "https://bob:pa55word@catalog.example/"),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+        (
+            "AWS_ENDPOINT_URL_S3",
+            "http://minio:minio-secret@127.0.0.1:9001",
+        ),
+        ("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9002"),
+        ("QUILT_MCP_S3_FORCE_PATH_STYLE", "true"),
+    ];
+    for host in [
+        "claude-desktop",
+        "claude",
+        "claude-code",
+        "claude-code --json",
+        "vscode",
+        "cursor",
+        "gemini",
+    ] {
+        let args: Vec<&str> = ["config"].into_iter().chain(host.split(' ')).collect();
+        let (code, out, err) = run(&args, &env, b"");
+        assert_eq!(code, 0, "{host}: {err}");
+        for secret in ["hunter2", "pa55word", "minio-secret", SECRET] {
+            assert!(
+                !out.contains(secret) && !err.contains(secret),
+                "{host} printed {secret}"
+            );
+        }
+        assert!(
+            out.contains("https://<user:password>@registry.example"),
+            "{host}: {out}"
+        );
+        assert!(err.contains("QUILT_REGISTRY_URL carries a user name and password"));
+        for shown in [
+            "AWS_ENDPOINT_URL",
+            "http://127.0.0.1:9000",
+            "AWS_ENDPOINT_URL_STS",
+            "QUILT_MCP_S3_FORCE_PATH_STYLE",
+        ] {
+            assert!(out.contains(shown), "{host}: no {shown}: {out}");
+        }
+        if host == "gemini" {
+            assert!(err.contains("trusted folder"), "{err}");
+        }
+    }
+}

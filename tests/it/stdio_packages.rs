@@ -119,6 +119,11 @@ async fn create_list_browse_revise_and_diff() {
         format!("quilt+s3://registry#package=team/experiment@{hash1}")
     );
     assert!(created["previous_top_hash"].is_null());
+    assert!(created["workflow"].is_null());
+    assert_eq!(
+        created["changes"],
+        json!({"added": 4, "removed": 0, "modified": 0, "unchanged": 0})
+    );
 
     // The layout quilt3 reads: manifest, a 10-digit timestamp pointer and latest, each
     // pointer exactly the 64 hash bytes.
@@ -212,24 +217,41 @@ async fn create_list_browse_revise_and_diff() {
         .await;
     s3.put("sources", "v2/new.txt", b"new", "text/plain", &[])
         .await;
-    let second = server
-        .ok(
-            "package_create",
-            json!({
-                "package_name": "team/experiment",
-                "registry": "registry",
-                "entries": [
-                    {"logical_key": "a.csv", "s3_uri": "s3://sources/v2/a.csv"},
-                    {"logical_key": "docs/README.md", "s3_uri": "s3://sources/docs/README.md"},
-                    {"logical_key": "sub/b.json", "s3_uri": "s3://sources/raw/sub/b.json"},
-                ],
-                "s3_uris": ["s3://sources/v2/new.txt"],
-                "message": "second revision",
-            }),
-        )
-        .await;
+    let mut revise = json!({
+        "package_name": "team/experiment",
+        "registry": "registry",
+        "entries": [
+            {"logical_key": "a.csv", "s3_uri": "s3://sources/v2/a.csv"},
+            {"logical_key": "docs/README.md", "s3_uri": "s3://sources/docs/README.md"},
+            {"logical_key": "sub/b.json", "s3_uri": "s3://sources/raw/sub/b.json"},
+        ],
+        "s3_uris": ["s3://sources/v2/new.txt"],
+        "message": "second revision",
+    });
+    // The package exists: without overwrite, a create that would drop entries is
+    // refused before any source is read, pointing at package_patch.
+    let refused = server.call("package_create", revise.clone()).await.unwrap();
+    assert_eq!(error_code(&refused), "conflict");
+    let message = refused.structured_content.as_ref().unwrap()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("package_patch")
+            && message.contains("overwrite")
+            && message.contains(&hash1),
+        "{message}"
+    );
+    revise["overwrite"] = json!(true);
+    let second = server.ok("package_create", revise).await;
     let hash2 = second["top_hash"].as_str().unwrap().to_owned();
     assert_eq!(second["previous_top_hash"], hash1);
+    // Against the first revision: new.txt added, empty.txt removed, a.csv modified,
+    // README.md and sub/b.json unchanged.
+    assert_eq!(
+        second["changes"],
+        json!({"added": 1, "removed": 1, "modified": 1, "unchanged": 2})
+    );
 
     let diff = server
         .ok(
@@ -354,23 +376,6 @@ async fn a_manifest_written_by_quilt3_is_browsed_and_verified() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn workflow_registries_are_not_supported() {
-    let s3 = sample().await;
-    s3.put(
-        "registry",
-        ".quilt/workflows/config.yml",
-        b"version: 1\n",
-        "text/yaml",
-        &[],
-    )
-    .await;
-    let server = start(&s3, &token(json!({}))).await;
-    let result = server.call("package_create", json!({"package_name": "team/x", "registry": "registry", "s3_uris": ["s3://sources/raw/"]})).await.unwrap();
-    assert_eq!(error_code(&result), "not_supported");
-    server.stop().await;
-}
-
 /// Records progress notifications and, on the first, moves `latest` behind the
 /// server's back (as a concurrent push by someone else would).
 #[derive(Clone, Default)]
@@ -478,12 +483,22 @@ async fn progress_is_reported_and_a_moved_latest_is_a_conflict_unless_forced() {
     *racer.endpoint.lock().unwrap() = None;
     let mut forced = args.clone();
     forced["force"] = json!(true);
+    // The other writer's latest names no manifest: the package is replaced all the
+    // same, and the result says why it cannot count the changes.
+    forced["overwrite"] = json!(true);
     let result = create_with_progress(&server, forced).await;
     assert_ne!(result.is_error, Some(true), "{result:?}");
-    let hash = result.structured_content.unwrap()["top_hash"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let content = result.structured_content.unwrap();
+    assert_eq!(content["previous_top_hash"], "e".repeat(64));
+    assert!(content["changes"].is_null(), "{content}");
+    assert!(
+        content["changes_error"]
+            .as_str()
+            .unwrap()
+            .contains("no revision"),
+        "{content}"
+    );
+    let hash = content["top_hash"].as_str().unwrap().to_owned();
     assert_eq!(
         stored(&s3, ".quilt/named_packages/team/race/latest").await,
         hash.as_bytes()

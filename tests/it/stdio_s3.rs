@@ -804,3 +804,176 @@ async fn access_denied_by_s3_is_a_tool_error_with_a_hint() {
     assert!(!message.contains("not-the-secret"));
     server.stop().await;
 }
+
+/// Writes `items` with `bucket_objects_put` (with `overwrite` when given): its result.
+async fn put(server: &Server, items: Value, overwrite: Option<bool>) -> Value {
+    let mut args = json!({"bucket": "lab-data", "items": items});
+    if let Some(overwrite) = overwrite {
+        args["overwrite"] = json!(overwrite);
+    }
+    server.ok("bucket_objects_put", args).await
+}
+
+async fn text_of(server: &Server, uri: &str) -> String {
+    let read = server
+        .ok("bucket_object_text", json!({"s3_uri": uri}))
+        .await;
+    read["text"].as_str().unwrap().to_owned()
+}
+
+/// `bucket_objects_put` leaves an existing object as it is unless `overwrite`: the
+/// item says `exists: true` (a `conflict`), the others are still written, and with
+/// `overwrite: true` it replaces.
+async fn check_overwrite_guard(server: &Server) {
+    let first = put(
+        server,
+        json!([{"key": "guard/a.txt", "text": "first"}]),
+        None,
+    )
+    .await;
+    assert_eq!(first["results"][0]["ok"], true, "{first}");
+    assert!(first["results"][0].get("exists").is_none(), "{first}");
+
+    let again = put(
+        server,
+        json!([
+            {"key": "guard/a.txt", "text": "second"},
+            {"key": "guard/b.txt", "text": "new"},
+        ]),
+        Some(false),
+    )
+    .await;
+    let results = again["results"].as_array().unwrap();
+    assert_eq!(
+        (results[0]["ok"].as_bool(), results[0]["exists"].as_bool()),
+        (Some(false), Some(true)),
+        "{again}"
+    );
+    assert_eq!(results[0]["error"]["code"], "conflict", "{again}");
+    assert!(
+        results[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("overwrite"),
+        "{again}"
+    );
+    assert_eq!(results[1]["ok"], true, "{again}");
+    assert_eq!(
+        (
+            again["written"].as_u64(),
+            again["failed"].as_u64(),
+            again["existing"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
+    assert_eq!(text_of(server, "s3://lab-data/guard/a.txt").await, "first");
+
+    let replaced = put(
+        server,
+        json!([{"key": "guard/a.txt", "text": "third"}]),
+        Some(true),
+    )
+    .await;
+    assert_eq!(replaced["results"][0]["ok"], true, "{replaced}");
+    assert_eq!(text_of(server, "s3://lab-data/guard/a.txt").await, "third");
+}
+
+#[tokio::test]
+async fn put_keeps_existing_objects_unless_asked_to_overwrite() {
+    let s3 = sample_s3().await;
+    let server = start(&s3, &token(inline()), &[]).await;
+    check_overwrite_guard(&server).await;
+    // The objects written before this guard existed are not replaced either.
+    let result = put(
+        &server,
+        json!([{"key": "runs/readme.md", "text": "gone?"}]),
+        None,
+    )
+    .await;
+    assert_eq!(result["results"][0]["exists"], true, "{result}");
+    assert!(
+        text_of(&server, "s3://lab-data/runs/readme.md")
+            .await
+            .starts_with("# Runs")
+    );
+    server.stop().await;
+}
+
+/// The same against moto, which implements `If-None-Match: *` as S3 does.
+#[tokio::test]
+async fn put_keeps_existing_objects_against_moto() {
+    let Some(path) = crate::common::moto::moto_path() else {
+        let message = "moto_server not found (set QUILT_MCP_TEST_MOTO or put it on PATH; scripts/ci-moto installs it): the overwrite guard cannot be checked against moto";
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{message}");
+        }
+        eprintln!("WARNING: skipped: {message}");
+        return;
+    };
+    let moto = crate::common::moto::Moto::start(&path).await;
+    moto.client()
+        .create_bucket()
+        .bucket("lab-data")
+        .send()
+        .await
+        .unwrap();
+    let token = token(
+        json!({"aws_credentials": {"access_key_id": "testing", "secret_access_key": "testing"}}),
+    );
+    let env = [
+        ("AWS_ENDPOINT_URL_S3", moto.endpoint.as_str()),
+        ("QUILT_MCP_S3_FORCE_PATH_STYLE", "true"),
+        ("QUILT_MCP_JWT_SECRET", SECRET),
+        ("QUILT_MCP_TOKEN", token.as_str()),
+    ];
+    let server = Server::spawn(&env).await;
+    check_overwrite_guard(&server).await;
+    server.stop().await;
+}
+
+/// An endpoint without conditional writes (HTTP 501 to `If-None-Match`) cannot protect
+/// an existing object: the item is `not_supported`, nothing is written, and
+/// `overwrite: true` still writes.
+#[tokio::test]
+async fn put_without_conditional_writes_never_overwrites_silently() {
+    use crate::publish_race::no_conditional::{self, ACCESS_KEY, SECRET_KEY};
+    let store = no_conditional::start().await;
+    let token = token(
+        json!({"aws_credentials": {"access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY}}),
+    );
+    let env = [
+        ("AWS_ENDPOINT_URL_S3", store.endpoint.as_str()),
+        ("QUILT_MCP_S3_FORCE_PATH_STYLE", "true"),
+        ("QUILT_MCP_JWT_SECRET", SECRET),
+        ("QUILT_MCP_TOKEN", token.as_str()),
+    ];
+    let server = Server::spawn(&env).await;
+    // The bucket, made through the server's own credentials and endpoint.
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                ACCESS_KEY, SECRET_KEY, None, None, "t",
+            ))
+            .endpoint_url(&store.endpoint)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket().bucket("lab-data").send().await.unwrap();
+    let refused = put(&server, json!([{"key": "k.txt", "text": "a"}]), None).await;
+    let result = &refused["results"][0];
+    assert_eq!(
+        (result["ok"].as_bool(), result["error"]["code"].as_str()),
+        (Some(false), Some("not_supported")),
+        "{refused}"
+    );
+    assert!(result.get("exists").is_none(), "{refused}");
+    let listed = server
+        .ok("bucket_objects_list", json!({"bucket": "lab-data"}))
+        .await;
+    assert_eq!(listed["key_count"], 0, "{listed}");
+    let written = put(&server, json!([{"key": "k.txt", "text": "a"}]), Some(true)).await;
+    assert_eq!(written["results"][0]["ok"], true, "{written}");
+    server.stop().await;
+}

@@ -1,123 +1,138 @@
-//! The rmcp side of the tools: every [`Tool`] becomes one rmcp route (its MCP
-//! description built from the tool's [`ToolInfo`], parameter and result types) and one
-//! entry of the gate's table (how to parse its arguments). Both are made by
-//! [`Routes::add`], so a tool cannot be routed without passing the gate.
-
-use std::any::Any;
-use std::collections::BTreeMap;
-use std::sync::Arc;
+//! The tool table: every tool of [`crate::tools::register`] as the server offers it,
+//! built once per process on first use ([`Table::get`]): its MCP description (from the
+//! tool's [`ToolInfo`], parameter and result types) and how a call's arguments become
+//! the tool's typed parameters, ready to run ([`Invocation`]). The gate
+//! ([`super::gate`]) parses a call with [`Entry::parse`], authorizes what the parsed
+//! parameters declare and runs that very value: nothing is parsed twice, looked up
+//! twice or passed around untyped.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, LazyLock};
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
+use rmcp::RoleServer;
 use rmcp::handler::server::common::{schema_for_empty_input, schema_for_input, schema_for_output};
-use rmcp::handler::server::router::tool::{ToolRoute, ToolRouter};
-use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolResponse, CallToolResult, ContentBlock, JsonObject, ProgressNotificationParam,
-    ProgressToken, ResourceContents, ToolAnnotations,
+    CallToolResult, ContentBlock, JsonObject, ProgressNotificationParam, ProgressToken,
+    ResourceContents, ToolAnnotations,
 };
 use rmcp::service::{Peer, RequestContext};
-use rmcp::{ErrorData, RoleServer};
 use schemars::JsonSchema;
 use serde_json::{Value, json};
 
-use super::QuiltServer;
-use crate::auth::AuthContext;
-use crate::aws::AwsSession;
 use crate::error::{ErrorCode, ToolError};
 use crate::quilt::publish::Progress;
-use crate::tools::auth::AuthStatus;
-use crate::tools::buckets::{
-    BucketList, BucketObjectFetch, BucketObjectInfo, BucketObjectLink, BucketObjectText,
-    BucketObjectsList, BucketObjectsPut,
-};
-use crate::tools::packages::{PackageBrowse, PackageCreate, PackageDiff, PackageList};
-use crate::tools::{Access, Call, Params, Tool, ToolInfo};
+use crate::tools::{Access, Call, Declared, Params, Register, Tool, ToolInfo};
 
-/// A call's parameters, parsed once by the gate, with what they touch.
-pub(crate) struct Parsed {
-    /// The buckets and permissions the parameters declare.
-    pub(crate) access: Access,
-    /// The typed parameters, handed to the tool as they are.
-    params: Arc<dyn Any + Send + Sync>,
-}
-
-/// A tool as the gate sees it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct GateEntry {
+/// One tool as the server offers it.
+pub(crate) struct Entry {
     /// The tool's description.
     pub(crate) info: ToolInfo,
-    /// Parses the call's arguments into the tool's parameters.
-    pub(crate) parse: fn(Option<JsonObject>) -> Result<Parsed, ToolError>,
+    /// Its MCP description, as `tools/list` shows it.
+    pub(crate) described: rmcp::model::Tool,
+    /// Parses a call's arguments into the tool's parameters, ready to run.
+    pub(crate) parse: Parse,
 }
 
-/// What the gate grants a call, passed to the route in the request's extensions.
-#[derive(Clone)]
-pub(crate) struct Granted {
-    ctx: Arc<AuthContext>,
-    aws: Option<Arc<AwsSession>>,
-    params: Arc<dyn Any + Send + Sync>,
+/// How an [`Entry`] parses a call's arguments.
+pub(crate) type Parse = fn(Option<JsonObject>) -> Result<Box<dyn Invocation>, ToolError>;
+
+/// Every tool, described once.
+pub(crate) struct Table {
+    /// By name.
+    entries: Vec<Entry>,
+    /// `tools/list`: every tool.
+    all: Vec<rmcp::model::Tool>,
+    /// `tools/list` in read-only mode: the tools that do not write.
+    reads: Vec<rmcp::model::Tool>,
 }
 
-impl Granted {
-    /// The grant for `parsed`, with the caller's context and AWS session.
-    pub(crate) fn new(
-        ctx: Arc<AuthContext>,
-        aws: Option<Arc<AwsSession>>,
-        parsed: Parsed,
-    ) -> Granted {
-        Granted {
-            ctx,
-            aws,
-            params: parsed.params,
+static TABLE: LazyLock<Table> = LazyLock::new(Table::build);
+
+impl Register for Vec<Entry> {
+    fn add<T: Tool>(&mut self) {
+        self.push(Entry {
+            info: T::INFO,
+            described: describe::<T>(),
+            parse: parse::<T>,
+        });
+    }
+}
+
+impl Table {
+    /// The table, built on first use.
+    pub(crate) fn get() -> &'static Table {
+        &TABLE
+    }
+
+    fn build() -> Table {
+        let mut entries = Vec::new();
+        crate::tools::register(&mut entries);
+        entries.sort_by_key(|e| e.info.name);
+        let all: Vec<rmcp::model::Tool> = entries.iter().map(|e| e.described.clone()).collect();
+        let reads = entries
+            .iter()
+            .filter(|e| !e.info.writes())
+            .map(|e| e.described.clone())
+            .collect();
+        Table {
+            entries,
+            all,
+            reads,
         }
     }
-}
 
-/// Every tool: the rmcp router and the gate's table, made together.
-#[derive(Clone)]
-pub(crate) struct Routes {
-    /// rmcp's router: listing and dispatch.
-    pub(crate) router: ToolRouter<QuiltServer>,
-    /// The gate's table, by tool name.
-    pub(crate) gates: BTreeMap<&'static str, GateEntry>,
-}
-
-impl Routes {
-    /// Every tool of SPEC §6.
-    pub(crate) fn all() -> Routes {
-        let mut routes = Routes {
-            router: ToolRouter::new(),
-            gates: BTreeMap::new(),
-        };
-        routes.add::<AuthStatus>();
-        routes.add::<BucketList>();
-        routes.add::<BucketObjectsList>();
-        routes.add::<BucketObjectInfo>();
-        routes.add::<BucketObjectText>();
-        routes.add::<BucketObjectFetch>();
-        routes.add::<BucketObjectLink>();
-        routes.add::<BucketObjectsPut>();
-        routes.add::<PackageList>();
-        routes.add::<PackageBrowse>();
-        routes.add::<PackageDiff>();
-        routes.add::<PackageCreate>();
-        routes
+    /// The tool named `name`.
+    pub(crate) fn entry(&self, name: &str) -> Option<&Entry> {
+        self.entries
+            .binary_search_by(|e| e.info.name.cmp(name))
+            .ok()
+            .and_then(|at| self.entries.get(at))
     }
 
-    fn add<T: Tool>(&mut self) {
-        self.router
-            .add_route(ToolRoute::new_dyn(describe::<T>(), run_route::<T>));
-        self.gates.insert(
-            T::INFO.name,
-            GateEntry {
-                info: T::INFO,
-                parse: parse::<T>,
-            },
-        );
+    /// Every tool, by name.
+    #[cfg_attr(not(test), allow(dead_code, reason = "the tests walk the table"))]
+    pub(crate) fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// What `tools/list` shows: every tool, or in read-only mode those that only read.
+    pub(crate) fn listed(&self, read_only: bool) -> &[rmcp::model::Tool] {
+        if read_only { &self.reads } else { &self.all }
+    }
+}
+
+/// A call's typed parameters, parsed and ready to run: what the gate authorizes and
+/// then runs.
+pub(crate) trait Invocation: Declared + Send {
+    /// Runs the tool with the parameters that were authorized; a tool error or a panic
+    /// inside it is a failed result.
+    fn run<'a>(self: Box<Self>, call: Call<'a>) -> BoxFuture<'a, CallToolResult>;
+}
+
+/// The parameters of a call of `T`.
+struct Typed<T: Tool> {
+    params: T::Params,
+    access: Access,
+}
+
+impl<T: Tool> Declared for Typed<T> {
+    fn access(&self) -> &Access {
+        &self.access
+    }
+}
+
+impl<T: Tool> Invocation for Typed<T> {
+    fn run<'a>(self: Box<Self>, call: Call<'a>) -> BoxFuture<'a, CallToolResult> {
+        let Typed { params, .. } = *self;
+        Box::pin(async move {
+            match guarded(T::INFO.name, T::run(call, params)).await {
+                Ok(output) => success::<T>(&output),
+                Err(error) => failure(error),
+            }
+        })
     }
 }
 
@@ -169,7 +184,7 @@ const STANDARD_FORMATS: &[&str] = &[
     "regex",
 ];
 
-/// Makes a schema portable (SPEC §6.1): no `format` outside 2020-12's own; in an input
+/// Makes a schema portable (docs/reference.md, Tools): no `format` outside 2020-12's own; in an input
 /// schema also no type arrays, so an optional parameter is `{"type": "integer"}`, not
 /// `["integer", "null"]` (it is simply not required), and no `default: null`.
 fn portable(schema: &mut Value, input: bool) {
@@ -212,7 +227,7 @@ fn portable_object(schema: &JsonObject, input: bool) -> JsonObject {
     }
 }
 
-/// The `structuredContent` of a failed call (SPEC §7).
+/// The `structuredContent` of a failed call (docs/reference.md, Errors).
 #[derive(JsonSchema)]
 #[allow(dead_code, reason = "only its schema is used")]
 struct ErrorEnvelope {
@@ -221,7 +236,7 @@ struct ErrorEnvelope {
 }
 
 /// The output schema of a tool whose result is `O`: its successful result, or the
-/// error envelope of SPEC §7 (hosts validate error results against it too).
+/// error envelope (docs/reference.md, Errors; hosts validate error results against it too).
 fn output_schema<O: JsonSchema + 'static>() -> Arc<JsonObject> {
     let mut success = schema_for_output::<O>().as_ref().clone();
     let mut failure = schema_for_output::<ErrorEnvelope>().as_ref().clone();
@@ -247,7 +262,7 @@ fn output_schema<O: JsonSchema + 'static>() -> Arc<JsonObject> {
 
 /// Parses arguments into `T::Params`; an argument of the wrong shape is an
 /// `invalid_argument` that names it.
-fn parse<T: Tool>(arguments: Option<JsonObject>) -> Result<Parsed, ToolError> {
+fn parse<T: Tool>(arguments: Option<JsonObject>) -> Result<Box<dyn Invocation>, ToolError> {
     let value = Value::Object(arguments.unwrap_or_default());
     let params: T::Params = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
@@ -258,43 +273,10 @@ fn parse<T: Tool>(arguments: Option<JsonObject>) -> Result<Parsed, ToolError> {
             ToolError::invalid(format!("`{path}`: {inner}"))
         }
     })?;
-    Ok(Parsed {
+    Ok(Box::new(Typed::<T> {
         access: params.access(),
-        params: Arc::new(params),
-    })
-}
-
-/// Runs `T` for a call that passed the gate.
-fn run_route<T: Tool>(
-    context: ToolCallContext<'_, QuiltServer>,
-) -> BoxFuture<'_, Result<CallToolResponse, ErrorData>> {
-    Box::pin(async move {
-        let mut context = context;
-        let server = context.service;
-        let Some(granted) = context.request_context.extensions.remove::<Granted>() else {
-            return Ok(internal("the call reached a tool without passing the gate").into());
-        };
-        let Ok(params) = granted.params.downcast::<T::Params>() else {
-            return Ok(internal("the gate parsed parameters of another tool").into());
-        };
-        let Ok(params) = Arc::try_unwrap(params) else {
-            return Ok(internal("the parameters of a call are shared").into());
-        };
-        let progress = PeerProgress::of(&context.request_context);
-        let call = Call {
-            ctx: &granted.ctx,
-            aws: granted.aws.as_deref(),
-            default_region: &server.config().aws_region,
-            read_only: server.config().read_only,
-            progress: &progress,
-            cancel: &context.request_context.ct,
-        };
-        let result = match guarded(T::INFO.name, T::run(call, params)).await {
-            Ok(output) => success::<T>(&output),
-            Err(error) => failure(error),
-        };
-        Ok(result.into())
-    })
+        params,
+    }))
 }
 
 /// Runs a tool's future so that a panic inside it (in the server or in a library it
@@ -341,7 +323,7 @@ fn success<T: Tool>(output: &T::Output) -> CallToolResult {
     result
 }
 
-/// The MCP result of a tool that ran and failed (SPEC §7).
+/// The MCP result of a tool that ran and failed (docs/reference.md, Errors).
 pub(crate) fn failure(error: ToolError) -> CallToolResult {
     let mut result = CallToolResult::error(vec![ContentBlock::text(format!(
         "Error ({}): {}",
@@ -357,13 +339,13 @@ fn internal(message: &str) -> CallToolResult {
 }
 
 /// Progress notifications to the client, when it asked for them with a token.
-struct PeerProgress {
+pub(crate) struct PeerProgress {
     peer: Peer<RoleServer>,
     token: Option<ProgressToken>,
 }
 
 impl PeerProgress {
-    fn of(context: &RequestContext<RoleServer>) -> PeerProgress {
+    pub(crate) fn of(context: &RequestContext<RoleServer>) -> PeerProgress {
         PeerProgress {
             peer: context.peer.clone(),
             token: context.meta.get_progress_token(),
@@ -393,16 +375,35 @@ impl Progress for PeerProgress {
 mod tests {
     use super::*;
 
+    /// Every tool of the table, listed once and described by its own `ToolInfo`; the
+    /// count is whatever `register` holds.
     #[test]
-    fn the_router_and_the_gate_list_the_same_tools_as_described() {
-        let routes = Routes::all();
-        let listed = routes.router.list_all();
-        let names: Vec<&str> = listed.iter().map(|t| t.name.as_ref()).collect();
-        let gated: Vec<&str> = routes.gates.keys().copied().collect();
-        assert_eq!(names, gated);
-        assert_eq!(names.len(), 12);
-        for tool in &listed {
-            let info = routes.gates[tool.name.as_ref()].info;
+    fn every_tool_is_listed_once_as_its_info_describes_it() {
+        let table = Table::get();
+        let names: Vec<&str> = table.entries().iter().map(|e| e.info.name).collect();
+        assert!(!names.is_empty());
+        assert!(
+            names.windows(2).all(|w| w[0] < w[1]),
+            "two tools share a name: {names:?}"
+        );
+        let listed: Vec<&str> = table
+            .listed(false)
+            .iter()
+            .map(|t| t.name.as_ref())
+            .collect();
+        assert_eq!(listed, names);
+        let reads: Vec<&str> = table.listed(true).iter().map(|t| t.name.as_ref()).collect();
+        let expected: Vec<&str> = table
+            .entries()
+            .iter()
+            .filter(|e| !e.info.writes())
+            .map(|e| e.info.name)
+            .collect();
+        assert_eq!(reads, expected);
+        for entry in table.entries() {
+            let (info, tool) = (entry.info, &entry.described);
+            assert_eq!(table.entry(info.name).map(|e| e.info.name), Some(info.name));
+            assert_eq!(tool.name, info.name);
             let a = tool.annotations.as_ref().unwrap();
             assert_eq!(
                 (
@@ -425,17 +426,23 @@ mod tests {
             let output = tool.output_schema.as_ref().unwrap();
             assert_eq!(output["anyOf"].as_array().map(Vec::len), Some(2));
         }
-        let writes: Vec<&str> = routes
-            .gates
-            .values()
-            .filter(|g| g.info.writes())
-            .map(|g| g.info.name)
-            .collect();
-        assert_eq!(writes, ["bucket_objects_put", "package_create"]);
+        assert!(table.entry("no_such_tool").is_none());
     }
 
-    /// Finding 1 of issue 11: a panic inside a tool (aws-sdk-s3's `InvalidUri`) left
-    /// the request unanswered. Whatever panics, the call gets `internal_error`.
+    /// The descriptions are built once per process: every `tools/list` hands out the
+    /// same schemas.
+    #[test]
+    fn descriptions_are_built_once() {
+        let first = Table::get().listed(false);
+        let again = Table::get().listed(false);
+        assert!(std::ptr::eq(first, again));
+        for (a, b) in first.iter().zip(Table::get().entries()) {
+            assert!(Arc::ptr_eq(&a.input_schema, &b.described.input_schema));
+        }
+    }
+
+    /// A panic inside a tool (such as aws-sdk-s3's `InvalidUri`) once left the request
+    /// unanswered. Whatever panics, the call gets `internal_error`.
     #[tokio::test]
     async fn a_panicking_tool_still_answers_with_internal_error() {
         let depth = std::hint::black_box(0usize);
@@ -459,29 +466,59 @@ mod tests {
         assert_eq!(invalid.unwrap_err().code, ErrorCode::InvalidArgument);
     }
 
-    /// `tools/list` (names, descriptions, schemas, annotations) against the committed
-    /// snapshot, so a change to any tool's surface shows up in review. After a
-    /// deliberate change: `QUILT_MCP_UPDATE_SNAPSHOT=1 cargo test --lib tools_list`.
+    /// Each tool's MCP description (name, description, schemas, annotations) against
+    /// its committed snapshot, one file a tool in `src/server/snapshots/`, so a change to
+    /// any tool's surface shows up in review. After a deliberate change:
+    /// `INSTA_UPDATE=always cargo test --lib snapshots` (or `cargo insta review`).
     #[test]
-    fn tools_list_matches_its_snapshot() {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tools_list.json");
-        let current =
-            serde_json::to_string_pretty(&Routes::all().router.list_all()).unwrap() + "\n";
-        if std::env::var_os("QUILT_MCP_UPDATE_SNAPSHOT").is_some() {
-            std::fs::write(&path, &current).unwrap();
+    fn every_tool_matches_its_snapshot() {
+        for entry in Table::get().entries() {
+            insta::with_settings!({prepend_module_to_snapshot => false, omit_expression => true}, {
+                insta::assert_json_snapshot!(entry.info.name, entry.described);
+            });
         }
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    }
+
+    /// The README's tool table lists every tool, and nothing else.
+    #[test]
+    fn the_readme_lists_every_tool() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let section = readme.split("\n## Tools\n").nth(1).unwrap();
+        let section = section.split("\n## ").next().unwrap();
+        let rows: Vec<&str> = section
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split_once('`').map(|(name, _)| name))
+            .collect();
+        let names: Vec<&str> = Table::get().entries().iter().map(|e| e.info.name).collect();
+        let mut sorted = rows.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, names, "README.md, Tools: one row a tool");
+    }
+
+    /// No snapshot is left of a tool that is gone.
+    #[test]
+    fn every_snapshot_is_a_tool() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/server/snapshots");
+        let mut stale = Vec::new();
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let name = file.unwrap().file_name().to_string_lossy().into_owned();
+            let tool = name.trim_end_matches(".new").trim_end_matches(".snap");
+            if Table::get().entry(tool).is_none() {
+                stale.push(name);
+            }
+        }
         assert!(
-            committed == current,
-            "tools/list differs from {}: review the change, then rerun with QUILT_MCP_UPDATE_SNAPSHOT=1",
-            path.display()
+            stale.is_empty(),
+            "snapshots of no tool in {}: {stale:?}",
+            dir.display()
         );
     }
 
     #[test]
     fn documented_ranges_are_in_the_schemas() {
-        let tools = Routes::all().router.list_all();
+        let tools = Table::get().listed(false);
         let property = |tool: &str, name: &str| {
             let tool = tools.iter().find(|t| t.name == tool).unwrap();
             tool.input_schema["properties"][name].clone()
@@ -531,7 +568,7 @@ mod tests {
                 _ => {}
             }
         }
-        for tool in Routes::all().router.list_all() {
+        for tool in Table::get().listed(false) {
             let input = Value::Object(tool.input_schema.as_ref().clone());
             walk(&input, true, "", &tool.name);
             let output = Value::Object(tool.output_schema.as_ref().unwrap().as_ref().clone());
@@ -541,7 +578,7 @@ mod tests {
 
     #[test]
     fn input_schemas_describe_every_parameter() {
-        for tool in Routes::all().router.list_all() {
+        for tool in Table::get().listed(false) {
             let properties = tool.input_schema["properties"].as_object().unwrap();
             for (name, schema) in properties {
                 assert!(
@@ -562,6 +599,7 @@ mod gate_tests {
 
     use super::*;
     use crate::auth::QuiltClaims;
+    use crate::tools::Register;
     use crate::tools::policy::{Denial, DenyReason, authorize};
 
     #[derive(Debug)]
@@ -572,28 +610,41 @@ mod gate_tests {
 
     struct Spec {
         name: &'static str,
+        example: Value,
+        buckets: Vec<String>,
         permissions: Vec<&'static str>,
-        has_buckets: bool,
         writes: bool,
     }
 
-    /// Every tool with the permissions and buckets a plain call needs.
+    /// Every tool with the permissions and buckets its example call needs.
     fn tools() -> Vec<Spec> {
-        Routes::all()
-            .gates
-            .values()
-            .map(|g| {
-                let access = (g.parse)(args_for(g.info.name).as_object().cloned())
+        struct Specs(Vec<Spec>);
+        impl Register for Specs {
+            fn add<T: Tool>(&mut self) {
+                let access = parse::<T>(T::example().as_object().cloned())
                     .unwrap()
-                    .access;
-                Spec {
-                    name: g.info.name,
-                    permissions: access.permissions,
-                    has_buckets: !access.buckets.is_empty(),
-                    writes: g.info.writes(),
-                }
-            })
-            .collect()
+                    .access()
+                    .clone();
+                self.0.push(Spec {
+                    name: T::INFO.name,
+                    example: T::example(),
+                    buckets: access.buckets,
+                    permissions: access.permissions.iter().map(|p| p.as_str()).collect(),
+                    writes: T::INFO.writes(),
+                });
+            }
+        }
+        let mut specs = Specs(Vec::new());
+        crate::tools::register(&mut specs);
+        specs.0
+    }
+
+    fn args_for(tool: &str) -> Value {
+        tools()
+            .into_iter()
+            .find(|s| s.name == tool)
+            .map(|s| s.example)
+            .unwrap()
     }
 
     fn claims(permissions: &[&str], buckets: &[&str], level: &str) -> QuiltClaims {
@@ -602,7 +653,7 @@ mod gate_tests {
             roles: vec![],
             buckets: buckets.iter().map(|s| (*s).to_owned()).collect(),
             scope: String::new(),
-            level: level.to_owned(),
+            level: crate::auth::claims::Level::parse(level).unwrap(),
         }
     }
 
@@ -613,40 +664,16 @@ mod gate_tests {
         "s3:ListBucket",
     ];
 
-    /// Valid arguments for every tool, touching bucket `b` (and `src` for create).
-    fn args_for(tool: &str) -> Value {
-        match tool {
-            "auth_status" | "bucket_list" => json!({}),
-            "bucket_objects_list" => json!({"bucket": "s3://b"}),
-            "bucket_objects_put" => json!({"bucket": "b", "items": [{"key": "k", "text": "t"}]}),
-            "bucket_object_info"
-            | "bucket_object_text"
-            | "bucket_object_fetch"
-            | "bucket_object_link" => {
-                json!({"s3_uri": "s3://b/k.txt"})
-            }
-            "package_list" => json!({"registry": "s3://b"}),
-            "package_browse" => json!({"registry": "b", "package_name": "ns/pkg"}),
-            "package_diff" => json!({"registry": "b", "package1_name": "ns/pkg"}),
-            "package_create" => json!({
-                "registry": "b", "package_name": "ns/pkg",
-                "entries": [{"logical_key": "a", "s3_uri": "s3://src/a"}],
-                "s3_uris": ["s3://src/dir/"]
-            }),
-            other => panic!("no arguments for {other}"),
-        }
-    }
-
     fn run(
         tool: &str,
         args: Value,
         claims: &QuiltClaims,
         read_only: bool,
     ) -> Result<Vec<String>, Refusal> {
-        let gate = Routes::all().gates[tool];
-        let parsed = (gate.parse)(args.as_object().cloned()).map_err(Refusal::BadArgument)?;
-        authorize(&gate.info, &parsed.access, claims, read_only).map_err(Refusal::Denied)?;
-        Ok(parsed.access.buckets)
+        let entry = Table::get().entry(tool).unwrap();
+        let parsed = (entry.parse)(args.as_object().cloned()).map_err(Refusal::BadArgument)?;
+        authorize(&entry.info, parsed.access(), claims, read_only).map_err(Refusal::Denied)?;
+        Ok(parsed.access().buckets.clone())
     }
 
     fn denied(result: Result<Vec<String>, Refusal>) -> Denial {
@@ -660,20 +687,21 @@ mod gate_tests {
     fn every_tool_is_allowed_with_everything() {
         let full = claims(ALL, &["b", "src"], "write");
         for spec in tools() {
-            let buckets = run(spec.name, args_for(spec.name), &full, false).unwrap();
-            let expected: Vec<&str> = match spec.name {
-                "auth_status" | "bucket_list" => vec![],
-                "package_create" => vec!["b", "src"],
-                _ => vec!["b"],
-            };
-            assert_eq!(buckets, expected, "{}", spec.name);
+            let buckets = run(spec.name, spec.example.clone(), &full, false).unwrap();
+            assert_eq!(buckets, spec.buckets, "{}", spec.name);
+            // Examples touch `b` first, and `src` only as a source.
+            assert!(
+                buckets.is_empty() || buckets.first().map(String::as_str) == Some("b"),
+                "{}: {buckets:?}",
+                spec.name
+            );
         }
     }
 
     #[test]
     fn every_tool_refuses_a_bucket_not_entitled() {
         let other = claims(ALL, &["other"], "admin");
-        for spec in tools().iter().filter(|s| s.has_buckets) {
+        for spec in tools().iter().filter(|s| !s.buckets.is_empty()) {
             let d = denied(run(spec.name, args_for(spec.name), &other, false));
             assert_eq!(
                 (d.reason, d.tool, d.bucket.as_deref()),
@@ -766,7 +794,7 @@ mod gate_tests {
     }
 
     /// `package_create` lists a prefix only with `s3:ListBucket` and reads a version only
-    /// with `s3:GetObjectVersion` (the hardening review's finding 2).
+    /// with `s3:GetObjectVersion`.
     #[test]
     fn package_create_needs_list_for_prefixes_and_version_for_versions() {
         let no_list = claims(&["s3:GetObject", "s3:PutObject"], &["*"], "write");
@@ -840,12 +868,24 @@ mod gate_tests {
                 spec.name
             );
         }
-        let names: Vec<_> = tools()
-            .iter()
-            .filter(|s| s.writes)
-            .map(|s| s.name)
-            .collect();
-        assert_eq!(names, ["bucket_objects_put", "package_create"]);
+    }
+
+    /// A tool writes (is not read-only) exactly when its calls need `s3:PutObject`.
+    #[test]
+    fn write_tools_are_the_tools_that_put() {
+        let specs = tools();
+        assert!(specs.iter().any(|s| s.writes));
+        for spec in specs {
+            assert_eq!(
+                spec.writes,
+                spec.permissions
+                    .contains(&crate::tools::PUT_OBJECT.as_str()),
+                "{}: writes {} but needs {:?}",
+                spec.name,
+                spec.writes,
+                spec.permissions
+            );
+        }
     }
 
     #[test]

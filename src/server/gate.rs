@@ -1,0 +1,242 @@
+//! The gate: the one path from a request to the code that serves it. Every tool call
+//! passes it, and a resource read or a completion is to pass it as the tool call it
+//! stands for ([`QuiltServer::admit`] is generic over any [`Declared`] request).
+//! In this order:
+//!
+//! 1. the token is verified (docs/reference.md, Errors), or the request gets -32001
+//!    with a reason;
+//! 2. the arguments are parsed, once, into the typed request, which says the buckets
+//!    and permissions it touches (an `invalid_argument` otherwise);
+//! 3. those permissions and buckets, the token's level and read-only mode are checked
+//!    ([`policy::authorize`]), or the request gets -32003;
+//! 4. for tools that reach AWS, credentials come from the token, or the request gets
+//!    -32001 (or a tool error when the exchange itself failed);
+//! 5. the caller runs the very request that was authorized, with the verified
+//!    [`AuthContext`] and the caller's AWS session ([`Admitted`]).
+//!
+//! Nothing behind the gate repeats these checks.
+//!
+//! The seam for resources and completions (docs/reference.md, Resources): a handler
+//! turns its URI into the arguments of the tool call it stands for (`s3://b/k` into
+//! `bucket_object_text`'s `{"s3_uri": "s3://b/k"}`), passes that tool's
+//! [`super::table::Entry::parse`] to [`QuiltServer::admit`] with the tool's
+//! [`ToolInfo`], and shapes what the admitted call returns; refusals, their codes and
+//! the `tool_call` log line are then the tool's own.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rmcp::model::{CallToolResponse, CallToolResult};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer};
+
+use super::table::{PeerProgress, Table, failure};
+use super::{QuiltServer, RequestMeta, Transport, forbidden, unauthorized};
+use crate::auth::AuthContext;
+use crate::aws::{AwsSession, CredentialError};
+use crate::error::ToolError;
+use crate::tools::policy;
+use crate::tools::{Call, Declared, ToolInfo};
+
+/// A request the gate let through, with what it was granted.
+pub(crate) struct Admitted<R> {
+    /// The request, as parsed and authorized.
+    pub(crate) request: R,
+    /// The verified caller.
+    pub(crate) ctx: Arc<AuthContext>,
+    /// The caller's AWS session, for a request that reaches AWS.
+    pub(crate) aws: Option<Arc<AwsSession>>,
+    /// Its `tool_call` log line, written when it is answered.
+    pub(crate) log: CallLog,
+}
+
+/// A request the gate refused.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// -32001 or -32003: a JSON-RPC error.
+    Protocol(ErrorData),
+    /// A bad argument, or a credential exchange that failed: a failed tool result.
+    Failed(ToolError),
+}
+
+impl QuiltServer {
+    /// Passes a request through the gate: authenticates the caller for `context`,
+    /// parses the request with `parse`, authorizes what it declares for the rules of
+    /// `info`, and gets AWS credentials when `info` reaches AWS. Logs `tool_denied`
+    /// and, for a refusal, `tool_call`.
+    pub(crate) async fn admit<R: Declared>(
+        &self,
+        info: ToolInfo,
+        context: &RequestContext<RoleServer>,
+        parse: impl FnOnce() -> Result<R, ToolError>,
+    ) -> Result<Admitted<R>, Refused> {
+        let started = Instant::now();
+        // 1. The token: verified by the HTTP layer for this request, or read and
+        //    verified here for a stdio session.
+        let http = context
+            .extensions
+            .get::<http::request::Parts>()
+            .map(|parts| {
+                (
+                    parts.extensions.get::<Arc<AuthContext>>().cloned(),
+                    parts.extensions.get::<RequestMeta>().cloned(),
+                )
+            });
+        let mut log = CallLog {
+            tool: info.name,
+            started,
+            request: http.as_ref().and_then(|(_, meta)| meta.clone()),
+            bucket: None,
+            token_fingerprint: None,
+        };
+        let authenticated = match (http, self.transport()) {
+            (Some((verified, _)), _) => self.authenticate_request(verified),
+            // An HTTP call without its request is refused, never served with the
+            // environment or keyring token.
+            (None, Transport::Http) => self.authenticate_request(None),
+            (None, Transport::Stdio) => self.authenticate().await,
+        };
+        let ctx = match authenticated {
+            Ok(ctx) => ctx,
+            Err(failure) => {
+                log.log("unauthorized", Some(failure.reason.code()));
+                return Err(Refused::Protocol(unauthorized(&failure)));
+            }
+        };
+        log.token_fingerprint = Some(ctx.token_info.fingerprint.clone());
+
+        // 2. The arguments, parsed once into the request that will run.
+        let request = match parse() {
+            Ok(request) => request,
+            Err(error) => {
+                log.log("error", Some(error.code.as_str()));
+                return Err(Refused::Failed(error));
+            }
+        };
+        log.bucket = request.access().buckets.first().cloned();
+
+        // 3. Permissions, buckets, level, read-only mode.
+        if let Err(denial) = policy::authorize(
+            &info,
+            request.access(),
+            &ctx.claims,
+            self.config().read_only,
+        ) {
+            tracing::info!(
+                event = "tool_denied",
+                tool = denial.tool,
+                reason = denial.reason.code(),
+                bucket = denial.bucket.as_deref().unwrap_or(""),
+                missing_permissions = %denial.missing_permissions.join(","),
+                token_fingerprint = %ctx.token_info.fingerprint,
+                request_id = log.request.as_ref().map(|r| r.request_id.as_str()),
+            );
+            log.bucket = denial.bucket.clone();
+            log.log("denied", Some(denial.reason.code()));
+            return Err(Refused::Protocol(forbidden(&denial)));
+        }
+
+        // 4. AWS credentials from the token, for what reaches AWS.
+        let aws = if info.open_world {
+            match self.aws().session(&ctx).await {
+                Ok(session) => Some(session),
+                Err(CredentialError::Unauthorized(failure)) => {
+                    log.log("unauthorized", Some(failure.reason.code()));
+                    return Err(Refused::Protocol(unauthorized(&failure)));
+                }
+                Err(CredentialError::Tool(error)) => {
+                    log.log("error", Some(error.code.as_str()));
+                    return Err(Refused::Failed(error));
+                }
+            }
+        } else {
+            None
+        };
+        Ok(Admitted {
+            request,
+            ctx,
+            aws,
+            log,
+        })
+    }
+
+    /// A tool call: the gate, then the tool with the parameters it authorized.
+    pub(crate) async fn call(
+        &self,
+        name: &str,
+        arguments: Option<rmcp::model::JsonObject>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        // A write tool hidden in read-only mode is still known: the policy refuses it
+        // with `read_only_mode`, which tells the user why.
+        let Some(entry) = Table::get().entry(name) else {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "unknown tool {:?}",
+                    name.chars().take(64).collect::<String>()
+                ),
+                None,
+            ));
+        };
+        let admitted = match self
+            .admit(entry.info, &context, || (entry.parse)(arguments))
+            .await
+        {
+            Ok(admitted) => admitted,
+            Err(Refused::Protocol(error)) => return Err(error),
+            Err(Refused::Failed(error)) => return Ok(failure(error).into()),
+        };
+        let Admitted {
+            request,
+            ctx,
+            aws,
+            log,
+        } = admitted;
+        let progress = PeerProgress::of(&context);
+        let call = Call {
+            ctx: &ctx,
+            aws: aws.as_deref(),
+            default_region: &self.config().aws_region,
+            read_only: self.config().read_only,
+            progress: &progress,
+            cancel: &context.ct,
+        };
+        let result: CallToolResult = request.run(call).await;
+        let outcome = if result.is_error == Some(true) {
+            "error"
+        } else {
+            "ok"
+        };
+        log.log(outcome, None);
+        Ok(result.into())
+    }
+}
+
+/// The `tool_call` log event of one request.
+pub(crate) struct CallLog {
+    tool: &'static str,
+    started: Instant,
+    request: Option<RequestMeta>,
+    /// The first bucket the request touches, once it is known.
+    bucket: Option<String>,
+    /// The caller's token, once verified.
+    token_fingerprint: Option<String>,
+}
+
+impl CallLog {
+    /// Logs the request's outcome.
+    pub(crate) fn log(&self, outcome: &str, reason: Option<&str>) {
+        let duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(
+            event = "tool_call",
+            tool = self.tool,
+            outcome,
+            duration_ms,
+            bucket = self.bucket.as_deref(),
+            reason,
+            token_fingerprint = self.token_fingerprint.as_deref(),
+            request_id = self.request.as_ref().map(|r| r.request_id.as_str()),
+            remote_addr = self.request.as_ref().map(|r| r.remote_addr.as_str()),
+        );
+    }
+}
