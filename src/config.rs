@@ -118,6 +118,8 @@ pub struct Config {
     pub log_target: LogTarget,
     /// Hide and refuse every tool that writes.
     pub read_only: bool,
+    /// `QUILT_MCP_TOOLSETS`: the groups of tools offered.
+    pub toolsets: Toolsets,
     /// The Quilt catalog URL.
     pub catalog_url: Option<String>,
     /// `QUILT_MCP_PUBLIC_URL`: HTTP mode's externally visible base URL (no trailing
@@ -307,6 +309,7 @@ impl Config {
             log_filter,
             log_target,
             read_only,
+            toolsets: Toolsets::parse(get("QUILT_MCP_TOOLSETS").as_deref(), &mut errors),
             catalog_url: get("QUILT_CATALOG_URL"),
             public_url,
             errors,
@@ -377,6 +380,124 @@ const KEY_VARIABLES: [&str; 4] = [
 pub fn is_placeholder(value: &str) -> bool {
     let v = value.trim();
     (v.starts_with("${") && v.ends_with('}')) || (v.starts_with('<') && v.ends_with('>'))
+}
+
+/// A group of tools (docs/reference.md, Settings: `QUILT_MCP_TOOLSETS`). Every tool
+/// declares one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Toolset {
+    /// Always offered, whatever `QUILT_MCP_TOOLSETS` says (`auth_status`).
+    Core,
+    /// The bucket and object tools, and the `s3://` resources.
+    Buckets,
+    /// The package tools, and the `quilt+s3://` resources.
+    Packages,
+    /// The catalog search tools.
+    Search,
+}
+
+impl Toolset {
+    /// The toolsets a user can name, by name.
+    pub const NAMED: [(&'static str, Toolset); 3] = [
+        ("buckets", Toolset::Buckets),
+        ("packages", Toolset::Packages),
+        ("search", Toolset::Search),
+    ];
+}
+
+/// The toolsets a server offers. `Core` always.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Toolsets {
+    buckets: bool,
+    packages: bool,
+    search: bool,
+}
+
+impl Toolsets {
+    /// Every toolset: the default.
+    pub const ALL: Toolsets = Toolsets {
+        buckets: true,
+        packages: true,
+        search: true,
+    };
+    /// Only the tools that are always offered.
+    pub const NONE: Toolsets = Toolsets {
+        buckets: false,
+        packages: false,
+        search: false,
+    };
+
+    /// Whether `toolset` is offered.
+    pub fn offers(self, toolset: Toolset) -> bool {
+        match toolset {
+            Toolset::Core => true,
+            Toolset::Buckets => self.buckets,
+            Toolset::Packages => self.packages,
+            Toolset::Search => self.search,
+        }
+    }
+
+    /// These toolsets and `toolset`.
+    #[must_use]
+    pub fn with(mut self, toolset: Toolset) -> Toolsets {
+        match toolset {
+            Toolset::Core => {}
+            Toolset::Buckets => self.buckets = true,
+            Toolset::Packages => self.packages = true,
+            Toolset::Search => self.search = true,
+        }
+        self
+    }
+
+    /// The names offered, as `QUILT_MCP_TOOLSETS` would say them (`all` for all).
+    pub fn names(self) -> String {
+        if self == Toolsets::ALL {
+            return "all".to_owned();
+        }
+        let names: Vec<&str> = Toolset::NAMED
+            .iter()
+            .filter(|(_, t)| self.offers(*t))
+            .map(|(name, _)| *name)
+            .collect();
+        if names.is_empty() {
+            "none (auth_status only)".to_owned()
+        } else {
+            names.join(",")
+        }
+    }
+
+    /// Reads `QUILT_MCP_TOOLSETS`: unset means `all`. It fails closed: a name that is
+    /// not a toolset is a configuration error and offers nothing, so a typo never
+    /// offers more tools than were asked for (the names that are toolsets still
+    /// apply; with none, only `auth_status` is offered).
+    pub fn parse(value: Option<&str>, errors: &mut Vec<ConfigError>) -> Toolsets {
+        let Some(value) = value else {
+            return Toolsets::ALL;
+        };
+        let mut offered = Toolsets::NONE;
+        let mut unknown = Vec::new();
+        for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let lower = name.to_ascii_lowercase();
+            if lower == "all" {
+                offered = Toolsets::ALL;
+            } else if let Some((_, toolset)) = Toolset::NAMED.iter().find(|(n, _)| *n == lower) {
+                offered = offered.with(*toolset);
+            } else {
+                unknown.push(name.chars().take(40).collect::<String>());
+            }
+        }
+        if !unknown.is_empty() {
+            errors.push(ConfigError {
+                variable: "QUILT_MCP_TOOLSETS",
+                problem: format!(
+                    "{unknown:?} {} not a toolset (expected a comma-separated list of buckets, packages, search or all); offering only {} until this is fixed",
+                    if unknown.len() == 1 { "is" } else { "are" },
+                    offered.names()
+                ),
+            });
+        }
+        offered
+    }
 }
 
 fn parse_bool(value: &str) -> Option<bool> {
@@ -489,6 +610,49 @@ mod tests {
             "{:?}",
             c.errors
         );
+    }
+
+    /// Unset or `all` offers everything; a name that is not a toolset fails closed:
+    /// an error, and only the toolsets that were named correctly.
+    #[test]
+    fn toolsets_fail_closed() {
+        use Toolset::{Buckets, Packages, Search};
+        for (value, offered, error) in [
+            (None, vec![Buckets, Packages, Search], false),
+            (Some("all"), vec![Buckets, Packages, Search], false),
+            (Some(" ALL "), vec![Buckets, Packages, Search], false),
+            (Some("buckets"), vec![Buckets], false),
+            (Some("packages, search"), vec![Packages, Search], false),
+            (Some("buckets,all"), vec![Buckets, Packages, Search], false),
+            (Some("buckets,,"), vec![Buckets], false),
+            (Some("bukets"), vec![], true),
+            (Some("packages,serch"), vec![Packages], true),
+            (Some("core"), vec![], true),
+        ] {
+            let mut vars = Vec::new();
+            if let Some(value) = value {
+                vars.push(("QUILT_MCP_TOOLSETS", value));
+            }
+            let c = config(&vars);
+            let got: Vec<Toolset> = [Buckets, Packages, Search]
+                .into_iter()
+                .filter(|t| c.toolsets.offers(*t))
+                .collect();
+            assert_eq!((got, !c.errors.is_empty()), (offered, error), "{value:?}");
+            assert!(c.toolsets.offers(Toolset::Core));
+        }
+        let c = config(&[("QUILT_MCP_TOOLSETS", "bukets")]);
+        assert_eq!(c.errors[0].variable, "QUILT_MCP_TOOLSETS");
+        assert!(
+            c.errors[0]
+                .problem
+                .contains("offering only none (auth_status only)"),
+            "{}",
+            c.errors[0]
+        );
+        // A placeholder (an MCP bundle's empty field) is unset: everything.
+        let c = config(&[("QUILT_MCP_TOOLSETS", "${user_config.toolsets}")]);
+        assert_eq!((c.toolsets, c.errors.len()), (Toolsets::ALL, 0));
     }
 
     #[test]

@@ -66,6 +66,25 @@ pub(crate) struct ToolError {
     pub message: String,
     /// Whether the same call may succeed later.
     pub retryable: bool,
+    /// Set when an upstream refused the caller's credentials (the Quilt registry
+    /// answering 401/403 to a search): the call is answered with -32001 and this
+    /// reason and hint rather than with a failed result (docs/reference.md, Errors).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub unauthorized: Option<Box<Unauthorized>>,
+}
+
+/// A refusal of the caller's credentials found while a tool ran: the -32001 error's
+/// `reason` code, what happened and what to do. Built from reason codes, names and
+/// statuses only: never a credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unauthorized {
+    /// The reason code (`registry_rejected`).
+    pub reason: &'static str,
+    /// What happened, without the `Unauthorized:` prefix.
+    pub detail: String,
+    /// What the user should do.
+    pub hint: String,
 }
 
 impl ToolError {
@@ -75,6 +94,7 @@ impl ToolError {
             code,
             message: message.into(),
             retryable: false,
+            unauthorized: None,
         }
     }
 
@@ -84,6 +104,17 @@ impl ToolError {
             code,
             message: message.into(),
             retryable: true,
+            unauthorized: None,
+        }
+    }
+
+    /// An upstream refused the caller's credentials: answered with -32001.
+    pub(crate) fn unauthorized(refusal: Unauthorized) -> ToolError {
+        ToolError {
+            code: ErrorCode::AccessDenied,
+            message: format!("Unauthorized: {}; {}", refusal.detail, refusal.hint),
+            retryable: false,
+            unauthorized: Some(Box::new(refusal)),
         }
     }
 

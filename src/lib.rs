@@ -17,6 +17,8 @@
 //!   ([`auth::verify`]), how its Quilt claims are decompressed ([`auth::claims`]) and
 //!   which AWS credential source they name, into the [`auth::AuthContext`] every tool
 //!   sees. Failures carry an [`auth::Reason`] code.
+//! - `registry`: the Quilt registry's HTTP API with the caller's registry token: the
+//!   credential exchange and the GraphQL search.
 //! - `aws`: AWS credentials from that source, never the environment; S3 clients.
 //! - `tools`: one type per tool: its description, typed parameters (which declare the
 //!   buckets and permissions a call touches), typed result and operation; the pure
@@ -38,6 +40,7 @@ mod error;
 pub mod http;
 pub mod logging;
 pub mod quilt;
+mod registry;
 mod s3;
 pub mod server;
 pub mod setup;

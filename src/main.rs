@@ -1,5 +1,9 @@
 //! The `quilt-mcp` command line: parses flags and wires the library together.
 
+// rmcp's request handling nests every handler's future in one async block; with
+// resources and completions served, computing its layout passes the default limit.
+#![recursion_limit = "256"]
+
 use std::process::ExitCode;
 
 use anyhow::Context as _;

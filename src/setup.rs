@@ -204,6 +204,9 @@ fn server_env(config: &Config) -> Map<String, Value> {
     if config.read_only {
         env.insert("QUILT_MCP_READ_ONLY".into(), json!("true"));
     }
+    if config.toolsets != crate::config::Toolsets::ALL {
+        env.insert("QUILT_MCP_TOOLSETS".into(), json!(config.toolsets.names()));
+    }
     if let Some(dir) = &config.log_dir {
         env.insert("QUILT_MCP_LOG_DIR".into(), json!(dir.display().to_string()));
     }
@@ -333,6 +336,7 @@ mod tests {
         ("QUILT_CATALOG_URL", "https://catalog.example"),
         ("QUILT_REGISTRY_URL", "https://registry.example"),
         ("QUILT_MCP_READ_ONLY", "true"),
+        ("QUILT_MCP_TOOLSETS", "packages, buckets"),
         ("QUILT_MCP_LOG_DIR", "/var/log/quilt mcp"),
     ];
 
@@ -355,6 +359,7 @@ mod tests {
         assert_eq!(env["QUILT_CATALOG_URL"], "https://catalog.example");
         assert_eq!(env["QUILT_REGISTRY_URL"], "https://registry.example");
         assert_eq!(env["QUILT_MCP_READ_ONLY"], "true");
+        assert_eq!(env["QUILT_MCP_TOOLSETS"], "buckets,packages");
         assert_eq!(env["QUILT_MCP_LOG_DIR"], "/var/log/quilt mcp");
         assert!(!env.to_string().contains("s3cret"));
     }

@@ -256,4 +256,8 @@ pub struct AuthContext {
     pub aws: CredentialSource,
     /// The token itself, for the AWS credential exchanges of SPEC §5.
     pub token: Token,
+    /// The `catalog_token` claim: the registry's own token, carried inside the JWT,
+    /// which calls to the Quilt registry carry instead of the JWT (docs/reference.md,
+    /// Settings). A secret like the JWT.
+    pub catalog_token: Option<Token>,
 }

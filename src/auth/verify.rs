@@ -106,6 +106,7 @@ impl Verifier {
             self.registry_url.as_deref(),
         )
         .map_err(|why| fail((Reason::InvalidClaims, why.to_string())))?;
+        let catalog_token = catalog_token(&parts.payload).map_err(fail)?;
         let context = AuthContext {
             subject: typed.sub,
             issuer: typed.iss,
@@ -126,6 +127,7 @@ impl Verifier {
             },
             aws,
             token: token.clone(),
+            catalog_token,
         };
         Ok((
             context,
@@ -461,6 +463,22 @@ fn not_configured(error: &KeyError) -> AuthFailure {
         format!("the server cannot verify tokens: {error}"),
         None,
     )
+}
+
+/// The `catalog_token` claim: a string (an empty one counts as absent), else
+/// `invalid_claims`; never copied into a message.
+fn catalog_token(payload: &Map<String, Value>) -> Result<Option<Token>, (Reason, String)> {
+    match payload.get("catalog_token") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Token::stripped(text)),
+        Some(other) => Err((
+            Reason::InvalidClaims,
+            format!(
+                "the `catalog_token` claim is {}, not a string",
+                type_name(Some(other))
+            ),
+        )),
+    }
 }
 
 fn short(text: &str) -> String {

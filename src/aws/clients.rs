@@ -18,6 +18,7 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use super::credentials::{self, AwsCredentials, CredentialError, Exchanges};
 use crate::auth::AuthContext;
 use crate::config::Config;
+use crate::registry::RegistryClient;
 use crate::time::now_unix;
 
 /// Credentials are refreshed this long before they expire.
@@ -97,7 +98,13 @@ impl Aws {
             sts = sts.endpoint_url(endpoint);
         }
         Aws {
-            exchanges: Exchanges::new(sts.build()),
+            exchanges: Exchanges::new(
+                sts.build(),
+                config
+                    .registry_url
+                    .as_deref()
+                    .map(|url| Arc::new(RegistryClient::new(url))),
+            ),
             http,
             default_region: config.aws_region.clone(),
             s3_endpoint: config
@@ -107,6 +114,12 @@ impl Aws {
             force_path_style: config.s3_force_path_style,
             slots: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The Quilt registry (`QUILT_REGISTRY_URL`), when one is configured: one client
+    /// for the credential exchange and the search tools.
+    pub(crate) fn registry(&self) -> Option<&RegistryClient> {
+        self.exchanges.registry().map(|client| &**client)
     }
 
     /// The caller's session: cached credentials and S3 client, or new ones from the
@@ -224,6 +237,7 @@ mod tests {
             },
             aws: CredentialSource::None,
             token,
+            catalog_token: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! are, `AssumeRoleWithWebIdentity` with the JWT (unsigned: no AWS credentials are
 //! needed or used), or the Quilt registry's exchange. Never the environment.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aws_sdk_sts::error::ProvideErrorMetadata as _;
@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::auth::CredentialSource;
 use crate::auth::{AuthContext, AuthFailure, Reason};
 use crate::error::{ErrorCode, ToolError, chain, scrub};
+use crate::registry::{RegistryClient, RegistryError};
 
 /// Temporary (or inline) AWS credentials. Secrets redact themselves.
 #[derive(Clone)]
@@ -51,23 +52,26 @@ pub(crate) enum CredentialError {
     Tool(ToolError),
 }
 
-/// Everything needed to reach STS and the registry. The clients are built on first
+/// Everything needed to reach STS and the registry. The STS client is built on first
 /// use, so that start-up loads no TLS roots and makes no connection.
 #[derive(Debug)]
 pub(crate) struct Exchanges {
     sts_config: aws_sdk_sts::Config,
     sts: OnceLock<aws_sdk_sts::Client>,
-    http: OnceLock<reqwest::Client>,
+    registry: Option<Arc<RegistryClient>>,
 }
 
 impl Exchanges {
     /// Exchanges through STS configured by `sts_config` (no credentials provider: the
-    /// call is unsigned) and a plain HTTPS client for the registry.
-    pub(crate) fn new(sts_config: aws_sdk_sts::Config) -> Exchanges {
+    /// call is unsigned) and the Quilt registry, when one is configured.
+    pub(crate) fn new(
+        sts_config: aws_sdk_sts::Config,
+        registry: Option<Arc<RegistryClient>>,
+    ) -> Exchanges {
         Exchanges {
             sts_config,
             sts: OnceLock::new(),
-            http: OnceLock::new(),
+            registry,
         }
     }
 
@@ -77,15 +81,9 @@ impl Exchanges {
             .get_or_init(|| aws_sdk_sts::Client::from_conf(self.sts_config.clone()))
     }
 
-    /// The registry's HTTP client.
-    pub(crate) fn http(&self) -> &reqwest::Client {
-        self.http.get_or_init(|| {
-            reqwest::Client::builder()
-                .user_agent(concat!("quilt-mcp/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(Duration::from_secs(5))
-                .build()
-                .unwrap_or_default()
-        })
+    /// The Quilt registry, when `QUILT_REGISTRY_URL` is set.
+    pub(crate) fn registry(&self) -> Option<&Arc<RegistryClient>> {
+        self.registry.as_ref()
     }
 }
 
@@ -154,9 +152,13 @@ pub(crate) async fn resolve(
         CredentialSource::WebIdentity { role_arn } => {
             web_identity(ctx, role_arn, exchanges, default_region, now).await
         }
-        CredentialSource::Registry { url } => {
-            registry(ctx, url, exchanges.http(), default_region).await
-        }
+        CredentialSource::Registry { .. } => match exchanges.registry() {
+            Some(client) => registry(ctx, client, default_region).await,
+            None => Err(CredentialError::Tool(ToolError::new(
+                ErrorCode::InternalError,
+                "the token names the registry exchange but no registry client was built",
+            ))),
+        },
         CredentialSource::None => Err(CredentialError::Unauthorized(AuthFailure::new(
             Reason::NoAwsCredentials,
             "the token names no AWS credential source (no aws_credentials, no IAM role ARN) and QUILT_REGISTRY_URL is not set",
@@ -212,6 +214,7 @@ async fn web_identity(
                         "STS failed AssumeRoleWithWebIdentity on {role_arn} ({code}{detail})"
                     ),
                     retryable: code.contains("Throttl") || code == "IDPCommunicationError",
+                    unauthorized: None,
                 },
             };
             return Err(CredentialError::Tool(tool_error));
@@ -236,28 +239,6 @@ async fn web_identity(
 /// The most bytes of a registry's credential answer that are read.
 pub(crate) const MAX_REGISTRY_ANSWER: usize = 64 * 1024;
 
-/// The body of `response`, chunk by chunk, refusing (`Err(None)`) as soon as it
-/// passes `cap` bytes: never more than `cap` plus one chunk is held.
-async fn read_capped(
-    mut response: reqwest::Response,
-    cap: usize,
-) -> Result<Vec<u8>, Option<reqwest::Error>> {
-    if response
-        .content_length()
-        .is_some_and(|length| length > cap as u64)
-    {
-        return Err(None);
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(Some)? {
-        if body.len() + chunk.len() > cap {
-            return Err(None);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct RegistryCredentials {
@@ -267,61 +248,44 @@ struct RegistryCredentials {
     expiration: Option<String>,
 }
 
+/// The registry's credential exchange, with the caller's registry token.
 async fn registry(
     ctx: &AuthContext,
-    base: &str,
-    http: &reqwest::Client,
+    client: &RegistryClient,
     region: &str,
 ) -> Result<AwsCredentials, CredentialError> {
-    let url = format!("{base}/api/auth/get_credentials");
-    // The base URL as it may be shown: without userinfo.
-    let base = scrub(base);
+    let base = client.shown();
     let upstream = |message: String| {
         CredentialError::Tool(ToolError::retryable(ErrorCode::UpstreamError, message))
     };
-    let response = http
-        .get(&url)
-        .bearer_auth(ctx.token.expose())
-        .timeout(Duration::from_secs(15))
-        .send()
+    let body = client
+        .get(
+            ctx,
+            "/api/auth/get_credentials",
+            MAX_REGISTRY_ANSWER,
+            Duration::from_secs(15),
+        )
         .await
-        .map_err(|e| {
-            upstream(format!(
-                "the Quilt registry at {base} could not be reached: {}",
-                chain(&e)
-            ))
-        })?;
-    let status = response.status();
-    if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
-        return Err(CredentialError::Unauthorized(AuthFailure::new(
-            Reason::RegistryRejected,
-            format!(
-                "the Quilt registry at {base} refused the token (HTTP {})",
-                status.as_u16()
-            ),
-            Some(ctx.token_info.source),
-        )));
-    }
-    if !status.is_success() {
-        return Err(upstream(format!(
-            "the Quilt registry at {base} answered HTTP {} to the credential exchange",
-            status.as_u16()
-        )));
-    }
-    let body = read_capped(response, MAX_REGISTRY_ANSWER)
-        .await
-        .map_err(|e| match e {
-            None => CredentialError::Tool(ToolError::new(
-                ErrorCode::UpstreamError,
-                format!(
-                    "the Quilt registry at {base} answered the credential exchange with more than {} KiB: too large for credentials",
-                    MAX_REGISTRY_ANSWER / 1024
-                ),
-            )),
-            Some(e) => upstream(format!(
-                "the Quilt registry's answer was cut off: {}",
-                chain(&e)
-            )),
+        .map_err(|error| match error.rejection(ctx.token_info.source) {
+            Some(failure) => CredentialError::Unauthorized(failure),
+            None => match error {
+                RegistryError::TooLarge { .. } => CredentialError::Tool(ToolError::new(
+                    ErrorCode::UpstreamError,
+                    format!(
+                        "the Quilt registry at {base} answered the credential exchange with more than {} KiB: too large for credentials",
+                        MAX_REGISTRY_ANSWER / 1024
+                    ),
+                )),
+                RegistryError::Status { status, .. } => CredentialError::Tool(ToolError {
+                    code: ErrorCode::UpstreamError,
+                    message: format!(
+                        "the Quilt registry at {base} answered HTTP {status} to the credential exchange"
+                    ),
+                    retryable: status == 429 || status >= 500,
+                    unauthorized: None,
+                }),
+                other => upstream(other.to_string()),
+            },
         })?;
     let creds: RegistryCredentials = serde_json::from_slice(&body).map_err(|_| {
         upstream(format!(

@@ -304,6 +304,7 @@ fn tool_error(error: &S3Error) -> ToolError {
             code: ErrorCode::UpstreamError,
             message: format!("{op} on {target}: {problem}"),
             retryable: *retryable,
+            unauthorized: None,
         },
     }
 }

@@ -30,8 +30,10 @@ use rmcp::model::{CallToolResponse, CallToolResult};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 
-use super::table::{PeerProgress, Table, failure};
-use super::{QuiltServer, RequestMeta, Transport, forbidden, unauthorized};
+use super::table::{Entry, PeerProgress, Table, failure};
+use super::{
+    QuiltServer, RequestMeta, Transport, forbidden, unauthorized, unauthorized_upstream,
+};
 use crate::auth::AuthContext;
 use crate::aws::{AwsSession, CredentialError};
 use crate::error::ToolError;
@@ -136,8 +138,9 @@ impl QuiltServer {
             return Err(Refused::Protocol(forbidden(&denial)));
         }
 
-        // 4. AWS credentials from the token, for what reaches AWS.
-        let aws = if info.open_world {
+        // 4. AWS credentials from the token, for what reaches AWS (a registry tool
+        //    reaches the registry with the registry token instead).
+        let aws = if info.open_world && !info.registry {
             match self.aws().session(&ctx).await {
                 Ok(session) => Some(session),
                 Err(CredentialError::Unauthorized(failure)) => {
@@ -168,8 +171,9 @@ impl QuiltServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         // A write tool hidden in read-only mode is still known: the policy refuses it
-        // with `read_only_mode`, which tells the user why.
-        let Some(entry) = Table::get().entry(name) else {
+        // with `read_only_mode`, which tells the user why. A tool outside the server's
+        // toolsets is not: it is answered as a tool that does not exist.
+        let Some(entry) = Table::get().offered(name, self.config().toolsets) else {
             return Err(ErrorData::invalid_params(
                 format!(
                     "unknown tool {:?}",
@@ -178,13 +182,35 @@ impl QuiltServer {
                 None,
             ));
         };
+        // A tool this server does not offer (a search tool without a registry) is
+        // neither listed nor callable.
+        if let Some(why) = self.not_offered(entry.info) {
+            return Err(ErrorData::invalid_params(
+                format!("{name} is not offered by this server: {why}"),
+                None,
+            ));
+        }
+        self.run_entry(entry, arguments, context)
+            .await
+            .map(CallToolResponse::from)
+    }
+
+    /// Runs `entry` with `arguments` through the gate: a tool call, or the tool call a
+    /// resource read or a completion stands for. `Err` is a -32001/-32003 refusal; a
+    /// bad argument or a failed run is a failed result.
+    pub(crate) async fn run_entry(
+        &self,
+        entry: &Entry,
+        arguments: Option<rmcp::model::JsonObject>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
         let admitted = match self
             .admit(entry.info, &context, || (entry.parse)(arguments))
             .await
         {
             Ok(admitted) => admitted,
             Err(Refused::Protocol(error)) => return Err(error),
-            Err(Refused::Failed(error)) => return Ok(failure(error).into()),
+            Err(Refused::Failed(error)) => return Ok(failure(error)),
         };
         let Admitted {
             request,
@@ -196,19 +222,27 @@ impl QuiltServer {
         let call = Call {
             ctx: &ctx,
             aws: aws.as_deref(),
+            registry: self.aws().registry(),
+            catalog_url: self.catalog_url(),
             default_region: &self.config().aws_region,
             read_only: self.config().read_only,
             progress: &progress,
             cancel: &context.ct,
         };
-        let result: CallToolResult = request.run(call).await;
+        let result: CallToolResult = match request.run(call).await {
+            Ok(result) => result,
+            Err(refusal) => {
+                log.log("unauthorized", Some(refusal.reason));
+                return Err(unauthorized_upstream(&refusal));
+            }
+        };
         let outcome = if result.is_error == Some(true) {
             "error"
         } else {
             "ok"
         };
         log.log(outcome, None);
-        Ok(result.into())
+        Ok(result)
     }
 }
 

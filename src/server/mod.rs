@@ -3,13 +3,16 @@
 //! the very parameters the gate authorized (`table`).
 
 pub(crate) mod gate;
+pub(crate) mod resources;
 pub(crate) mod table;
 
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ErrorCode, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, ErrorCode,
+    Implementation, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -63,6 +66,11 @@ struct Inner {
     aws: Aws,
     verifier: Verifier,
     tokens: TokenProvider,
+    /// What `tools/list` shows: the tools of the configured toolsets (without those that
+    /// write in read-only mode), computed once.
+    listed: Vec<Tool>,
+    /// `QUILT_CATALOG_URL` without a trailing `/`, for `catalog_url` links.
+    catalog_url: Option<String>,
     /// The last verified context, reused while the same token is presented.
     verified: Mutex<Option<Arc<AuthContext>>>,
     /// The token line that opens the `instructions` (stdio, docs/reference.md, Logs), from the
@@ -111,8 +119,26 @@ impl QuiltServer {
     fn with_transport(config: Config, transport: Transport) -> QuiltServer {
         let verifier = Verifier::new(&config);
         let tokens = TokenProvider::new(&config);
+        let registry = config.registry_url.is_some();
+        let listed = Table::get()
+            .listed(config.read_only, config.toolsets)
+            .iter()
+            .filter(|tool| {
+                Table::get()
+                    .entry(&tool.name)
+                    .is_some_and(|entry| not_offered(entry.info, registry).is_none())
+            })
+            .cloned()
+            .collect();
+        let catalog_url = config
+            .catalog_url
+            .as_deref()
+            .map(|url| url.trim().trim_end_matches('/').to_owned())
+            .filter(|url| !url.is_empty());
         QuiltServer {
             inner: Arc::new(Inner {
+                listed,
+                catalog_url,
                 aws: Aws::new(&config),
                 config,
                 transport,
@@ -137,6 +163,17 @@ impl QuiltServer {
     /// AWS clients and the per-token sessions.
     pub(crate) fn aws(&self) -> &Aws {
         &self.inner.aws
+    }
+
+    /// Why this server does not offer the tool `info` describes (neither listed nor
+    /// callable), or `None` when it does.
+    pub(crate) fn not_offered(&self, info: crate::tools::ToolInfo) -> Option<&'static str> {
+        not_offered(info, self.aws().registry().is_some())
+    }
+
+    /// `QUILT_CATALOG_URL`, without a trailing `/`.
+    pub(crate) fn catalog_url(&self) -> Option<&str> {
+        self.inner.catalog_url.as_deref()
     }
 
     /// Where this server's tokens come from.
@@ -339,6 +376,13 @@ impl QuiltServer {
     }
 }
 
+/// Why a server with (or without) a registry does not offer the tool `info` describes.
+fn not_offered(info: crate::tools::ToolInfo, registry: bool) -> Option<&'static str> {
+    (info.registry && !registry).then_some(
+        "QUILT_REGISTRY_URL is not set, and search goes through the Quilt registry's search API",
+    )
+}
+
 /// The first line of the `instructions` (docs/reference.md, Logs): what a host that
 /// only shows "connected" still tells the model and the user. Claims are shown with
 /// control characters escaped.
@@ -444,6 +488,16 @@ pub fn unauthorized(failure: &AuthFailure) -> ErrorData {
     )
 }
 
+/// The -32001 error for credentials an upstream refused while a tool ran (the
+/// registry's 401/403 to a search), shaped as [`unauthorized`]'s.
+pub(crate) fn unauthorized_upstream(refusal: &crate::error::Unauthorized) -> ErrorData {
+    ErrorData::new(
+        UNAUTHORIZED,
+        format!("Unauthorized: {}; {}", refusal.detail, refusal.hint),
+        Some(json!({"reason": refusal.reason, "hint": refusal.hint})),
+    )
+}
+
 /// The -32003 error (docs/reference.md, Errors).
 pub(crate) fn forbidden(denial: &Denial) -> ErrorData {
     let mut data = json!({"reason": denial.reason.code(), "tool": denial.tool});
@@ -458,7 +512,17 @@ pub(crate) fn forbidden(denial: &Denial) -> ErrorData {
 
 impl ServerHandler for QuiltServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        // Resources and completions only where a toolset offers them.
+        let capabilities = if resources::offered(self.inner.config.toolsets) {
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_completions()
+                .build()
+        } else {
+            ServerCapabilities::builder().enable_tools().build()
+        };
+        ServerConfig::new(capabilities)
             .with_server_info(
                 Implementation::new("quilt-mcp", VERSION)
                     .with_title("Quilt")
@@ -472,13 +536,13 @@ impl ServerHandler for QuiltServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let tools = Table::get().listed(self.inner.config.read_only).to_vec();
-        Ok(ListToolsResult::with_all_items(tools))
+        Ok(ListToolsResult::with_all_items(self.inner.listed.clone()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        let entry = Table::get().entry(name)?;
-        let hidden = self.inner.config.read_only && entry.info.writes();
+        let entry = Table::get().offered(name, self.inner.config.toolsets)?;
+        let hidden = (self.inner.config.read_only && entry.info.writes())
+            || self.not_offered(entry.info).is_some();
         (!hidden).then(|| entry.described.clone())
     }
 
@@ -488,6 +552,60 @@ impl ServerHandler for QuiltServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         self.call(&request.name, request.arguments, context).await
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        if !resources::offered(self.inner.config.toolsets) {
+            return Err(ErrorData::method_not_found::<
+                rmcp::model::ListResourcesRequestMethod,
+            >());
+        }
+        Box::pin(self.resource_list(context)).await
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        if !resources::offered(self.inner.config.toolsets) {
+            return Err(ErrorData::method_not_found::<
+                rmcp::model::ListResourceTemplatesRequestMethod,
+            >());
+        }
+        Ok(self.resource_templates())
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        if !resources::offered(self.inner.config.toolsets) {
+            return Err(ErrorData::method_not_found::<
+                rmcp::model::ReadResourceRequestMethod,
+            >());
+        }
+        Box::pin(self.resource_read(request, context))
+            .await
+            .map(Into::into)
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        if !resources::offered(self.inner.config.toolsets) {
+            return Err(ErrorData::method_not_found::<
+                rmcp::model::CompleteRequestMethod,
+            >());
+        }
+        Box::pin(self.completion(request, context)).await
     }
 }
 

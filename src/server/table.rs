@@ -22,7 +22,8 @@ use rmcp::service::{Peer, RequestContext};
 use schemars::JsonSchema;
 use serde_json::{Value, json};
 
-use crate::error::{ErrorCode, ToolError};
+use crate::config::Toolsets;
+use crate::error::{ErrorCode, ToolError, Unauthorized};
 use crate::quilt::publish::Progress;
 use crate::tools::{Access, Call, Declared, Params, Register, Tool, ToolInfo};
 
@@ -43,10 +44,6 @@ pub(crate) type Parse = fn(Option<JsonObject>) -> Result<Box<dyn Invocation>, To
 pub(crate) struct Table {
     /// By name.
     entries: Vec<Entry>,
-    /// `tools/list`: every tool.
-    all: Vec<rmcp::model::Tool>,
-    /// `tools/list` in read-only mode: the tools that do not write.
-    reads: Vec<rmcp::model::Tool>,
 }
 
 static TABLE: LazyLock<Table> = LazyLock::new(Table::build);
@@ -71,17 +68,7 @@ impl Table {
         let mut entries = Vec::new();
         crate::tools::register(&mut entries);
         entries.sort_by_key(|e| e.info.name);
-        let all: Vec<rmcp::model::Tool> = entries.iter().map(|e| e.described.clone()).collect();
-        let reads = entries
-            .iter()
-            .filter(|e| !e.info.writes())
-            .map(|e| e.described.clone())
-            .collect();
-        Table {
-            entries,
-            all,
-            reads,
-        }
+        Table { entries }
     }
 
     /// The tool named `name`.
@@ -98,9 +85,22 @@ impl Table {
         &self.entries
     }
 
-    /// What `tools/list` shows: every tool, or in read-only mode those that only read.
-    pub(crate) fn listed(&self, read_only: bool) -> &[rmcp::model::Tool] {
-        if read_only { &self.reads } else { &self.all }
+    /// The tool named `name` when `toolsets` offer it: a tool outside them is unknown
+    /// (docs/reference.md, Settings: `QUILT_MCP_TOOLSETS`).
+    pub(crate) fn offered(&self, name: &str, toolsets: Toolsets) -> Option<&Entry> {
+        self.entry(name)
+            .filter(|entry| toolsets.offers(entry.info.toolset))
+    }
+
+    /// What `tools/list` shows: the tools of `toolsets`, without those that write in
+    /// read-only mode. The descriptions are shared, not rebuilt; a server computes
+    /// this once.
+    pub(crate) fn listed(&self, read_only: bool, toolsets: Toolsets) -> Vec<rmcp::model::Tool> {
+        self.entries
+            .iter()
+            .filter(|e| toolsets.offers(e.info.toolset) && !(read_only && e.info.writes()))
+            .map(|e| e.described.clone())
+            .collect()
     }
 }
 
@@ -108,8 +108,12 @@ impl Table {
 /// then runs.
 pub(crate) trait Invocation: Declared + Send {
     /// Runs the tool with the parameters that were authorized; a tool error or a panic
-    /// inside it is a failed result.
-    fn run<'a>(self: Box<Self>, call: Call<'a>) -> BoxFuture<'a, CallToolResult>;
+    /// inside it is a failed result, and an upstream's refusal of the caller's
+    /// credentials (the registry's 401/403) is `Err`, for a -32001 answer.
+    fn run<'a>(
+        self: Box<Self>,
+        call: Call<'a>,
+    ) -> BoxFuture<'a, Result<CallToolResult, Box<Unauthorized>>>;
 }
 
 /// The parameters of a call of `T`.
@@ -125,12 +129,19 @@ impl<T: Tool> Declared for Typed<T> {
 }
 
 impl<T: Tool> Invocation for Typed<T> {
-    fn run<'a>(self: Box<Self>, call: Call<'a>) -> BoxFuture<'a, CallToolResult> {
+    fn run<'a>(
+        self: Box<Self>,
+        call: Call<'a>,
+    ) -> BoxFuture<'a, Result<CallToolResult, Box<Unauthorized>>> {
         let Typed { params, .. } = *self;
         Box::pin(async move {
             match guarded(T::INFO.name, T::run(call, params)).await {
-                Ok(output) => success::<T>(&output),
-                Err(error) => failure(error),
+                Ok(output) => Ok(success::<T>(&output)),
+                Err(ToolError {
+                    unauthorized: Some(refusal),
+                    ..
+                }) => Err(refusal),
+                Err(error) => Ok(failure(error)),
             }
         })
     }
@@ -386,13 +397,17 @@ mod tests {
             names.windows(2).all(|w| w[0] < w[1]),
             "two tools share a name: {names:?}"
         );
-        let listed: Vec<&str> = table
-            .listed(false)
+        let listed: Vec<String> = table
+            .listed(false, Toolsets::ALL)
             .iter()
-            .map(|t| t.name.as_ref())
+            .map(|t| t.name.to_string())
             .collect();
         assert_eq!(listed, names);
-        let reads: Vec<&str> = table.listed(true).iter().map(|t| t.name.as_ref()).collect();
+        let reads: Vec<String> = table
+            .listed(true, Toolsets::ALL)
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect();
         let expected: Vec<&str> = table
             .entries()
             .iter()
@@ -433,12 +448,59 @@ mod tests {
     /// same schemas.
     #[test]
     fn descriptions_are_built_once() {
-        let first = Table::get().listed(false);
-        let again = Table::get().listed(false);
-        assert!(std::ptr::eq(first, again));
-        for (a, b) in first.iter().zip(Table::get().entries()) {
-            assert!(Arc::ptr_eq(&a.input_schema, &b.described.input_schema));
+        let first = Table::get().listed(false, Toolsets::ALL);
+        let again = Table::get().listed(false, Toolsets::ALL);
+        for ((a, b), entry) in first.iter().zip(&again).zip(Table::get().entries()) {
+            assert!(Arc::ptr_eq(&a.input_schema, &b.input_schema));
+            assert!(Arc::ptr_eq(&a.input_schema, &entry.described.input_schema));
         }
+    }
+
+    /// Each toolset lists exactly its own tools and `auth_status`; a tool outside the
+    /// toolsets is not offered, even by name.
+    #[test]
+    fn toolsets_choose_the_tools() {
+        use crate::config::Toolset;
+        let table = Table::get();
+        for toolset in [Toolset::Buckets, Toolset::Packages, Toolset::Search] {
+            let toolsets = Toolsets::NONE.with(toolset);
+            let listed: Vec<String> = table
+                .listed(false, toolsets)
+                .iter()
+                .map(|t| t.name.to_string())
+                .collect();
+            let expected: Vec<String> = table
+                .entries()
+                .iter()
+                .filter(|e| e.info.toolset == toolset || e.info.toolset == Toolset::Core)
+                .map(|e| e.info.name.to_owned())
+                .collect();
+            assert_eq!(listed, expected, "{toolset:?}");
+            for entry in table.entries() {
+                assert_eq!(
+                    table.offered(entry.info.name, toolsets).is_some(),
+                    listed.iter().any(|n| n == entry.info.name),
+                    "{toolset:?} {}",
+                    entry.info.name
+                );
+            }
+        }
+        // Only auth_status is always offered.
+        let core: Vec<String> = table
+            .listed(false, Toolsets::NONE)
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        assert_eq!(core, ["auth_status"]);
+        // The bucket and package tools are where users expect them.
+        assert_eq!(
+            table.entry("bucket_object_fetch").unwrap().info.toolset,
+            Toolset::Buckets
+        );
+        assert_eq!(
+            table.entry("package_browse").unwrap().info.toolset,
+            Toolset::Packages
+        );
     }
 
     /// A panic inside a tool (such as aws-sdk-s3's `InvalidUri`) once left the request
@@ -518,7 +580,7 @@ mod tests {
 
     #[test]
     fn documented_ranges_are_in_the_schemas() {
-        let tools = Table::get().listed(false);
+        let tools = Table::get().listed(false, Toolsets::ALL);
         let property = |tool: &str, name: &str| {
             let tool = tools.iter().find(|t| t.name == tool).unwrap();
             tool.input_schema["properties"][name].clone()
@@ -568,7 +630,7 @@ mod tests {
                 _ => {}
             }
         }
-        for tool in Table::get().listed(false) {
+        for tool in Table::get().listed(false, Toolsets::ALL) {
             let input = Value::Object(tool.input_schema.as_ref().clone());
             walk(&input, true, "", &tool.name);
             let output = Value::Object(tool.output_schema.as_ref().unwrap().as_ref().clone());
@@ -578,7 +640,7 @@ mod tests {
 
     #[test]
     fn input_schemas_describe_every_parameter() {
-        for tool in Table::get().listed(false) {
+        for tool in Table::get().listed(false, Toolsets::ALL) {
             let properties = tool.input_schema["properties"].as_object().unwrap();
             for (name, schema) in properties {
                 assert!(

@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::{Call, NoParams, Tool, ToolError, ToolInfo};
+use super::{Call, NoParams, Tool, ToolError, ToolInfo, Toolset};
 use crate::auth::{AuthContext, CredentialSummary, TokenInfo};
 use crate::time::{now_unix, rfc3339};
 
@@ -45,6 +45,30 @@ pub(crate) struct AuthStatusOutput {
     aws: CredentialSummary,
     /// Whether the server runs in read-only mode.
     read_only: bool,
+    /// Whether `search_packages` and `search_objects` are offered, and why not.
+    search: SearchStatus,
+}
+
+/// Whether the search tools are offered (`auth_status.search`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct SearchStatus {
+    /// The search tools are listed and callable.
+    available: bool,
+    /// Why not, when they are not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+}
+
+impl SearchStatus {
+    /// For a server with (or without) a Quilt registry.
+    pub(crate) fn of(registry: bool) -> SearchStatus {
+        SearchStatus {
+            available: registry,
+            reason: (!registry).then_some(
+                "QUILT_REGISTRY_URL is not set: search goes through the Quilt registry's search API",
+            ),
+        }
+    }
 }
 
 /// The structured result of `auth_status` for `ctx`.
@@ -52,6 +76,7 @@ pub(crate) fn auth_status(
     ctx: &AuthContext,
     default_region: &str,
     read_only: bool,
+    registry: bool,
     now: i64,
 ) -> AuthStatusOutput {
     let c = &ctx.claims;
@@ -72,12 +97,14 @@ pub(crate) fn auth_status(
         token: ctx.token_info.clone(),
         aws: ctx.aws.summary(default_region),
         read_only,
+        search: SearchStatus::of(registry),
     }
 }
 
 impl Tool for AuthStatus {
     const INFO: ToolInfo = ToolInfo {
         name: "auth_status",
+        toolset: Toolset::Core,
         title: "Authentication status",
         description: "Show who the Quilt token belongs to and what it grants: subject, issuer, \
             audience, expiry, scope, level (read/write/admin), roles, buckets, S3 permissions, the \
@@ -87,6 +114,7 @@ impl Tool for AuthStatus {
         destructive: false,
         idempotent: true,
         open_world: false,
+        registry: false,
     };
     type Params = NoParams;
     type Output = AuthStatusOutput;
@@ -100,6 +128,7 @@ impl Tool for AuthStatus {
             call.ctx,
             call.default_region,
             call.read_only,
+            call.registry.is_some(),
             now_unix(),
         ))
     }

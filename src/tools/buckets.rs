@@ -16,7 +16,7 @@ use super::uri::{
 };
 use super::{
     Access, Blob, Call, ErrorCode, GET_OBJECT, GET_OBJECT_VERSION, LIST_BUCKET, NoParams,
-    PUT_OBJECT, Params, Tool, ToolError, ToolInfo,
+    PUT_OBJECT, Params, Tool, ToolError, ToolInfo, Toolset,
 };
 use crate::error::ArgumentError;
 use crate::s3::{ListRequest, Put, S3, S3ErrorKind, WriteCondition};
@@ -64,6 +64,7 @@ pub(crate) struct BucketListOutput {
 impl Tool for BucketList {
     const INFO: ToolInfo = ToolInfo {
         name: "bucket_list",
+        toolset: Toolset::Buckets,
         title: "List granted buckets",
         description: "List the S3 buckets the Quilt token grants, each with the S3 permissions \
             the token carries. Answers from the token alone, without calling AWS.",
@@ -71,6 +72,7 @@ impl Tool for BucketList {
         destructive: false,
         idempotent: true,
         open_world: false,
+        registry: false,
     };
     type Params = NoParams;
     type Output = BucketListOutput;
@@ -170,6 +172,7 @@ pub(crate) struct ListOutput {
 
 impl Tool for BucketObjectsList {
     const INFO: ToolInfo = ToolInfo::reads(
+        Toolset::Buckets,
         "bucket_objects_list",
         "List objects",
         "List objects in an S3 bucket the token grants: keys with size, last \
@@ -280,6 +283,7 @@ pub(crate) struct InfoOutput {
 
 impl Tool for BucketObjectInfo {
     const INFO: ToolInfo = ToolInfo::reads(
+        Toolset::Buckets,
         "bucket_object_info",
         "Object metadata",
         "Describe one S3 object without downloading it: size, content type, last \
@@ -364,6 +368,7 @@ pub(crate) struct TextOutput {
 
 impl Tool for BucketObjectText {
     const INFO: ToolInfo = ToolInfo::reads(
+        Toolset::Buckets,
         "bucket_object_text",
         "Read object text",
         "Read part of a text object (CSV, JSON, Markdown, code, logs…) as text. \
@@ -447,6 +452,7 @@ pub(crate) struct FetchOutput {
 
 impl Tool for BucketObjectFetch {
     const INFO: ToolInfo = ToolInfo::reads(
+        Toolset::Buckets,
         "bucket_object_fetch",
         "Fetch object bytes",
         "Fetch an object's bytes (up to `max_bytes`, default 1 MiB) as base64 with \
@@ -543,6 +549,7 @@ impl Tool for BucketObjectLink {
     const INFO: ToolInfo = ToolInfo {
         idempotent: false,
         ..ToolInfo::reads(
+            Toolset::Buckets,
             "bucket_object_link",
             "Presigned download link",
             "Make a presigned HTTPS URL that downloads the object without credentials, \
@@ -696,6 +703,7 @@ pub(crate) struct PutOutput {
 impl Tool for BucketObjectsPut {
     const INFO: ToolInfo = ToolInfo {
         name: "bucket_objects_put",
+        toolset: Toolset::Buckets,
         title: "Write objects",
         description: "Write objects to an S3 bucket the token grants (level write or admin): \
             each item is text or base64 with an optional content type and metadata. An object \
@@ -707,6 +715,7 @@ impl Tool for BucketObjectsPut {
         destructive: true,
         idempotent: true,
         open_world: true,
+        registry: false,
     };
     type Params = PutParams;
     type Output = PutOutput;

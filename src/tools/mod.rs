@@ -17,6 +17,9 @@ pub(crate) mod buckets;
 pub(crate) mod packages;
 pub(crate) mod policy;
 pub(crate) mod revisions;
+pub(crate) mod search;
+pub(crate) mod search_objects;
+pub(crate) mod search_packages;
 pub(crate) mod uri;
 
 use std::future::Future;
@@ -28,8 +31,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::AuthContext;
 use crate::aws::AwsSession;
+pub(crate) use crate::config::Toolset;
 pub(crate) use crate::error::{ErrorCode, ToolError};
 use crate::quilt::publish::Progress;
+use crate::registry::RegistryClient;
 
 /// Every tool the server offers: the one table. Adding a tool is one line here.
 pub(crate) fn register(tools: &mut impl Register) {
@@ -46,6 +51,8 @@ pub(crate) fn register(tools: &mut impl Register) {
     tools.add::<packages::PackageDiff>();
     tools.add::<packages::PackageCreate>();
     tools.add::<revisions::PackageRevisions>();
+    tools.add::<search_packages::SearchPackages>();
+    tools.add::<search_objects::SearchObjects>();
 }
 
 /// What [`register`] fills: the server's table of tools (or a test's list).
@@ -84,6 +91,9 @@ pub(crate) const LIST_BUCKET: Permission = Permission::ListBucket;
 pub(crate) struct ToolInfo {
     /// The tool's name (docs/reference.md, Tools).
     pub(crate) name: &'static str,
+    /// The toolset it belongs to (docs/reference.md, Settings: `QUILT_MCP_TOOLSETS`):
+    /// a tool outside the server's toolsets is neither listed nor callable.
+    pub(crate) toolset: Toolset,
     /// A short human title.
     pub(crate) title: &'static str,
     /// What it does and when to use it, for the model.
@@ -95,26 +105,47 @@ pub(crate) struct ToolInfo {
     pub(crate) destructive: bool,
     /// Calling it twice does what calling it once does (`idempotentHint`).
     pub(crate) idempotent: bool,
-    /// It reaches AWS (`openWorldHint`): the gate gets the caller's AWS credentials
-    /// before it runs.
+    /// It reaches AWS or the Quilt registry (`openWorldHint`): the gate gets the
+    /// caller's AWS credentials before it runs, unless it is a `registry` tool.
     pub(crate) open_world: bool,
+    /// It calls the Quilt registry's API (search) instead of AWS: offered only when
+    /// `QUILT_REGISTRY_URL` is set, and run with the registry client rather than AWS
+    /// credentials.
+    pub(crate) registry: bool,
 }
 
 impl ToolInfo {
-    /// A tool that reads S3: read-only, idempotent, not destructive, reaching AWS.
+    /// A tool of `toolset` that reads S3: read-only, idempotent, not destructive,
+    /// reaching AWS.
     pub(crate) const fn reads(
+        toolset: Toolset,
         name: &'static str,
         title: &'static str,
         description: &'static str,
     ) -> ToolInfo {
         ToolInfo {
             name,
+            toolset,
             title,
             description,
             read_only: true,
             destructive: false,
             idempotent: true,
             open_world: true,
+            registry: false,
+        }
+    }
+
+    /// A tool of the `search` toolset that reads through the Quilt registry's API:
+    /// read-only, idempotent, not destructive, reaching the registry (not AWS).
+    pub(crate) const fn searches(
+        name: &'static str,
+        title: &'static str,
+        description: &'static str,
+    ) -> ToolInfo {
+        ToolInfo {
+            registry: true,
+            ..ToolInfo::reads(Toolset::Search, name, title, description)
         }
     }
 
@@ -171,6 +202,10 @@ pub(crate) struct Call<'a> {
     pub(crate) ctx: &'a AuthContext,
     /// The caller's AWS session, for the tools that reach AWS.
     pub(crate) aws: Option<&'a AwsSession>,
+    /// The Quilt registry, when `QUILT_REGISTRY_URL` is set.
+    pub(crate) registry: Option<&'a RegistryClient>,
+    /// `QUILT_CATALOG_URL`, without a trailing `/`, for `catalog_url` links.
+    pub(crate) catalog_url: Option<&'a str>,
     /// The region when the token names none.
     pub(crate) default_region: &'a str,
     /// Read-only mode.
@@ -185,6 +220,16 @@ impl Call<'_> {
     /// The caller's S3 client.
     pub(crate) fn s3(&self) -> Result<&aws_sdk_s3::Client, ToolError> {
         self.session().map(|session| &session.s3)
+    }
+
+    /// The Quilt registry.
+    pub(crate) fn registry(&self) -> Result<&RegistryClient, ToolError> {
+        self.registry.ok_or_else(|| {
+            ToolError::new(
+                ErrorCode::NotSupported,
+                "this server has no Quilt registry: QUILT_REGISTRY_URL is not set",
+            )
+        })
     }
 
     /// The caller's AWS session.

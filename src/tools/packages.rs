@@ -15,7 +15,7 @@ use super::policy;
 use super::uri::{Bounded, Bucket, MAX_KEY_BYTES, ObjectUri, S3Name, SourceUri, blank_is_none};
 use super::{
     Access, Call, ErrorCode, GET_OBJECT, GET_OBJECT_VERSION, LIST_BUCKET, PUT_OBJECT, Params,
-    Permission, Tool, ToolError, ToolInfo,
+    Permission, Tool, ToolError, ToolInfo, Toolset,
 };
 use crate::error::ArgumentError;
 use crate::quilt::browse::{self, MAX_DIRECTORIES, PageRequest};
@@ -191,6 +191,7 @@ fn parse_list_cursor(cursor: &str, prefix: &str) -> Result<String, ArgumentError
 
 impl Tool for PackageList {
     const INFO: ToolInfo = ToolInfo::reads(
+        Toolset::Packages,
         "package_list",
         "List packages",
         "List the Quilt packages in a registry bucket, a page at a time (`max_packages`, \
@@ -469,6 +470,7 @@ fn decode_cursor(text: &str) -> Result<Cursor, ArgumentError> {
 
 impl Tool for PackageBrowse {
     const INFO: ToolInfo = ToolInfo::reads(
+        Toolset::Packages,
         "package_browse",
         "Browse a package",
         "Show a package revision: its message and metadata, and its files (logical \
@@ -636,6 +638,7 @@ pub(crate) struct DiffOutput {
 
 impl Tool for PackageDiff {
     const INFO: ToolInfo = ToolInfo::reads(
+        Toolset::Packages,
         "package_diff",
         "Diff packages",
         "Compare two package revisions (two revisions of one package, or two \
@@ -904,6 +907,7 @@ fn exists(name: &str, latest: &str) -> ToolError {
 impl Tool for PackageCreate {
     const INFO: ToolInfo = ToolInfo {
         name: "package_create",
+        toolset: Toolset::Packages,
         title: "Create a package revision",
         description: "Create a package from S3 objects: each file is read once to compute its \
             hash, the manifest is written to the registry and the package's latest pointer \
@@ -918,6 +922,7 @@ impl Tool for PackageCreate {
         destructive: true,
         idempotent: false,
         open_world: true,
+        registry: false,
     };
     type Params = CreateParams;
     type Output = CreateOutput;

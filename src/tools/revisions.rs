@@ -21,7 +21,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::uri::{Bounded, Bucket};
-use super::{Access, Call, ErrorCode, GET_OBJECT, LIST_BUCKET, Params, Tool, ToolError, ToolInfo};
+use super::{
+    Access, Call, ErrorCode, GET_OBJECT, LIST_BUCKET, Params, Tool, ToolError, ToolInfo, Toolset,
+};
 use crate::quilt::error::QuiltError;
 use crate::quilt::registry::Registry;
 use crate::quilt::{self, PackageName, manifest_key, parse_pointer, pointer_prefix};
@@ -147,6 +149,7 @@ pub(crate) struct RevisionsOutput {
 
 impl Tool for PackageRevisions {
     const INFO: ToolInfo = ToolInfo::reads(
+        Toolset::Packages,
         "package_revisions",
         "List package revisions",
         "List the revisions of a Quilt package, newest first, a page at a time \

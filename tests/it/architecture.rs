@@ -14,6 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["logging", "quilt"],
     &["auth"],
+    &["registry"],
     &["aws"],
     &["tools"],
     &["server"],

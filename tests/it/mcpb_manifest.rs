@@ -31,8 +31,13 @@ fn regenerated(mut manifest: Value, version: &str, tools: &[rmcp::model::Tool]) 
 
 #[tokio::test]
 async fn manifest_lists_every_tool_the_server_serves() {
-    // Not read-only, so every tool is listed.
-    let server = crate::common::Server::spawn(&[("QUILT_MCP_READ_ONLY", "false")]).await;
+    // Not read-only and with a registry (never contacted at start-up), so every tool is
+    // listed.
+    let server = crate::common::Server::spawn(&[
+        ("QUILT_MCP_READ_ONLY", "false"),
+        ("QUILT_REGISTRY_URL", "http://127.0.0.1:9"),
+    ])
+    .await;
     let version = server
         .client
         .peer_info()

@@ -455,13 +455,33 @@ fn calls() -> Vec<(&'static str, Value, bool)> {
             json!({"package_name": "team/none", "registry": "registry"}),
             false,
         ),
+        ("search_packages", json!({"query": "team"}), true),
+        (
+            "search_packages",
+            json!({"query": "team", "buckets": ["registry"], "latest_only": false, "max_results": 1}),
+            true,
+        ),
+        ("search_packages", json!({"query": "team", "cursor": "AAAA"}), false),
+        ("search_objects", json!({"query": "", "extensions": ["txt"]}), true),
+        ("search_objects", json!({"query": "x", "key_prefix": "a\u{0}"}), false),
     ]
+}
+
+/// The server of these tests: on the sample S3, with a search registry indexing it.
+async fn start_with_search(s3: &TestS3) -> (Server, registry_graphql::GraphqlRegistry) {
+    let registry = registry_graphql::GraphqlRegistry::start(
+        vec![registry_graphql::Package::new("registry", "team/pkg", 1)],
+        vec![registry_graphql::Object::new("data", "a.txt")],
+    )
+    .await;
+    let server = start_on(s3, &token(), &[("QUILT_REGISTRY_URL", &registry.url)], ()).await;
+    (server, registry)
 }
 
 #[tokio::test]
 async fn every_result_satisfies_its_output_schema() {
     let s3 = sample().await;
-    let server = start_on(&s3, &token(), &[], ()).await;
+    let (server, _registry) = start_with_search(&s3).await;
     let tools = tools(&server).await;
     let mut succeeded = BTreeSet::new();
     let mut failed = BTreeSet::new();
@@ -571,7 +591,7 @@ struct Effects {
 #[tokio::test]
 async fn annotations_agree_with_what_each_tool_does() {
     let s3 = sample().await;
-    let server = start_on(&s3, &token(), &[], ()).await;
+    let (server, _registry) = start_with_search(&s3).await;
     let tools = tools(&server).await;
     let mut effects: BTreeMap<&str, Effects> = BTreeMap::new();
     for (name, mut args, should_succeed) in calls() {

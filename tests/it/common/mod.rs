@@ -2,6 +2,7 @@
 //! client that drives the real `quilt-mcp` binary over stdio.
 
 pub mod fakes;
+pub mod registry_graphql;
 pub mod moto;
 pub mod s3;
 
