@@ -8,6 +8,8 @@
 //!
 //! - `version`: the crate's version, named by any layer.
 //! - `error`: the error codes of the contract, `ToolError` and `ArgumentError`.
+//!   [`metrics`]: the Prometheus metrics of `--metrics`, and the one-line hooks the
+//!   layers above record them with (no-ops unless metrics are on).
 //! - [`time`], `s3`: clocks; every S3 request, its failure classified once, S3 names and
 //!   `s3://` URIs.
 //! - [`config`]: every environment variable of the contract, read once into [`Config`].
@@ -39,6 +41,7 @@ pub mod config;
 mod error;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod quilt;
 mod registry;
 mod s3;

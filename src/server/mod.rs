@@ -431,6 +431,7 @@ fn log_token_failed(
     request: Option<&RequestMeta>,
     keyring_state: Option<&str>,
 ) {
+    crate::metrics::auth_failure(failure.reason.code());
     // Every field of docs/reference.md (Logs) is present; what an unverified token
     // cannot tell is null (claims are not read from a token that failed).
     let (alg, kid) = token.map(peek_header).unwrap_or_default();

@@ -461,9 +461,21 @@ fn calls() -> Vec<(&'static str, Value, bool)> {
             json!({"query": "team", "buckets": ["registry"], "latest_only": false, "max_results": 1}),
             true,
         ),
-        ("search_packages", json!({"query": "team", "cursor": "AAAA"}), false),
-        ("search_objects", json!({"query": "", "extensions": ["txt"]}), true),
-        ("search_objects", json!({"query": "x", "key_prefix": "a\u{0}"}), false),
+        (
+            "search_packages",
+            json!({"query": "team", "cursor": "AAAA"}),
+            false,
+        ),
+        (
+            "search_objects",
+            json!({"query": "", "extensions": ["txt"]}),
+            true,
+        ),
+        (
+            "search_objects",
+            json!({"query": "x", "key_prefix": "a\u{0}"}),
+            false,
+        ),
     ]
 }
 

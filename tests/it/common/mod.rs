@@ -2,8 +2,8 @@
 //! client that drives the real `quilt-mcp` binary over stdio.
 
 pub mod fakes;
-pub mod registry_graphql;
 pub mod moto;
+pub mod registry_graphql;
 pub mod s3;
 
 use std::path::{Path, PathBuf};
