@@ -27,6 +27,8 @@ mod schemas;
 mod search;
 mod status;
 mod stdio_auth;
+mod stdio_bounds;
+mod stdio_cancel;
 mod stdio_fuzz;
 mod stdio_packages;
 mod stdio_s3;
