@@ -28,7 +28,7 @@
 //! - [`server`]: [`QuiltServer`], the rmcp `ServerHandler` with the one gate every tool
 //!   call passes, and the rmcp routes built from the tools.
 //! - [`http`], [`stdio`]: the transports: streamable HTTP behind a bearer layer; JSON-RPC
-//!   framing in front of rmcp's stdio transport.
+//!   lines over stdin/stdout, decoded once and bounded, as an rmcp transport.
 //! - [`status`], [`setup`]: the `status`, `login`, `logout` and `config` commands.
 //!
 //! `main.rs` only parses the command line and wires these together.

@@ -207,6 +207,14 @@ fn start(refused: &str, transport: Transport) -> (QuiltServer, logging::LogGuard
 async fn serve_stdio() -> anyhow::Result<()> {
     // Signal handlers first: a host may quit while the server is still starting.
     let signal = quilt_mcp::http::shutdown_signal();
+    // Each line from the host is decoded once by the stdio transport, which answers
+    // what rmcp cannot take and writes everything to stdout. From a host's pipe it
+    // starts reading now, so that the host's `initialize` is read and decoded while
+    // the server is built; from a terminal only after saying what this is (a process
+    // in the terminal's background is stopped as soon as it reads it).
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let early = (!interactive)
+        .then(|| quilt_mcp::stdio::transport(tokio::io::stdin(), tokio::io::stdout()));
     let (server, guard) = start("every tool call", Transport::Stdio);
     tracing::info!(
         event = "server_started",
@@ -229,11 +237,13 @@ async fn serve_stdio() -> anyhow::Result<()> {
             quilt_mcp::auth::printable(&failure.message())
         );
     }
-    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+    if interactive {
         eprintln!(
             "quilt-mcp: waiting for an MCP host on stdin. This is an MCP server: a host (Claude, VS Code, Cursor, Gemini) starts it; `quilt-mcp config HOST` prints the configuration, `quilt-mcp --help` lists the commands. Ctrl-C quits."
         );
     }
+    let (transport, session) = early
+        .unwrap_or_else(|| quilt_mcp::stdio::transport(tokio::io::stdin(), tokio::io::stdout()));
     // The session ends when the host closes stdin, or on SIGINT/SIGTERM (hosts send
     // one when they quit), at any point, even before `initialize`; either way the
     // last log lines are flushed.
@@ -247,10 +257,6 @@ async fn serve_stdio() -> anyhow::Result<()> {
         );
         on_signal.cancel();
     });
-    // Every line from the host passes the framing layer, which answers the ones rmcp
-    // would drop; rmcp is served over an in-memory pipe behind it.
-    let (stdin, stdout) = rmcp::transport::io::stdio_pipes();
-    let (transport, pumps) = quilt_mcp::stdio::frame(stdin, stdout);
     match server.serve_with_ct(transport, cancel.clone()).await {
         Ok(service) => {
             service
@@ -270,7 +276,7 @@ async fn serve_stdio() -> anyhow::Result<()> {
         Err(e) => return Err(e).context("the MCP session could not start"),
     }
     // rmcp's last answers reach stdout before the process ends.
-    if let Err(e) = pumps.finish().await {
+    if let Err(e) = session.finish().await {
         tracing::debug!(event = "stdio_closed", "writing stdout stopped: {e}");
     }
     tracing::info!(event = "server_stopped");

@@ -8,7 +8,8 @@
 //! - [`S3Error`]: a failed request, classified once from the SDK's error into an
 //!   [`S3ErrorKind`] and turned once into the tool error a caller sees;
 //! - [`S3`]: the requests: object heads, ranged reads (never more than asked for, even
-//!   from a server that ignores `Range`), capped reads (never buffering past the cap),
+//!   from a server that ignores `Range`), ranged bodies read only while the object keeps
+//!   an ETag (`If-Match`), capped reads (never buffering past the cap),
 //!   streamed bodies, listings (URL-encoded names decoded, pages followed), plain and
 //!   conditional writes (`If-None-Match: *`, `If-Match`), deletes and presigned links;
 //! - [`Permission`]: the S3 actions a call needs.
@@ -103,16 +104,20 @@ pub(crate) struct Capped {
     pub bytes: Vec<u8>,
     /// Its ETag, when the endpoint sent one.
     pub etag: Option<String>,
+    /// Its last-modified time, Unix seconds.
+    pub last_modified: Option<i64>,
 }
 
 /// An object's body, to be read as it arrives.
 pub(crate) struct ObjectBody {
     /// The object read, for messages.
     target: String,
-    /// Its size, as the answer declared it.
+    /// Its size, as the answer declared it (of a ranged read: the bytes of the range).
     pub size: Option<u64>,
     /// Its version id, when the bucket is versioned.
     pub version_id: Option<String>,
+    /// Its ETag, when the endpoint sent one.
+    pub etag: Option<String>,
     body: ByteStream,
 }
 
@@ -406,6 +411,7 @@ impl<'a> S3<'a> {
             return Err(over());
         }
         let etag = output.e_tag().map(str::to_owned);
+        let last_modified = output.last_modified().map(|d| d.secs());
         let mut body = output.body;
         let mut bytes = Vec::new();
         while let Some(piece) = body.next().await {
@@ -415,7 +421,11 @@ impl<'a> S3<'a> {
             }
             bytes.extend_from_slice(&piece);
         }
-        Ok(Capped { bytes, etag })
+        Ok(Capped {
+            bytes,
+            etag,
+            last_modified,
+        })
     }
 
     /// Opens the object's body to be read as it arrives; an object whose declared size
@@ -445,6 +455,56 @@ impl<'a> S3<'a> {
             target,
             size,
             version_id: output.version_id().map(str::to_owned),
+            etag: output.e_tag().map(str::to_owned),
+            body: output.body,
+        })
+    }
+
+    /// Opens `len` bytes (at least 1) of the object from `offset`, only while it still
+    /// has the ETag `etag` (`If-Match`): a changed object is
+    /// [`S3ErrorKind::PreconditionFailed`]. The answer must be the bytes at `offset`
+    /// (a server that ignores `Range` is [`S3ErrorKind::Malformed`]); the body's `size`
+    /// is the length the answer declared, which the caller compares with `len`.
+    pub(crate) async fn open_range_if_match(
+        &self,
+        uri: &S3Uri,
+        offset: u64,
+        len: u64,
+        etag: &str,
+    ) -> Result<ObjectBody, S3Error> {
+        let target = uri.to_string();
+        let last = range_end(offset, len)
+            .ok_or_else(|| S3Error::new("GetObject", &target, S3ErrorKind::InvalidRange))?;
+        let output = self
+            .client
+            .get_object()
+            .bucket(&uri.bucket)
+            .key(&uri.key)
+            .set_version_id(uri.version_id.clone())
+            .range(format!("bytes={offset}-{last}"))
+            .if_match(etag)
+            .send()
+            .await
+            .map_err(|e| S3Error::from_sdk("GetObject", &target, e))?;
+        ranged_size(output.content_range(), output.content_length(), offset).map_err(
+            |problem| {
+                S3Error::new(
+                    "GetObject",
+                    &target,
+                    S3ErrorKind::Malformed {
+                        problem: format!("reading from byte {offset}: {problem}"),
+                        retryable: true,
+                    },
+                )
+            },
+        )?;
+        Ok(ObjectBody {
+            size: output
+                .content_length()
+                .and_then(|length| u64::try_from(length).ok()),
+            version_id: output.version_id().map(str::to_owned),
+            etag: output.e_tag().map(str::to_owned),
+            target,
             body: output.body,
         })
     }

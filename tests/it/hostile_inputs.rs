@@ -266,7 +266,10 @@ async fn a_huge_or_corrupt_pointer_affects_only_its_package() {
         b"not a hash",
     );
     let listing = server
-        .ok("package_list", json!({"registry": "registry"}))
+        .ok(
+            "package_list",
+            json!({"registry": "registry", "include_details": true}),
+        )
         .await;
     let packages = listing["packages"].as_array().unwrap();
     assert_eq!(packages.len(), 3, "{listing}");
