@@ -10,7 +10,7 @@
 //! Scenarios: `auth_status` without and with `--rate-limit` (a limit no token reaches,
 //! which measures the limiter's cost, and one that refuses most calls with 429), and
 //! `bucket_objects_list` against the in-process S3 and, when `QUILT_MCP_TEST_MOTO`
-//! names `moto_server` (`scripts/ci-moto`), against moto. The load generator is a
+//! names a Python with moto (`scripts/ci-moto`), against moto. The load generator is a
 //! small HTTP/1.1 client on one thread (requests prepared up front, responses framed
 //! by `Content-Length`), so that it takes as little of the machine as it can; the
 //! machine's load average is printed next to each figure.
@@ -19,8 +19,7 @@
 //! `QUILT_MCP_BENCH_CONNECTIONS` (64) and `QUILT_MCP_BENCH_TOKENS` (200) the load,
 //! `QUILT_MCP_BENCH_LOG` the server's log filter (default `info`, as served).
 
-#[path = "../tests/it/common/s3.rs"]
-mod s3;
+use quilt_mcp_testkit::s3;
 mod support;
 
 use std::time::{Duration, Instant};
@@ -298,7 +297,8 @@ async fn scenario(name: &str, flags: &[&str], s3: Option<&str>, body: &str) {
     let _ = child.kill().await;
 }
 
-/// Starts `moto_server` (`QUILT_MCP_TEST_MOTO`) on a free port with a `bench` bucket
+/// Starts moto's server through the Python `QUILT_MCP_TEST_MOTO` names
+/// (`scripts/ci-moto`) on a free port with a `bench` bucket
 /// of ten keys; its endpoint and the process.
 async fn moto() -> Option<(String, std::process::Child)> {
     let path = std::env::var_os("QUILT_MCP_TEST_MOTO")?;
@@ -307,6 +307,7 @@ async fn moto() -> Option<(String, std::process::Child)> {
         .or_fail("a free port")
         .port();
     let child = std::process::Command::new(path)
+        .args(["-c", "import sys, moto.server as s; s.main(sys.argv[1:])"])
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

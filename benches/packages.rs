@@ -19,8 +19,7 @@
 //! for a before-and-after figure). Peak RSS is the server process's `VmHWM` (Linux);
 //! elsewhere it is not reported.
 
-#[path = "../tests/it/common/s3.rs"]
-mod s3;
+use quilt_mcp_testkit::s3;
 mod support;
 
 use std::time::Instant;

@@ -64,7 +64,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub const LOOPBACK_HOSTS: &[&str] = &["localhost", "127.0.0.1", "[::1]"];
 /// Default cap on open connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
-/// Time a connection has to send complete request headers (SPEC §7).
+/// Time a connection has to send complete request headers (docs/reference.md, HTTP).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a request body has to arrive completely (docs/reference.md, HTTP).
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);

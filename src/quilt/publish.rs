@@ -220,7 +220,7 @@ pub(crate) async fn changes(
 /// Attempts at a free timestamp second before giving up.
 const TIMESTAMP_ATTEMPTS: i64 = 30;
 
-/// Writes `manifest` and makes it the latest revision of `name`, race-safely (SPEC §6):
+/// Writes `manifest` and makes it the latest revision of `name`, race-safely (docs/reference.md, Tools):
 /// the timestamp pointer is written with `If-None-Match: *` (a taken second moves to
 /// the next one) and `latest` with `If-Match` on the ETag of `previous`, the pointer
 /// this revision builds on (`If-None-Match: *` for a new package). When `latest`

@@ -714,7 +714,7 @@ pub(crate) fn mcp_head(bearer: Option<&str>, content_length: usize) -> String {
     )
 }
 
-/// SPEC §7: no complete headers within 10 s, or a body stalled for 30 s: closed. The
+/// docs/reference.md, HTTP: no complete headers within 10 s, or a body stalled for 30 s: closed. The
 /// bounds waited for are twice the timeouts: behaviour, not speed, is tested.
 #[tokio::test]
 async fn slow_and_idle_connections_are_closed() {
@@ -795,7 +795,7 @@ async fn slow_and_idle_connections_are_closed() {
     assert_eq!(response.status(), 200);
 }
 
-/// SPEC §7: with `--max-connections 4`, a fifth connection is not served while four
+/// docs/reference.md, HTTP: with `--max-connections 4`, a fifth connection is not served while four
 /// are open (it waits in the listen backlog), and is served as soon as one closes.
 #[tokio::test]
 async fn connections_beyond_the_cap_wait_for_a_free_slot() {

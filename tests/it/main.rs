@@ -22,6 +22,7 @@ mod package_revisions;
 mod properties;
 mod publish_race;
 mod quilt_format;
+mod reference;
 mod resources;
 mod schemas;
 mod search;

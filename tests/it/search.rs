@@ -1,6 +1,6 @@
 //! `search_packages` and `search_objects` through the binary, against a registry that
 //! validates every query against its schema and records the bearer it saw
-//! (`common::registry_graphql`): paging to the end, bucket subsetting, the registry
+//! (`quilt_mcp_testkit::registry_graphql`): paging to the end, bucket subsetting, the registry
 //! token, each error mapping, and the tools' absence without `QUILT_REGISTRY_URL`.
 
 use serde_json::{Value, json};

@@ -796,7 +796,7 @@ async fn browse_pages_with_a_cursor_and_diff_counts_and_truncates() {
     assert_eq!(diff["package_metadata_changed"], true);
 }
 
-/// Issue 12, part 4: `package_list` pages through a registry in key order, lists keys
+/// `package_list` pages through a registry in key order, lists keys
 /// only as far as a page needs, and reports a corrupt pointer for its package alone.
 #[tokio::test]
 async fn package_list_pages_with_a_prefix_and_reports_a_bad_pointer_alone() {

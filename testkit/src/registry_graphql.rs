@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-const SCHEMA: &str = include_str!("../../fixtures/registry/search.graphql");
+const SCHEMA: &str = include_str!("../../tests/fixtures/registry/search.graphql");
 
 /// The schema, and the same schema as older registries serve it.
 fn schemas() -> Vec<Valid<Schema>> {
@@ -249,8 +249,8 @@ async fn credentials(State(fake): State<Fake>, headers: HeaderMap) -> Response {
         return (StatusCode::UNAUTHORIZED, "{\"message\": \"bad token\"}").into_response();
     }
     let body = json!({
-        "AccessKeyId": super::s3::ACCESS_KEY,
-        "SecretAccessKey": super::s3::SECRET_KEY,
+        "AccessKeyId": crate::s3::ACCESS_KEY,
+        "SecretAccessKey": crate::s3::SECRET_KEY,
         "SessionToken": "registry-session",
         "Expiration": "2099-01-01T00:00:00Z",
     });
