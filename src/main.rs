@@ -95,20 +95,20 @@ enum Command {
 }
 
 /// A whole number of at least 1.
-fn at_least_one(text: &str) -> Result<usize, String> {
+fn at_least_one(text: &str) -> anyhow::Result<usize> {
     match text.trim().parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!(
+        _ => Err(anyhow::anyhow!(
             "expected a whole number of at least 1, got {text:?}"
         )),
     }
 }
 
 /// A rate limit: a whole number of calls per second, at least 1.
-fn rate_limit(text: &str) -> Result<u32, String> {
+fn rate_limit(text: &str) -> anyhow::Result<u32> {
     match text.trim().parse::<u32>() {
         Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!(
+        _ => Err(anyhow::anyhow!(
             "expected a whole number of calls per second, at least 1, got {text:?}"
         )),
     }

@@ -526,16 +526,21 @@ fn body_refused(status: StatusCode, state: &AppState, too_dense: bool) -> Respon
     response
 }
 
+/// Why an `--allowed-host` value is not a host name with an optional port.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AllowedHostError(String);
+
 /// An `--allowed-host` value, checked: a DNS name, an IPv4 address or a bracketed
 /// IPv6 address, with an optional `:port`; lower-cased. Anything else (a URL, a path,
 /// userinfo, a wildcard, an empty value, a port out of range) is an error that says
 /// what was expected, so that a typo stops the server instead of leaving a list that
 /// allows no one, or everyone.
-pub fn parse_allowed_host(text: &str) -> Result<String, String> {
+pub fn parse_allowed_host(text: &str) -> Result<String, AllowedHostError> {
     let refuse = |why: &str| {
-        Err(format!(
+        Err(AllowedHostError(format!(
             "{text:?} is not a host name with an optional :port ({why}); for example mcp.example.com or mcp.example.com:8443"
-        ))
+        )))
     };
     let value = text.trim();
     if value.is_empty() {
@@ -751,7 +756,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Ok(()) => axum::Json(json!({"status": "ready"})).into_response(),
         Err(problem) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "not_ready", "reason": "verification_not_configured", "detail": problem})),
+            axum::Json(json!({"status": "not_ready", "reason": "verification_not_configured", "detail": problem.to_string()})),
         )
             .into_response(),
     }

@@ -360,9 +360,9 @@ impl QuiltServer {
     }
 
     /// The verifier has a key.
-    pub fn ready(&self) -> Result<(), String> {
+    pub fn ready(&self) -> Result<(), crate::auth::keys::KeyError> {
         match self.inner.verifier.key_error() {
-            Some(e) => Err(e.to_string()),
+            Some(e) => Err(e.clone()),
             None => Ok(()),
         }
     }
