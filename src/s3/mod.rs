@@ -318,11 +318,7 @@ impl<'a> S3<'a> {
         let last = range_end(offset, max_bytes)
             .ok_or_else(|| S3Error::new("GetObject", &target, S3ErrorKind::InvalidRange))?;
         let answer = self
-            .client
-            .get_object()
-            .bucket(&uri.bucket)
-            .key(&uri.key)
-            .set_version_id(uri.version_id.clone())
+            .get_request(uri)
             .range(format!("bytes={offset}-{last}"))
             .send()
             .await
@@ -382,17 +378,26 @@ impl<'a> S3<'a> {
         })
     }
 
+    /// A `GetObject` of the object (and version) `uri` names, for the caller to add a
+    /// range, a condition or a presigning config to.
+    fn get_request(
+        &self,
+        uri: &S3Uri,
+    ) -> aws_sdk_s3::operation::get_object::builders::GetObjectFluentBuilder {
+        self.client
+            .get_object()
+            .bucket(&uri.bucket)
+            .key(&uri.key)
+            .set_version_id(uri.version_id.clone())
+    }
+
     /// The whole object when it has at most `cap` bytes; a larger one is
     /// [`S3ErrorKind::OverCap`], found from its declared length or, failing that,
     /// once more than `cap` bytes have arrived: never more than `cap` are held.
     pub(crate) async fn read_capped(&self, uri: &S3Uri, cap: usize) -> Result<Capped, S3Error> {
         let target = uri.to_string();
         let output = self
-            .client
-            .get_object()
-            .bucket(&uri.bucket)
-            .key(&uri.key)
-            .set_version_id(uri.version_id.clone())
+            .get_request(uri)
             .send()
             .await
             .map_err(|e| S3Error::from_sdk("GetObject", &target, e))?;
@@ -433,11 +438,7 @@ impl<'a> S3<'a> {
     pub(crate) async fn open(&self, uri: &S3Uri, max_bytes: u64) -> Result<ObjectBody, S3Error> {
         let target = uri.to_string();
         let output = self
-            .client
-            .get_object()
-            .bucket(&uri.bucket)
-            .key(&uri.key)
-            .set_version_id(uri.version_id.clone())
+            .get_request(uri)
             .send()
             .await
             .map_err(|e| S3Error::from_sdk("GetObject", &target, e))?;
@@ -476,11 +477,7 @@ impl<'a> S3<'a> {
         let last = range_end(offset, len)
             .ok_or_else(|| S3Error::new("GetObject", &target, S3ErrorKind::InvalidRange))?;
         let output = self
-            .client
-            .get_object()
-            .bucket(&uri.bucket)
-            .key(&uri.key)
-            .set_version_id(uri.version_id.clone())
+            .get_request(uri)
             .range(format!("bytes={offset}-{last}"))
             .if_match(etag)
             .send()
@@ -636,11 +633,7 @@ impl<'a> S3<'a> {
             ..S3Error::new(OP, uri.to_string(), S3ErrorKind::Other)
         })?;
         let request = self
-            .client
-            .get_object()
-            .bucket(&uri.bucket)
-            .key(&uri.key)
-            .set_version_id(uri.version_id.clone())
+            .get_request(uri)
             .presigned(presign)
             .await
             .map_err(|e| S3Error::from_sdk(OP, uri.to_string(), e))?;
