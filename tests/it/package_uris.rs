@@ -313,3 +313,101 @@ async fn results_link_to_the_catalog_when_it_is_known() {
     );
     server.stop().await;
 }
+
+/// A package file whose physical key has a `versionId` (a versioned bucket, on moto)
+/// is read at that version, even after the object was overwritten; without
+/// `s3:GetObjectVersion` it is `access_denied`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto"]
+async fn a_physical_version_is_the_one_read() {
+    use crate::common::moto::Moto;
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+
+    let moto = Moto::start().await;
+    let s3 = moto.client();
+    for bucket in ["registry", "sources"] {
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+    }
+    s3.put_bucket_versioning()
+        .bucket("sources")
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let put = |body: &'static [u8]| {
+        s3.put_object()
+            .bucket("sources")
+            .key("a.csv")
+            .body(ByteStream::from_static(body))
+            .send()
+    };
+    put(b"old\n").await.unwrap();
+    let server = |permissions: &[&str]| {
+        let jwt = hs256(&claims_with(json!({
+            "buckets": ["registry", "sources"],
+            "permissions": permissions,
+            "level": "write",
+            "aws_credentials": {
+                "access_key_id": crate::common::moto::ACCESS_KEY,
+                "secret_access_key": crate::common::moto::SECRET_KEY,
+            },
+        })));
+        let endpoint = moto.endpoint.clone();
+        async move {
+            Server::spawn(&[
+                ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
+                ("QUILT_MCP_S3_FORCE_PATH_STYLE", "true"),
+                ("QUILT_MCP_JWT_SECRET", SECRET),
+                ("QUILT_MCP_TOKEN", jwt.as_str()),
+            ])
+            .await
+        }
+    };
+    let writer = server(&[
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:ListBucket",
+        "s3:PutObject",
+    ])
+    .await;
+    let created = writer
+        .ok(
+            "package_create",
+            json!({"registry": "registry", "package_name": NAME, "entries": [{"logical_key": "a.csv", "s3_uri": "s3://sources/a.csv"}]}),
+        )
+        .await;
+    let uri = format!("{}&path=a.csv", created["uri"].as_str().unwrap());
+    put(b"new\n").await.unwrap();
+
+    let old = writer.ok("bucket_object_text", json!({"uri": uri})).await;
+    assert_eq!(old["text"], "old\n", "{old}");
+    let info = writer.ok("bucket_object_info", json!({"uri": uri})).await;
+    assert!(
+        info["version_id"].as_str().is_some_and(|v| !v.is_empty()),
+        "{info}"
+    );
+    let new = writer
+        .ok(
+            "bucket_object_text",
+            json!({"s3_uri": "s3://sources/a.csv"}),
+        )
+        .await;
+    assert_eq!(new["text"], "new\n");
+    writer.stop().await;
+
+    let reader = server(&["s3:GetObject", "s3:ListBucket"]).await;
+    let (code, message) = failure(
+        &reader
+            .call("bucket_object_text", json!({"uri": uri}))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(code, "access_denied", "{message}");
+    assert!(message.contains("s3:GetObjectVersion"), "{message}");
+    reader.stop().await;
+}
