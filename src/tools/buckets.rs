@@ -481,7 +481,8 @@ impl Tool for BucketObjectText {
         "Read part of a text object (CSV, JSON, Markdown, code, logs…) as text. \
             Downloads at most `max_bytes` from `offset`, never cuts a character in half, and \
             says whether more remains (`truncated`, `next_offset`). Binary objects are refused: \
-            use bucket_object_fetch for those.",
+            use bucket_object_fetch for those. A file of a package can be named by its \
+            `quilt+s3://…&path=FILE` URI as `uri` instead of `s3_uri`.",
     );
     type Params = TextParams;
     type Output = TextOutput;

@@ -526,8 +526,10 @@ impl Tool for PackageBrowse {
             key, size, hash, physical S3 location, metadata), optionally under a `path`, a page \
             at a time in logical-key order (pass `next_cursor` as `cursor` for the next page), \
             with counts and a summary of its sub-directories. The revision's top hash is \
-            verified. Use the physical_key with bucket_object_text or bucket_object_fetch to \
-            read a file.",
+            verified. A `quilt+s3://` URI from the catalog can be passed as `uri` instead of \
+            `registry`, `package_name`, `top_hash` and `path`. To read a file, pass its \
+            physical_key as `s3_uri`, or the package's `uri` with `&path=FILE`, to \
+            bucket_object_text or bucket_object_fetch.",
     );
     type Params = BrowseParams;
     type Output = BrowseOutput;
@@ -950,6 +952,10 @@ pub(crate) struct CreateOutput {
     /// or when the S3 endpoint does not implement conditional writes (then only a
     /// read-and-compare check guarded `latest`).
     race_safe: bool,
+    /// The new revision's page in the Quilt catalog, when the server knows the catalog
+    /// (`QUILT_CATALOG_URL`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    catalog_url: Option<String>,
 }
 
 /// Entry counts of a new revision against the previous one, by logical key.
@@ -1113,6 +1119,13 @@ impl Tool for PackageCreate {
         Ok(CreateOutput {
             registry: registry_uri(bucket),
             uri: quilt::package_uri(bucket, &p.package_name, &published.top_hash),
+            catalog_url: search::package_link(
+                call.catalog_url,
+                bucket,
+                &p.package_name,
+                &published.top_hash,
+                "",
+            ),
             package_name: p.package_name.into_string(),
             top_hash: published.top_hash,
             entry_count: published.entry_count,
