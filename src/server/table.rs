@@ -214,6 +214,10 @@ fn portable(schema: &mut Value, input: bool) {
                     map.insert("type".into(), one.clone());
                 }
             }
+            if !input && let Some(Value::Array(types)) = map.get("type") {
+                let types = types.clone();
+                nullable_as_any_of(map, &types);
+            }
             if input && map.get("default").is_some_and(Value::is_null) {
                 // `Option`'s `default: null` no longer fits the single type: absent is
                 // how an optional parameter is left out.
@@ -226,6 +230,53 @@ fn portable(schema: &mut Value, input: bool) {
         Value::Array(items) => items.iter_mut().for_each(|v| portable(v, input)),
         _ => {}
     }
+}
+
+/// The keywords that describe a value rather than constrain it: they stay beside the
+/// `anyOf` that replaces a type array.
+const ANNOTATIONS: &[&str] = &[
+    "description",
+    "title",
+    "default",
+    "examples",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "$comment",
+];
+
+/// An output schema's nullable field, `{"type": [T, "null"], …}`, becomes
+/// `{"anyOf": [{"type": T, …}, {"type": "null"}], …}`: the same values, spelled with one
+/// `type` per schema, which clients that map schemas onto a single-type dialect accept.
+/// A type array of several non-null types is left as it is.
+fn nullable_as_any_of(map: &mut JsonObject, types: &[Value]) {
+    let kept: Vec<&Value> = types.iter().filter(|t| *t != "null").collect();
+    let ([one], true) = (kept.as_slice(), kept.len() < types.len()) else {
+        return;
+    };
+    if map.contains_key("anyOf") {
+        return;
+    }
+    let mut branch = JsonObject::new();
+    branch.insert("type".into(), (*one).clone());
+    let keys: Vec<String> = map
+        .keys()
+        .filter(|k| *k != "type" && !ANNOTATIONS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    for key in keys {
+        if let Some(value) = map.shift_remove(&key) {
+            branch.insert(key, value);
+        }
+    }
+    if let Some(Value::Array(values)) = branch.get_mut("enum") {
+        values.retain(|v| !v.is_null());
+    }
+    map.shift_remove("type");
+    map.insert(
+        "anyOf".into(),
+        json!([Value::Object(branch), {"type": "null"}]),
+    );
 }
 
 /// [`portable`] on a schema object.
@@ -613,12 +664,11 @@ mod tests {
                             "{tool}{path}: format {format}"
                         );
                     }
-                    if input {
-                        assert!(
-                            !map.get("type").is_some_and(Value::is_array),
-                            "{tool}{path}: a type array"
-                        );
-                    }
+                    assert!(
+                        !map.get("type").is_some_and(Value::is_array),
+                        "{tool}{path}: a type array ({})",
+                        if input { "input" } else { "output" }
+                    );
                     for (k, v) in map {
                         walk(v, input, &format!("{path}/{k}"), tool);
                     }
@@ -636,6 +686,47 @@ mod tests {
             let output = Value::Object(tool.output_schema.as_ref().unwrap().as_ref().clone());
             walk(&output, false, "", &tool.name);
         }
+    }
+
+    /// A nullable output field keeps its values and its description, with one `type`
+    /// per schema.
+    #[test]
+    fn nullable_output_fields_become_any_of() {
+        let cases = [
+            (
+                json!({"type": ["string", "null"], "description": "d", "format": "date-time"}),
+                json!({"description": "d", "anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]}),
+            ),
+            (
+                json!({"type": ["integer", "null"], "minimum": 0, "default": null}),
+                json!({"default": null, "anyOf": [{"type": "integer", "minimum": 0}, {"type": "null"}]}),
+            ),
+            (
+                json!({"type": ["string", "null"], "enum": ["a", null]}),
+                json!({"anyOf": [{"type": "string", "enum": ["a"]}, {"type": "null"}]}),
+            ),
+            (
+                json!({"type": ["object", "null"], "properties": {"x": {"type": ["boolean", "null"]}}}),
+                json!({"anyOf": [
+                    {"type": "object", "properties": {"x": {"anyOf": [{"type": "boolean"}, {"type": "null"}]}}},
+                    {"type": "null"}
+                ]}),
+            ),
+            // Not a nullable single type: left alone.
+            (
+                json!({"type": ["string", "integer"]}),
+                json!({"type": ["string", "integer"]}),
+            ),
+            (json!({"type": "string"}), json!({"type": "string"})),
+        ];
+        for (mut schema, expected) in cases {
+            portable(&mut schema, false);
+            assert_eq!(schema, expected);
+        }
+        // Input schemas drop the null instead: the parameter is simply not required.
+        let mut input = json!({"type": ["integer", "null"], "default": null});
+        portable(&mut input, true);
+        assert_eq!(input, json!({"type": "integer"}));
     }
 
     #[test]

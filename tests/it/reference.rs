@@ -209,8 +209,17 @@ fn type_of(schema: &Value) -> String {
     text
 }
 
-/// `minimum`–`maximum`, lengths and item counts of a schema.
+/// `minimum`–`maximum`, lengths and item counts of a schema (or of the branches of its
+/// `anyOf`, as a nullable field is written).
 fn bounds(schema: &Value) -> String {
+    if let Some(branches) = schema["anyOf"].as_array() {
+        return branches
+            .iter()
+            .map(bounds)
+            .filter(|b| !b.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+    }
     let mut out = Vec::new();
     for (key, word) in [
         ("minimum", "≥"),
