@@ -14,7 +14,9 @@
 //! 5. the caller runs the very request that was authorized, with the verified
 //!    [`AuthContext`] and the caller's AWS session ([`Admitted`]).
 //!
-//! Nothing behind the gate repeats these checks.
+//! Nothing behind the gate repeats these checks. What no argument can declare, the
+//! bucket of a package file named by a `quilt+s3://` `uri`, is authorized once the
+//! manifest names it, by the same [`policy::authorize`] (`tools::package_uri`).
 //!
 //! The seam for resources and completions (docs/reference.md, Resources): a handler
 //! turns its URI into the arguments of the tool call it stands for (`s3://b/k` into

@@ -18,7 +18,6 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use percent_encoding::percent_decode_str;
 use rmcp::model::{
     CallToolResult, CompleteRequestParams, CompleteResult, CompletionInfo, ErrorCode,
     ListResourceTemplatesResult, ListResourcesResult, ReadResourceRequestParams,
@@ -88,20 +87,18 @@ enum Target {
     Object { uri: String },
     /// `bucket_objects_list` of one level under `prefix`.
     Folder { bucket: String, prefix: String },
-    /// `package_browse` of a package.
-    Package {
-        bucket: String,
-        name: String,
-        top_hash: Option<String>,
-        path: Option<String>,
-    },
+    /// `package_browse` of a package: its `quilt+s3://` URI, parsed by the tool's own
+    /// `uri` argument.
+    Package { uri: String },
 }
 
 impl Target {
     /// Parses `uri`; `Err` is the message of a -32602.
     fn parse(uri: &str) -> Result<Target, ArgumentError> {
-        if let Some(rest) = uri.strip_prefix("quilt+s3://") {
-            return Target::package(rest);
+        if uri.starts_with("quilt+s3://") {
+            return Ok(Target::Package {
+                uri: uri.trim().to_owned(),
+            });
         }
         if !uri.starts_with("s3://") {
             return Err(ArgumentError::new(format!(
@@ -123,42 +120,6 @@ impl Target {
         }
         Ok(Target::Object {
             uri: uri.trim().to_owned(),
-        })
-    }
-
-    /// `BUCKET#package=NS/NAME[@TOP_HASH][&path=PATH]`.
-    fn package(rest: &str) -> Result<Target, ArgumentError> {
-        let bad = || {
-            ArgumentError::new(format!(
-                "{:?} is not a package URI (expected quilt+s3://bucket#package=ns/name)",
-                crate::s3::uri::short(rest)
-            ))
-        };
-        let (bucket, fragment) = rest.split_once('#').ok_or_else(bad)?;
-        let (mut name, mut top_hash, mut path) = (None, None, None);
-        for pair in fragment.split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = pair.split_once('=').ok_or_else(bad)?;
-            let value = percent_decode_str(value)
-                .decode_utf8()
-                .map_err(|_| bad())?
-                .into_owned();
-            match key {
-                "package" => match value.split_once('@') {
-                    Some((n, hash)) => {
-                        name = Some(n.to_owned());
-                        top_hash = Some(hash.to_owned());
-                    }
-                    None => name = Some(value),
-                },
-                "path" => path = Some(value),
-                _ => return Err(bad()),
-            }
-        }
-        Ok(Target::Package {
-            bucket: bucket.trim_end_matches('/').to_owned(),
-            name: name.ok_or_else(bad)?,
-            top_hash,
-            path,
         })
     }
 
@@ -185,21 +146,7 @@ impl Target {
                 }
                 ("bucket_objects_list", args)
             }
-            Target::Package {
-                bucket,
-                name,
-                top_hash,
-                path,
-            } => {
-                let mut args = json!({"registry": bucket, "package_name": name, "max_entries": 1});
-                if let Some(hash) = top_hash {
-                    args["top_hash"] = json!(hash);
-                }
-                if let Some(path) = path {
-                    args["path"] = json!(path);
-                }
-                ("package_browse", args)
-            }
+            Target::Package { uri } => ("package_browse", json!({"uri": uri, "max_entries": 1})),
         }
     }
 }
@@ -556,11 +503,8 @@ mod tests {
             bucket: bucket.to_owned(),
             prefix: prefix.to_owned(),
         };
-        let package = |name: &str, top_hash: Option<&str>, path: Option<&str>| Target::Package {
-            bucket: "b".to_owned(),
-            name: name.to_owned(),
-            top_hash: top_hash.map(str::to_owned),
-            path: path.map(str::to_owned),
+        let package = |uri: &str| Target::Package {
+            uri: uri.to_owned(),
         };
         for (uri, expected) in [
             ("s3://b/k.csv", Ok(object("s3://b/k.csv"))),
@@ -573,11 +517,11 @@ mod tests {
             ("s3://b/runs/2026/", Ok(folder("b", "runs/2026/"))),
             (
                 "quilt+s3://b#package=ns/pkg",
-                Ok(package("ns/pkg", None, None)),
+                Ok(package("quilt+s3://b#package=ns/pkg")),
             ),
             (
                 "quilt+s3://b#package=ns/pkg@abc123&path=data",
-                Ok(package("ns/pkg", Some("abc123"), Some("data"))),
+                Ok(package("quilt+s3://b#package=ns/pkg@abc123&path=data")),
             ),
         ] {
             assert_eq!(Target::parse(uri), expected, "{uri}");
@@ -587,20 +531,30 @@ mod tests {
             "s3://b\u{0}x/k",
             "s3://b/dir/?versionId=1",
             "s3://b/k?acl",
-            "quilt+s3://b",
-            "quilt+s3://b#name=ns/pkg",
-            "quilt+s3://b#path=x",
             "https://example.com/",
         ] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
+        // A package URI is checked by package_browse's own `uri` argument.
+        for bad in [
+            "quilt+s3://b",
+            "quilt+s3://b#name=ns/pkg",
+            "quilt+s3://b#path=x",
+        ] {
+            let (tool, args) = Target::parse(bad).unwrap().call();
+            let entry = Table::get().entry(tool).unwrap();
+            assert!((entry.parse)(arguments(args)).is_err(), "{bad}");
+        }
         assert_eq!(object("s3://b/k").toolset(), Toolset::Buckets);
-        assert_eq!(package("a/b", None, None).toolset(), Toolset::Packages);
+        assert_eq!(
+            package("quilt+s3://b#package=a/b").toolset(),
+            Toolset::Packages
+        );
         // The arguments are those of the tools, checked by the tools' own parse.
         for target in [
             object("s3://b/k"),
             folder("b", "p/"),
-            package("a/b", Some("abcdef"), None),
+            package("quilt+s3://b#package=a/b@abcdef"),
         ] {
             let (tool, args) = target.call();
             let entry = Table::get().entry(tool).unwrap();

@@ -11,8 +11,11 @@ use futures::StreamExt as _;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::package_uri::{PackageUri, physical_object};
+use super::search;
 use super::uri::{
     Bounded, Bucket, ContinuationToken, LinkUri, ObjectUri, Offset, S3Name, S3Uri, TextEncoding,
+    checked_params,
 };
 use super::{
     Access, Blob, Call, ErrorCode, GET_OBJECT, GET_OBJECT_VERSION, LIST_BUCKET, NoParams,
@@ -149,6 +152,10 @@ pub(crate) struct ListedObject {
     etag: Option<String>,
     /// The storage class.
     storage_class: Option<String>,
+    /// The object's page in the Quilt catalog, when the server knows the catalog
+    /// (`QUILT_CATALOG_URL`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    catalog_url: Option<String>,
 }
 
 /// The result of `bucket_objects_list`.
@@ -205,6 +212,7 @@ impl Tool for BucketObjectsList {
             .into_iter()
             .map(|o| ListedObject {
                 s3_uri: Some(S3Uri::new(bucket, &o.key).to_string()),
+                catalog_url: search::object_link(call.catalog_url, bucket, &o.key),
                 key: Some(o.key),
                 size: o.size,
                 last_modified: o.last_modified.and_then(rfc3339),
@@ -237,17 +245,83 @@ fn object_access(uri: &S3Uri) -> Access {
     access
 }
 
-/// Parameters of the tools that read one object.
+/// The object a read names: by `s3_uri`, or as a file of a package by a `uri` with
+/// a `path`.
+#[derive(Debug)]
+pub(crate) enum Target<U> {
+    /// `s3_uri`.
+    Object(U),
+    /// `uri`: the entry's physical object, found (and authorized) when the call runs.
+    Entry(PackageUri),
+}
+
+impl<U: std::ops::Deref<Target = S3Uri>> Target<U> {
+    /// Exactly one of `s3_uri` and `uri`; a `uri` must name a file.
+    fn of(s3_uri: Option<U>, uri: Option<PackageUri>) -> Result<Target<U>, ArgumentError> {
+        match (s3_uri, uri) {
+            (Some(object), None) => Ok(Target::Object(object)),
+            (None, Some(uri)) if uri.path.is_some() => Ok(Target::Entry(uri)),
+            (None, Some(_)) => Err(ArgumentError::new(
+                "`uri` names a package, not a file in it: add `&path=` with the file's logical key (quilt+s3://BUCKET#package=NS/NAME&path=FILE)",
+            )),
+            (Some(_), Some(_)) => Err(ArgumentError::new("give `s3_uri` or `uri`, not both")),
+            (None, None) => Err(ArgumentError::new(
+                "give `s3_uri` (s3://bucket/key) or `uri` (quilt+s3://BUCKET#package=NS/NAME&path=FILE)",
+            )),
+        }
+    }
+
+    /// What the gate authorizes: the object's bucket, or the registry whose manifest
+    /// names it (the object's bucket is authorized once it is known).
+    fn access(&self) -> Access {
+        match self {
+            Target::Object(uri) => object_access(uri),
+            Target::Entry(uri) => uri.access(),
+        }
+    }
+
+    /// The object to read.
+    async fn object(&self, call: &Call<'_>, tool: &ToolInfo) -> Result<S3Uri, ToolError> {
+        match self {
+            Target::Object(uri) => Ok(S3Uri::clone(uri)),
+            Target::Entry(uri) => physical_object(call, tool, uri).await,
+        }
+    }
+}
+
+/// `bucket_object_info` arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub(crate) struct ObjectParams {
+pub(crate) struct ObjectArgs {
     /// The object: `s3://bucket/key`, the key percent-encoded where needed, optionally
-    /// with `?versionId=…` for a specific version.
-    s3_uri: ObjectUri,
+    /// with `?versionId=…` for a specific version (or give `uri`).
+    #[serde(default)]
+    s3_uri: Option<ObjectUri>,
+    /// In place of `s3_uri`, a file of a package as the catalog names it:
+    /// `quilt+s3://BUCKET#package=NS/NAME[@TOP_HASH]&path=FILE`; its physical object is read.
+    #[serde(default)]
+    uri: Option<PackageUri>,
+}
+
+/// Parameters of `bucket_object_info`.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "ObjectArgs")]
+pub(crate) struct ObjectParams {
+    target: Target<ObjectUri>,
+}
+checked_params!(ObjectParams, ObjectArgs);
+
+impl TryFrom<ObjectArgs> for ObjectParams {
+    type Error = ArgumentError;
+    fn try_from(args: ObjectArgs) -> Result<ObjectParams, ArgumentError> {
+        Ok(ObjectParams {
+            target: Target::of(args.s3_uri, args.uri)?,
+        })
+    }
 }
 
 impl Params for ObjectParams {
     fn access(&self) -> Access {
-        object_access(&self.s3_uri)
+        self.target.access()
     }
 }
 
@@ -279,6 +353,10 @@ pub(crate) struct InfoOutput {
     content_encoding: Option<String>,
     /// The cache control header.
     cache_control: Option<String>,
+    /// The object's page in the Quilt catalog, when the server knows the catalog
+    /// (`QUILT_CATALOG_URL`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    catalog_url: Option<String>,
 }
 
 impl Tool for BucketObjectInfo {
@@ -297,9 +375,10 @@ impl Tool for BucketObjectInfo {
     }
 
     async fn run(call: Call<'_>, p: ObjectParams) -> Result<InfoOutput, ToolError> {
-        let uri = &p.s3_uri;
+        let uri = &p.target.object(&call, &Self::INFO).await?;
         let head = S3::new(call.s3()?).head(uri).await?;
         Ok(InfoOutput {
+            catalog_url: search::object_link(call.catalog_url, &uri.bucket, &uri.key),
             bucket: uri.bucket.clone(),
             key: uri.key.clone(),
             size: head.size,
@@ -318,11 +397,16 @@ impl Tool for BucketObjectInfo {
 /// `bucket_object_text`.
 pub(crate) struct BucketObjectText;
 
-/// `bucket_object_text` parameters.
+/// `bucket_object_text` arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub(crate) struct TextParams {
-    /// The object: `s3://bucket/key`, optionally with `?versionId=…`.
-    s3_uri: ObjectUri,
+pub(crate) struct TextArgs {
+    /// The object: `s3://bucket/key`, optionally with `?versionId=…` (or give `uri`).
+    #[serde(default)]
+    s3_uri: Option<ObjectUri>,
+    /// In place of `s3_uri`, a file of a package as the catalog names it:
+    /// `quilt+s3://BUCKET#package=NS/NAME[@TOP_HASH]&path=FILE`; its physical object is read.
+    #[serde(default)]
+    uri: Option<PackageUri>,
     /// Most bytes to read (default 65536, at most 16 MiB). Only this much is downloaded.
     #[serde(default)]
     max_bytes: Option<MaxBytes>,
@@ -335,9 +419,28 @@ pub(crate) struct TextParams {
     encoding: Option<TextEncoding>,
 }
 
+/// `bucket_object_text` parameters: the arguments, with the object they name.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "TextArgs")]
+pub(crate) struct TextParams {
+    target: Target<ObjectUri>,
+    args: TextArgs,
+}
+checked_params!(TextParams, TextArgs);
+
+impl TryFrom<TextArgs> for TextParams {
+    type Error = ArgumentError;
+    fn try_from(mut args: TextArgs) -> Result<TextParams, ArgumentError> {
+        Ok(TextParams {
+            target: Target::of(args.s3_uri.take(), args.uri.take())?,
+            args,
+        })
+    }
+}
+
 impl Params for TextParams {
     fn access(&self) -> Access {
-        object_access(&self.s3_uri)
+        self.target.access()
     }
 }
 
@@ -364,6 +467,10 @@ pub(crate) struct TextOutput {
     truncated: bool,
     /// The content type.
     content_type: Option<String>,
+    /// The object's page in the Quilt catalog, when the server knows the catalog
+    /// (`QUILT_CATALOG_URL`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    catalog_url: Option<String>,
 }
 
 impl Tool for BucketObjectText {
@@ -374,7 +481,8 @@ impl Tool for BucketObjectText {
         "Read part of a text object (CSV, JSON, Markdown, code, logs…) as text. \
             Downloads at most `max_bytes` from `offset`, never cuts a character in half, and \
             says whether more remains (`truncated`, `next_offset`). Binary objects are refused: \
-            use bucket_object_fetch for those.",
+            use bucket_object_fetch for those. A file of a package can be named by its \
+            `quilt+s3://…&path=FILE` URI as `uri` instead of `s3_uri`.",
     );
     type Params = TextParams;
     type Output = TextOutput;
@@ -383,8 +491,11 @@ impl Tool for BucketObjectText {
         serde_json::json!({"s3_uri": "s3://b/k.txt"})
     }
 
-    async fn run(call: Call<'_>, p: TextParams) -> Result<TextOutput, ToolError> {
-        let uri = &p.s3_uri;
+    async fn run(
+        call: Call<'_>,
+        TextParams { target, args: p }: TextParams,
+    ) -> Result<TextOutput, ToolError> {
+        let uri = &target.object(&call, &Self::INFO).await?;
         let max_bytes = p.max_bytes.map_or(65_536, Bounded::get);
         let encoding = p.encoding.unwrap_or_default();
         let offset = p.offset.unwrap_or_default().get();
@@ -405,6 +516,7 @@ impl Tool for BucketObjectText {
             size: chunk.size,
             truncated: start + bytes_read < chunk.size,
             content_type: chunk.content_type,
+            catalog_url: search::object_link(call.catalog_url, &uri.bucket, &uri.key),
         })
     }
 }
@@ -412,19 +524,43 @@ impl Tool for BucketObjectText {
 /// `bucket_object_fetch`.
 pub(crate) struct BucketObjectFetch;
 
-/// `bucket_object_fetch` parameters.
+/// `bucket_object_fetch` arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub(crate) struct FetchParams {
-    /// The object: `s3://bucket/key`, optionally with `?versionId=…`.
-    s3_uri: ObjectUri,
+pub(crate) struct FetchArgs {
+    /// The object: `s3://bucket/key`, optionally with `?versionId=…` (or give `uri`).
+    #[serde(default)]
+    s3_uri: Option<ObjectUri>,
+    /// In place of `s3_uri`, a file of a package as the catalog names it:
+    /// `quilt+s3://BUCKET#package=NS/NAME[@TOP_HASH]&path=FILE`; its physical object is read.
+    #[serde(default)]
+    uri: Option<PackageUri>,
     /// Most bytes to return (default 1 MiB, at most 16 MiB). Only this much is downloaded.
     #[serde(default)]
     max_bytes: Option<MaxBytes>,
 }
 
+/// `bucket_object_fetch` parameters: the arguments, with the object they name.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "FetchArgs")]
+pub(crate) struct FetchParams {
+    target: Target<ObjectUri>,
+    args: FetchArgs,
+}
+checked_params!(FetchParams, FetchArgs);
+
+impl TryFrom<FetchArgs> for FetchParams {
+    type Error = ArgumentError;
+    fn try_from(mut args: FetchArgs) -> Result<FetchParams, ArgumentError> {
+        Ok(FetchParams {
+            target: Target::of(args.s3_uri.take(), args.uri.take())?,
+            args,
+        })
+    }
+}
+
 impl Params for FetchParams {
     fn access(&self) -> Access {
-        object_access(&self.s3_uri)
+        self.target.access()
     }
 }
 
@@ -445,6 +581,10 @@ pub(crate) struct FetchOutput {
     truncated: bool,
     /// The bytes, standard base64.
     base64: String,
+    /// The object's page in the Quilt catalog, when the server knows the catalog
+    /// (`QUILT_CATALOG_URL`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    catalog_url: Option<String>,
     /// The object's URI (with its version).
     #[serde(skip)]
     uri: String,
@@ -466,8 +606,11 @@ impl Tool for BucketObjectFetch {
         serde_json::json!({"s3_uri": "s3://b/k.txt"})
     }
 
-    async fn run(call: Call<'_>, p: FetchParams) -> Result<FetchOutput, ToolError> {
-        let uri = &p.s3_uri;
+    async fn run(
+        call: Call<'_>,
+        FetchParams { target, args: p }: FetchParams,
+    ) -> Result<FetchOutput, ToolError> {
+        let uri = &target.object(&call, &Self::INFO).await?;
         let max_bytes = p.max_bytes.map_or(1024 * 1024, Bounded::get);
         let chunk = S3::new(call.s3()?).read_range(uri, 0, max_bytes).await?;
         let bytes_read = chunk.bytes.len() as u64;
@@ -481,6 +624,7 @@ impl Tool for BucketObjectFetch {
             bytes_read,
             truncated: bytes_read < chunk.size,
             base64: STANDARD.encode(&chunk.bytes),
+            catalog_url: search::object_link(call.catalog_url, &uri.bucket, &uri.key),
             uri: uri.to_string(),
         })
     }
@@ -507,22 +651,47 @@ impl Tool for BucketObjectFetch {
 /// `bucket_object_link`.
 pub(crate) struct BucketObjectLink;
 
-/// `bucket_object_link` parameters.
+/// `bucket_object_link` arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub(crate) struct LinkParams {
-    /// The object: `s3://bucket/key`, optionally with `?versionId=…`. A key with a
-    /// `.` or `..` segment gets no link: browsers and HTTP clients would resolve it
-    /// to another object.
-    s3_uri: LinkUri,
+pub(crate) struct LinkArgs {
+    /// The object: `s3://bucket/key`, optionally with `?versionId=…` (or give `uri`). A
+    /// key with a `.` or `..` segment gets no link: browsers and HTTP clients would
+    /// resolve it to another object.
+    #[serde(default)]
+    s3_uri: Option<LinkUri>,
+    /// In place of `s3_uri`, a file of a package as the catalog names it:
+    /// `quilt+s3://BUCKET#package=NS/NAME[@TOP_HASH]&path=FILE`; the link is to its
+    /// physical object.
+    #[serde(default)]
+    uri: Option<PackageUri>,
     /// Seconds the link stays valid (default 3600, at most 604800). It never outlives
     /// the AWS credentials that sign it.
     #[serde(default)]
     expiration: Option<Bounded<1, MAX_LINK_SECONDS>>,
 }
 
+/// `bucket_object_link` parameters: the arguments, with the object they name.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "LinkArgs")]
+pub(crate) struct LinkParams {
+    target: Target<LinkUri>,
+    args: LinkArgs,
+}
+checked_params!(LinkParams, LinkArgs);
+
+impl TryFrom<LinkArgs> for LinkParams {
+    type Error = ArgumentError;
+    fn try_from(mut args: LinkArgs) -> Result<LinkParams, ArgumentError> {
+        Ok(LinkParams {
+            target: Target::of(args.s3_uri.take(), args.uri.take())?,
+            args,
+        })
+    }
+}
+
 impl Params for LinkParams {
     fn access(&self) -> Access {
-        object_access(&self.s3_uri)
+        self.target.access()
     }
 }
 
@@ -565,9 +734,17 @@ impl Tool for BucketObjectLink {
         serde_json::json!({"s3_uri": "s3://b/k.txt"})
     }
 
-    async fn run(call: Call<'_>, p: LinkParams) -> Result<LinkOutput, ToolError> {
+    async fn run(
+        call: Call<'_>,
+        LinkParams { target, args: p }: LinkParams,
+    ) -> Result<LinkOutput, ToolError> {
         let session = call.session()?;
-        let uri = &p.s3_uri;
+        let uri = &target.object(&call, &Self::INFO).await?;
+        if uri.key_moves_in_urls() {
+            return Err(ToolError::invalid(format!(
+                "the key of {uri} has a `.` or `..` segment, which browsers and HTTP clients resolve to another path (even another bucket); no link is made for it"
+            )));
+        }
         let requested = p.expiration.map_or(3600, Bounded::get);
         let now = now_unix();
         let credentials_left = session

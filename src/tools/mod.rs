@@ -14,6 +14,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod buckets;
+pub(crate) mod package_uri;
 pub(crate) mod packages;
 pub(crate) mod policy;
 pub(crate) mod revisions;
@@ -240,6 +241,19 @@ impl Call<'_> {
                 "the tool reaches AWS but the call carries no AWS session",
             )
         })
+    }
+}
+
+/// Runs `work` until it ends or the client cancels the call; then `work` is dropped:
+/// its S3 reads stop and its temporary files are closed (they are unnamed, so gone).
+pub(crate) async fn cancellable<T, E: Into<ToolError>>(
+    cancel: &tokio_util::sync::CancellationToken,
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, ToolError> {
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => Err(ToolError::from(crate::quilt::error::QuiltError::Cancelled)),
+        result = work => result.map_err(Into::into),
     }
 }
 

@@ -12,11 +12,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::package_uri::{Named, PackageUri};
 use super::policy;
-use super::uri::{Bounded, Bucket, MAX_KEY_BYTES, ObjectUri, S3Name, SourceUri, blank_is_none};
+use super::search;
+use super::uri::{
+    Bounded, Bucket, MAX_KEY_BYTES, ObjectUri, S3Name, SourceUri, blank_is_none, checked_params,
+};
 use super::{
     Access, Call, ErrorCode, GET_OBJECT, GET_OBJECT_VERSION, LIST_BUCKET, PUT_OBJECT, Params,
-    Permission, Tool, ToolError, ToolInfo, Toolset,
+    Permission, Tool, ToolError, ToolInfo, Toolset, cancellable,
 };
 use crate::error::ArgumentError;
 use crate::quilt::browse::{self, MAX_DIRECTORIES, PageEntry, PageRequest};
@@ -42,26 +46,6 @@ pub(crate) const MAX_CHANGES: usize = 100_000;
 pub(crate) const MAX_CURSOR_CHARS: usize = 16 * 1024;
 /// Most entries `package_create` makes.
 pub(crate) const MAX_CREATE_ENTRIES: usize = 100_000;
-
-/// The input schema of parameters checked together once each has parsed: `$params`
-/// deserializes as `$args` and then `TryFrom<$args>` (`#[serde(try_from)]`), so that a
-/// combination that cannot work is an `invalid_argument` of the gate's one parse,
-/// before any request; its schema is `$args`'s.
-macro_rules! checked_params {
-    ($params:ident, $args:ident) => {
-        impl JsonSchema for $params {
-            fn inline_schema() -> bool {
-                <$args as JsonSchema>::inline_schema()
-            }
-            fn schema_name() -> std::borrow::Cow<'static, str> {
-                <$args as JsonSchema>::schema_name()
-            }
-            fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-                <$args as JsonSchema>::json_schema(generator)
-            }
-        }
-    };
-}
 
 fn registry_uri(bucket: &str) -> String {
     format!("s3://{bucket}")
@@ -260,10 +244,16 @@ pub(crate) struct PackageBrowse;
 /// `package_browse` arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub(crate) struct BrowseArgs {
-    /// The package, `namespace/name`.
-    package_name: PackageName,
-    /// The registry bucket: `s3://bucket` or a bucket name.
-    registry: Bucket,
+    /// The package, `namespace/name` (or give `uri`).
+    #[serde(default)]
+    package_name: Option<PackageName>,
+    /// The registry bucket: `s3://bucket` or a bucket name (or give `uri`).
+    #[serde(default)]
+    registry: Option<Bucket>,
+    /// The package as the catalog names it, in place of `registry`, `package_name`,
+    /// `top_hash` and `path`: `quilt+s3://BUCKET#package=NS/NAME[@TOP_HASH|:latest][&path=PATH]`.
+    #[serde(default)]
+    uri: Option<PackageUri>,
     /// A revision's top hash, in full or a unique prefix of at least 6 characters
     /// (default: the latest revision).
     #[serde(default, deserialize_with = "blank_is_none")]
@@ -281,12 +271,15 @@ pub(crate) struct BrowseArgs {
     cursor: Option<String>,
 }
 
-/// `package_browse` parameters: the arguments, with the cursor decoded and checked
-/// against the path and the top hash.
+/// `package_browse` parameters: the arguments, with the package named by `uri` or by
+/// `registry` and `package_name`, and the cursor decoded and checked against the path
+/// and the top hash.
 #[derive(Debug, Deserialize)]
 #[serde(try_from = "BrowseArgs")]
 pub(crate) struct BrowseParams {
-    args: BrowseArgs,
+    /// The package, its revision (`None`: latest) and path.
+    package: PackageUri,
+    max_entries: Option<Bounded<1, { MAX_ENTRIES as u64 }>>,
     /// The path, without leading or trailing `/`.
     path: String,
     cursor: Option<Cursor>,
@@ -296,19 +289,21 @@ checked_params!(BrowseParams, BrowseArgs);
 impl TryFrom<BrowseArgs> for BrowseParams {
     type Error = ArgumentError;
     fn try_from(args: BrowseArgs) -> Result<BrowseParams, ArgumentError> {
-        let path = args
-            .path
-            .as_deref()
-            .unwrap_or("")
-            .trim_matches('/')
-            .to_owned();
+        let package = Named {
+            registry: args.registry,
+            package_name: args.package_name,
+            top_hash: args.top_hash,
+            path: args.path,
+        }
+        .with(args.uri)?;
+        let path = package.path.clone().unwrap_or_default();
         let cursor = args.cursor.as_deref().map(decode_cursor).transpose()?;
         if let Some(cursor) = &cursor {
-            if cursor.package != args.package_name.as_str() {
+            if cursor.package != package.name.as_str() {
                 return Err(ArgumentError::new(format!(
                     "`cursor` pages through package {}, not {}; pass the same `package_name` or start again without `cursor`",
                     cursor.package,
-                    args.package_name.as_str()
+                    package.name.as_str()
                 )));
             }
             if cursor.path != path {
@@ -317,13 +312,18 @@ impl TryFrom<BrowseArgs> for BrowseParams {
                     cursor.path
                 )));
             }
-            if let Some(given) = &args.top_hash
+            if let Some(given) = &package.top_hash
                 && !cursor.top_hash.starts_with(given.as_str())
             {
                 return Err(cursor_revision_mismatch(&cursor.top_hash, given.as_str()));
             }
         }
-        Ok(BrowseParams { args, path, cursor })
+        Ok(BrowseParams {
+            package,
+            max_entries: args.max_entries,
+            path,
+            cursor,
+        })
     }
 }
 
@@ -335,12 +335,8 @@ fn cursor_revision_mismatch(pinned: &str, given: &str) -> ArgumentError {
 
 impl Params for BrowseParams {
     fn access(&self) -> Access {
-        let mut access = Access::needs(&[GET_OBJECT]).bucket(self.args.registry.name());
         // A hash prefix is resolved by listing the registry's manifests.
-        if self.args.top_hash.as_ref().is_some_and(|h| !h.is_full()) {
-            access.also_needs(LIST_BUCKET);
-        }
-        access
+        self.package.access()
     }
 }
 
@@ -449,6 +445,10 @@ pub(crate) struct BrowseOutput {
     directories: Vec<DirectoryItem>,
     /// Whether more sub-directories exist than `directories` lists.
     directories_truncated: bool,
+    /// The revision's page (at `path`) in the Quilt catalog, when the server knows the
+    /// catalog (`QUILT_CATALOG_URL`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    catalog_url: Option<String>,
 }
 
 /// What a `package_browse` cursor holds: the page after `after` of `path` in revision
@@ -526,8 +526,10 @@ impl Tool for PackageBrowse {
             key, size, hash, physical S3 location, metadata), optionally under a `path`, a page \
             at a time in logical-key order (pass `next_cursor` as `cursor` for the next page), \
             with counts and a summary of its sub-directories. The revision's top hash is \
-            verified. Use the physical_key with bucket_object_text or bucket_object_fetch to \
-            read a file.",
+            verified. A `quilt+s3://` URI from the catalog can be passed as `uri` instead of \
+            `registry`, `package_name`, `top_hash` and `path`. To read a file, pass its \
+            physical_key as `s3_uri`, or the package's `uri` with `&path=FILE`, to \
+            bucket_object_text or bucket_object_fetch.",
     );
     type Params = BrowseParams;
     type Output = BrowseOutput;
@@ -538,17 +540,16 @@ impl Tool for PackageBrowse {
 
     async fn run(call: Call<'_>, p: BrowseParams) -> Result<BrowseOutput, ToolError> {
         let BrowseParams {
-            args: p,
+            package,
+            max_entries,
             path,
             cursor,
         } = p;
-        let bucket = p.registry.name();
-        let max_entries = p
-            .max_entries
-            .map_or(DEFAULT_MAX_ENTRIES, Bounded::get_usize);
+        let bucket = package.bucket.as_str();
+        let max_entries = max_entries.map_or(DEFAULT_MAX_ENTRIES, Bounded::get_usize);
         let registry = Registry::new(call.s3()?, bucket);
-        let package_name = p.package_name.as_str();
-        let top_hash = match (&cursor, p.top_hash.as_ref()) {
+        let package_name = package.name.as_str();
+        let top_hash = match (&cursor, package.top_hash.as_ref()) {
             // The cursor pins its revision, even if `latest` moved.
             (Some(cursor), None) => cursor.top_hash.clone(),
             (cursor, given) => {
@@ -586,10 +587,17 @@ impl Tool for PackageBrowse {
         };
         let header = browsed.header;
         let summary = browsed.summary;
+        // The catalog shows a directory at `path/`, a file at `path`.
+        let page_path = match page.entries.first() {
+            Some(first) if request.path.is_empty() || first.logical_key == request.path => {
+                request.path.clone()
+            }
+            _ => format!("{}/", request.path),
+        };
         let output = BrowseOutput {
             registry: registry_uri(bucket),
             uri: quilt::package_uri(bucket, package_name, &top_hash),
-            package_name: p.package_name.into_string(),
+            package_name: package_name.to_owned(),
             message: raw_value(header.raw("message").map(Into::into)),
             user_meta: raw_value(header.raw("user_meta").map(Into::into)),
             workflow: raw_value(header.raw("workflow").map(Into::into)),
@@ -610,6 +618,13 @@ impl Tool for PackageBrowse {
                 })
                 .collect(),
             directories_truncated: summary.directories_truncated,
+            catalog_url: search::package_link(
+                call.catalog_url,
+                bucket,
+                package_name,
+                &top_hash,
+                &page_path,
+            ),
             top_hash,
             path: request.path,
         };
@@ -817,19 +832,6 @@ fn check_result_size<T: Serialize>(output: &T) -> Result<(), ToolError> {
     Ok(())
 }
 
-/// Runs `work` until it ends or the client cancels the call; then `work` is dropped:
-/// its S3 reads stop and its temporary files are closed (they are unnamed, so gone).
-async fn cancellable<T, E: Into<ToolError>>(
-    cancel: &tokio_util::sync::CancellationToken,
-    work: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, ToolError> {
-    tokio::select! {
-        biased;
-        () = cancel.cancelled() => Err(ToolError::from(quilt::error::QuiltError::Cancelled)),
-        result = work => result.map_err(Into::into),
-    }
-}
-
 // ---------------------------------------------------------------------------------
 // package_create
 
@@ -950,6 +952,10 @@ pub(crate) struct CreateOutput {
     /// or when the S3 endpoint does not implement conditional writes (then only a
     /// read-and-compare check guarded `latest`).
     race_safe: bool,
+    /// The new revision's page in the Quilt catalog, when the server knows the catalog
+    /// (`QUILT_CATALOG_URL`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    catalog_url: Option<String>,
 }
 
 /// Entry counts of a new revision against the previous one, by logical key.
@@ -1113,6 +1119,13 @@ impl Tool for PackageCreate {
         Ok(CreateOutput {
             registry: registry_uri(bucket),
             uri: quilt::package_uri(bucket, &p.package_name, &published.top_hash),
+            catalog_url: search::package_link(
+                call.catalog_url,
+                bucket,
+                &p.package_name,
+                &published.top_hash,
+                "",
+            ),
             package_name: p.package_name.into_string(),
             top_hash: published.top_hash,
             entry_count: published.entry_count,

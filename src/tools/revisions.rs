@@ -20,10 +20,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use super::uri::{Bounded, Bucket};
+use super::package_uri::{Named, PackageUri};
+use super::search;
+use super::uri::{Bounded, Bucket, checked_params};
 use super::{
     Access, Call, ErrorCode, GET_OBJECT, LIST_BUCKET, Params, Tool, ToolError, ToolInfo, Toolset,
 };
+use crate::error::ArgumentError;
 use crate::quilt::error::QuiltError;
 use crate::quilt::registry::Registry;
 use crate::quilt::{self, PackageName, manifest_key, parse_pointer, pointer_prefix};
@@ -85,13 +88,20 @@ fn stamp(name: &str) -> Option<u64> {
     (n.to_string() == name).then_some(n)
 }
 
-/// `package_revisions` parameters.
+/// `package_revisions` arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub(crate) struct RevisionsParams {
-    /// The package, `namespace/name`.
-    package_name: PackageName,
-    /// The registry bucket: `s3://bucket` or a bucket name.
-    registry: Bucket,
+pub(crate) struct RevisionsArgs {
+    /// The package, `namespace/name` (or give `uri`).
+    #[serde(default)]
+    package_name: Option<PackageName>,
+    /// The registry bucket: `s3://bucket` or a bucket name (or give `uri`).
+    #[serde(default)]
+    registry: Option<Bucket>,
+    /// The package as the catalog names it, in place of `registry` and `package_name`:
+    /// `quilt+s3://BUCKET#package=NS/NAME` (a revision or `path` in it is not used:
+    /// every revision is listed).
+    #[serde(default)]
+    uri: Option<PackageUri>,
     /// Most revisions to return, 1 to 1000 (default 100); `next_cursor` pages on.
     #[serde(default)]
     max_revisions: Option<Bounded<1, MAX_REVISIONS>>,
@@ -101,9 +111,39 @@ pub(crate) struct RevisionsParams {
     cursor: Option<Before>,
 }
 
+/// `package_revisions` parameters: the package named by `uri` or by `registry` and
+/// `package_name`.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "RevisionsArgs")]
+pub(crate) struct RevisionsParams {
+    bucket: String,
+    package_name: PackageName,
+    max_revisions: Option<Bounded<1, MAX_REVISIONS>>,
+    cursor: Option<Before>,
+}
+checked_params!(RevisionsParams, RevisionsArgs);
+
+impl TryFrom<RevisionsArgs> for RevisionsParams {
+    type Error = ArgumentError;
+    fn try_from(args: RevisionsArgs) -> Result<RevisionsParams, ArgumentError> {
+        let package = Named {
+            registry: args.registry,
+            package_name: args.package_name,
+            ..Named::default()
+        }
+        .with(args.uri)?;
+        Ok(RevisionsParams {
+            bucket: package.bucket,
+            package_name: package.name,
+            max_revisions: args.max_revisions,
+            cursor: args.cursor,
+        })
+    }
+}
+
 impl Params for RevisionsParams {
     fn access(&self) -> Access {
-        Access::needs(&[LIST_BUCKET, GET_OBJECT]).bucket(self.registry.name())
+        Access::needs(&[LIST_BUCKET, GET_OBJECT]).bucket(&self.bucket)
     }
 }
 
@@ -118,6 +158,10 @@ pub(crate) struct RevisionItem {
     message: Option<String>,
     /// Whether `latest` points at this revision's top hash.
     is_latest: bool,
+    /// The revision's page in the Quilt catalog, when the server knows the catalog
+    /// (`QUILT_CATALOG_URL`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    catalog_url: Option<String>,
     /// `quilt+s3://bucket#package=ns/name@top_hash`.
     #[serde(skip_serializing_if = "Option::is_none")]
     uri: Option<String>,
@@ -166,7 +210,7 @@ impl Tool for PackageRevisions {
 
     async fn run(call: Call<'_>, p: RevisionsParams) -> Result<RevisionsOutput, ToolError> {
         let s3 = call.s3()?;
-        let bucket = p.registry.name();
+        let bucket = p.bucket.as_str();
         let name = p.package_name.as_str();
         let max = p.max_revisions.map_or(DEFAULT_MAX_REVISIONS, Bounded::get);
         let max = usize::try_from(max).unwrap_or(usize::MAX);
@@ -190,12 +234,18 @@ impl Tool for PackageRevisions {
                 ),
             ));
         }
-        let revisions = tokio::select! {
+        let mut revisions = tokio::select! {
             read = read_revisions(s3, bucket, name, &stamps, latest.as_deref()) => read?,
             () = call.cancel.cancelled() => {
                 return Err(ToolError::new(ErrorCode::Cancelled, "cancelled by the client"));
             }
         };
+        for revision in &mut revisions {
+            revision.catalog_url = revision
+                .top_hash
+                .as_deref()
+                .and_then(|hash| search::package_link(call.catalog_url, bucket, name, hash, ""));
+        }
         let next_cursor = more
             .then(|| stamps.last().map(|oldest| Before(*oldest).encode()))
             .flatten();
@@ -308,6 +358,7 @@ async fn read_revisions(
                         modified,
                         message,
                         error,
+                        catalog_url: None,
                     }
                 }
                 Err(problem) => RevisionItem {
@@ -317,6 +368,7 @@ async fn read_revisions(
                     is_latest: false,
                     uri: None,
                     error: Some(problem.0),
+                    catalog_url: None,
                 },
             }
         })

@@ -312,17 +312,20 @@ pub(crate) fn object_link(catalog: Option<&str>, bucket: &str, key: &str) -> Opt
     catalog.map(|c| format!("{c}/b/{bucket}/tree/{}", utf8_percent_encode(key, PATH)))
 }
 
-/// `{catalog}/b/{bucket}/packages/{name}/tree/{top_hash}/`.
+/// `{catalog}/b/{bucket}/packages/{name}/tree/{top_hash}/{path}` (`path` empty: the
+/// revision's root).
 pub(crate) fn package_link(
     catalog: Option<&str>,
     bucket: &str,
     name: &str,
     top_hash: &str,
+    path: &str,
 ) -> Option<String> {
     catalog.map(|c| {
         format!(
-            "{c}/b/{bucket}/packages/{}/tree/{top_hash}/",
-            utf8_percent_encode(name, PATH)
+            "{c}/b/{bucket}/packages/{}/tree/{top_hash}/{}",
+            utf8_percent_encode(name, PATH),
+            utf8_percent_encode(path, PATH)
         )
     })
 }
@@ -385,8 +388,12 @@ mod tests {
         );
         assert_eq!(object_link(None, "b", "k"), None);
         assert_eq!(
-            package_link(Some("https://c"), "b", "ns/pkg", "abc").as_deref(),
+            package_link(Some("https://c"), "b", "ns/pkg", "abc", "").as_deref(),
             Some("https://c/b/b/packages/ns/pkg/tree/abc/")
+        );
+        assert_eq!(
+            package_link(Some("https://c"), "b", "ns/pkg", "abc", "d ir/a#b.csv").as_deref(),
+            Some("https://c/b/b/packages/ns/pkg/tree/abc/d%20ir/a%23b.csv")
         );
         assert_eq!(
             (bytes(12.0), bytes(-1.0), bytes(f64::NAN), bytes(1e30)),

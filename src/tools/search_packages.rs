@@ -200,7 +200,7 @@ fn result(hit: PackageHit, catalog: Option<&str>) -> Option<PackageResult> {
         .collect::<Vec<_>>();
     Some(PackageResult {
         uri: quilt::package_uri(&hit.bucket, &hit.name, &hit.hash),
-        catalog_url: search::package_link(catalog, &hit.bucket, &hit.name, &hit.hash),
+        catalog_url: search::package_link(catalog, &hit.bucket, &hit.name, &hit.hash, ""),
         modified: search::time(&hit.modified),
         size: search::bytes(hit.size),
         entry_count: u64::try_from(hit.total_entries_count).unwrap_or(0),

@@ -29,6 +29,27 @@ macro_rules! string_argument {
 }
 pub(crate) use string_argument;
 
+/// The input schema of parameters checked together once each has parsed: `$params`
+/// deserializes as `$args` and then `TryFrom<$args>` (`#[serde(try_from)]`), so that a
+/// combination that cannot work is an `invalid_argument` of the gate's one parse,
+/// before any request; its schema is `$args`'s.
+macro_rules! checked_params {
+    ($params:ident, $args:ident) => {
+        impl ::schemars::JsonSchema for $params {
+            fn inline_schema() -> bool {
+                <$args as ::schemars::JsonSchema>::inline_schema()
+            }
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                <$args as ::schemars::JsonSchema>::schema_name()
+            }
+            fn json_schema(generator: &mut ::schemars::SchemaGenerator) -> ::schemars::Schema {
+                <$args as ::schemars::JsonSchema>::json_schema(generator)
+            }
+        }
+    };
+}
+pub(crate) use checked_params;
+
 /// A bucket argument (`name` or `s3://name`), checked as it is parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]

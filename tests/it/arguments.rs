@@ -276,6 +276,74 @@ async fn bad_arguments_cost_no_upstream_request_on_any_tool() {
             pkg(json!({"s3_uris": ["s3://lab-data/dir/?versionId=1"]})),
             "s3_uris[0]",
         ),
+        // `quilt+s3://` URIs, parsed in the same one parse.
+        (
+            "package_browse",
+            json!({"uri": "quilt+s3://registry#package=team/pkg:v1"}),
+            "only `:latest`",
+        ),
+        (
+            "package_browse",
+            json!({"uri": "quilt+s3://registry/sub#package=team/pkg"}),
+            "bucket root",
+        ),
+        (
+            "package_browse",
+            json!({"uri": "quilt+s3://registry#package=team/pkg@abc"}),
+            "6 to 64 hex digits",
+        ),
+        (
+            "package_browse",
+            json!({"uri": "quilt+s3://registry#package=team/pkg&package=team/b"}),
+            "more than once",
+        ),
+        (
+            "package_browse",
+            json!({"uri": "s3://registry#package=team/pkg"}),
+            "quilt+s3",
+        ),
+        (
+            "package_browse",
+            json!({"uri": "quilt+s3://registry#package=team/pkg", "registry": "lab-data"}),
+            "`registry`",
+        ),
+        (
+            "package_browse",
+            json!({"uri": "quilt+s3://registry#package=team/pkg@abcdef", "top_hash": "abcd00"}),
+            "`top_hash`",
+        ),
+        (
+            "package_browse",
+            json!({"uri": "quilt+s3://registry#package=team/pkg&path=a", "path": "b"}),
+            "`path`",
+        ),
+        ("package_browse", json!({}), "`uri`"),
+        (
+            "package_revisions",
+            json!({"uri": "quilt+s3://registry#package=team/pkg", "package_name": "team/other"}),
+            "`package_name`",
+        ),
+        (
+            "bucket_object_text",
+            json!({"uri": "quilt+s3://registry#package=team/pkg"}),
+            "&path=",
+        ),
+        (
+            "bucket_object_text",
+            json!({"uri": "quilt+s3://registry#package=team/pkg&path=a.txt", "s3_uri": object}),
+            "not both",
+        ),
+        ("bucket_object_info", json!({}), "`s3_uri`"),
+        (
+            "bucket_object_fetch",
+            json!({"uri": "quilt+s3://registry#package=team/pkg&path=%FF"}),
+            "UTF-8",
+        ),
+        (
+            "bucket_object_link",
+            json!({"uri": "quilt+s3://registry#package=team/pkg:latest@abcdef&path=a"}),
+            "not both",
+        ),
     ];
     let s3_before = s3.requests();
     for (tool, args, names) in &cases {

@@ -19,6 +19,7 @@ mod keyring_real;
 mod mcpb_manifest;
 mod package_pages;
 mod package_revisions;
+mod package_uris;
 mod properties;
 mod publish_race;
 mod quilt_format;

@@ -426,6 +426,26 @@ fn calls() -> Vec<(&'static str, Value, bool)> {
         ("package_browse", with(&pkg, json!({})), true),
         (
             "package_browse",
+            json!({"uri": "quilt+s3://registry#package=team/pkg:latest&path=raw"}),
+            true,
+        ),
+        (
+            "package_browse",
+            json!({"uri": "quilt+s3://registry#package=team/pkg:v1"}),
+            false,
+        ),
+        (
+            "bucket_object_text",
+            json!({"uri": "quilt+s3://registry#package=team/pkg&path=notes.txt"}),
+            true,
+        ),
+        (
+            "bucket_object_info",
+            json!({"uri": "quilt+s3://registry#package=team/pkg&path=raw"}),
+            false,
+        ),
+        (
+            "package_browse",
             with(&pkg, json!({"max_entries": 1})),
             true,
         ),
@@ -486,7 +506,17 @@ async fn start_with_search(s3: &TestS3) -> (Server, registry_graphql::GraphqlReg
         vec![registry_graphql::Object::new("data", "a.txt")],
     )
     .await;
-    let server = start_on(s3, &token(), &[("QUILT_REGISTRY_URL", &registry.url)], ()).await;
+    // With a catalog, so that results carry their `catalog_url` links.
+    let server = start_on(
+        s3,
+        &token(),
+        &[
+            ("QUILT_REGISTRY_URL", &registry.url),
+            ("QUILT_CATALOG_URL", "https://catalog.example.com"),
+        ],
+        (),
+    )
+    .await;
     (server, registry)
 }
 
