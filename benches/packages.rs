@@ -10,7 +10,8 @@
 //! - `package_browse` (default page of 1,000) of 100,000- and 1,000,000-entry packages,
 //!   and `package_diff` of two 100,000-entry and two 1,000,000-entry revisions, in a
 //!   fresh server whose peak RSS is that of this work alone (set
-//!   `QUILT_MCP_BENCH_SKIP_1M=1` to skip the 1M revisions).
+//!   `QUILT_MCP_BENCH_SKIP_1M=1` to skip the 1M revisions);
+//! - `package_patch` adding 10 entries to those revisions, in another fresh server.
 //!
 //! Peak RSS is the server process's `VmHWM` (Linux); elsewhere it is not reported.
 
@@ -295,6 +296,37 @@ async fn main() {
                 started.elapsed().as_secs_f64() * 1000.0,
                 diff["removed_count"],
                 diff["modified_count"],
+                peak_rss_mib(pid).unwrap_or(f64::NAN)
+            );
+        }
+    }
+    let _ = client.cancel().await;
+
+    // Patch at scale in a fresh server, so that its peak RSS is the patch's: ten new
+    // entries on top of each revision (each round builds on the one before).
+    let mut command = support::server_command(Some(&server.endpoint));
+    command.env("QUILT_MCP_TOKEN", token());
+    let transport = TokioChildProcess::new(command).or_fail("starting the server");
+    let pid = transport.id();
+    let client = ().serve(transport).await.or_fail("initializing the server");
+    for &n in &sizes {
+        for round in 1..=3 {
+            let add: Vec<Value> = (0..10)
+                .map(|i| json!({"logical_key": format!("added/r{round}/obj-{i}.txt"), "s3_uri": format!("s3://bench/small/obj-{i:04}.txt")}))
+                .collect();
+            let started = Instant::now();
+            let patched = call(
+                &client,
+                "package_patch",
+                json!({"package_name": format!("bench/e{n}"), "registry": "bench", "add": add, "message": format!("round {round}")}),
+            )
+            .await;
+            if patched["changes"]["added"] != 10 || patched["entry_count"] != n + 10 * round {
+                support::fail("package_patch", format!("{patched}"));
+            }
+            println!(
+                "package_patch {n} entries + 10 (round {round}): {:.0} ms, server peak RSS {:.1} MiB",
+                started.elapsed().as_secs_f64() * 1000.0,
                 peak_rss_mib(pid).unwrap_or(f64::NAN)
             );
         }

@@ -196,6 +196,15 @@ pub(crate) fn parse_record(text: &str, line: usize) -> Result<Record, ManifestEr
     Ok(record)
 }
 
+/// Parses one line after the header keeping its text when writing the object back
+/// would not reproduce it, so that the line is written again byte for byte.
+pub(crate) fn parse_record_verbatim(text: &str, line: usize) -> Result<Record, ManifestError> {
+    let (obj, raw) = parse_line(text, line)?;
+    let record = Record { obj, raw };
+    check_record(&record, line)?;
+    Ok(record)
+}
+
 /// Parses one line as a JSON object, within [`MAX_LINE_BYTES`].
 pub(crate) fn parse_object(text: &str, line: usize) -> Result<Map<String, Value>, ManifestError> {
     let err = |problem: String| ManifestError { line, problem };

@@ -19,6 +19,7 @@ pub(crate) mod error;
 pub mod hash;
 pub mod json;
 pub mod manifest;
+pub(crate) mod patch;
 pub(crate) mod publish;
 pub(crate) mod registry;
 pub(crate) mod stream;

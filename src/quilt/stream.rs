@@ -322,6 +322,7 @@ pub(crate) struct ManifestStream<R> {
     check: TopHashCheck,
     uri: String,
     top_hash: String,
+    verbatim: bool,
 }
 
 impl<R: AsyncBufRead + Unpin> ManifestStream<R> {
@@ -343,6 +344,7 @@ impl<R: AsyncBufRead + Unpin> ManifestStream<R> {
             check: TopHashCheck::new(&Map::new(), order, budget),
             uri,
             top_hash: top_hash.to_owned(),
+            verbatim: false,
         };
         let header = loop {
             match stream.read_line().await? {
@@ -363,6 +365,13 @@ impl<R: AsyncBufRead + Unpin> ManifestStream<R> {
         stream.check = TopHashCheck::new(&header, order, budget);
         stream.header = header;
         Ok(stream)
+    }
+
+    /// Records that keep their line's text when writing their object back would not
+    /// reproduce it (to copy them into another manifest byte for byte).
+    pub(crate) fn verbatim(mut self) -> ManifestStream<R> {
+        self.verbatim = true;
+        self
     }
 
     fn invalid(&self, e: ManifestError) -> QuiltError {
@@ -424,8 +433,13 @@ impl<R: AsyncBufRead + Unpin> ManifestStream<R> {
                 Some(false) => continue,
                 Some(true) => {}
             }
-            let record =
-                manifest::parse_record(self.text()?, self.line_no).map_err(|e| self.invalid(e))?;
+            let text = self.text()?;
+            let record = if self.verbatim {
+                manifest::parse_record_verbatim(text, self.line_no)
+            } else {
+                manifest::parse_record(text, self.line_no)
+            }
+            .map_err(|e| self.invalid(e))?;
             if record.is_directory() {
                 return Ok(Next::Directory(record));
             }

@@ -14,6 +14,7 @@ mod http_router;
 mod keyring;
 mod keyring_real;
 mod mcpb_manifest;
+mod package_patch;
 mod package_revisions;
 mod properties;
 mod publish_race;

@@ -1,0 +1,515 @@
+//! `package_patch` (docs/reference.md, Tools and Results) through the binary: against
+//! the in-process S3, a parent written by quilt3 patched with adds, replacements,
+//! removed keys and prefixes, message and metadata, its kept lines compared byte for
+//! byte; refusals that publish nothing; a governed registry; and against moto,
+//! concurrent patches of one package, none of whose changes is lost.
+use std::collections::BTreeSet;
+
+use crate::common::moto::{Moto, moto_path};
+use crate::common::s3::{ACCESS_KEY, SECRET_KEY, TestS3};
+use crate::common::*;
+use aws_sdk_s3::primitives::ByteStream;
+use quilt_mcp::quilt::manifest::Manifest;
+use serde_json::{Value, json};
+
+const QUILT3_MANIFEST: &str = include_str!("../fixtures/quilt3/quilt3_manifest.jsonl");
+const PACKAGE: &str = "team/pkg";
+const POINTERS: &str = ".quilt/named_packages/team/pkg/";
+/// A line that writing its object back would not reproduce (compact separators, a
+/// float written `1.50`): a kept entry must still come out exactly so.
+const ODD_LINE: &str = r#"{"logical_key":"zzz/odd.json","physical_keys":["s3://lab-data/odd.json"],"size":3,"hash":{"type":"SHA256","value":"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},"meta":{"n":1.50}}"#;
+
+fn token(permissions: &[&str]) -> String {
+    hs256(&claims_with(json!({
+        "buckets": ["registry", "sources", "schemas"],
+        "permissions": permissions,
+        "level": "write",
+        "aws_credentials": {"access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY},
+    })))
+}
+
+const WRITE: &[&str] = &["s3:GetObject", "s3:ListBucket", "s3:PutObject"];
+
+/// The parent: quilt3's manifest (a directory line, entry meta, a `SHA256` entry) and
+/// the odd line, as revision `latest` of [`PACKAGE`]; its top hash.
+async fn seed_parent(s3: &TestS3) -> String {
+    let text = format!("{QUILT3_MANIFEST}{ODD_LINE}\n");
+    let hash = Manifest::parse(&text).unwrap().top_hash();
+    s3.put(
+        "registry",
+        &format!(".quilt/packages/{hash}"),
+        text.as_bytes(),
+        "application/jsonl",
+        &[],
+    )
+    .await;
+    for pointer in ["1700000000", "latest"] {
+        s3.put(
+            "registry",
+            &format!("{POINTERS}{pointer}"),
+            hash.as_bytes(),
+            "text/plain",
+            &[],
+        )
+        .await;
+    }
+    hash
+}
+
+async fn sample() -> TestS3 {
+    let s3 = TestS3::start().await;
+    for bucket in ["registry", "sources", "schemas"] {
+        s3.create_bucket(bucket).await;
+    }
+    for (key, body) in [
+        ("new/readme.md", "# new readme\n"),
+        ("dir/p.txt", "p"),
+        ("dir/q/r.txt", "rr"),
+        ("more/x.csv", "x,y\n"),
+    ] {
+        s3.put("sources", key, body.as_bytes(), "text/plain", &[])
+            .await;
+    }
+    s3
+}
+
+async fn read(s3: &aws_sdk_s3::Client, key: &str) -> Option<String> {
+    let out = s3
+        .get_object()
+        .bucket("registry")
+        .key(key)
+        .send()
+        .await
+        .ok()?;
+    Some(String::from_utf8(out.body.collect().await.unwrap().into_bytes().to_vec()).unwrap())
+}
+
+async fn manifest(s3: &aws_sdk_s3::Client, top_hash: &str) -> String {
+    read(s3, &format!(".quilt/packages/{top_hash}"))
+        .await
+        .unwrap()
+}
+
+async fn latest(s3: &aws_sdk_s3::Client) -> Option<String> {
+    read(s3, &format!("{POINTERS}latest")).await
+}
+
+async fn manifest_count(s3: &aws_sdk_s3::Client) -> usize {
+    s3.list_objects_v2()
+        .bucket("registry")
+        .prefix(".quilt/packages/")
+        .send()
+        .await
+        .unwrap()
+        .contents()
+        .len()
+}
+
+/// The logical keys of a manifest's lines after the header, in order.
+fn keys(text: &str) -> Vec<String> {
+    text.lines()
+        .skip(1)
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["logical_key"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+fn header(text: &str) -> Value {
+    serde_json::from_str(text.lines().next().unwrap()).unwrap()
+}
+
+fn failure(result: &rmcp::model::CallToolResult) -> (String, String) {
+    assert_eq!(result.is_error, Some(true), "{result:?}");
+    let error = &result.structured_content.as_ref().unwrap()["error"];
+    (
+        error["code"].as_str().unwrap().to_owned(),
+        error["message"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn patch(extra: Value) -> Value {
+    let mut args = json!({"package_name": PACKAGE, "registry": "s3://registry"});
+    for (k, v) in extra.as_object().unwrap() {
+        args[k] = v.clone();
+    }
+    args
+}
+
+#[tokio::test]
+async fn patches_add_replace_and_remove_and_keep_the_parents_lines() {
+    let s3 = sample().await;
+    let parent = seed_parent(&s3).await;
+    let parent_text = manifest(&s3.client(), &parent).await;
+    let server = start_on(&s3, &token(WRITE), &[], ()).await;
+
+    // On latest: replace README.md, add a prefix, remove a key; metadata kept.
+    let first = server
+        .ok(
+            "package_patch",
+            patch(json!({
+                "add": [{"logical_key": "README.md", "s3_uri": "s3://sources/new/readme.md"}],
+                "add_s3_uris": ["s3://sources/dir/"],
+                "remove": ["data/a.csv"],
+                "message": "patched",
+            })),
+        )
+        .await;
+    let hash1 = first["top_hash"].as_str().unwrap().to_owned();
+    assert_eq!(first["parent_top_hash"], parent.as_str());
+    assert_eq!(first["previous_top_hash"], parent.as_str());
+    assert_eq!(
+        first["changes"],
+        json!({"added": 2, "removed": 1, "modified": 1, "unchanged": 2})
+    );
+    assert_eq!(first["entry_count"], 5);
+    assert_eq!(first["total_size"], 13 + 1 + 2 + 3);
+    assert_eq!(first["workflow"], Value::Null);
+    assert_eq!(first["race_safe"], true);
+    assert_eq!(
+        first["uri"],
+        format!("quilt+s3://registry#package={PACKAGE}@{hash1}")
+    );
+    assert_eq!(latest(&s3.client()).await.as_deref(), Some(hash1.as_str()));
+
+    let text1 = manifest(&s3.client(), &hash1).await;
+    assert_eq!(Manifest::parse(&text1).unwrap().top_hash(), hash1);
+    assert_eq!(
+        keys(&text1),
+        [
+            "data/",
+            "README.md",
+            "data/b c.csv",
+            "p.txt",
+            "q/r.txt",
+            "zzz/odd.json"
+        ]
+    );
+    let head = header(&text1);
+    assert_eq!(head["user_meta"], header(&parent_text)["user_meta"]);
+    assert_eq!(head["message"], "patched");
+    // Every line kept from the parent is the parent's line, byte for byte.
+    let lines1: BTreeSet<&str> = text1.lines().skip(1).collect();
+    for line in parent_text.lines().skip(1) {
+        let key = serde_json::from_str::<Value>(line).unwrap()["logical_key"].clone();
+        if key == "data/" || key == "data/b c.csv" || key == "zzz/odd.json" {
+            assert!(lines1.contains(line), "{line} was not kept as it was");
+        }
+    }
+    assert!(lines1.contains(ODD_LINE));
+    // The server reads what it wrote.
+    let browse = server
+        .ok(
+            "package_browse",
+            json!({"package_name": PACKAGE, "registry": "registry"}),
+        )
+        .await;
+    assert_eq!(browse["top_hash"], hash1.as_str());
+
+    // An explicit parent (a prefix of latest): remove a whole prefix, replace the
+    // metadata, no message.
+    let second = server
+        .ok(
+            "package_patch",
+            patch(json!({
+                "parent_hash": &hash1[..8],
+                "remove": ["data/"],
+                "metadata": {"v": 2},
+            })),
+        )
+        .await;
+    let hash2 = second["top_hash"].as_str().unwrap().to_owned();
+    assert_eq!(second["parent_top_hash"], hash1.as_str());
+    assert_eq!(
+        second["changes"],
+        json!({"added": 0, "removed": 1, "modified": 0, "unchanged": 4})
+    );
+    let text2 = manifest(&s3.client(), &hash2).await;
+    assert_eq!(
+        keys(&text2),
+        ["README.md", "p.txt", "q/r.txt", "zzz/odd.json"]
+    );
+    assert_eq!(header(&text2)["user_meta"], json!({"v": 2}));
+    assert_eq!(header(&text2)["message"], Value::Null);
+    let lines2: BTreeSet<&str> = text2.lines().skip(1).collect();
+    for line in text1.lines().skip(2) {
+        assert!(
+            lines2.contains(line) || line.contains("\"data/"),
+            "{line} was not kept as it was"
+        );
+    }
+
+    // Adding what is already there, unchanged, still makes a revision (new message).
+    let third = server
+        .ok(
+            "package_patch",
+            patch(json!({
+                "add": [{"logical_key": "p.txt", "s3_uri": "s3://sources/dir/p.txt"}],
+                "message": "same content",
+            })),
+        )
+        .await;
+    assert_eq!(
+        third["changes"],
+        json!({"added": 0, "removed": 0, "modified": 0, "unchanged": 4})
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn refused_patches_publish_nothing() {
+    let s3 = sample().await;
+    let parent = seed_parent(&s3).await;
+    let server = start_on(&s3, &token(WRITE), &[], ()).await;
+    let client = s3.client();
+    let moved = server
+        .ok("package_patch", patch(json!({"message": "moved on"})))
+        .await;
+    let head = moved["top_hash"].as_str().unwrap().to_owned();
+    let manifests = manifest_count(&client).await;
+
+    // (arguments, code, what the message names)
+    let cases = [
+        (
+            patch(json!({"remove": ["data/a.csv", "nothing/", "README.md/"]})),
+            "invalid_argument",
+            "README.md/, nothing/",
+        ),
+        (
+            patch(json!({"parent_hash": parent, "message": "stale"})),
+            "conflict",
+            "is not the latest",
+        ),
+        (
+            patch(json!({"parent_hash": &parent[..10], "remove": ["README.md"]})),
+            "conflict",
+            head.as_str(),
+        ),
+        (
+            patch(json!({"parent_hash": "0123456789", "message": "m"})),
+            "not_found",
+            "0123456789",
+        ),
+        (
+            patch(json!({"add_s3_uris": ["s3://sources/missing/"]})),
+            "not_found",
+            "missing/",
+        ),
+        (
+            json!({"package_name": "team/none", "registry": "registry", "message": "m"}),
+            "not_found",
+            "package_create",
+        ),
+    ];
+    for (args, code, names) in cases {
+        let result = server.call("package_patch", args.clone()).await.unwrap();
+        let (got, message) = failure(&result);
+        assert_eq!(got, code, "{args}: {message}");
+        assert!(message.contains(names), "{args}: {message}");
+        assert_eq!(latest(&client).await.as_deref(), Some(head.as_str()));
+        assert_eq!(manifest_count(&client).await, manifests, "{args}");
+    }
+
+    // A read-level token may not patch.
+    let reader = hs256(&claims_with(json!({
+        "buckets": ["registry", "sources"],
+        "permissions": WRITE,
+        "level": "read",
+        "aws_credentials": {"access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY},
+    })));
+    let read_only = start_on(&s3, &reader, &[], ()).await;
+    let refused = read_only
+        .call("package_patch", patch(json!({"message": "no"})))
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    read_only.stop().await;
+    server.stop().await;
+}
+
+const GOVERNED: &str = r#"version: "1"
+default_workflow: gov
+workflows:
+  gov:
+    name: Governed
+    is_message_required: true
+    metadata_schema: meta
+    entries_schema: csv-only
+schemas:
+  meta: {url: "s3://schemas/meta.json"}
+  csv-only: {url: "s3://schemas/entries.json"}
+"#;
+
+#[tokio::test]
+async fn a_governed_registry_refuses_a_patch_that_breaks_its_workflow() {
+    let s3 = sample().await;
+    s3.put(
+        "registry",
+        ".quilt/workflows/config.yml",
+        GOVERNED.as_bytes(),
+        "text/yaml",
+        &[],
+    )
+    .await;
+    let meta = json!({"type": "object", "required": ["owner"]});
+    let entries =
+        json!({"type": "array", "items": {"properties": {"logical_key": {"pattern": "\\.csv$"}}}});
+    for (key, schema) in [("meta.json", meta), ("entries.json", entries)] {
+        s3.put(
+            "schemas",
+            key,
+            schema.to_string().as_bytes(),
+            "application/json",
+            &[],
+        )
+        .await;
+    }
+    let server = start_on(&s3, &token(WRITE), &[], ()).await;
+    let created = server
+        .ok(
+            "package_create",
+            json!({
+                "package_name": PACKAGE, "registry": "registry",
+                "s3_uris": ["s3://sources/more/x.csv"],
+                "message": "first", "metadata": {"owner": "ana"},
+            }),
+        )
+        .await;
+    let head = created["top_hash"].as_str().unwrap().to_owned();
+    let client = s3.client();
+    let manifests = manifest_count(&client).await;
+    for (args, pointer) in [
+        (
+            patch(
+                json!({"add": [{"logical_key": "notes.txt", "s3_uri": "s3://sources/dir/p.txt"}], "message": "m"}),
+            ),
+            "/entries/0/logical_key: ",
+        ),
+        (
+            patch(json!({"metadata": {"n": 1}, "message": "m"})),
+            "/metadata: \"owner\" is a required property",
+        ),
+        (
+            patch(json!({"add": [{"logical_key": "y.csv", "s3_uri": "s3://sources/more/x.csv"}]})),
+            "/message: ",
+        ),
+    ] {
+        let result = server.call("package_patch", args.clone()).await.unwrap();
+        let (code, message) = failure(&result);
+        assert_eq!(code, "invalid_argument", "{args}: {message}");
+        assert!(message.contains(pointer), "{args}: {message}");
+        assert_eq!(latest(&client).await.as_deref(), Some(head.as_str()));
+        assert_eq!(manifest_count(&client).await, manifests, "{args}");
+    }
+    // What passes is published with the workflow; the parent's metadata is kept.
+    let patched = server
+        .ok(
+            "package_patch",
+            patch(
+                json!({"add": [{"logical_key": "y.csv", "s3_uri": "s3://sources/more/x.csv"}], "message": "more"}),
+            ),
+        )
+        .await;
+    assert_eq!(patched["workflow"], "gov");
+    let text = manifest(&client, patched["top_hash"].as_str().unwrap()).await;
+    assert_eq!(header(&text)["user_meta"], json!({"owner": "ana"}));
+    assert_eq!(header(&text)["workflow"]["id"], "gov");
+    server.stop().await;
+}
+
+/// Patches in flight at once per round, each from its own server.
+const WRITERS: usize = 4;
+const ROUNDS: usize = 3;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_patches_lose_no_change() {
+    let Some(path) = moto_path() else {
+        let message = "moto_server not found (set QUILT_MCP_TEST_MOTO or put it on PATH; scripts/ci-moto installs it): the patch race test cannot run";
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{message}");
+        }
+        eprintln!("WARNING: skipped: {message}");
+        return;
+    };
+    let moto = Moto::start(&path).await;
+    let s3 = moto.client();
+    for bucket in ["registry", "sources"] {
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+    }
+    for i in 0..WRITERS * ROUNDS {
+        s3.put_object()
+            .bucket("sources")
+            .key(format!("w/{i}.csv"))
+            .body(ByteStream::from(format!("{i}\n").into_bytes()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let token = hs256(&claims_with(json!({
+        "buckets": ["registry", "sources"],
+        "permissions": ["s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:DeleteObject"],
+        "level": "write",
+        "aws_credentials": {"access_key_id": "testing", "secret_access_key": "testing"},
+    })));
+    let env = [
+        ("AWS_ENDPOINT_URL_S3", moto.endpoint.as_str()),
+        ("QUILT_MCP_S3_FORCE_PATH_STYLE", "true"),
+        ("QUILT_MCP_JWT_SECRET", SECRET),
+        ("QUILT_MCP_TOKEN", token.as_str()),
+    ];
+    let servers = futures::future::join_all((0..WRITERS).map(|_| Server::spawn(&env))).await;
+    servers[0]
+        .ok(
+            "package_create",
+            json!({"package_name": PACKAGE, "registry": "registry", "s3_uris": ["s3://sources/w/0.csv"]}),
+        )
+        .await;
+    let mut expected: BTreeSet<String> = BTreeSet::from(["0.csv".to_owned()]);
+    let mut parents = BTreeSet::new();
+    let mut conflicts = 0;
+    for round in 0..ROUNDS {
+        let calls = servers.iter().enumerate().map(|(i, server)| {
+            let n = round * WRITERS + i;
+            let key = format!("added/{n}.csv");
+            let args = json!({
+                "package_name": PACKAGE, "registry": "registry",
+                "add": [{"logical_key": key, "s3_uri": format!("s3://sources/w/{n}.csv")}],
+            });
+            async move { (key, server.call("package_patch", args).await.unwrap()) }
+        });
+        for (key, result) in futures::future::join_all(calls).await {
+            let content = result.structured_content.unwrap();
+            if result.is_error == Some(true) {
+                assert_eq!(content["error"]["code"], "conflict", "{content}");
+                conflicts += 1;
+            } else {
+                assert_eq!(content["race_safe"], true, "{content}");
+                assert_eq!(content["parent_top_hash"], content["previous_top_hash"]);
+                assert!(
+                    parents.insert(content["parent_top_hash"].as_str().unwrap().to_owned()),
+                    "two patches published on one parent: {content}"
+                );
+                expected.insert(key);
+            }
+        }
+    }
+    let head = latest(&s3).await.unwrap();
+    let text = manifest(&s3, &head).await;
+    let found: BTreeSet<String> = keys(&text).into_iter().collect();
+    assert_eq!(found, expected, "a published change was lost");
+    assert_eq!(
+        parents.len() + conflicts,
+        WRITERS * ROUNDS,
+        "every call either published or was refused"
+    );
+    eprintln!(
+        "patch race: {} calls: {} published, {conflicts} conflicts",
+        WRITERS * ROUNDS,
+        parents.len()
+    );
+    for server in servers {
+        server.stop().await;
+    }
+}
