@@ -8,8 +8,7 @@
 //! The ratio of the two medians is the cost quilt-mcp adds (JSON-RPC over a pipe,
 //! the gate, the JSON result) on top of the S3 call itself.
 
-#[path = "../tests/it/common/s3.rs"]
-mod s3;
+use quilt_mcp_testkit::s3;
 mod support;
 
 use criterion::{Criterion, criterion_group, criterion_main};

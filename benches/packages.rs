@@ -10,14 +10,18 @@
 //! - `package_browse` (default page of 1,000) of 100,000- and 1,000,000-entry packages,
 //!   and `package_diff` of two 100,000-entry and two 1,000,000-entry revisions, in a
 //!   fresh server whose peak RSS is that of this work alone (set
-//!   `QUILT_MCP_BENCH_SKIP_1M=1` to skip the 1M revisions);
-//! - `package_patch` adding 10 entries to the 100,000-entry revision, in another fresh
-//!   server.
+//!   `QUILT_MCP_BENCH_SKIP_1M=1` to skip the 1M revisions); the first page reads and
+//!   verifies the whole revision, so its time per entry is the cost of a manifest line;
+//! - every page of those revisions in turn, by `next_cursor` (set
+//!   `QUILT_MCP_BENCH_SKIP_PAGES=1` to skip it);
+//! - `package_patch` adding 10 entries to the 100,000- and 1,000,000-entry revisions,
+//!   in another fresh server.
 //!
-//! Peak RSS is the server process's `VmHWM` (Linux); elsewhere it is not reported.
+//! `QUILT_MCP_BENCH_BINARY=PATH` measures another build of the server (an older one,
+//! for a before-and-after figure). Peak RSS is the server process's `VmHWM` (Linux);
+//! elsewhere it is not reported.
 
-#[path = "../tests/it/common/s3.rs"]
-mod s3;
+use quilt_mcp_testkit::s3;
 mod support;
 
 use std::time::Instant;
@@ -119,6 +123,24 @@ async fn store(server: &s3::TestS3, name: &str, top_hash: &str, bytes: &[u8]) {
         .await;
 }
 
+/// The server to measure: this build's, or `QUILT_MCP_BENCH_BINARY`.
+fn server_command(endpoint: &str) -> tokio::process::Command {
+    let Some(binary) = std::env::var_os("QUILT_MCP_BENCH_BINARY") else {
+        return support::server_command(Some(endpoint));
+    };
+    let mut command = tokio::process::Command::new(binary);
+    command
+        .env("QUILT_MCP_JWT_SECRET", support::SECRET)
+        .env(
+            "QUILT_MCP_LOG_DIR",
+            std::env::temp_dir().join("quilt-mcp-bench-logs"),
+        )
+        .env("QUILT_MCP_LOG", "warn")
+        .env("AWS_ENDPOINT_URL_S3", endpoint)
+        .env("QUILT_MCP_S3_FORCE_PATH_STYLE", "true");
+    command
+}
+
 async fn call(
     client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
     tool: &'static str,
@@ -168,7 +190,7 @@ async fn main() {
         )
         .await;
 
-    let mut command = support::server_command(Some(&server.endpoint));
+    let mut command = server_command(&server.endpoint);
     command.env("QUILT_MCP_TOKEN", token());
     let transport = TokioChildProcess::new(command).or_fail("starting the server");
     let pid = transport.id();
@@ -244,7 +266,7 @@ async fn main() {
         changed_hashes.push(changed_hash);
     }
 
-    let mut command = support::server_command(Some(&server.endpoint));
+    let mut command = server_command(&server.endpoint);
     command.env("QUILT_MCP_TOKEN", token());
     let transport = TokioChildProcess::new(command).or_fail("starting the server");
     let pid = transport.id();
@@ -266,12 +288,48 @@ async fn main() {
                     format!("{} entries counted", browsed["entry_count"]),
                 );
             }
+            let elapsed = started.elapsed().as_secs_f64();
             println!(
-                "package_browse {n} entries, default page (round {round}): {:.0} ms, server peak RSS {:.1} MiB",
-                started.elapsed().as_secs_f64() * 1000.0,
+                "package_browse {n} entries, default page (round {round}): {:.0} ms ({:.2} µs per entry), server peak RSS {:.1} MiB",
+                elapsed * 1000.0,
+                elapsed * 1e6 / n as f64,
                 peak_rss_mib(pid).unwrap_or(f64::NAN)
             );
         }
+        if std::env::var_os("QUILT_MCP_BENCH_SKIP_PAGES").is_some() {
+            continue;
+        }
+        // Every page in turn: after the first, each costs what it holds.
+        let started = Instant::now();
+        let (mut entries, mut pages) = (0usize, 0usize);
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut args = json!({"package_name": format!("bench/e{n}"), "registry": "bench"});
+            if let Some(c) = &cursor {
+                args["cursor"] = json!(c);
+            }
+            let page = call(&client, "package_browse", args).await;
+            entries += page["entries"].as_array().map_or(0, Vec::len);
+            pages += 1;
+            match page.get("next_cursor").and_then(Value::as_str) {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        if entries != n {
+            support::fail(
+                "package_browse pages",
+                format!("{entries} entries, not {n}"),
+            );
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        println!(
+            "package_browse {n} entries, every page ({pages} pages): {:.0} ms ({:.2} µs per entry, {:.1} ms per page), server peak RSS {:.1} MiB",
+            elapsed * 1000.0,
+            elapsed * 1e6 / n as f64,
+            elapsed * 1000.0 / pages as f64,
+            peak_rss_mib(pid).unwrap_or(f64::NAN)
+        );
     }
     for (i, &n) in sizes.iter().enumerate() {
         // What `generated_manifest(n, true)` drops (every 101st) and changes (every
@@ -304,15 +362,13 @@ async fn main() {
     let _ = client.cancel().await;
 
     // Patch at scale in a fresh server, so that its peak RSS is the patch's: ten new
-    // entries on top of the 100,000-entry revision (each round builds on the one
-    // before); a patch holds the merged revision in memory, so the 1,000,000-entry one
-    // is over its limit.
-    let mut command = support::server_command(Some(&server.endpoint));
+    // entries on top of each large revision (each round builds on the one before).
+    let mut command = server_command(&server.endpoint);
     command.env("QUILT_MCP_TOKEN", token());
     let transport = TokioChildProcess::new(command).or_fail("starting the server");
     let pid = transport.id();
     let client = ().serve(transport).await.or_fail("initializing the server");
-    for n in [100_000] {
+    for &n in &sizes {
         for round in 1..=3 {
             let add: Vec<Value> = (0..10)
                 .map(|i| json!({"logical_key": format!("added/r{round}/obj-{i}.txt"), "s3_uri": format!("s3://bench/small/obj-{i:04}.txt")}))

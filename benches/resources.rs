@@ -12,8 +12,7 @@
 //! base64 twice (`structuredContent` and an embedded resource), so the difference is
 //! what each costs to shape, send and parse.
 
-#[path = "../tests/it/common/s3.rs"]
-mod s3;
+use quilt_mcp_testkit::s3;
 mod support;
 
 use std::time::{Duration, Instant};

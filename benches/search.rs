@@ -11,16 +11,11 @@
 //! left is the server's own cost (JSON-RPC over a pipe, the gate, the GraphQL request
 //! and its answer over loopback HTTP, the result). Median and p99 of each are printed.
 
-#[path = "../tests/it/common/registry_graphql.rs"]
-mod registry_graphql;
-#[path = "../tests/it/common/s3.rs"]
-#[allow(unused)]
-mod s3;
 mod support;
 
 use std::time::{Duration, Instant};
 
-use registry_graphql::{GraphqlRegistry, Object, Package};
+use quilt_mcp_testkit::registry_graphql::{GraphqlRegistry, Object, Package};
 use rmcp::ServiceExt as _;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;

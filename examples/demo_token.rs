@@ -10,7 +10,6 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::json;
 
 fn main() -> anyhow::Result<()> {
@@ -33,11 +32,7 @@ fn main() -> anyhow::Result<()> {
         "p": ["g", "l", "p"],
         "b": {"_type": "groups", "_data": {"quilt": ["demo-data", "demo-packages"]}},
     });
-    let token = encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )?;
+    let token = quilt_mcp_testkit::mint_hs256(secret.as_bytes(), &claims)?;
     println!("{token}");
     Ok(())
 }

@@ -9,13 +9,11 @@
 //! cargo run --example quickstart
 //! ```
 
-#[path = "../tests/it/common/s3.rs"]
-mod s3;
+use quilt_mcp_testkit::s3;
 
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rmcp::ServiceExt as _;
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::ServiceError;
@@ -71,11 +69,7 @@ fn demo_token() -> anyhow::Result<String> {
             "region": "us-east-1",
         },
     });
-    Ok(jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )?)
+    Ok(quilt_mcp_testkit::mint_hs256(SECRET.as_bytes(), &claims)?)
 }
 
 fn show(title: &str) {

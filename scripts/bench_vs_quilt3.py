@@ -43,6 +43,7 @@ WORKFLOW_FIELDS = 20
 CREATE_OBJECT_BYTES = 4096
 FLOOR_CONCURRENCY = 16
 ACCESS_KEY = "testing"
+REVISIONS_PER_PACKAGE = 5
 SECRET_KEY = "testing"
 
 
@@ -249,6 +250,53 @@ def mcp_call(binary: str, endpoint: str, tool: str, arguments: dict, progress=Fa
     }
 
 
+def mcp_pages(binary: str, endpoint: str, arguments: dict) -> dict:
+    """Every page of a revision in one server process: the first page (the whole
+    revision read and verified), then each next page by `next_cursor`."""
+    sys.dont_write_bytecode = True
+    sys.path.insert(0, HERE)
+    import mcp_stdio
+
+    mcp_stdio.TIMEOUT_SECS = 3600
+    env = {
+        "QUILT_MCP_JWT_SECRET": SECRET,
+        "QUILT_MCP_TOKEN": hs256_token(),
+        "QUILT_MCP_S3_FORCE_PATH_STYLE": "true",
+        "QUILT_MCP_READ_ONLY": "false",
+    }
+    env.update(aws_env(endpoint))
+    session = mcp_stdio.Session(binary, env)
+    try:
+        session.initialize()
+        session.request(
+            "tools/call",
+            {"name": "bucket_objects_list", "arguments": {"bucket": SOURCES, "max_keys": 1}},
+        )
+        entries, pages, first, cursor = 0, 0, None, None
+        started = time.monotonic()
+        while True:
+            args = dict(arguments)
+            if cursor:
+                args["cursor"] = cursor
+            page_started = time.monotonic()
+            result = session.request("tools/call", {"name": "package_browse", "arguments": args})
+            if result.get("isError"):
+                raise RuntimeError(f"package_browse failed: {json.dumps(result)[:2000]}")
+            out = result["structuredContent"]
+            if first is None:
+                first = time.monotonic() - page_started
+            entries += len(out["entries"])
+            pages += 1
+            cursor = out.get("next_cursor")
+            if not cursor:
+                break
+        seconds = time.monotonic() - started
+        rss = vm_hwm_mb(session.proc.pid)
+    finally:
+        session.close()
+    return {"seconds": seconds, "rss_mb": rss, "first": first, "pages": pages, "entries": entries}
+
+
 # ---------------------------------------------------------------------------------
 # Data.
 
@@ -316,7 +364,8 @@ def seed_create_objects(s3, n: int) -> list:
 
 
 def seed_many(s3, n: int) -> None:
-    """n packages, each with `latest` and one timestamp pointer to one tiny manifest."""
+    """n packages in 100 namespaces, each with `latest` and five timestamp pointers to
+    one tiny manifest."""
     manifest = (
         json.dumps({"version": "v0", "message": "tiny"}) + "\n"
         + json.dumps(
@@ -332,12 +381,13 @@ def seed_many(s3, n: int) -> None:
     ).encode()
     top_hash = hashlib.sha256(manifest).hexdigest()  # a stand-in: only pointers are listed
     s3.put_object(Bucket=MANY, Key=f".quilt/packages/{top_hash}", Body=manifest)
-    stamp = str(int(time.time()))
+    now = int(time.time())
 
     def put(i):
         base = f".quilt/named_packages/ns{i % 100:02d}/pkg{i:05d}/"
         s3.put_object(Bucket=MANY, Key=base + "latest", Body=top_hash.encode())
-        s3.put_object(Bucket=MANY, Key=base + stamp, Body=top_hash.encode())
+        for k in range(REVISIONS_PER_PACKAGE):
+            s3.put_object(Bucket=MANY, Key=base + str(now - k), Body=top_hash.encode())
 
     parallel(put, range(n))
 
@@ -424,7 +474,8 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="also browse 1M entries")
     parser.add_argument("--diff", default="100k", help="entries of each diffed revision")
     parser.add_argument("--create", default="1k,10k", help="objects to create from")
-    parser.add_argument("--packages", default="10000", help="packages in the listed registry (one count)")
+    parser.add_argument("--packages", default="2000", help="packages in the listed registry (one count)")
+    parser.add_argument("--pages", default="100k", help="revisions read page by page (entries; --full adds 1M)")
     parser.add_argument(
         "--workflow-create", default="1k", help="objects to create from in a registry with a workflow"
     )
@@ -433,6 +484,7 @@ def main() -> None:
     diff_sizes = sizes(args.diff)
     create_sizes = sizes(args.create)
     package_counts = sizes(args.packages)
+    page_sizes = sizes(args.pages) + ([1_000_000] if args.full else [])
     workflow_sizes = sizes(args.workflow_create)
 
     moto, endpoint = start_moto(args.moto)
@@ -459,7 +511,7 @@ def main() -> None:
 
         # Everything is built first, so that building does not overlap a measurement.
         browse = []
-        for n in browse_sizes:
+        for n in sorted(set(browse_sizes) | set(page_sizes)):
             t = time.monotonic()
             name = f"bench/browse-{label(n)}"
             browse.append((n, name, build_revision(name, entries(n), f"{n} entries")))
@@ -499,12 +551,33 @@ def main() -> None:
             say(f"wrote {n} packages' pointers in {time.monotonic() - t:.1f} s")
 
         for n, name, top_hash in browse:
+            if n not in browse_sizes:
+                continue
             mcp = mcp_call(
                 args.binary, endpoint, "package_browse",
                 {"package_name": name, "registry": registry, "top_hash": top_hash},
             )
             q3 = run_worker("browse", {"name": name, "registry": registry, "top_hash": top_hash}, endpoint)
             row(rows, f"browse a {n:,}-entry revision", mcp, q3, f"quilt3: {q3['note']}")
+
+        for n, name, top_hash in browse:
+            if n not in page_sizes:
+                continue
+            pages = mcp_pages(
+                args.binary, endpoint,
+                {"package_name": name, "registry": registry, "top_hash": top_hash},
+            )
+            q3 = run_worker("browse", {"name": name, "registry": registry, "top_hash": top_hash}, endpoint)
+            row(
+                rows,
+                f"every entry of a {n:,}-entry revision, page by page (default page)",
+                pages,
+                q3,
+                f"quilt-mcp: {pages['pages']} pages, {pages['entries']:,} entries, "
+                f"{q3['seconds'] / pages['seconds']:.1f}x faster than quilt3; "
+                f"the first page (whole revision read and verified) {pages['first']:.2f} s, "
+                f"all pages = {pages['seconds'] / pages['first']:.2f}x it; quilt3: whole revision, {q3['note']}",
+            )
 
         for n, name, hash1, hash2 in diffs:
             spec = {"name": name, "registry": registry, "hash1": hash1, "hash2": hash2}
@@ -549,11 +622,22 @@ def main() -> None:
             q3 = run_worker("list", {"registry": many}, endpoint)
             row(
                 rows,
-                f"package_list over {n:,} packages",
+                f"package_list over {n:,} packages of {REVISIONS_PER_PACKAGE} revisions",
                 mcp,
                 q3,
-                f"quilt-mcp: {mcp['structured'].get('count')} packages, latest pointers read; "
-                f"quilt3: {q3['note']} (names only)",
+                f"quilt-mcp: {mcp['structured'].get('count')} names, "
+                f"{q3['seconds'] / mcp['seconds']:.1f}x faster; quilt3: {q3['note']} (names only)",
+            )
+            details = mcp_call(
+                args.binary, endpoint, "package_list",
+                {"registry": many, "max_packages": min(n, 10_000), "include_details": True},
+            )
+            row(
+                rows,
+                f"package_list over {n:,} packages, include_details",
+                details,
+                None,
+                f"{details['structured'].get('count')} packages, each latest read",
             )
     finally:
         moto.terminate()

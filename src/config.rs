@@ -1,4 +1,4 @@
-//! The contract's environment variables (SPEC §3), read once at start-up.
+//! The contract's environment variables (docs/reference.md, Settings), read once at start-up.
 //!
 //! Nothing here reads AWS credential variables: `AWS_ACCESS_KEY_ID`,
 //! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` and `AWS_PROFILE` are not looked at,
@@ -138,7 +138,7 @@ impl Config {
     /// Reads the configuration through `lookup` (the environment, or a table in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Config {
         let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        // A placeholder is not a setting: it reads as unset (SPEC §3, placeholders).
+        // A placeholder is not a setting: it reads as unset (docs/reference.md, Settings, placeholders).
         let get = |name: &str| set(name).filter(|v| !is_placeholder(v));
         let mut errors = Vec::new();
 
@@ -222,7 +222,7 @@ impl Config {
             },
         };
         let s3_force_path_style = flag("QUILT_MCP_S3_FORCE_PATH_STYLE");
-        // Read-only fails closed (SPEC §3): only `false` (or unset) turns it off.
+        // Read-only fails closed (docs/reference.md, Settings): only `false` (or unset) turns it off.
         let read_only = match get("QUILT_MCP_READ_ONLY") {
             None => false,
             Some(v) => match v.trim().to_ascii_lowercase().as_str() {
@@ -354,7 +354,7 @@ pub struct PublicUrlError {
     value: String,
 }
 
-/// A token setting as SPEC §3 reads it: surrounding whitespace and one leading
+/// A token setting as it is read (docs/reference.md, Settings): surrounding whitespace and one leading
 /// `Bearer ` (any case) stripped, once; `None` when nothing is left.
 pub fn normalize_token(raw: &str) -> Option<&str> {
     let trimmed = raw.trim();

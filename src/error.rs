@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-/// `structuredContent.error.code` of a failed tool (SPEC §6.1).
+/// `structuredContent.error.code` of a failed tool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum ErrorCode {
@@ -56,7 +56,7 @@ impl ErrorCode {
     }
 }
 
-/// A tool that ran and failed: a result with `isError: true` (SPEC §7).
+/// A tool that ran and failed: a result with `isError: true`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, thiserror::Error)]
 #[error("{message}")]
 pub(crate) struct ToolError {

@@ -8,6 +8,8 @@
 //!
 //! - `version`: the crate's version, named by any layer.
 //! - `error`: the error codes of the contract, `ToolError` and `ArgumentError`.
+//!   [`metrics`]: the Prometheus metrics of `--metrics`, and the one-line hooks the
+//!   layers above record them with (no-ops unless metrics are on).
 //! - [`time`], `s3`: clocks; every S3 request, its failure classified once, S3 names and
 //!   `s3://` URIs.
 //! - [`config`]: every environment variable of the contract, read once into [`Config`].
@@ -26,7 +28,7 @@
 //! - [`server`]: [`QuiltServer`], the rmcp `ServerHandler` with the one gate every tool
 //!   call passes, and the rmcp routes built from the tools.
 //! - [`http`], [`stdio`]: the transports: streamable HTTP behind a bearer layer; JSON-RPC
-//!   framing in front of rmcp's stdio transport.
+//!   lines over stdin/stdout, decoded once and bounded, as an rmcp transport.
 //! - [`status`], [`setup`]: the `status`, `login`, `logout` and `config` commands.
 //!
 //! `main.rs` only parses the command line and wires these together.
@@ -39,6 +41,7 @@ pub mod config;
 mod error;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod quilt;
 mod registry;
 mod s3;

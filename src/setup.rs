@@ -114,7 +114,7 @@ pub fn logout(config: &Config) -> Result<bool, KeyringError> {
     delete_entry(&config.keyring_service, &config.keyring_user)
 }
 
-/// The hosts `config` knows (SPEC §2); `claude` is Claude Desktop.
+/// The hosts `config` knows (docs/reference.md, Commands); `claude` is Claude Desktop.
 pub const HOSTS: &[&str] = &[
     "claude-desktop",
     "claude",

@@ -2,7 +2,6 @@
 //! that runs the real server binary with quiet logging.
 #![allow(dead_code)]
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::Value;
 
 /// Stops the bench run loudly: a bench that cannot set up or gets a wrong answer must
@@ -43,12 +42,7 @@ pub fn token(sub: &str, extra: Value) -> String {
     if let (Some(claims), Value::Object(extra)) = (claims.as_object_mut(), extra) {
         claims.extend(extra);
     }
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .or_fail("minting the bench token")
+    quilt_mcp_testkit::mint_hs256(SECRET.as_bytes(), &claims).or_fail("minting the bench token")
 }
 
 /// The server binary with the bench secret and warnings-only logs in a temp dir;

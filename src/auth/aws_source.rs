@@ -1,4 +1,4 @@
-//! Which AWS credential source a token names (SPEC §5), read from its claims alone.
+//! Which AWS credential source a token names (docs/reference.md, Settings), read from its claims alone.
 //!
 //! [`CredentialSource::from_claims`] decides, without any network call, which of the
 //! three sources a token names: inline credentials, an IAM role for web identity, or
@@ -67,7 +67,7 @@ pub struct CredentialSummary {
 }
 
 impl CredentialSource {
-    /// Picks the first source of SPEC §5 that the claims (and the registry setting)
+    /// Picks the first credential source (docs/reference.md, Settings) that the claims (and the registry setting)
     /// provide. `Err` names a claim of the wrong shape.
     pub fn from_claims(
         payload: &Map<String, Value>,

@@ -1,5 +1,5 @@
 //! Decompression of the Quilt claims, rule for rule as the Quilt catalog's
-//! `jwt-decompression-utils.js` does it (SPEC §4), except that where the catalog
+//! `jwt-decompression-utils.js` does it (docs/reference.md, Errors), except that where the catalog
 //! would fall back to granting `s3:GetObject` after an internal error, this grants
 //! nothing.
 
@@ -227,7 +227,7 @@ fn decompress_buckets(b: &Value, warnings: &mut Vec<String>) -> Vec<String> {
 }
 
 /// Expands `groups` or `patterns` data: a map of arrays of names. A value that is not
-/// an array is skipped with a warning and the other entries still count (SPEC §4).
+/// an array is skipped with a warning and the other entries still count (docs/reference.md, Errors).
 /// Why an object `b` claim grants no buckets (a warning in the log).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 enum BucketsError {
@@ -403,7 +403,7 @@ mod tests {
                 vec![],
                 true,
             ),
-            // Only the entry that is not an array is skipped (SPEC revision 2), and
+            // Only the entry that is not an array is skipped, and
             // only the members that are not strings.
             (
                 json!({"b": {"_type": "groups", "_data": {"a": ["b", 7, "c"], "e": "notalist"}}}),

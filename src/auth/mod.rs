@@ -5,9 +5,9 @@
 //! - [`source`]: environment and keyring token sources.
 //! - [`store`]: the OS keyring: the store in use and the entry (with [`keyutils`], the
 //!   kernel store, on Linux).
-//! - [`verify`]: SPEC §4 verification, yielding an [`AuthContext`] or an [`AuthFailure`].
+//! - [`verify`]: token verification (docs/reference.md, Errors), yielding an [`AuthContext`] or an [`AuthFailure`].
 //! - [`claims`]: decompression of the Quilt claims.
-//! - [`aws_source`]: which AWS credential source the claims name (SPEC §5).
+//! - [`aws_source`]: which AWS credential source the claims name (docs/reference.md, Settings).
 
 pub mod aws_source;
 pub mod claims;
@@ -72,7 +72,7 @@ impl TokenSourceKind {
     }
 }
 
-/// Why a call is unauthorized (SPEC §4, §5): the `reason` of a -32001 error.
+/// Why a call is unauthorized (docs/reference.md, Errors and Settings): the `reason` of a -32001 error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
@@ -254,7 +254,7 @@ pub struct AuthContext {
     pub token_info: TokenInfo,
     /// Where AWS credentials for this caller come from.
     pub aws: CredentialSource,
-    /// The token itself, for the AWS credential exchanges of SPEC §5.
+    /// The token itself, for the AWS credential exchanges (docs/reference.md, Settings).
     pub token: Token,
     /// The `catalog_token` claim: the registry's own token, carried inside the JWT,
     /// which calls to the Quilt registry carry instead of the JWT (docs/reference.md,

@@ -220,7 +220,7 @@ pub enum KeyringError {
     /// all), or the Keychain is locked.
     #[error("the keyring ({store}) is locked ({})", describe(.source))]
     Locked {
-        /// The store's name (SPEC §8).
+        /// The store's name (docs/reference.md, Logs).
         store: &'static str,
         /// The store's error.
         #[source]
@@ -229,7 +229,7 @@ pub enum KeyringError {
     /// The store refused access (a permission).
     #[error("the keyring ({store}) refused access ({})", describe(.source))]
     Refused {
-        /// The store's name (SPEC §8).
+        /// The store's name (docs/reference.md, Logs).
         store: &'static str,
         /// The store's error.
         #[source]
@@ -238,7 +238,7 @@ pub enum KeyringError {
     /// The store failed otherwise.
     #[error("the keyring ({store}) failed ({})", describe(.source))]
     Failed {
-        /// The store's name (SPEC §8).
+        /// The store's name (docs/reference.md, Logs).
         store: &'static str,
         /// The store's error.
         #[source]

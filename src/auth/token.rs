@@ -54,7 +54,7 @@ pub(crate) fn number(value: &Value) -> Option<i64> {
 /// Tokens longer than this are refused before any parsing (`token_too_large`).
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
-/// How a token setting is read (SPEC §3): surrounding whitespace and one leading
+/// How a token setting is read (docs/reference.md, Settings): surrounding whitespace and one leading
 /// `Bearer ` stripped, once. It lives with the configuration, which applies it.
 pub use crate::config::normalize_token as normalize;
 
@@ -119,7 +119,7 @@ impl Token {
         payload.get("exp").and_then(number)
     }
 
-    /// `sha256:` and the first 12 hex digits of the token's SHA-256 (SPEC §8).
+    /// `sha256:` and the first 12 hex digits of the token's SHA-256 (docs/reference.md, Logs).
     pub fn fingerprint(&self) -> String {
         let hex: String = self.digest[..6]
             .iter()

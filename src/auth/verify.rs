@@ -1,4 +1,4 @@
-//! SPEC §4 verification. Every rule is checked here, in the contract's order, and
+//! Token verification (docs/reference.md, Errors). Every rule is checked here, in the contract's order, and
 //! the first failure gives the reason code:
 //!
 //! 1. present, at most 16 KiB, three base64url segments with a JSON header and payload;
@@ -547,7 +547,7 @@ impl TypedClaims {
             }
             Some(_) => return Err(wrong("aud", "a string or an array of strings")),
         };
-        // `roles` of another type falls back to `r`, as in the catalog (SPEC §4);
+        // `roles` of another type falls back to `r`, as in the catalog (docs/reference.md, Errors);
         // `permissions` and `buckets` of another type fail closed.
         for name in ["permissions", "buckets"] {
             if let Some(v) = present(name)

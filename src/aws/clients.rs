@@ -89,6 +89,7 @@ impl Aws {
             .region(aws_sdk_sts::config::Region::new(config.aws_region.clone()))
             .http_client(http.clone())
             .timeout_config(timeouts())
+            .interceptor(crate::metrics::SdkTimer("sts"))
             .retry_config(aws_sdk_sts::config::retry::RetryConfig::standard().with_max_attempts(3));
         if let Some(endpoint) = config
             .endpoint_url_sts
@@ -135,8 +136,10 @@ impl Aws {
         if let Some(session) = guard.as_ref()
             && session.fresh(now)
         {
+            crate::metrics::credential_cache(true);
             return Ok(session.clone());
         }
+        crate::metrics::credential_cache(false);
         let resolved = credentials::resolve(ctx, &self.exchanges, &self.default_region, now).await;
         match resolved {
             Ok(creds) => {
@@ -200,6 +203,7 @@ impl Aws {
             .credentials_provider(creds.to_sdk())
             .http_client(self.http.clone())
             .timeout_config(timeouts())
+            .interceptor(crate::metrics::SdkTimer("s3"))
             .retry_config(RetryConfig::standard().with_max_attempts(3))
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)

@@ -1,4 +1,4 @@
-//! AWS credentials from the token alone (SPEC §5), and the clients that use them.
+//! AWS credentials from the token alone (docs/reference.md, Settings), and the clients that use them.
 //!
 //! The token names its source ([`crate::auth::CredentialSource`]); [`credentials`]
 //! turns it into credentials (inline, STS web identity, registry exchange) and

@@ -1,20 +1,48 @@
-//! One page of a revision's entries, collected as the manifest streams by: only the
-//! page is held (a bounded max-heap of the smallest logical keys after the cursor, so
-//! that a manifest in any order gives the same pages), while the counts cover the
-//! whole revision or path and a bounded summary of the immediate sub-directories is
-//! kept.
+//! One page of a revision's entries, bounded in count and in bytes (see
+//! `docs/reference.md`, Results: `package_browse`).
+//!
+//! The first read of a revision streams the whole manifest, verifying its top hash:
+//! only the page is held (a bounded max-heap of the smallest logical keys after the
+//! cursor, so that a manifest in any order gives the same pages) while the counts
+//! cover the whole revision or path and a bounded summary of the immediate
+//! sub-directories is kept ([`full_pass`]). Once a revision in tree order is known
+//! (`cache`), a page is read from a byte offset on, in order, and reading stops when
+//! the page is full ([`PageCollector::saturated`]).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::future::Future;
-
-use serde_json::{Map, Value};
 
 use super::error::QuiltError;
-use super::manifest::{Record, tree_order};
-use super::stream::{ManifestStream, Next, Order, TreeKey};
+pub(crate) use super::line::values_in;
+use super::line::{Header, Line};
+use super::manifest::tree_order;
+use super::stream::{ManifestStream, Next, TreeKey};
 
 /// The most directories a page summarizes.
 pub(crate) const MAX_DIRECTORIES: usize = 1000;
+/// The most bytes of entry lines a page holds: with the directories and the header,
+/// a result stays under 4 MiB.
+pub(crate) const PAGE_BYTES: usize = 2_700_000;
+/// What an entry costs in a result beyond its line.
+const ENTRY_OVERHEAD: usize = 64;
+/// The most JSON values a page's entries hold: a result is a JSON tree before it is
+/// sent, and a value costs about 80 bytes there however short its text (`0,` is two).
+pub(crate) const PAGE_VALUES: usize = 400_000;
+/// JSON values of an entry besides its `meta`.
+const ENTRY_VALUES: usize = 8;
+/// The most a JSON value's text can grow when it is written again from its parsed
+/// form (`1e15` is written `1000000000000000.0`; 24 characters at most): counted for
+/// every value of metadata, so that a result's byte bound holds whatever numbers a
+/// manifest holds.
+pub(crate) const VALUE_GROWTH: usize = 24;
+/// The most JSON values of directory metadata a summary holds.
+pub(crate) const DIRECTORY_VALUES: usize = 50_000;
+/// The most bytes of directory names and metadata a summary holds.
+pub(crate) const DIRECTORY_BYTES: usize = 512 * 1024;
+/// What a directory costs in a result beyond its name and metadata.
+const DIRECTORY_OVERHEAD: usize = 96;
+/// The most bytes of the header's `message`, `user_meta` and `workflow` a result shows.
+pub(crate) const HEADER_BYTES: usize = 512 * 1024;
 
 /// Which entries a page holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +58,7 @@ pub(crate) struct PageRequest {
 }
 
 /// An immediate sub-directory of the path.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DirectorySummary {
     /// The directory, ending in `/`.
     pub logical_key: String,
@@ -38,29 +66,88 @@ pub(crate) struct DirectorySummary {
     pub entry_count: u64,
     /// Their total size.
     pub total_size: u64,
-    /// Its directory-metadata line's `meta`, if it has one.
-    pub meta: Option<Value>,
+    /// Its directory-metadata line's `meta` as written, if it has one that fits.
+    pub meta: Option<Box<str>>,
+    /// Whether it has a `meta` too large to show.
+    pub meta_too_large: bool,
 }
 
-/// A page of entries.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Page {
-    /// The entries, in tree order.
-    pub entries: Vec<Record>,
+/// The counts and sub-directories of a path.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Summary {
     /// Entries of the revision under the path.
     pub entry_count: u64,
     /// Their total size.
     pub total_size: u64,
-    /// Whether entries follow this page.
-    pub truncated: bool,
     /// The first immediate sub-directories of the path, in tree order.
     pub directories: Vec<DirectorySummary>,
     /// Whether more sub-directories exist than are summarized.
     pub directories_truncated: bool,
 }
 
+impl Summary {
+    /// About the bytes it holds.
+    pub(crate) fn bytes(&self) -> usize {
+        self.directories
+            .iter()
+            .map(|d| d.logical_key.len() + d.meta.as_ref().map_or(0, |m| m.len()) + 64)
+            .sum()
+    }
+}
+
+/// An entry of a page, its fields owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PageEntry {
+    /// The logical key.
+    pub logical_key: String,
+    /// The size.
+    pub size: u64,
+    /// The hash type.
+    pub hash_type: String,
+    /// The hash value.
+    pub hash_value: String,
+    /// The first physical key.
+    pub physical_key: Option<String>,
+    /// `meta` as written, `None` when absent or null.
+    pub meta: Option<Box<str>>,
+    /// Where its line starts in the manifest, in bytes.
+    pub offset: u64,
+    /// What it costs in a result, about: bytes and JSON values.
+    pub cost: usize,
+    /// JSON values, at most.
+    pub values: usize,
+}
+
+impl PageEntry {
+    fn of(line: &Line<'_>, offset: u64) -> PageEntry {
+        let (kind, value) = line.hash_parts();
+        let meta = line.meta_raw();
+        let meta_values = meta.as_deref().map_or(0, values_in);
+        PageEntry {
+            values: ENTRY_VALUES + meta_values,
+            logical_key: line.logical_key().to_owned(),
+            size: line.size(),
+            hash_type: kind.to_owned(),
+            hash_value: value.to_owned(),
+            physical_key: line.physical_key().map(str::to_owned),
+            meta: meta.map(|m| m.into_owned().into_boxed_str()),
+            offset,
+            cost: line.text().len() + ENTRY_OVERHEAD + VALUE_GROWTH * meta_values,
+        }
+    }
+}
+
+/// A page of entries.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Page {
+    /// The entries, in tree order.
+    pub entries: Vec<PageEntry>,
+    /// Whether entries follow this page.
+    pub truncated: bool,
+}
+
 /// `logical_key` relative to `path`: `""` for the path itself, `None` outside it.
-fn relative<'k>(logical_key: &'k str, path: &str) -> Option<&'k str> {
+pub(crate) fn relative<'k>(logical_key: &'k str, path: &str) -> Option<&'k str> {
     if path.is_empty() {
         return Some(logical_key);
     }
@@ -71,11 +158,18 @@ fn relative<'k>(logical_key: &'k str, path: &str) -> Option<&'k str> {
     }
 }
 
+/// Whether `logical_key`, outside `path`, comes after every key under it.
+pub(crate) fn past(logical_key: &str, path: &str) -> bool {
+    !path.is_empty()
+        && relative(logical_key, path).is_none()
+        && tree_order(logical_key, path) == std::cmp::Ordering::Greater
+}
+
 #[derive(Debug)]
 struct Held {
     key: TreeKey,
     seq: u64,
-    record: Record,
+    entry: PageEntry,
 }
 
 impl PartialEq for Held {
@@ -95,24 +189,17 @@ impl Ord for Held {
     }
 }
 
-#[derive(Debug, Default)]
-struct DirAcc {
-    entry_count: u64,
-    total_size: u64,
-    meta: Option<Value>,
-}
-
-/// Collects a page from records in any order.
+/// Collects a page from entries in any order, bounded in count and bytes.
 #[derive(Debug)]
 pub(crate) struct PageCollector<'r> {
     request: &'r PageRequest,
     heap: BinaryHeap<Held>,
     seq: u64,
     after_count: u64,
-    entry_count: u64,
-    total_size: u64,
-    directories: BTreeMap<TreeKey, DirAcc>,
-    directories_truncated: bool,
+    held: usize,
+    values: usize,
+    /// The smallest key left out: no key from it on belongs to the page.
+    ceiling: Option<TreeKey>,
 }
 
 impl<'r> PageCollector<'r> {
@@ -123,107 +210,247 @@ impl<'r> PageCollector<'r> {
             heap: BinaryHeap::new(),
             seq: 0,
             after_count: 0,
+            held: 0,
+            values: 0,
+            ceiling: None,
+        }
+    }
+
+    fn drop_top(&mut self) {
+        if let Some(top) = self.heap.pop() {
+            self.held -= top.entry.cost;
+            self.values -= top.entry.values;
+            self.leave_out(top.key);
+        }
+    }
+
+    fn leave_out(&mut self, key: TreeKey) {
+        if self.ceiling.as_ref().is_none_or(|c| key < *c) {
+            self.ceiling = Some(key);
+        }
+    }
+
+    /// Adds an entry (one outside the path, or not after the cursor, is skipped).
+    pub(crate) fn push(&mut self, line: &Line<'_>, offset: u64) {
+        let key = line.logical_key();
+        if relative(key, &self.request.path).is_none() {
+            return;
+        }
+        if let Some(after) = &self.request.after
+            && tree_order(key, after) != std::cmp::Ordering::Greater
+        {
+            return;
+        }
+        self.after_count += 1;
+        if let Some(ceiling) = &self.ceiling
+            && tree_order(key, &ceiling.0) != std::cmp::Ordering::Less
+        {
+            return;
+        }
+        if self.heap.len() >= self.request.max_entries {
+            match self.heap.peek() {
+                Some(top) if tree_order(key, &top.key.0) == std::cmp::Ordering::Less => {
+                    self.drop_top();
+                }
+                _ => {
+                    self.leave_out(TreeKey(key.to_owned()));
+                    return;
+                }
+            }
+        }
+        let entry = PageEntry::of(line, offset);
+        self.held += entry.cost;
+        self.values += entry.values;
+        self.seq += 1;
+        self.heap.push(Held {
+            key: TreeKey(key.to_owned()),
+            seq: self.seq,
+            entry,
+        });
+        while (self.held > PAGE_BYTES || self.values > PAGE_VALUES) && self.heap.len() > 1 {
+            self.drop_top();
+        }
+    }
+
+    /// Whether an entry was left out: read in tree order, nothing after it can be on
+    /// the page.
+    pub(crate) fn saturated(&self) -> bool {
+        self.ceiling.is_some()
+    }
+
+    /// The page; `too_large` when its one entry is larger than a page may be.
+    pub(crate) fn finish(self) -> Result<Page, QuiltError> {
+        let entries: Vec<PageEntry> = self
+            .heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|held| held.entry)
+            .collect();
+        if let [one] = entries.as_slice()
+            && (one.cost > PAGE_BYTES || one.values > PAGE_VALUES)
+        {
+            return Err(QuiltError::TooLarge(format!(
+                "the entry {:?} is {} bytes ({} JSON values), more than one result may hold; \
+                 read its manifest line with bucket_object_text instead",
+                truncate(&one.logical_key),
+                one.cost,
+                one.values
+            )));
+        }
+        let truncated = self.after_count > entries.len() as u64;
+        Ok(Page { entries, truncated })
+    }
+}
+
+/// At most 200 characters of `text`, for messages.
+pub(crate) fn truncate(text: &str) -> Cow<'_, str> {
+    match text.char_indices().nth(200) {
+        Some((at, _)) => Cow::Owned(format!("{}…", &text[..at])),
+        None => Cow::Borrowed(text),
+    }
+}
+
+#[derive(Debug, Default)]
+struct DirAcc {
+    entry_count: u64,
+    total_size: u64,
+    meta: Option<Box<str>>,
+    meta_too_large: bool,
+}
+
+/// Collects the counts and sub-directories of a path.
+#[derive(Debug)]
+pub(crate) struct SummaryCollector {
+    path: String,
+    max_directories: usize,
+    entry_count: u64,
+    total_size: u64,
+    directories: BTreeMap<TreeKey, DirAcc>,
+    bytes: usize,
+    values: usize,
+    /// The smallest directory left out: none from it on is summarized.
+    ceiling: Option<TreeKey>,
+}
+
+impl SummaryCollector {
+    /// The summary of `path`.
+    pub(crate) fn new(path: &str, max_directories: usize) -> SummaryCollector {
+        SummaryCollector {
+            path: path.to_owned(),
+            max_directories,
             entry_count: 0,
             total_size: 0,
             directories: BTreeMap::new(),
-            directories_truncated: false,
+            bytes: 0,
+            values: 0,
+            ceiling: None,
+        }
+    }
+
+    fn cost(name: &TreeKey, acc: &DirAcc) -> usize {
+        name.0.len()
+            + acc.meta.as_ref().map_or(0, |m| m.len())
+            + VALUE_GROWTH * Self::meta_values(acc)
+            + DIRECTORY_OVERHEAD
+    }
+
+    fn meta_values(acc: &DirAcc) -> usize {
+        acc.meta.as_deref().map_or(0, values_in)
+    }
+
+    /// Drops the last directories until the summary is within its bounds.
+    fn trim(&mut self) {
+        while self.directories.len() > self.max_directories || self.bytes > DIRECTORY_BYTES {
+            let Some((name, acc)) = self.directories.pop_last() else {
+                break;
+            };
+            self.bytes -= Self::cost(&name, &acc);
+            self.values -= Self::meta_values(&acc);
+            if self.ceiling.as_ref().is_none_or(|c| name < *c) {
+                self.ceiling = Some(name);
+            }
         }
     }
 
     /// The summary of directory `name` (a child of the path), if it is among the
-    /// first `max_directories` in tree order. Once a directory is left out, every
-    /// directory after it is too, so the ones kept have complete counts.
+    /// first in tree order that fit. Once a directory is left out, every directory
+    /// after it is too, so the ones kept have complete counts.
     fn directory(&mut self, name: &str) -> Option<&mut DirAcc> {
         let key = TreeKey(name.to_owned());
         if !self.directories.contains_key(&key) {
-            if self.directories.len() >= self.request.max_directories {
-                self.directories_truncated = true;
-                let last = self.directories.keys().next_back()?;
-                if key > *last {
-                    return None;
-                }
-                self.directories.pop_last();
+            if self.ceiling.as_ref().is_some_and(|c| key >= *c) {
+                return None;
             }
-            self.directories.insert(key.clone(), DirAcc::default());
+            let acc = DirAcc::default();
+            self.bytes += Self::cost(&key, &acc);
+            self.directories.insert(key.clone(), acc);
+            self.trim();
         }
         self.directories.get_mut(&key)
     }
 
     /// Adds an entry.
-    pub(crate) fn push_entry(&mut self, record: Record) {
-        let Some(rest) = relative(record.logical_key(), &self.request.path) else {
+    pub(crate) fn push_entry(&mut self, logical_key: &str, size: u64) {
+        let Some(rest) = relative(logical_key, &self.path) else {
             return;
         };
-        let size = record.size();
         self.entry_count += 1;
         self.total_size = self.total_size.saturating_add(size);
-        if let Some((child, _)) = rest.split_once('/') {
-            let child = child.to_owned();
-            if let Some(dir) = self.directory(&child) {
-                dir.entry_count += 1;
-                dir.total_size = dir.total_size.saturating_add(size);
-            }
-        }
-        if let Some(after) = &self.request.after
-            && tree_order(record.logical_key(), after) != std::cmp::Ordering::Greater
+        if let Some((child, _)) = rest.split_once('/')
+            && let Some(dir) = self.directory(child)
         {
-            return;
+            dir.entry_count += 1;
+            dir.total_size = dir.total_size.saturating_add(size);
         }
-        self.after_count += 1;
-        if self.heap.len() >= self.request.max_entries {
-            match self.heap.peek() {
-                Some(top)
-                    if tree_order(record.logical_key(), &top.key.0) == std::cmp::Ordering::Less =>
-                {
-                    self.heap.pop();
-                }
-                _ => return,
-            }
-        }
-        let key = TreeKey(record.logical_key().to_owned());
-        self.seq += 1;
-        self.heap.push(Held {
-            key,
-            seq: self.seq,
-            record,
-        });
     }
 
     /// Adds a directory-metadata line: its `meta` goes with the summary of that
-    /// directory when it is a child of the path.
-    pub(crate) fn push_directory(&mut self, record: &Record) {
-        let name = record.logical_key().trim_end_matches('/');
-        let Some(rest) = relative(name, &self.request.path) else {
+    /// directory when it is a child of the path (a `meta` that does not fit is
+    /// noted as too large).
+    pub(crate) fn push_directory(&mut self, line: &Line<'_>) {
+        let name = line.logical_key().trim_end_matches('/');
+        let Some(rest) = relative(name, &self.path) else {
             return;
         };
         if rest.is_empty() || rest.contains('/') {
             return;
         }
-        let meta = record.meta().clone();
-        if let Some(dir) = self.directory(rest) {
-            dir.meta = Some(meta);
+        let rest = rest.to_owned();
+        let meta = line.meta_raw();
+        let meta_values = meta.as_deref().map_or(0, values_in);
+        let meta_len = meta.as_ref().map_or(0, |m| m.len()) + VALUE_GROWTH * meta_values;
+        let room = DIRECTORY_BYTES.saturating_sub(self.bytes);
+        let room_values = DIRECTORY_VALUES.saturating_sub(self.values);
+        let Some(dir) = self.directory(&rest) else {
+            return;
+        };
+        let old = dir.meta.take();
+        let old_values = old.as_deref().map_or(0, values_in);
+        let old_len = old.as_ref().map_or(0, |m| m.len()) + VALUE_GROWTH * old_values;
+        dir.meta_too_large = false;
+        if meta_len <= room + old_len && meta_values <= room_values + old_values {
+            dir.meta = meta.map(|m| m.into_owned().into_boxed_str());
+        } else {
+            dir.meta_too_large = true;
         }
+        let new_values = Self::meta_values(dir);
+        let new_len = dir.meta.as_ref().map_or(0, |m| m.len()) + VALUE_GROWTH * new_values;
+        self.bytes = self.bytes + new_len - old_len;
+        self.values = self.values + new_values - old_values;
+        self.trim();
     }
 
-    /// The page.
-    pub(crate) fn finish(self) -> Page {
-        let entries: Vec<Record> = self
-            .heap
-            .into_sorted_vec()
-            .into_iter()
-            .map(|held| held.record)
-            .collect();
-        let truncated = self.after_count > entries.len() as u64;
-        let prefix = if self.request.path.is_empty() {
+    /// The summary.
+    pub(crate) fn finish(self) -> Summary {
+        let prefix = if self.path.is_empty() {
             String::new()
         } else {
-            format!("{}/", self.request.path)
+            format!("{}/", self.path)
         };
-        Page {
-            entries,
+        Summary {
             entry_count: self.entry_count,
             total_size: self.total_size,
-            truncated,
+            directories_truncated: self.ceiling.is_some(),
             directories: self
                 .directories
                 .into_iter()
@@ -232,51 +459,156 @@ impl<'r> PageCollector<'r> {
                     entry_count: acc.entry_count,
                     total_size: acc.total_size,
                     meta: acc.meta,
+                    meta_too_large: acc.meta_too_large,
                 })
                 .collect(),
-            directories_truncated: self.directories_truncated,
         }
     }
 }
 
-/// The page `request` asks for of the manifest `open` opens, its header and page; the
-/// manifest is read once when it is in tree order, else once more sorting.
-pub(crate) async fn page<R, F, Fut>(
-    mut open: F,
+/// The most points of a revision's seek index.
+const MAX_INDEX_POINTS: u64 = 1024;
+/// The fewest bytes between two index points.
+const MIN_INDEX_STEP: u64 = 64 * 1024;
+/// The longest logical key an index point holds.
+const MAX_INDEX_KEY: usize = 1024;
+
+/// What a verifying pass learned of a revision, for reading pages of it later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// Where the first line after the header starts.
+    pub body_start: u64,
+    /// Whether its entries are in tree order.
+    pub sorted: bool,
+    /// Every so many bytes, an entry's logical key and where its line starts, in
+    /// tree order (sorted revisions only).
+    pub index: Vec<(String, u64)>,
+    /// Where the directory-metadata lines are when they all come before the first
+    /// entry (as quilt3 writes them): from `body_start` to this offset.
+    pub directories_end: Option<u64>,
+    /// The whole revision's summary.
+    pub root: Summary,
+}
+
+impl Layout {
+    /// About the bytes it holds.
+    pub(crate) fn bytes(&self) -> usize {
+        self.index.iter().map(|(k, _)| k.len() + 40).sum::<usize>() + self.root.bytes()
+    }
+
+    /// Where to start reading for the entries under `path` after `after`: the last
+    /// index point before both.
+    pub(crate) fn seek(&self, path: &str, after: Option<&str>) -> u64 {
+        let bound = match after {
+            Some(after) if tree_order(after, path) == std::cmp::Ordering::Greater => after,
+            _ => path,
+        };
+        if bound.is_empty() {
+            return self.body_start;
+        }
+        let at = self
+            .index
+            .partition_point(|(key, _)| tree_order(key, bound) == std::cmp::Ordering::Less);
+        match at.checked_sub(1).and_then(|i| self.index.get(i)) {
+            Some((_, offset)) => *offset,
+            None => self.body_start,
+        }
+    }
+}
+
+/// What a verifying pass gives: the header, the page, the summary of the request's
+/// path and the revision's layout.
+pub(crate) struct FullPass {
+    /// The header.
+    pub header: Header,
+    /// The page asked for.
+    pub page: Page,
+    /// The summary of the request's path.
+    pub summary: Summary,
+    /// The revision's layout.
+    pub layout: Layout,
+}
+
+/// Reads a whole manifest once, verifying it: the page `request` asks for, the summary
+/// of its path and of the whole revision, and the layout. `Ok(None)` when the stream
+/// (read streaming) finds an entry out of tree order: open it again sorting.
+pub(crate) async fn full_pass<R>(
+    mut stream: ManifestStream<R>,
     request: &PageRequest,
-) -> Result<(Map<String, Value>, Page), QuiltError>
+    length: Option<u64>,
+) -> Result<Option<FullPass>, QuiltError>
 where
     R: tokio::io::AsyncBufRead + Unpin,
-    F: FnMut(Order) -> Fut,
-    Fut: Future<Output = Result<ManifestStream<R>, QuiltError>>,
 {
-    let mut order = Order::Streaming;
+    let body_start = stream.position();
+    let step = length.map_or(MIN_INDEX_STEP, |l| {
+        (l / MAX_INDEX_POINTS).max(MIN_INDEX_STEP)
+    });
+    let mut collector = PageCollector::new(request);
+    let mut root = SummaryCollector::new("", request.max_directories);
+    let mut path = (!request.path.is_empty())
+        .then(|| SummaryCollector::new(&request.path, request.max_directories));
+    let mut index: Vec<(String, u64)> = Vec::new();
+    let mut next_point = 0u64;
+    let mut first_entry: Option<u64> = None;
+    let mut directory_after_entry = false;
+    let sorted = !stream.sorting();
     loop {
-        let mut stream = open(order).await?;
-        let mut collector = PageCollector::new(request);
-        loop {
-            match stream.next().await? {
-                Next::Entry(record) => collector.push_entry(record),
-                Next::Directory(record) => collector.push_directory(&record),
-                Next::End => {
-                    let header = stream.finish()?;
-                    return Ok((header, collector.finish()));
+        match stream.next().await? {
+            Next::Entry(entry) => {
+                let key = entry.line.logical_key();
+                let size = entry.line.size();
+                root.push_entry(key, size);
+                if let Some(path) = &mut path {
+                    path.push_entry(key, size);
                 }
-                Next::Unsorted => break,
+                collector.push(&entry.line, entry.offset);
+                first_entry.get_or_insert(entry.offset);
+                if entry.offset >= next_point && key.len() <= MAX_INDEX_KEY {
+                    index.push((key.to_owned(), entry.offset));
+                    next_point = entry.offset + step;
+                }
             }
+            Next::Directory(line) => {
+                directory_after_entry |= first_entry.is_some();
+                root.push_directory(&line);
+                if let Some(path) = &mut path {
+                    path.push_directory(&line);
+                }
+            }
+            Next::End => break,
+            Next::Unsorted => return Ok(None),
         }
-        order = Order::Sorting;
     }
+    let end = stream.position();
+    let header = stream.finish().await?;
+    let root = root.finish();
+    let summary = match path {
+        Some(path) => path.finish(),
+        None => root.clone(),
+    };
+    Ok(Some(FullPass {
+        header,
+        page: collector.finish()?,
+        summary,
+        layout: Layout {
+            body_start,
+            sorted,
+            index: if sorted { index } else { Vec::new() },
+            directories_end: (!directory_after_entry).then_some(first_entry.unwrap_or(end)),
+            root,
+        },
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
-    use serde_json::json;
 
     use super::*;
-    use crate::quilt::stream::SORT_BUDGET;
+    use crate::quilt::manifest::Manifest;
     use crate::quilt::stream::tests::manifest_of;
+    use crate::quilt::stream::{Order, SORT_BUDGET};
 
     fn request(path: &str, after: Option<&str>, max: usize) -> PageRequest {
         PageRequest {
@@ -287,14 +619,20 @@ mod tests {
         }
     }
 
-    async fn page_of(bytes: &[u8], hash: &str, request: &PageRequest) -> Page {
-        page(
-            |order| ManifestStream::open(bytes, "s3://b/m".to_owned(), hash, order, SORT_BUDGET),
-            request,
-        )
-        .await
-        .unwrap()
-        .1
+    pub(crate) async fn pass_of(bytes: &[u8], hash: &str, request: &PageRequest) -> FullPass {
+        for order in [Order::Streaming, Order::Sorting] {
+            let stream =
+                ManifestStream::open(bytes, "s3://b/m".to_owned(), hash, order, SORT_BUDGET)
+                    .await
+                    .unwrap();
+            if let Some(pass) = full_pass(stream, request, Some(bytes.len() as u64))
+                .await
+                .unwrap()
+            {
+                return pass;
+            }
+        }
+        unreachable!()
     }
 
     /// Every page in turn, each starting after the last key of the one before.
@@ -303,10 +641,12 @@ mod tests {
         let mut keys = Vec::new();
         let mut pages = 0;
         loop {
-            let page = page_of(bytes, hash, &request(path, after.as_deref(), max)).await;
+            let page = pass_of(bytes, hash, &request(path, after.as_deref(), max))
+                .await
+                .page;
             pages += 1;
             assert!(page.entries.len() <= max);
-            keys.extend(page.entries.iter().map(|e| e.logical_key().to_owned()));
+            keys.extend(page.entries.iter().map(|e| e.logical_key.clone()));
             if !page.truncated {
                 return (keys, pages);
             }
@@ -326,6 +666,11 @@ mod tests {
         assert!(under_path("anything", ""));
         assert_eq!(relative("a/b/c", "a"), Some("b/c"));
         assert_eq!(relative("a/b/c", "a/b"), Some("c"));
+        assert!(past("b", "a"));
+        assert!(past("a-b", "a"));
+        assert!(!past("a/b", "a"));
+        assert!(!past("a", "a/b"));
+        assert!(!past("x", ""));
     }
 
     #[tokio::test]
@@ -349,11 +694,12 @@ mod tests {
         let bytes = m.to_bytes();
         let mut req = request("top", None, 5);
         req.max_directories = 4;
-        let page = page_of(&bytes, &hash, &req).await;
-        assert_eq!(page.entry_count, 31);
+        let pass = pass_of(&bytes, &hash, &req).await;
+        let (page, summary) = (pass.page, pass.summary);
+        assert_eq!(summary.entry_count, 31);
         assert_eq!(page.entries.len(), 5);
         assert!(page.truncated);
-        let dirs: Vec<(&str, u64)> = page
+        let dirs: Vec<(&str, u64)> = summary
             .directories
             .iter()
             .map(|d| (d.logical_key.as_str(), d.entry_count))
@@ -367,18 +713,73 @@ mod tests {
                 ("top/d03/", 3)
             ]
         );
-        assert_eq!(page.directories[3].meta, Some(json!({"about": "three"})));
-        assert!(page.directories_truncated);
+        assert_eq!(
+            summary.directories[3].meta.as_deref(),
+            Some(r#"{"about": "three"}"#)
+        );
+        assert!(summary.directories_truncated);
+        assert_eq!(pass.layout.root.entry_count, 32);
+        assert!(pass.layout.sorted);
         req.max_directories = MAX_DIRECTORIES;
-        let page = page_of(&bytes, &hash, &req).await;
-        assert_eq!(page.directories.len(), 12);
-        assert!(!page.directories_truncated);
-        let sizes: u64 = page.directories.iter().map(|d| d.total_size).sum();
+        let summary = pass_of(&bytes, &hash, &req).await.summary;
+        assert_eq!(summary.directories.len(), 12);
+        assert!(!summary.directories_truncated);
+        let sizes: u64 = summary.directories.iter().map(|d| d.total_size).sum();
         let file_size = keys.iter().position(|k| k == "top/file").unwrap() as u64;
-        assert_eq!(sizes + file_size, page.total_size);
+        assert_eq!(sizes + file_size, summary.total_size);
     }
 
-    use crate::quilt::manifest::Manifest;
+    /// Large entries end a page early; directories and their metadata are bounded in
+    /// bytes; one entry larger than a page may be is `too_large`.
+    #[tokio::test]
+    async fn pages_and_summaries_are_bounded_in_bytes() {
+        let big = "x".repeat(400_000);
+        let mut lines = vec![r#"{"version": "v0"}"#.to_owned()];
+        for i in 0..20 {
+            lines.push(format!(
+                r#"{{"logical_key": "d{i:02}/", "meta": {{"pad": "{big}"}}}}"#
+            ));
+        }
+        for i in 0..20 {
+            lines.push(format!(
+                r#"{{"logical_key": "d{i:02}/f", "physical_keys": ["s3://b/f"], "size": 1, "hash": {{"type": "SHA256", "value": "0"}}, "meta": {{"pad": "{big}"}}}}"#
+            ));
+        }
+        let text = lines.join("\n") + "\n";
+        let m = Manifest::parse(&text).unwrap();
+        let hash = m.top_hash();
+        let pass = pass_of(text.as_bytes(), &hash, &request("", None, 1000)).await;
+        let page = pass.page;
+        assert!(page.truncated);
+        assert_eq!(page.entries.len(), PAGE_BYTES / 400_100);
+        let summary = pass.summary;
+        assert_eq!(summary.entry_count, 20);
+        assert!(summary.bytes() <= DIRECTORY_BYTES + 20 * 200);
+        assert!(summary.directories.iter().any(|d| d.meta_too_large));
+        assert!(summary.directories.iter().any(|d| d.meta.is_some()));
+        // Counts stay whole for the directories kept.
+        assert!(summary.directories.iter().all(|d| d.entry_count == 1));
+
+        let huge = "y".repeat(PAGE_BYTES);
+        let text = format!(
+            "{{\"version\": \"v0\"}}\n{{\"logical_key\": \"a\", \"physical_keys\": [\"s3://b/a\"], \"size\": 1, \"hash\": {{\"type\": \"SHA256\", \"value\": \"0\"}}, \"meta\": {{\"pad\": \"{huge}\"}}}}\n"
+        );
+        let hash = Manifest::parse(&text).unwrap().top_hash();
+        let stream = ManifestStream::open(
+            text.as_bytes(),
+            "s3://b/m".to_owned(),
+            &hash,
+            Order::Streaming,
+            SORT_BUDGET,
+        )
+        .await
+        .unwrap();
+        let error = full_pass(stream, &request("", None, 10), None)
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(error, QuiltError::TooLarge(_)), "{error}");
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]

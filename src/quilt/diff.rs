@@ -6,13 +6,15 @@
 use std::cmp::Ordering;
 use std::future::Future;
 
-use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
 use super::error::QuiltError;
-use super::json::{self, CANONICAL};
-use super::manifest::{Record, tree_order};
-use super::stream::{ExternalSorter, ManifestStream, Next, Order, SORT_BUDGET, Sorted};
+use super::line::Header;
+use super::manifest::tree_order;
+use super::stream::{Entry, ExternalSorter, ManifestStream, Next, Order, SORT_BUDGET, Sorted};
+
+/// The most bytes of logical keys the four lists hold together; the counts go on.
+pub(crate) const MAX_LIST_BYTES: usize = 2 * 1024 * 1024;
 
 /// What changed from one revision to another; each list in tree order, holding at most
 /// the limit it was computed with.
@@ -56,19 +58,14 @@ pub(crate) struct DiffItem {
 
 impl DiffItem {
     /// The item of an entry.
-    pub(crate) fn of(record: &Record) -> DiffItem {
-        let (kind, value) = record.hash_parts();
-        let mut meta = String::new();
-        match record.meta() {
-            Value::Null => meta.push_str("{}"),
-            other => json::write_value(other, CANONICAL, &mut meta),
-        }
+    pub(crate) fn of(entry: &Entry<'_>) -> DiffItem {
+        let (kind, value) = entry.line.hash_parts();
         DiffItem {
-            key: record.logical_key().to_owned(),
+            key: entry.line.logical_key().to_owned(),
             kind: kind.to_owned(),
             value: value.to_owned(),
-            size: record.size(),
-            meta: Sha256::digest(meta.as_bytes()).into(),
+            size: entry.line.size(),
+            meta: Sha256::digest(entry.canonical_meta().as_bytes()).into(),
         }
     }
 
@@ -122,7 +119,7 @@ enum Side<R> {
     /// Streamed as read (in tree order so far).
     Live(Box<ManifestStream<R>>),
     /// Read and verified whole, then sorted.
-    Sorted(Sorted, Map<String, Value>),
+    Sorted(Sorted, Header),
 }
 
 struct Items<R> {
@@ -130,6 +127,7 @@ struct Items<R> {
     side: Side<R>,
     peeked: Option<DiffItem>,
     done: bool,
+    read: u32,
 }
 
 impl<R: tokio::io::AsyncBufRead + Unpin> Items<R> {
@@ -137,18 +135,29 @@ impl<R: tokio::io::AsyncBufRead + Unpin> Items<R> {
         match &mut self.side {
             Side::Live(stream) => loop {
                 match stream.next().await? {
-                    Next::Entry(record) => return Ok(Some(DiffItem::of(&record))),
+                    Next::Entry(entry) => return Ok(Some(DiffItem::of(&entry))),
                     Next::Directory(_) => {}
                     Next::End => return Ok(None),
                     Next::Unsorted => return Err(Stop::Unsorted(self.index)),
                 }
             },
-            Side::Sorted(sorted, _) => match sorted.next_item().map_err(temp_error)? {
-                None => Ok(None),
-                Some((key, bytes)) => DiffItem::decode(key, &bytes).map(Some).ok_or_else(|| {
-                    Stop::Failed(temp_error(std::io::Error::other("a sorted run is corrupt")))
-                }),
-            },
+            Side::Sorted(sorted, _) => {
+                self.read += 1;
+                if self.read.is_multiple_of(4096) {
+                    // Two sorted sides never wait on I/O: let a cancelled call stop.
+                    tokio::task::yield_now().await;
+                }
+                match sorted.next_item().map_err(temp_error)? {
+                    None => Ok(None),
+                    Some((key, bytes)) => {
+                        DiffItem::decode(key, &bytes).map(Some).ok_or_else(|| {
+                            Stop::Failed(temp_error(std::io::Error::other(
+                                "a sorted run is corrupt",
+                            )))
+                        })
+                    }
+                }
+            }
         }
     }
 
@@ -181,9 +190,9 @@ impl<R: tokio::io::AsyncBufRead + Unpin> Items<R> {
     }
 
     /// The header, the top hash checked.
-    fn finish(self) -> Result<Map<String, Value>, QuiltError> {
+    async fn finish(self) -> Result<Header, QuiltError> {
         match self.side {
-            Side::Live(stream) => (*stream).finish(),
+            Side::Live(stream) => (*stream).finish().await,
             Side::Sorted(_, header) => Ok(header),
         }
     }
@@ -197,10 +206,10 @@ async fn sorted_side<R: tokio::io::AsyncBufRead + Unpin>(
     let mut sorter = ExternalSorter::new(budget);
     loop {
         match stream.next().await? {
-            Next::Entry(record) => {
-                let item = DiffItem::of(&record);
+            Next::Entry(entry) => {
+                let item = DiffItem::of(&entry);
                 let bytes = item.encode();
-                sorter.push(item.key, bytes).map_err(temp_error)?;
+                sorter.push(item.key, bytes)?;
             }
             Next::Directory(_) => {}
             // Sorting, entries are never out of order.
@@ -208,8 +217,8 @@ async fn sorted_side<R: tokio::io::AsyncBufRead + Unpin>(
             Next::End => break,
         }
     }
-    let header = stream.finish()?;
-    let sorted = sorter.finish().map_err(temp_error)?;
+    let header = stream.finish().await?;
+    let sorted = sorter.finish()?;
     Ok(Side::Sorted(sorted, header))
 }
 
@@ -217,12 +226,16 @@ struct Collector {
     limit: usize,
     diff: Diff,
     new_entries: u64,
+    held: usize,
 }
 
 impl Collector {
-    fn note(list: &mut Vec<String>, count: &mut u64, key: &str, limit: usize) {
+    /// Counts `key`, and keeps it while its list is under `limit` and the lists under
+    /// [`MAX_LIST_BYTES`].
+    fn note(list: &mut Vec<String>, count: &mut u64, key: &str, limit: usize, held: &mut usize) {
         *count += 1;
-        if list.len() < limit {
+        if list.len() < limit && *held + key.len() <= MAX_LIST_BYTES {
+            *held += key.len();
             list.push(key.to_owned());
         }
     }
@@ -230,16 +243,25 @@ impl Collector {
     fn pair(&mut self, old: Option<&DiffItem>, new: Option<&DiffItem>) {
         let d = &mut self.diff;
         let limit = self.limit;
+        let held = &mut self.held;
         match (old, new) {
-            (Some(old), None) => Self::note(&mut d.removed, &mut d.removed_count, &old.key, limit),
+            (Some(old), None) => {
+                Self::note(&mut d.removed, &mut d.removed_count, &old.key, limit, held)
+            }
             (None, Some(new)) => {
                 self.new_entries += 1;
-                Self::note(&mut d.added, &mut d.added_count, &new.key, limit);
+                Self::note(&mut d.added, &mut d.added_count, &new.key, limit, held);
             }
             (Some(old), Some(new)) => {
                 self.new_entries += 1;
                 if (&old.kind, &old.value, old.size) != (&new.kind, &new.value, new.size) {
-                    Self::note(&mut d.modified, &mut d.modified_count, &new.key, limit);
+                    Self::note(
+                        &mut d.modified,
+                        &mut d.modified_count,
+                        &new.key,
+                        limit,
+                        held,
+                    );
                 }
                 if old.meta != new.meta {
                     Self::note(
@@ -247,6 +269,7 @@ impl Collector {
                         &mut d.metadata_changed_count,
                         &new.key,
                         limit,
+                        held,
                     );
                 }
             }
@@ -264,6 +287,7 @@ async fn merge<R: tokio::io::AsyncBufRead + Unpin>(
         limit,
         diff: Diff::default(),
         new_entries: 0,
+        held: 0,
     };
     let mut a = old.next().await?;
     let mut b = new.next().await?;
@@ -319,6 +343,7 @@ where
         side,
         peeked: None,
         done: false,
+        read: 0,
     })
 }
 
@@ -328,7 +353,7 @@ where
 pub(crate) async fn diff<R, F, Fut>(
     mut open: F,
     limit: usize,
-) -> Result<(Map<String, Value>, Map<String, Value>, Diff), QuiltError>
+) -> Result<(Header, Header, Diff), QuiltError>
 where
     R: tokio::io::AsyncBufRead + Unpin,
     F: FnMut(usize, Order) -> Fut,
@@ -340,11 +365,11 @@ where
         let mut new = side(&mut open, 1, sorting[1]).await?;
         match merge(&mut old, &mut new, limit).await {
             Ok(mut diff) => {
-                let old_header = old.finish()?;
-                let new_header = new.finish()?;
-                diff.package_metadata_changed = old_header.get("user_meta")
-                    != new_header.get("user_meta")
-                    || old_header.get("message") != new_header.get("message");
+                let old_header = old.finish().await?;
+                let new_header = new.finish().await?;
+                diff.package_metadata_changed = ["user_meta", "message"]
+                    .iter()
+                    .any(|field| old_header.canonical(field) != new_header.canonical(field));
                 return Ok((old_header, new_header, diff));
             }
             Err(Stop::Failed(error)) => return Err(error),
@@ -365,7 +390,7 @@ mod tests {
     use serde_json::{Map, Value, json};
 
     use super::*;
-    use crate::quilt::manifest::Manifest;
+    use crate::quilt::manifest::{Manifest, Record};
 
     /// The diff as it was computed before streaming, both manifests in memory: the
     /// reference the streaming merge is checked against.

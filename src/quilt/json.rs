@@ -74,6 +74,11 @@ pub fn write_value(value: &Value, style: Style, out: &mut String) {
     }
 }
 
+/// Appends the string `s` in `style` to `out`.
+pub fn write_str(s: &str, style: Style, out: &mut String) {
+    write_string(s, style.ensure_ascii, out);
+}
+
 fn write_object(map: &Map<String, Value>, style: Style, out: &mut String) {
     out.push('{');
     let mut pairs: Vec<(&String, &Value)> = map.iter().collect();
@@ -118,6 +123,135 @@ fn write_string(s: &str, ensure_ascii: bool, out: &mut String) {
 
 fn push_escape(unit: u32, out: &mut String) {
     out.push_str(&format!("\\u{unit:04x}"));
+}
+
+/// Appends the JSON text `raw` in the canonical style ([`CANONICAL`]), as
+/// `write_value` would write it parsed, without building a [`Value`]: objects are
+/// held as their members' canonical texts while their keys are sorted, so memory
+/// stays a small multiple of the text (a `Value` costs tens of times its text).
+/// Duplicate keys keep the last value, as Python's `json.loads` does.
+pub fn write_canonical_raw(raw: &str, out: &mut String) -> Result<(), serde_json::Error> {
+    use serde::de::DeserializeSeed as _;
+    let mut de = serde_json::Deserializer::from_str(raw);
+    Canonical { out }.deserialize(&mut de)?;
+    de.end()
+}
+
+/// Writes what it deserializes in the canonical style.
+struct Canonical<'o> {
+    out: &'o mut String,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Canonical<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Canonical<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.out.push_str(if v { "true" } else { "false" });
+        Ok(())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        write_number(&Number::from(v), self.out);
+        Ok(())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        write_number(&Number::from(v), self.out);
+        Ok(())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.out.push_str(&python_float_repr(v));
+        Ok(())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        write_string(v, true, self.out);
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.out.push_str("null");
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.out.push('[');
+        let mut first = true;
+        loop {
+            let mark = self.out.len();
+            if !first {
+                self.out.push(',');
+            }
+            if seq
+                .next_element_seed(Canonical {
+                    out: &mut *self.out,
+                })?
+                .is_none()
+            {
+                self.out.truncate(mark);
+                break;
+            }
+            first = false;
+        }
+        self.out.push(']');
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut members: Vec<(std::borrow::Cow<'de, str>, String)> = Vec::new();
+        while let Some(key) = map.next_key::<CowStr<'de>>()? {
+            let mut text = String::new();
+            map.next_value_seed(Canonical { out: &mut text })?;
+            members.push((key.0, text));
+        }
+        // Stable: of equal keys the last pushed is the last of its run.
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        self.out.push('{');
+        let mut first = true;
+        for (i, (key, text)) in members.iter().enumerate() {
+            if members.get(i + 1).is_some_and(|next| next.0 == *key) {
+                continue;
+            }
+            if !first {
+                self.out.push(',');
+            }
+            first = false;
+            write_string(key, true, self.out);
+            self.out.push(':');
+            self.out.push_str(text);
+        }
+        self.out.push('}');
+        Ok(())
+    }
+}
+
+/// A string borrowed from the input when it holds no escapes.
+struct CowStr<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<CowStr<'de>, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(std::borrow::Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 fn write_number(n: &Number, out: &mut String) {
@@ -218,6 +352,30 @@ mod tests {
         ];
         for (f, expected) in cases {
             assert_eq!(python_float_repr(f), expected, "{f}");
+        }
+    }
+
+    #[test]
+    fn canonical_raw_is_canonical_of_the_value() {
+        for raw in [
+            r#"{"b": "é😀\u007f\n", "a": [1, 2.0, null, true, -3, 1e16, 1.5e-7], "A": {"z": 1, "y": {}}}"#,
+            r#"{"k": 1, "k": {"x": []}, "j": "\u00e9"}"#,
+            "[]",
+            "[[], {}, [1]]",
+            "\"x\"",
+            "12345678901234567890123",
+            "-0",
+        ] {
+            let value: Value = serde_json::from_str(raw).unwrap();
+            let mut out = String::new();
+            write_canonical_raw(raw, &mut out).unwrap();
+            assert_eq!(out, to_string(&value, CANONICAL), "{raw}");
+        }
+        for bad in ["", "{", "[1,]", "{} x", "nope"] {
+            assert!(
+                write_canonical_raw(bad, &mut String::new()).is_err(),
+                "{bad}"
+            );
         }
     }
 

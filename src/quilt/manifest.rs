@@ -99,24 +99,24 @@ impl Record {
     }
 
     /// Appends the canonical object hashed into the top hash:
-    /// `{"hash", "logical_key", "meta" (`{}` when absent), "size"}`.
-    pub(crate) fn write_hash_part(&self, out: &mut String) {
+    /// `{"hash", "logical_key", "meta" (`{}` when absent), "size"}`; the range of
+    /// `out` that holds `meta`.
+    pub(crate) fn write_hash_part(&self, out: &mut String) -> std::ops::Range<usize> {
         out.push_str("{\"hash\":");
         json::write_value(self.hash(), CANONICAL, out);
         out.push_str(",\"logical_key\":");
-        json::write_value(
-            &Value::String(self.logical_key().to_owned()),
-            CANONICAL,
-            out,
-        );
+        json::write_str(self.logical_key(), CANONICAL, out);
         out.push_str(",\"meta\":");
+        let start = out.len();
         match self.meta() {
             Value::Null => out.push_str("{}"),
             meta => json::write_value(meta, CANONICAL, out),
         }
+        let end = out.len();
         out.push_str(",\"size\":");
         json::write_value(self.obj.get("size").unwrap_or(&Value::Null), CANONICAL, out);
         out.push('}');
+        start..end
     }
 }
 
@@ -192,15 +192,6 @@ pub(crate) fn check_record(record: &Record, line: usize) -> Result<(), ManifestE
 /// kept), checked as [`ManifestReader`] checks it.
 pub(crate) fn parse_record(text: &str, line: usize) -> Result<Record, ManifestError> {
     let record = Record::from_object(parse_object(text, line)?);
-    check_record(&record, line)?;
-    Ok(record)
-}
-
-/// Parses one line after the header keeping its text when writing the object back
-/// would not reproduce it, so that the line is written again byte for byte.
-pub(crate) fn parse_record_verbatim(text: &str, line: usize) -> Result<Record, ManifestError> {
-    let (obj, raw) = parse_line(text, line)?;
-    let record = Record { obj, raw };
     check_record(&record, line)?;
     Ok(record)
 }

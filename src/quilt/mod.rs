@@ -14,10 +14,14 @@
 //! `QuiltError`s. This layer knows S3 but nothing of tokens, tools or MCP.
 
 pub(crate) mod browse;
+pub(crate) mod budget;
+pub(crate) mod cache;
 pub(crate) mod diff;
 pub(crate) mod error;
 pub mod hash;
 pub mod json;
+pub(crate) mod line;
+pub(crate) mod listing;
 pub mod manifest;
 pub(crate) mod patch;
 pub(crate) mod publish;

@@ -1,19 +1,16 @@
 //! A Quilt registry: a bucket holding manifests and named-package pointers, read and
 //! written with the caller's S3 client.
 
-use futures::StreamExt as _;
 use tokio::io::AsyncBufReadExt as _;
 
 use super::error::QuiltError;
 use super::{
-    HashPrefix, NAMED_PACKAGES_PREFIX, PACKAGES_PREFIX, is_top_hash, latest_key, manifest_key,
-    parse_pointer, pointer_prefix,
+    HashPrefix, PACKAGES_PREFIX, is_top_hash, latest_key, manifest_key, parse_pointer,
+    pointer_prefix,
 };
 pub(crate) use crate::s3::WriteCondition;
 use crate::s3::{ListRequest, Put, S3, S3ErrorKind, S3Uri};
 
-/// Pointer reads in flight at once when listing packages.
-const POINTER_CONCURRENCY: usize = 16;
 /// The most bytes of a small object (a pointer: 64 hex digits and whitespace) that are
 /// read; a larger one is not a pointer and is not read further.
 pub(crate) const MAX_SMALL_BYTES: usize = 1024;
@@ -33,49 +30,6 @@ pub(crate) fn manifest_too_large(uri: &str) -> QuiltError {
     ))
 }
 
-/// One named package.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PackageSummary {
-    /// `ns/name`.
-    pub name: String,
-    /// The `latest` pointer's top hash.
-    pub top_hash: Option<String>,
-    /// Why `latest` could not be read (a corrupt pointer), for this package alone.
-    pub error: Option<String>,
-    /// The newest revision's time, Unix seconds.
-    pub modified: Option<i64>,
-    /// How many revisions (timestamp pointers) it has.
-    pub revisions: usize,
-}
-
-/// One page of [`Registry::list_packages`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PackagePage {
-    /// The packages, in key order.
-    pub packages: Vec<PackageSummary>,
-    /// The last package of this page when more follow: `after` of the next page.
-    pub next_after: Option<String>,
-}
-
-/// `ns/name` and the pointer name of a key under `.quilt/named_packages/` that is a
-/// package pointer (`ns/name/pointer`); `None` for any other key.
-fn split_pointer_key(key: &str) -> Option<(&str, &str)> {
-    let rest = key.strip_prefix(NAMED_PACKAGES_PREFIX)?;
-    let (name, pointer) = rest.rsplit_once('/')?;
-    let (ns, short) = name.split_once('/')?;
-    if ns.is_empty() || short.is_empty() || pointer.is_empty() || short.contains('/') {
-        return None;
-    }
-    Some((name, pointer))
-}
-
-/// The `StartAfter` key that skips every pointer of package `name` and nothing
-/// after: `ns/name/…` keys all sort before `ns/name0` (`0` is the byte after `/`),
-/// and no pointer key is `ns/name0` itself (it has no pointer part).
-fn skip_package(name: &str) -> String {
-    format!("{NAMED_PACKAGES_PREFIX}{name}0")
-}
-
 /// A registry bucket.
 #[derive(Debug, Clone)]
 pub(crate) struct Registry<'a> {
@@ -92,6 +46,11 @@ impl<'a> Registry<'a> {
         }
     }
 
+    /// The S3 requests, with the caller's client.
+    pub(crate) fn s3(&self) -> S3<'a> {
+        self.s3
+    }
+
     /// The bucket.
     pub(crate) fn bucket(&self) -> &str {
         &self.bucket
@@ -101,7 +60,8 @@ impl<'a> Registry<'a> {
         self.object(key).to_string()
     }
 
-    fn object(&self, key: &str) -> S3Uri {
+    /// The object `key` of the registry.
+    pub(crate) fn object(&self, key: &str) -> S3Uri {
         S3Uri::new(&self.bucket, key)
     }
 
@@ -251,95 +211,6 @@ impl<'a> Registry<'a> {
         Ok(keys)
     }
 
-    /// One page of the named packages whose names start with `prefix`, in key order
-    /// (a name followed by `/`): at most `max` packages after the package `after`
-    /// (the last of the page before), with their latest top hash, newest revision
-    /// time and revision count.
-    ///
-    /// Keys are listed from `after` on only as far as the page needs: a package's
-    /// pointers are one contiguous run of keys, so listing stops at the first key of
-    /// the package after the page. Counting revisions means listing every timestamp
-    /// pointer of the page's packages (a package with many revisions costs one
-    /// `ListObjectsV2` per 1000 of them); nothing beyond the page is listed. The
-    /// `latest` pointers are then read [`POINTER_CONCURRENCY`] at a time; a corrupt
-    /// one is reported for its package alone.
-    pub(crate) async fn list_packages(
-        &self,
-        prefix: &str,
-        after: Option<&str>,
-        max: usize,
-    ) -> Result<PackagePage, QuiltError> {
-        #[derive(Default)]
-        struct Seen {
-            newest_stamp: Option<i64>,
-            latest_modified: Option<i64>,
-            revisions: usize,
-            has_latest: bool,
-        }
-        let list_prefix = format!("{NAMED_PACKAGES_PREFIX}{prefix}");
-        let mut pages = self.s3.list(ListRequest {
-            start_after: after.map(skip_package),
-            ..ListRequest::prefix(&self.bucket, &list_prefix)
-        });
-        let mut packages: Vec<(String, Seen)> = Vec::new();
-        let mut more = false;
-        'listing: while let Some(page) = pages.next_page().await {
-            for object in page?.objects {
-                let Some((name, pointer)) = split_pointer_key(&object.key) else {
-                    continue;
-                };
-                if packages.last().is_none_or(|(last, _)| last != name) {
-                    if packages.len() == max {
-                        more = true;
-                        break 'listing;
-                    }
-                    packages.push((name.to_owned(), Seen::default()));
-                }
-                let Some((_, seen)) = packages.last_mut() else {
-                    continue;
-                };
-                let modified = object.last_modified;
-                if pointer == "latest" {
-                    seen.has_latest = true;
-                    seen.latest_modified = modified;
-                } else if let Ok(time) = pointer.parse::<i64>() {
-                    seen.revisions += 1;
-                    seen.newest_stamp = Some(seen.newest_stamp.map_or(time, |t| t.max(time)));
-                }
-            }
-        }
-        let next_after = more
-            .then(|| packages.last().map(|(name, _)| name.clone()))
-            .flatten();
-        let summaries: Vec<Result<PackageSummary, QuiltError>> = futures::stream::iter(packages)
-            .map(|(name, seen)| async move {
-                // A corrupt pointer is this package's problem, not the listing's.
-                let (top_hash, error) = if seen.has_latest {
-                    match self.latest(&name).await {
-                        Ok(hash) => (hash, None),
-                        Err(QuiltError::Integrity(problem)) => (None, Some(problem)),
-                        Err(other) => return Err(other),
-                    }
-                } else {
-                    (None, None)
-                };
-                Ok(PackageSummary {
-                    name,
-                    top_hash,
-                    error,
-                    modified: seen.newest_stamp.or(seen.latest_modified),
-                    revisions: seen.revisions,
-                })
-            })
-            .buffered(POINTER_CONCURRENCY)
-            .collect()
-            .await;
-        Ok(PackagePage {
-            packages: summaries.into_iter().collect::<Result<_, _>>()?,
-            next_after,
-        })
-    }
-
     /// Writes an object.
     pub(crate) async fn put(
         &self,
@@ -352,6 +223,21 @@ impl<'a> Registry<'a> {
             ..Put::default()
         };
         self.s3.put(&self.bucket, key, body, put).await?;
+        Ok(())
+    }
+
+    /// Writes an object from the file at `path`, streamed from disk.
+    pub(crate) async fn put_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        content_type: &str,
+    ) -> Result<(), QuiltError> {
+        let put = Put {
+            content_type: Some(content_type),
+            ..Put::default()
+        };
+        self.s3.put_file(&self.bucket, key, path, put).await?;
         Ok(())
     }
 }

@@ -103,12 +103,14 @@ impl RegistryClient {
         if !(200..300).contains(&answer.status) {
             return Err(self.status_error(answer.status).into());
         }
-        let data = response.data.filter(|d| !d.is_null()).ok_or_else(|| {
-            GraphqlError::Malformed {
-                base: base(),
-                problem: "neither data nor errors".into(),
-            }
-        })?;
+        let data =
+            response
+                .data
+                .filter(|d| !d.is_null())
+                .ok_or_else(|| GraphqlError::Malformed {
+                    base: base(),
+                    problem: "neither data nor errors".into(),
+                })?;
         serde_json::from_value(data).map_err(|e| GraphqlError::Malformed {
             base: base(),
             problem: format!("data of an unexpected shape ({})", quote(&e.to_string())),

@@ -93,7 +93,8 @@ impl RegistryError {
         let RegistryError::Rejected { sent, .. } = self else {
             return None;
         };
-        let mut failure = AuthFailure::new(Reason::RegistryRejected, self.to_string(), Some(source));
+        let mut failure =
+            AuthFailure::new(Reason::RegistryRejected, self.to_string(), Some(source));
         failure.hint = rejected_hint(*sent, &failure.hint);
         Some(failure)
     }
@@ -254,12 +255,12 @@ impl RegistryClient {
             }
         };
         // The timeout covers connecting, the headers and the whole body.
-        let mut response = request
-            .bearer_auth(token.expose())
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(failed)?;
+        let mut response = crate::metrics::timed(
+            "registry",
+            request.bearer_auth(token.expose()).timeout(timeout).send(),
+        )
+        .await
+        .map_err(failed)?;
         let status = response.status().as_u16();
         if status == 401 || status == 403 {
             return Err(RegistryError::Rejected {
@@ -296,7 +297,10 @@ mod tests {
 
     #[test]
     fn a_rejection_names_the_token_that_was_sent_and_nothing_else() {
-        for (sent, names) in [(Sent::CatalogToken, "catalog_token claim"), (Sent::Jwt, "the JWT itself")] {
+        for (sent, names) in [
+            (Sent::CatalogToken, "catalog_token claim"),
+            (Sent::Jwt, "the JWT itself"),
+        ] {
             let error = RegistryError::Rejected {
                 base: "https://registry.example.com".into(),
                 status: 403,
@@ -317,16 +321,56 @@ mod tests {
     fn other_failures_are_upstream_errors_retryable_when_a_retry_can_help() {
         let base = || "https://r".to_owned();
         for (error, retryable) in [
-            (RegistryError::TimedOut { base: base(), secs: 30 }, true),
-            (RegistryError::Unreachable { base: base(), detail: "refused".into() }, true),
-            (RegistryError::Status { base: base(), status: 502 }, true),
-            (RegistryError::Status { base: base(), status: 429 }, true),
-            (RegistryError::Status { base: base(), status: 404 }, false),
-            (RegistryError::TooLarge { base: base(), cap: 10 }, false),
+            (
+                RegistryError::TimedOut {
+                    base: base(),
+                    secs: 30,
+                },
+                true,
+            ),
+            (
+                RegistryError::Unreachable {
+                    base: base(),
+                    detail: "refused".into(),
+                },
+                true,
+            ),
+            (
+                RegistryError::Status {
+                    base: base(),
+                    status: 502,
+                },
+                true,
+            ),
+            (
+                RegistryError::Status {
+                    base: base(),
+                    status: 429,
+                },
+                true,
+            ),
+            (
+                RegistryError::Status {
+                    base: base(),
+                    status: 404,
+                },
+                false,
+            ),
+            (
+                RegistryError::TooLarge {
+                    base: base(),
+                    cap: 10,
+                },
+                false,
+            ),
         ] {
             assert_eq!(error.rejection(TokenSourceKind::Env), None);
             let tool = error.clone().into_tool_error(TokenSourceKind::Env);
-            assert_eq!((tool.code, tool.retryable), (ErrorCode::UpstreamError, retryable), "{error}");
+            assert_eq!(
+                (tool.code, tool.retryable),
+                (ErrorCode::UpstreamError, retryable),
+                "{error}"
+            );
             assert!(tool.unauthorized.is_none());
         }
     }
@@ -362,7 +406,10 @@ mod tests {
         assert_eq!((token.expose(), sent), ("catalog", Sent::CatalogToken));
         let without = context(None);
         let (token, sent) = registry_token(&without);
-        assert_eq!((token.expose(), sent), ("header.payload.signature", Sent::Jwt));
+        assert_eq!(
+            (token.expose(), sent),
+            ("header.payload.signature", Sent::Jwt)
+        );
     }
 
     /// A registry that accepts the connection and never answers is `TimedOut` once the
@@ -390,16 +437,31 @@ mod tests {
         let ctx = context(None);
         let started = std::time::Instant::now();
         let error = client
-            .post_json(&ctx, "/graphql", &serde_json::json!({}), 1024, Duration::from_millis(300))
+            .post_json(
+                &ctx,
+                "/graphql",
+                &serde_json::json!({}),
+                1024,
+                Duration::from_millis(300),
+            )
             .await
             .err()
             .unwrap();
         assert!(matches!(error, RegistryError::TimedOut { .. }), "{error:?}");
         assert!(started.elapsed() < Duration::from_secs(5));
         let tool = error.into_tool_error(TokenSourceKind::Env);
-        assert_eq!((tool.code, tool.retryable), (ErrorCode::UpstreamError, true));
+        assert_eq!(
+            (tool.code, tool.retryable),
+            (ErrorCode::UpstreamError, true)
+        );
         let error = client
-            .post_json(&ctx, "/graphql", &serde_json::json!({}), 1024 * 1024, Duration::from_secs(10))
+            .post_json(
+                &ctx,
+                "/graphql",
+                &serde_json::json!({}),
+                1024 * 1024,
+                Duration::from_secs(10),
+            )
             .await
             .err()
             .unwrap();

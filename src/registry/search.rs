@@ -381,9 +381,13 @@ mod tests {
         }))
         .unwrap();
         let got = first(set).unwrap();
-        assert_eq!((got.total, got.cursor.as_deref(), got.hits.len()), (Some(3), Some("c1"), 1));
+        assert_eq!(
+            (got.total, got.cursor.as_deref(), got.hits.len()),
+            (Some(3), Some("c1"), 1)
+        );
         let empty: SetResult<ObjectHit> =
-            serde_json::from_value(json!({"__typename": "EmptySearchResultSet", "_": null})).unwrap();
+            serde_json::from_value(json!({"__typename": "EmptySearchResultSet", "_": null}))
+                .unwrap();
         assert_eq!(first(empty).unwrap().total, Some(0));
         let invalid: SetResult<PackageHit> = serde_json::from_value(json!({
             "__typename": "InvalidInput", "errors": [{"path": "searchString", "message": "bad syntax", "name": "QuerySyntaxError"}]
@@ -391,12 +395,19 @@ mod tests {
         .unwrap();
         let error = first(invalid).unwrap_err();
         assert_eq!(error.code, ErrorCode::InvalidArgument);
-        assert!(error.message.contains("searchString: bad syntax"), "{}", error.message);
+        assert!(
+            error.message.contains("searchString: bad syntax"),
+            "{}",
+            error.message
+        );
         let failed: PageResult<PackageHit> = serde_json::from_value(json!({
             "__typename": "OperationError", "name": "Timeout", "message": "search timed out"
         }))
         .unwrap();
         let error = page(None, failed).unwrap_err();
-        assert_eq!((error.code, error.retryable), (ErrorCode::UpstreamError, true));
+        assert_eq!(
+            (error.code, error.retryable),
+            (ErrorCode::UpstreamError, true)
+        );
     }
 }

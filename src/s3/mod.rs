@@ -8,7 +8,8 @@
 //! - [`S3Error`]: a failed request, classified once from the SDK's error into an
 //!   [`S3ErrorKind`] and turned once into the tool error a caller sees;
 //! - [`S3`]: the requests: object heads, ranged reads (never more than asked for, even
-//!   from a server that ignores `Range`), capped reads (never buffering past the cap),
+//!   from a server that ignores `Range`), ranged bodies read only while the object keeps
+//!   an ETag (`If-Match`), capped reads (never buffering past the cap),
 //!   streamed bodies, listings (URL-encoded names decoded, pages followed), plain and
 //!   conditional writes (`If-None-Match: *`, `If-Match`), deletes and presigned links;
 //! - [`Permission`]: the S3 actions a call needs.
@@ -103,16 +104,20 @@ pub(crate) struct Capped {
     pub bytes: Vec<u8>,
     /// Its ETag, when the endpoint sent one.
     pub etag: Option<String>,
+    /// Its last-modified time, Unix seconds.
+    pub last_modified: Option<i64>,
 }
 
 /// An object's body, to be read as it arrives.
 pub(crate) struct ObjectBody {
     /// The object read, for messages.
     target: String,
-    /// Its size, as the answer declared it.
+    /// Its size, as the answer declared it (of a ranged read: the bytes of the range).
     pub size: Option<u64>,
     /// Its version id, when the bucket is versioned.
     pub version_id: Option<String>,
+    /// Its ETag, when the endpoint sent one.
+    pub etag: Option<String>,
     body: ByteStream,
 }
 
@@ -313,11 +318,7 @@ impl<'a> S3<'a> {
         let last = range_end(offset, max_bytes)
             .ok_or_else(|| S3Error::new("GetObject", &target, S3ErrorKind::InvalidRange))?;
         let answer = self
-            .client
-            .get_object()
-            .bucket(&uri.bucket)
-            .key(&uri.key)
-            .set_version_id(uri.version_id.clone())
+            .get_request(uri)
             .range(format!("bytes={offset}-{last}"))
             .send()
             .await
@@ -377,17 +378,26 @@ impl<'a> S3<'a> {
         })
     }
 
+    /// A `GetObject` of the object (and version) `uri` names, for the caller to add a
+    /// range, a condition or a presigning config to.
+    fn get_request(
+        &self,
+        uri: &S3Uri,
+    ) -> aws_sdk_s3::operation::get_object::builders::GetObjectFluentBuilder {
+        self.client
+            .get_object()
+            .bucket(&uri.bucket)
+            .key(&uri.key)
+            .set_version_id(uri.version_id.clone())
+    }
+
     /// The whole object when it has at most `cap` bytes; a larger one is
     /// [`S3ErrorKind::OverCap`], found from its declared length or, failing that,
     /// once more than `cap` bytes have arrived: never more than `cap` are held.
     pub(crate) async fn read_capped(&self, uri: &S3Uri, cap: usize) -> Result<Capped, S3Error> {
         let target = uri.to_string();
         let output = self
-            .client
-            .get_object()
-            .bucket(&uri.bucket)
-            .key(&uri.key)
-            .set_version_id(uri.version_id.clone())
+            .get_request(uri)
             .send()
             .await
             .map_err(|e| S3Error::from_sdk("GetObject", &target, e))?;
@@ -406,6 +416,7 @@ impl<'a> S3<'a> {
             return Err(over());
         }
         let etag = output.e_tag().map(str::to_owned);
+        let last_modified = output.last_modified().map(|d| d.secs());
         let mut body = output.body;
         let mut bytes = Vec::new();
         while let Some(piece) = body.next().await {
@@ -415,7 +426,11 @@ impl<'a> S3<'a> {
             }
             bytes.extend_from_slice(&piece);
         }
-        Ok(Capped { bytes, etag })
+        Ok(Capped {
+            bytes,
+            etag,
+            last_modified,
+        })
     }
 
     /// Opens the object's body to be read as it arrives; an object whose declared size
@@ -423,11 +438,7 @@ impl<'a> S3<'a> {
     pub(crate) async fn open(&self, uri: &S3Uri, max_bytes: u64) -> Result<ObjectBody, S3Error> {
         let target = uri.to_string();
         let output = self
-            .client
-            .get_object()
-            .bucket(&uri.bucket)
-            .key(&uri.key)
-            .set_version_id(uri.version_id.clone())
+            .get_request(uri)
             .send()
             .await
             .map_err(|e| S3Error::from_sdk("GetObject", &target, e))?;
@@ -445,6 +456,52 @@ impl<'a> S3<'a> {
             target,
             size,
             version_id: output.version_id().map(str::to_owned),
+            etag: output.e_tag().map(str::to_owned),
+            body: output.body,
+        })
+    }
+
+    /// Opens `len` bytes (at least 1) of the object from `offset`, only while it still
+    /// has the ETag `etag` (`If-Match`): a changed object is
+    /// [`S3ErrorKind::PreconditionFailed`]. The answer must be the bytes at `offset`
+    /// (a server that ignores `Range` is [`S3ErrorKind::Malformed`]); the body's `size`
+    /// is the length the answer declared, which the caller compares with `len`.
+    pub(crate) async fn open_range_if_match(
+        &self,
+        uri: &S3Uri,
+        offset: u64,
+        len: u64,
+        etag: &str,
+    ) -> Result<ObjectBody, S3Error> {
+        let target = uri.to_string();
+        let last = range_end(offset, len)
+            .ok_or_else(|| S3Error::new("GetObject", &target, S3ErrorKind::InvalidRange))?;
+        let output = self
+            .get_request(uri)
+            .range(format!("bytes={offset}-{last}"))
+            .if_match(etag)
+            .send()
+            .await
+            .map_err(|e| S3Error::from_sdk("GetObject", &target, e))?;
+        ranged_size(output.content_range(), output.content_length(), offset).map_err(
+            |problem| {
+                S3Error::new(
+                    "GetObject",
+                    &target,
+                    S3ErrorKind::Malformed {
+                        problem: format!("reading from byte {offset}: {problem}"),
+                        retryable: true,
+                    },
+                )
+            },
+        )?;
+        Ok(ObjectBody {
+            size: output
+                .content_length()
+                .and_then(|length| u64::try_from(length).ok()),
+            version_id: output.version_id().map(str::to_owned),
+            etag: output.e_tag().map(str::to_owned),
+            target,
             body: output.body,
         })
     }
@@ -524,6 +581,42 @@ impl<'a> S3<'a> {
         body: Vec<u8>,
         put: Put<'_>,
     ) -> Result<Written, S3Error> {
+        self.put_body(bucket, key, ByteStream::from(body), put)
+            .await
+    }
+
+    /// `PutObject` of the file at `path`, streamed from disk (never held in memory;
+    /// read again from the start when the request is retried), as [`S3::put`].
+    pub(crate) async fn put_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &std::path::Path,
+        put: Put<'_>,
+    ) -> Result<Written, S3Error> {
+        let body = ByteStream::read_from()
+            .path(path)
+            .buffer_size(256 * 1024)
+            .build()
+            .await
+            .map_err(|e| S3Error {
+                source: Some(Box::new(e)),
+                ..S3Error::new(
+                    "PutObject",
+                    S3Uri::new(bucket, key).to_string(),
+                    S3ErrorKind::Other,
+                )
+            })?;
+        self.put_body(bucket, key, body, put).await
+    }
+
+    async fn put_body(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: ByteStream,
+        put: Put<'_>,
+    ) -> Result<Written, S3Error> {
         let request = self
             .client
             .put_object()
@@ -531,7 +624,7 @@ impl<'a> S3<'a> {
             .key(key)
             .set_content_type(put.content_type.map(str::to_owned))
             .set_metadata(put.metadata)
-            .body(ByteStream::from(body));
+            .body(body);
         let request = match put.condition {
             None => request,
             Some(WriteCondition::Absent) => request.if_none_match("*"),
@@ -576,11 +669,7 @@ impl<'a> S3<'a> {
             ..S3Error::new(OP, uri.to_string(), S3ErrorKind::Other)
         })?;
         let request = self
-            .client
-            .get_object()
-            .bucket(&uri.bucket)
-            .key(&uri.key)
-            .set_version_id(uri.version_id.clone())
+            .get_request(uri)
             .presigned(presign)
             .await
             .map_err(|e| S3Error::from_sdk(OP, uri.to_string(), e))?;

@@ -31,9 +31,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 
 use super::table::{Entry, PeerProgress, Table, failure};
-use super::{
-    QuiltServer, RequestMeta, Transport, forbidden, unauthorized, unauthorized_upstream,
-};
+use super::{QuiltServer, RequestMeta, Transport, forbidden, unauthorized, unauthorized_upstream};
 use crate::auth::AuthContext;
 use crate::aws::{AwsSession, CredentialError};
 use crate::error::ToolError;
@@ -260,6 +258,7 @@ pub(crate) struct CallLog {
 impl CallLog {
     /// Logs the request's outcome.
     pub(crate) fn log(&self, outcome: &str, reason: Option<&str>) {
+        crate::metrics::tool_call(self.tool, outcome, self.started.elapsed());
         let duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         tracing::info!(
             event = "tool_call",

@@ -67,8 +67,9 @@ struct Inner {
     verifier: Verifier,
     tokens: TokenProvider,
     /// What `tools/list` shows: the tools of the configured toolsets (without those that
-    /// write in read-only mode), computed once.
-    listed: Vec<Tool>,
+    /// write in read-only mode, or that need a registry this server lacks), computed at
+    /// the first `tools/list`, not at start-up (describing the tools builds their schemas).
+    listed: std::sync::OnceLock<Vec<Tool>>,
     /// `QUILT_CATALOG_URL` without a trailing `/`, for `catalog_url` links.
     catalog_url: Option<String>,
     /// The last verified context, reused while the same token is presented.
@@ -119,17 +120,6 @@ impl QuiltServer {
     fn with_transport(config: Config, transport: Transport) -> QuiltServer {
         let verifier = Verifier::new(&config);
         let tokens = TokenProvider::new(&config);
-        let registry = config.registry_url.is_some();
-        let listed = Table::get()
-            .listed(config.read_only, config.toolsets)
-            .iter()
-            .filter(|tool| {
-                Table::get()
-                    .entry(&tool.name)
-                    .is_some_and(|entry| not_offered(entry.info, registry).is_none())
-            })
-            .cloned()
-            .collect();
         let catalog_url = config
             .catalog_url
             .as_deref()
@@ -137,7 +127,7 @@ impl QuiltServer {
             .filter(|url| !url.is_empty());
         QuiltServer {
             inner: Arc::new(Inner {
-                listed,
+                listed: std::sync::OnceLock::new(),
                 catalog_url,
                 aws: Aws::new(&config),
                 config,
@@ -163,6 +153,23 @@ impl QuiltServer {
     /// AWS clients and the per-token sessions.
     pub(crate) fn aws(&self) -> &Aws {
         &self.inner.aws
+    }
+
+    /// The tools `tools/list` shows, described at the first call.
+    fn listed(&self) -> &[Tool] {
+        self.inner.listed.get_or_init(|| {
+            let config = &self.inner.config;
+            let registry = config.registry_url.is_some();
+            Table::get()
+                .listed(config.read_only, config.toolsets)
+                .into_iter()
+                .filter(|tool| {
+                    Table::get()
+                        .entry(&tool.name)
+                        .is_some_and(|entry| not_offered(entry.info, registry).is_none())
+                })
+                .collect()
+        })
     }
 
     /// Why this server does not offer the tool `info` describes (neither listed nor
@@ -353,9 +360,9 @@ impl QuiltServer {
     }
 
     /// The verifier has a key.
-    pub fn ready(&self) -> Result<(), String> {
+    pub fn ready(&self) -> Result<(), crate::auth::keys::KeyError> {
         match self.inner.verifier.key_error() {
-            Some(e) => Err(e.to_string()),
+            Some(e) => Err(e.clone()),
             None => Ok(()),
         }
     }
@@ -431,6 +438,7 @@ fn log_token_failed(
     request: Option<&RequestMeta>,
     keyring_state: Option<&str>,
 ) {
+    crate::metrics::auth_failure(failure.reason.code());
     // Every field of docs/reference.md (Logs) is present; what an unverified token
     // cannot tell is null (claims are not read from a token that failed).
     let (alg, kid) = token.map(peek_header).unwrap_or_default();
@@ -536,7 +544,7 @@ impl ServerHandler for QuiltServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(self.inner.listed.clone()))
+        Ok(ListToolsResult::with_all_items(self.listed().to_vec()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

@@ -31,6 +31,7 @@ use serde_json::{Map, Value, json};
 use super::QuiltServer;
 use super::table::Table;
 use crate::config::{Toolset, Toolsets};
+use crate::error::ArgumentError;
 use crate::s3::S3Uri;
 
 /// The template of an object (or, with an empty key or one ending in `/`, a folder).
@@ -98,20 +99,22 @@ enum Target {
 
 impl Target {
     /// Parses `uri`; `Err` is the message of a -32602.
-    fn parse(uri: &str) -> Result<Target, String> {
+    fn parse(uri: &str) -> Result<Target, ArgumentError> {
         if let Some(rest) = uri.strip_prefix("quilt+s3://") {
             return Target::package(rest);
         }
         if !uri.starts_with("s3://") {
-            return Err(format!(
+            return Err(ArgumentError::new(format!(
                 "{:?} is not a resource of this server (expected s3://bucket/key or quilt+s3://bucket#package=ns/name)",
                 crate::s3::uri::short(uri)
-            ));
+            )));
         }
-        let parsed = S3Uri::parse(uri).map_err(|e| e.to_string())?;
+        let parsed = S3Uri::parse(uri).map_err(|e| ArgumentError::new(e.to_string()))?;
         if parsed.key.is_empty() || parsed.key.ends_with('/') {
             if parsed.version_id.is_some() {
-                return Err("a folder has no versions: leave out ?versionId=".to_owned());
+                return Err(ArgumentError::new(
+                    "a folder has no versions: leave out ?versionId=",
+                ));
             }
             return Ok(Target::Folder {
                 bucket: parsed.bucket,
@@ -124,12 +127,12 @@ impl Target {
     }
 
     /// `BUCKET#package=NS/NAME[@TOP_HASH][&path=PATH]`.
-    fn package(rest: &str) -> Result<Target, String> {
+    fn package(rest: &str) -> Result<Target, ArgumentError> {
         let bad = || {
-            format!(
+            ArgumentError::new(format!(
                 "{:?} is not a package URI (expected quilt+s3://bucket#package=ns/name)",
                 crate::s3::uri::short(rest)
-            )
+            ))
         };
         let (bucket, fragment) = rest.split_once('#').ok_or_else(bad)?;
         let (mut name, mut top_hash, mut path) = (None, None, None);
@@ -383,7 +386,8 @@ impl QuiltServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResult, ErrorData> {
         let uri = request.uri;
-        let target = Target::parse(&uri).map_err(|m| ErrorData::invalid_params(m, None))?;
+        let target =
+            Target::parse(&uri).map_err(|m| ErrorData::invalid_params(m.to_string(), None))?;
         if !self.config().toolsets.offers(target.toolset()) {
             return Err(ErrorData::invalid_params(
                 format!(

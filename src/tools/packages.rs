@@ -10,6 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::policy;
 use super::uri::{Bounded, Bucket, MAX_KEY_BYTES, ObjectUri, S3Name, SourceUri, blank_is_none};
@@ -18,13 +19,13 @@ use super::{
     Permission, Tool, ToolError, ToolInfo, Toolset,
 };
 use crate::error::ArgumentError;
-use crate::quilt::browse::{self, MAX_DIRECTORIES, PageRequest};
+use crate::quilt::browse::{self, MAX_DIRECTORIES, PageEntry, PageRequest};
 use crate::quilt::error::QuiltError;
-use crate::quilt::manifest::Record;
 use crate::quilt::publish::{self, Source};
 use crate::quilt::registry::Registry;
 use crate::quilt::workflow;
 use crate::quilt::{self, HashPrefix, NewPackageName, PackageName, diff, stream};
+use crate::quilt::{cache, listing};
 use crate::s3::{ListRequest, S3};
 use crate::time::rfc3339;
 
@@ -95,6 +96,9 @@ pub(crate) struct ListArgs {
     #[serde(default)]
     #[schemars(length(min = 1, max = MAX_LIST_CURSOR_CHARS))]
     cursor: Option<String>,
+    /// Also read each listed package's `latest` pointer for `top_hash` and `modified` (default false: names only, which is much faster).
+    #[serde(default)]
+    include_details: Option<bool>,
 }
 
 /// `package_list` parameters: the arguments, with the cursor decoded and checked
@@ -123,7 +127,11 @@ impl TryFrom<ListArgs> for ListParams {
 
 impl Params for ListParams {
     fn access(&self) -> Access {
-        Access::needs(&[LIST_BUCKET, GET_OBJECT]).bucket(self.args.registry.name())
+        let mut access = Access::needs(&[LIST_BUCKET]).bucket(self.args.registry.name());
+        if self.args.include_details == Some(true) {
+            access.also_needs(GET_OBJECT);
+        }
+        access
     }
 }
 
@@ -132,15 +140,15 @@ impl Params for ListParams {
 pub(crate) struct PackageItem {
     /// `namespace/name`.
     name: String,
-    /// The latest revision's top hash (`null` when its pointer is missing or corrupt).
+    /// With `include_details`: the latest revision's top hash (absent when its pointer is missing or corrupt).
+    #[serde(skip_serializing_if = "Option::is_none")]
     top_hash: Option<String>,
-    /// Why the latest revision could not be read, for this package alone.
+    /// With `include_details`: when `latest` was written, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    modified: Option<String>,
+    /// With `include_details`: why the latest revision could not be read, for this package alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
-    /// The newest revision's time, RFC 3339.
-    modified: Option<String>,
-    /// How many revisions (timestamp pointers) it has.
-    revisions: usize,
 }
 
 /// The result of `package_list`.
@@ -195,10 +203,10 @@ impl Tool for PackageList {
         Toolset::Packages,
         "package_list",
         "List packages",
-        "List the Quilt packages in a registry bucket, a page at a time (`max_packages`, \
-            default 1000; pass `next_cursor` back as `cursor` for the next page): each \
-            package's name, latest top hash, time of its newest revision and number of \
-            revisions. Use `prefix` to narrow down to a namespace.",
+        "List the Quilt packages in a registry bucket by name, a page at a time \
+            (`max_packages`, default 1000; pass `next_cursor` back as `cursor` for the next \
+            page). With `include_details`, each package's latest top hash and when it was \
+            published. Use `prefix` to narrow down to a namespace.",
     );
     type Params = ListParams;
     type Output = ListOutput;
@@ -213,9 +221,17 @@ impl Tool for PackageList {
         let max = args.max_packages.map_or(DEFAULT_MAX_PACKAGES, Bounded::get);
         let prefix = args.prefix.as_ref().map_or("", S3Name::as_str);
         let registry = Registry::new(call.s3()?, bucket);
-        let page = registry
-            .list_packages(prefix, after.as_deref(), usize::try_from(max).unwrap_or(1))
-            .await?;
+        let page = cancellable(
+            call.cancel,
+            listing::list(
+                &registry,
+                prefix,
+                after.as_deref(),
+                usize::try_from(max).unwrap_or(1),
+                args.include_details == Some(true),
+            ),
+        )
+        .await?;
         let packages: Vec<PackageItem> = page
             .packages
             .into_iter()
@@ -224,7 +240,6 @@ impl Tool for PackageList {
                 top_hash: pkg.top_hash,
                 error: pkg.error,
                 modified: pkg.modified.and_then(rfc3339),
-                revisions: pkg.revisions,
             })
             .collect();
         Ok(ListOutput {
@@ -290,6 +305,13 @@ impl TryFrom<BrowseArgs> for BrowseParams {
             .to_owned();
         let cursor = args.cursor.as_deref().map(decode_cursor).transpose()?;
         if let Some(cursor) = &cursor {
+            if cursor.package != args.package_name.as_str() {
+                return Err(ArgumentError::new(format!(
+                    "`cursor` pages through package {}, not {}; pass the same `package_name` or start again without `cursor`",
+                    cursor.package,
+                    args.package_name.as_str()
+                )));
+            }
             if cursor.path != path {
                 return Err(ArgumentError::new(format!(
                     "`cursor` pages through path {:?}, not {path:?}; pass the same `path` or start again without `cursor`",
@@ -335,7 +357,8 @@ pub(crate) struct EntryItem {
     /// Where the bytes are: `s3://bucket/key?versionId=…`.
     physical_key: Option<String>,
     /// The entry's metadata.
-    meta: Value,
+    #[schemars(with = "Value")]
+    meta: Box<RawValue>,
 }
 
 /// An entry's hash.
@@ -348,18 +371,24 @@ pub(crate) struct HashItem {
     value: String,
 }
 
+/// A JSON text read from a verified manifest, passed on as it is (`null` when
+/// absent): the result is serialized from it without building a tree.
+fn raw_value(raw: Option<Box<str>>) -> Box<RawValue> {
+    raw.and_then(|raw| RawValue::from_string(raw.into_string()).ok())
+        .unwrap_or_default()
+}
+
 impl EntryItem {
-    fn of(record: &Record) -> EntryItem {
-        let (kind, value) = record.hash_parts();
+    fn of(entry: PageEntry) -> EntryItem {
         EntryItem {
-            logical_key: record.logical_key().to_owned(),
-            size: record.size(),
+            meta: raw_value(entry.meta),
+            logical_key: entry.logical_key,
+            size: entry.size,
             hash: HashItem {
-                kind: kind.to_owned(),
-                value: value.to_owned(),
+                kind: entry.hash_type,
+                value: entry.hash_value,
             },
-            physical_key: record.physical_key().map(str::to_owned),
-            meta: record.meta().clone(),
+            physical_key: entry.physical_key,
         }
     }
 }
@@ -375,7 +404,11 @@ pub(crate) struct DirectoryItem {
     total_size: u64,
     /// Its directory metadata, when the manifest has any.
     #[serde(skip_serializing_if = "Option::is_none")]
-    meta: Option<Value>,
+    #[schemars(with = "Option<Value>")]
+    meta: Option<Box<RawValue>>,
+    /// True when it has directory metadata too large to show in a result.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    meta_too_large: bool,
 }
 
 /// The result of `package_browse`.
@@ -390,11 +423,14 @@ pub(crate) struct BrowseOutput {
     /// Its `quilt+s3://` URI.
     uri: String,
     /// Its commit message.
-    message: Value,
+    #[schemars(with = "Value")]
+    message: Box<RawValue>,
     /// Its package metadata.
-    user_meta: Value,
+    #[schemars(with = "Value")]
+    user_meta: Box<RawValue>,
     /// Its workflow, if any.
-    workflow: Value,
+    #[schemars(with = "Value")]
+    workflow: Box<RawValue>,
     /// The path the entries are under, without leading or trailing `/` (empty: all).
     path: String,
     /// This page's entries, in logical-key order.
@@ -417,23 +453,36 @@ pub(crate) struct BrowseOutput {
 }
 
 /// What a `package_browse` cursor holds: the page after `after` of `path` in revision
-/// `top_hash`. Opaque to clients: base64url of this JSON.
+/// `top_hash` of package `package`; `offset`, where the line of `after` starts in the
+/// manifest, is a hint the server checks before it uses it. Opaque to clients:
+/// base64url of this JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Cursor {
     v: u32,
+    package: String,
     top_hash: String,
     path: String,
     after: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    offset: Option<u64>,
 }
 
-const CURSOR_VERSION: u32 = 1;
+const CURSOR_VERSION: u32 = 2;
 
-fn encode_cursor(top_hash: &str, path: &str, after: &str) -> Result<String, ToolError> {
+fn encode_cursor(
+    package: &str,
+    top_hash: &str,
+    path: &str,
+    after: &str,
+    offset: Option<u64>,
+) -> Result<String, ToolError> {
     let cursor = Cursor {
         v: CURSOR_VERSION,
+        package: package.to_owned(),
         top_hash: top_hash.to_owned(),
         path: path.to_owned(),
         after: after.to_owned(),
+        offset,
     };
     let json = serde_json::to_vec(&cursor)
         .map_err(|e| ToolError::new(ErrorCode::InternalError, e.to_string()))?;
@@ -513,47 +562,60 @@ impl Tool for PackageBrowse {
                 resolved
             }
         };
+        let hint = cursor.as_ref().and_then(|c| c.offset);
         let request = PageRequest {
             path,
             after: cursor.map(|c| c.after),
             max_entries,
             max_directories: MAX_DIRECTORIES,
         };
-        let (header, page) =
-            browse::page(|order| stream::open(&registry, &top_hash, order), &request).await?;
+        let browsed = cancellable(
+            call.cancel,
+            cache::page(&registry, &top_hash, &request, hint),
+        )
+        .await?;
+        let page = browsed.page;
         let next_cursor = match page.entries.last() {
-            Some(last) if page.truncated => {
-                Some(encode_cursor(&top_hash, &request.path, last.logical_key())?)
-            }
+            Some(last) if page.truncated => Some(encode_cursor(
+                package_name,
+                &top_hash,
+                &request.path,
+                &last.logical_key,
+                browsed.sorted.then_some(last.offset),
+            )?),
             _ => None,
         };
-        let field = |name: &str| header.get(name).cloned().unwrap_or(Value::Null);
-        Ok(BrowseOutput {
+        let header = browsed.header;
+        let summary = browsed.summary;
+        let output = BrowseOutput {
             registry: registry_uri(bucket),
             uri: quilt::package_uri(bucket, package_name, &top_hash),
             package_name: p.package_name.into_string(),
-            message: field("message"),
-            user_meta: field("user_meta"),
-            workflow: field("workflow"),
-            entries: page.entries.iter().map(EntryItem::of).collect(),
-            entry_count: page.entry_count,
-            total_size: page.total_size,
+            message: raw_value(header.raw("message").map(Into::into)),
+            user_meta: raw_value(header.raw("user_meta").map(Into::into)),
+            workflow: raw_value(header.raw("workflow").map(Into::into)),
+            entries: page.entries.into_iter().map(EntryItem::of).collect(),
+            entry_count: summary.entry_count,
+            total_size: summary.total_size,
             truncated: page.truncated,
             next_cursor,
-            directories: page
+            directories: summary
                 .directories
-                .into_iter()
+                .iter()
                 .map(|d| DirectoryItem {
-                    logical_key: d.logical_key,
+                    logical_key: d.logical_key.clone(),
                     entry_count: d.entry_count,
                     total_size: d.total_size,
-                    meta: d.meta,
+                    meta: d.meta.clone().map(|m| raw_value(Some(m))),
+                    meta_too_large: d.meta_too_large,
                 })
                 .collect(),
-            directories_truncated: page.directories_truncated,
+            directories_truncated: summary.directories_truncated,
             top_hash,
             path: request.path,
-        })
+        };
+        // No last check here: the page's byte bounds count every value's growth.
+        Ok(output)
     }
 }
 
@@ -685,18 +747,18 @@ impl Tool for PackageDiff {
             .max_changes
             .map_or(DEFAULT_MAX_CHANGES, Bounded::get_usize);
         let hashes = [hash1.as_str(), hash2.as_str()];
-        let (old, new, d) = diff::diff(
-            |index, order| stream::open(&registry, hashes[index], order),
-            limit,
+        let (old, new, d) = cancellable(
+            call.cancel,
+            diff::diff(
+                |index, order| stream::open(&registry, hashes[index], order),
+                limit,
+            ),
         )
         .await?;
-        let message = |header: &serde_json::Map<String, Value>| {
-            header
-                .get("message")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
+        let message = |header: &quilt::line::Header| {
+            header.message().map(|m| browse::truncate(&m).into_owned())
         };
-        Ok(DiffOutput {
+        let output = DiffOutput {
             registry: registry_uri(bucket),
             package1: DiffSide {
                 name: name1,
@@ -719,7 +781,53 @@ impl Tool for PackageDiff {
             truncated: d.truncated,
             package_metadata_changed: d.package_metadata_changed,
             unchanged: d.unchanged,
-        })
+        };
+        check_result_size(&output)?;
+        Ok(output)
+    }
+}
+
+/// The most bytes of a result's `structuredContent` (see `docs/reference.md`, Results).
+pub(crate) const MAX_RESULT_BYTES: usize = 4 * 1024 * 1024;
+
+/// `too_large` when `output` would not fit in a result: a last check behind the byte
+/// bounds of pages, which keep results well under it.
+fn check_result_size<T: Serialize>(output: &T) -> Result<(), ToolError> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, output)
+        .map_err(|e| ToolError::new(ErrorCode::InternalError, e.to_string()))?;
+    if count.0 >= MAX_RESULT_BYTES {
+        return Err(ToolError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "the result would be {} bytes, over the {MAX_RESULT_BYTES}-byte limit; ask for fewer entries",
+                count.0
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `work` until it ends or the client cancels the call; then `work` is dropped:
+/// its S3 reads stop and its temporary files are closed (they are unnamed, so gone).
+async fn cancellable<T, E: Into<ToolError>>(
+    cancel: &tokio_util::sync::CancellationToken,
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, ToolError> {
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => Err(ToolError::from(quilt::error::QuiltError::Cancelled)),
+        result = work => result.map_err(Into::into),
     }
 }
 
@@ -1164,7 +1272,7 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_refuse_garbage() {
         let hash = "ab".repeat(32);
-        let text = encode_cursor(&hash, "data", "data/ünï/x.csv").unwrap();
+        let text = encode_cursor("team/pkg", &hash, "data", "data/ünï/x.csv", Some(42)).unwrap();
         assert!(text.len() <= MAX_CURSOR_CHARS);
         assert!(
             text.bytes()
@@ -1174,9 +1282,11 @@ mod tests {
             decode_cursor(&text).unwrap(),
             Cursor {
                 v: CURSOR_VERSION,
+                package: "team/pkg".into(),
                 top_hash: hash.clone(),
                 path: "data".into(),
-                after: "data/ünï/x.csv".into()
+                after: "data/ünï/x.csv".into(),
+                offset: Some(42),
             }
         );
         use base64::Engine as _;
@@ -1186,10 +1296,14 @@ mod tests {
             "not a cursor!".to_owned(),
             b64("{}"),
             b64("[1]"),
+            // A cursor of the version before, which named no package.
             b64(&format!(
-                r#"{{"v":2,"top_hash":"{hash}","path":"","after":"a"}}"#
+                r#"{{"v":1,"top_hash":"{hash}","path":"","after":"a"}}"#
             )),
-            b64(r#"{"v":1,"top_hash":"abc","path":"","after":"a"}"#),
+            b64(&format!(
+                r#"{{"v":3,"package":"a/b","top_hash":"{hash}","path":"","after":"a"}}"#
+            )),
+            b64(r#"{"v":2,"package":"a/b","top_hash":"abc","path":"","after":"a"}"#),
             "A".repeat(MAX_CURSOR_CHARS + 1),
         ] {
             assert!(decode_cursor(&garbage).is_err(), "{garbage}");
@@ -1197,7 +1311,9 @@ mod tests {
         // A key too long to page after is refused, not turned into an unusable cursor.
         let long = "k".repeat(MAX_CURSOR_CHARS);
         assert_eq!(
-            encode_cursor(&hash, "", &long).unwrap_err().code,
+            encode_cursor("a/b", &hash, "", &long, None)
+                .unwrap_err()
+                .code,
             ErrorCode::TooLarge
         );
     }

@@ -3,10 +3,10 @@
 //! keys or `dir/` prefixes, published with the same race-safe writes as
 //! `package_create` (docs/reference.md, Tools and Results).
 //!
-//! Only the new sources are read and hashed; every entry that is kept is the parent's
-//! manifest line, written back byte for byte. The parent is streamed and its top hash
-//! verified; the merged revision is held in memory while it is checked against the
-//! registry's workflow and written (at most [`patch::MAX_PATCH_ENTRIES`] entries).
+//! Only the new sources are read and hashed, and only the changes are held in
+//! memory: the parent streams past (its top hash verified) and is merged with them
+//! into a temporary file ([`crate::quilt::patch`]), which is uploaded as the new
+//! manifest. Kept entries are the parent's manifest lines, byte for byte.
 
 use std::collections::HashSet;
 
@@ -25,7 +25,7 @@ use super::{
 };
 use crate::error::ArgumentError;
 use crate::quilt::error::QuiltError;
-use crate::quilt::patch::{self, Merge, Removals};
+use crate::quilt::patch::{self, Removals};
 use crate::quilt::publish;
 use crate::quilt::registry::Registry;
 use crate::quilt::workflow;
@@ -34,6 +34,11 @@ use crate::time::rfc3339;
 
 /// `package_patch`.
 pub(crate) struct PackagePatch;
+
+/// Most entries of a patched revision checked at once against a workflow's
+/// `entries_schema` (the whole list is one JSON value to the schema), as many as
+/// `package_create` makes.
+pub(crate) const MAX_CHECKED_ENTRIES: usize = MAX_CREATE_ENTRIES;
 
 /// Most keys and prefixes one `remove` names.
 pub(crate) const MAX_REMOVALS: usize = MAX_CREATE_ENTRIES;
@@ -254,10 +259,12 @@ impl Tool for PackagePatch {
             read_only: call.read_only,
         };
         let governing = workflow::load(s3, bucket, &choice, &gate).await?;
-        let (header, parent_records) = patch::read_parent(&registry, &parent).await?;
+        let parent_header = patch::read_header(&registry, &parent).await?;
         let metadata = match p.metadata {
             Some(metadata) => Some(Value::Object(metadata)),
-            None => header.get("user_meta").cloned(),
+            None => parent_header
+                .raw("user_meta")
+                .map(|_| parent_header.value("user_meta")),
         };
         // Name, message and metadata first: a revision that fails them is not hashed.
         if let Some(w) = &governing {
@@ -268,38 +275,59 @@ impl Tool for PackagePatch {
         }
         let sources = list_sources(s3, &p.add, &p.add_s3_uris).await?;
         let adds = publish::hash_sources(s3, sources, call.progress, call.cancel).await?;
-        let mut merge = Merge::new(adds, Removals::new(p.remove));
-        for record in parent_records {
-            merge.push(record)?;
-        }
-        let (records, changes, removals) = merge.finish()?;
-        let unmatched = removals.unmatched();
+        let header = publish::new_header(
+            p.message.clone(),
+            metadata,
+            governing.as_ref().map(workflow::Workflow::manifest_object),
+        );
+        let checks_entries = governing.as_ref().is_some_and(|w| w.checks_entries());
+        let mut changes = patch::Patch::new(
+            &header,
+            &adds,
+            Removals::new(p.remove),
+            checks_entries.then_some(MAX_CHECKED_ENTRIES),
+        );
+        drop(adds);
+        let patched = patch::merge(
+            &registry,
+            &parent,
+            &parent_header,
+            &mut changes,
+            call.cancel,
+        )
+        .await?;
+        let unmatched = patched.removals.unmatched();
         if !unmatched.is_empty() {
             return Err(ToolError::invalid(format!(
                 "`remove` names what {name} at {parent} does not hold: {}; nothing was published",
                 unmatched.join(", ")
             )));
         }
-        let workflow_object = governing
-            .as_ref()
-            .map(|w| {
-                w.validate(name, p.message.as_deref(), metadata.as_ref(), &records)
-                    .map_err(QuiltError::from)
-            })
-            .transpose()?;
-        let manifest = publish::new_manifest(records, p.message, metadata, workflow_object);
+        if let (Some(w), Some(entries)) = (&governing, &patched.entries) {
+            let found = w.check_entries(entries);
+            if !found.is_empty() {
+                w.verdict(found).map_err(QuiltError::from)?;
+            }
+        }
         if call.cancel.is_cancelled() {
             return Err(QuiltError::Cancelled.into());
         }
-        let published = publish::publish(
+        let stored = publish::Stored {
+            top_hash: patched.top_hash.clone(),
+            entry_count: patched.entry_count,
+            total_size: patched.total_size,
+        };
+        let published = publish::publish_file(
             &registry,
             name,
-            manifest,
-            Some(&latest),
-            false,
+            patched.path(),
+            stored,
+            &latest,
             call.ctx.claims.has_permission(DELETE_OBJECT.as_str()),
         )
         .await?;
+        let changes = patched.changes;
+        drop(patched);
         Ok(PatchOutput {
             registry: registry_uri(bucket),
             uri: quilt::package_uri(bucket, name, &published.top_hash),

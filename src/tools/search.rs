@@ -232,7 +232,9 @@ impl Cursor {
 pub(crate) fn cursor<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cursor>, D::Error> {
     let text = String::deserialize(d)?;
     Cursor::decode(&text).map(Some).ok_or_else(|| {
-        serde::de::Error::custom("not a next_cursor of a search; call again without it to start over")
+        serde::de::Error::custom(
+            "not a next_cursor of a search; call again without it to start over",
+        )
     })
 }
 
@@ -369,7 +371,10 @@ mod tests {
         for bad in ["", "not base64!", "AAAA", &"A".repeat(MAX_CURSOR_CHARS + 4)] {
             assert_eq!(Cursor::decode(bad), None, "{bad:?}");
         }
-        assert_eq!(Cursor::issue(&mine, 1, &"x".repeat(MAX_REGISTRY_CURSOR + 1)), None);
+        assert_eq!(
+            Cursor::issue(&mine, 1, &"x".repeat(MAX_REGISTRY_CURSOR + 1)),
+            None
+        );
     }
 
     #[test]
@@ -383,16 +388,28 @@ mod tests {
             package_link(Some("https://c"), "b", "ns/pkg", "abc").as_deref(),
             Some("https://c/b/b/packages/ns/pkg/tree/abc/")
         );
-        assert_eq!((bytes(12.0), bytes(-1.0), bytes(f64::NAN), bytes(1e30)), (12, 0, 0, u64::MAX));
-        assert_eq!(time("2026-01-02T03:04:05.678+00:00").as_deref(), Some("2026-01-02T03:04:05Z"));
+        assert_eq!(
+            (bytes(12.0), bytes(-1.0), bytes(f64::NAN), bytes(1e30)),
+            (12, 0, 0, u64::MAX)
+        );
+        assert_eq!(
+            time("2026-01-02T03:04:05.678+00:00").as_deref(),
+            Some("2026-01-02T03:04:05Z")
+        );
         assert_eq!(time("yesterday"), None);
         assert!(fits("k") && !fits("") && !fits(&"k".repeat(1025)) && !fits("a\0b"));
     }
 
     #[test]
     fn queries_are_bounded() {
-        assert_eq!(Query::try_from("  ".to_owned()).unwrap().search_string(), None);
-        assert_eq!(Query::try_from(" rna ".to_owned()).unwrap().search_string(), Some("rna"));
+        assert_eq!(
+            Query::try_from("  ".to_owned()).unwrap().search_string(),
+            None
+        );
+        assert_eq!(
+            Query::try_from(" rna ".to_owned()).unwrap().search_string(),
+            Some("rna")
+        );
         assert!(Query::try_from("x".repeat(MAX_QUERY_BYTES + 1)).is_err());
         assert!(Query::try_from("a\0".to_owned()).is_err());
     }

@@ -40,7 +40,10 @@ impl TryFrom<String> for Extension {
         if !ok {
             return Err(crate::error::ArgumentError::new(format!(
                 "{:?} is not a file extension (letters, digits, `.`, `_`, `-`, `+`; at most {MAX_EXTENSION_BYTES} bytes)",
-                search::short_message(&text).chars().take(40).collect::<String>()
+                search::short_message(&text)
+                    .chars()
+                    .take(40)
+                    .collect::<String>()
             )));
         }
         Ok(Extension(format!(".{}", bare.to_lowercase())))
@@ -289,13 +292,30 @@ mod tests {
             json!({"ext": {"terms": [".csv", ".parquet"]}, "key": {"wildcard": "raw/\\*x\\?*"}})
         );
         assert_eq!(parse(json!({"query": "x"})).unwrap().filter(), Value::Null);
-        assert_eq!(parse(json!({"query": "x", "key_prefix": ""})).unwrap().filter(), Value::Null);
+        assert_eq!(
+            parse(json!({"query": "x", "key_prefix": ""}))
+                .unwrap()
+                .filter(),
+            Value::Null
+        );
         for (args, want) in [
-            (json!({"query": "x", "extensions": []}), "names 0 extensions"),
-            (json!({"query": "x", "extensions": ["a/b"]}), "not a file extension"),
-            (json!({"query": "x", "extensions": ["."]}), "not a file extension"),
+            (
+                json!({"query": "x", "extensions": []}),
+                "names 0 extensions",
+            ),
+            (
+                json!({"query": "x", "extensions": ["a/b"]}),
+                "not a file extension",
+            ),
+            (
+                json!({"query": "x", "extensions": ["."]}),
+                "not a file extension",
+            ),
             (json!({"query": "x", "key_prefix": "a\u{0}"}), "NUL"),
-            (json!({"query": "x", "key_prefix": "k".repeat(1025)}), "1024"),
+            (
+                json!({"query": "x", "key_prefix": "k".repeat(1025)}),
+                "1024",
+            ),
             (json!({"query": "x", "buckets": ["s3://b/k"]}), ""),
             (json!({"query": "x", "cursor": ""}), "not a next_cursor"),
         ] {
@@ -318,8 +338,14 @@ mod tests {
         assert_eq!(shown.s3_uri, "s3://b/dir/a%23b.csv");
         assert_eq!(shown.version_id.as_deref(), Some("v1"));
         assert_eq!(shown.modified.as_deref(), Some("2026-03-04T05:06:07Z"));
-        assert_eq!(shown.catalog_url.as_deref(), Some("https://c/b/b/tree/dir/a%23b.csv"));
-        assert_eq!(result(hit("b", "k", "null"), None).unwrap().version_id, None);
+        assert_eq!(
+            shown.catalog_url.as_deref(),
+            Some("https://c/b/b/tree/dir/a%23b.csv")
+        );
+        assert_eq!(
+            result(hit("b", "k", "null"), None).unwrap().version_id,
+            None
+        );
         assert!(result(hit("Not A Bucket", "k", ""), None).is_none());
         assert!(result(hit("b", "", ""), None).is_none());
     }

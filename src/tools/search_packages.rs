@@ -124,7 +124,10 @@ impl Tool for SearchPackages {
         json!({"query": "rna", "buckets": ["b"]})
     }
 
-    async fn run(call: Call<'_>, p: SearchPackagesParams) -> Result<SearchPackagesOutput, ToolError> {
+    async fn run(
+        call: Call<'_>,
+        p: SearchPackagesParams,
+    ) -> Result<SearchPackagesOutput, ToolError> {
         let registry = call.registry()?;
         let searched = Searched::of(&call, p.buckets.as_deref())?;
         let latest_only = p.latest_only.unwrap_or(true);
@@ -223,7 +226,9 @@ mod tests {
     fn bad_arguments_fail_as_they_are_parsed() {
         let ok = parse(json!({"query": "rna"})).unwrap();
         assert_eq!(ok.access(), Access::needs(&[LIST_BUCKET]));
-        let named = parse(json!({"query": "", "buckets": ["a", "s3://b", "a"], "max_results": 100})).unwrap();
+        let named =
+            parse(json!({"query": "", "buckets": ["a", "s3://b", "a"], "max_results": 100}))
+                .unwrap();
         assert_eq!(named.access().buckets, vec!["a", "b"]);
         for (args, want) in [
             (json!({}), "missing field `query`"),
@@ -233,7 +238,10 @@ mod tests {
             (json!({"query": "x", "max_results": 0}), "from 1 to 100"),
             (json!({"query": "x", "max_results": 101}), "from 1 to 100"),
             (json!({"query": "x", "latest_only": "yes"}), "invalid type"),
-            (json!({"query": "x", "cursor": "nope!"}), "not a next_cursor"),
+            (
+                json!({"query": "x", "cursor": "nope!"}),
+                "not a next_cursor",
+            ),
             (json!({"query": "x".repeat(4097)}), "more than 4096"),
         ] {
             let error = parse(args.clone()).unwrap_err();

@@ -9,7 +9,7 @@ use std::path::Path;
 
 /// Layers from the bottom up; a module may use only modules of lower layers.
 const LAYERS: &[&[&str]] = &[
-    &["version", "error"],
+    &["version", "error", "metrics"],
     &["time", "s3"],
     &["config"],
     &["logging", "quilt"],

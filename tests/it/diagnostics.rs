@@ -1,4 +1,4 @@
-//! SPEC §8 diagnostics: the JSON log lines and their fields, the stderr warning, and
+//! Diagnostics (docs/reference.md, Logs): the JSON log lines and their fields, the stderr warning, and
 //! the guarantee that no token, signature, secret or AWS key reaches any output.
 use std::process::Stdio;
 
@@ -109,7 +109,7 @@ async fn logs_hold_the_events_and_no_secret_reaches_any_output() {
             assert!(line.contains_key(field), "line without {field}: {line:?}");
         }
     }
-    // Every line of a SPEC §8 event carries all of that event's fields.
+    // Every line of an event (docs/reference.md, Logs) carries all of that event's fields.
     let spec_fields: &[(&str, &[&str])] = &[
         (
             "server_started",

@@ -1,6 +1,6 @@
-//! Issue 11, "every hostile input gets a bound and an answer", end to end over stdio
-//! against the in-process S3: S3 name limits (SPEC §6), round-tripping URIs, bounded
-//! reads of what others wrote, and upstream text scrubbed (SPEC §8).
+//! Every hostile input gets a bound and an answer, end to end over stdio
+//! against the in-process S3: S3 name limits (docs/reference.md, Tools), round-tripping URIs, bounded
+//! reads of what others wrote, and upstream text scrubbed (docs/reference.md, Logs).
 use crate::common::fakes::FakeServer;
 use crate::common::s3::{ACCESS_KEY, SECRET_KEY, TestS3};
 use crate::common::*;
@@ -48,7 +48,7 @@ fn error_of(result: &CallToolResult) -> (String, String) {
     )
 }
 
-/// Finding 1 (and 11) of issue 11: each of these panicked inside aws-sdk-s3
+/// Each of these panicked inside aws-sdk-s3
 /// (`InvalidUri(TooLong)`) and was never answered, or (NUL) wrote a key that breaks
 /// listings. Each is now `invalid_argument` naming the parameter, before S3, and the
 /// server stays up.
@@ -153,7 +153,7 @@ async fn overlong_and_nul_names_are_invalid_arguments_on_every_path() {
         .ok("bucket_objects_list", json!({"bucket": "lab-data"}))
         .await;
     assert_eq!(listing["objects"].as_array().unwrap().len(), 1);
-    // Offsets that overflow (finding 10).
+    // Offsets that overflow.
     let (code, message) = fails(
         &server,
         "bucket_object_text",
@@ -164,7 +164,7 @@ async fn overlong_and_nul_names_are_invalid_arguments_on_every_path() {
     server.stop().await;
 }
 
-/// Finding 9 (and 11) of issue 11: emitted `s3_uri`s were not percent-encoded (key
+/// Emitted `s3_uri`s were not percent-encoded (key
 /// `pct%41.txt` came back naming `pctA.txt`, a key with `?` could not be read back),
 /// and a key XML cannot carry broke the listing of its whole prefix.
 #[tokio::test]
@@ -245,7 +245,7 @@ async fn create_package(server: &Server, name: &str) -> String {
     created["top_hash"].as_str().unwrap().to_owned()
 }
 
-/// Finding 8 of issue 11: a 96 MiB `latest` pointer was read whole, and one corrupt
+/// A 96 MiB `latest` pointer was read whole, and one corrupt
 /// pointer failed `package_list` for the whole registry. A pointer is read up to
 /// 1 KiB; a corrupt one is that package's `error`.
 #[tokio::test]
@@ -266,7 +266,10 @@ async fn a_huge_or_corrupt_pointer_affects_only_its_package() {
         b"not a hash",
     );
     let listing = server
-        .ok("package_list", json!({"registry": "registry"}))
+        .ok(
+            "package_list",
+            json!({"registry": "registry", "include_details": true}),
+        )
         .await;
     let packages = listing["packages"].as_array().unwrap();
     assert_eq!(packages.len(), 3, "{listing}");
@@ -288,7 +291,7 @@ async fn a_huge_or_corrupt_pointer_affects_only_its_package() {
     server.stop().await;
 }
 
-/// Finding 8 of issue 11: a manifest of one giant line was buffered whole. It is
+/// A manifest of one giant line was buffered whole. It is
 /// refused once the line passes 16 MiB, as an integrity error.
 #[tokio::test]
 async fn a_manifest_with_a_giant_line_is_an_integrity_error() {
@@ -334,7 +337,7 @@ async fn a_manifest_with_a_giant_line_is_an_integrity_error() {
     server.stop().await;
 }
 
-/// Finding 8 of issue 11: a 64 MiB registry credential answer was read whole. More
+/// A 64 MiB registry credential answer was read whole. More
 /// than 64 KiB is refused.
 #[tokio::test]
 async fn an_oversized_registry_answer_is_refused() {
@@ -361,7 +364,7 @@ async fn an_oversized_registry_answer_is_refused() {
     server.stop().await;
 }
 
-/// Finding 4 of issue 11: an STS error message that echoes the web-identity token put
+/// An STS error message that echoes the web-identity token put
 /// the whole JWT into the tool result, the log and stderr.
 #[tokio::test]
 async fn an_sts_message_echoing_the_token_is_scrubbed_everywhere() {
@@ -394,7 +397,7 @@ async fn an_sts_message_echoing_the_token_is_scrubbed_everywhere() {
     assert!(stderr.contains("[redacted]"), "{stderr}");
 }
 
-/// Finding 4 of issue 11: a registry URL with `user:password@` was printed with its
+/// A registry URL with `user:password@` was printed with its
 /// password.
 #[tokio::test]
 async fn a_registry_url_is_never_shown_with_its_password() {
@@ -430,7 +433,7 @@ async fn a_registry_url_is_never_shown_with_its_password() {
     }
 }
 
-/// Issue 20, finding N11: a presigned link for `s3://lab-data/../registry/secret.txt`
+/// A presigned link for `s3://lab-data/../registry/secret.txt`
 /// was signed with the path `/lab-data/../registry/secret.txt`, which URL parsers
 /// (browsers, httpx) resolve to `/registry/secret.txt`: another bucket's object from a
 /// path-style endpoint. Keys with a `.` or `..` segment get no link (before any

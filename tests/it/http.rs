@@ -21,19 +21,19 @@ use tokio::io::AsyncBufReadExt as _;
 const CATALOG: (&str, &str) = ("QUILT_CATALOG_URL", "https://catalog.example.com");
 
 /// A `quilt-mcp serve --http 127.0.0.1:0` child.
-struct HttpServer {
-    child: tokio::process::Child,
-    base: String,
-    _log_dir: tempfile::TempDir,
+pub(crate) struct HttpServer {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) base: String,
+    pub(crate) log_dir: tempfile::TempDir,
 }
 
 impl HttpServer {
-    async fn start(env: &[(&str, &str)]) -> HttpServer {
+    pub(crate) async fn start(env: &[(&str, &str)]) -> HttpServer {
         HttpServer::start_with(&[], env).await
     }
 
     /// Starts the server with extra `serve` flags.
-    async fn start_with(args: &[&str], env: &[(&str, &str)]) -> HttpServer {
+    pub(crate) async fn start_with(args: &[&str], env: &[(&str, &str)]) -> HttpServer {
         let log_dir = tempfile::tempdir().unwrap();
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_quilt-mcp"));
         cmd.env_clear()
@@ -66,15 +66,20 @@ impl HttpServer {
                 break url.trim_end_matches("/mcp").to_owned();
             }
         };
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        // The server's stderr goes to the test's output, shown when a test fails.
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("server: {line}");
+            }
+        });
         HttpServer {
             child,
             base,
-            _log_dir: log_dir,
+            log_dir,
         }
     }
 
-    fn mcp(&self) -> String {
+    pub(crate) fn mcp(&self) -> String {
         format!("{}/mcp", self.base)
     }
 
@@ -86,8 +91,19 @@ impl HttpServer {
     }
 }
 
-async fn post(url: &str, authorization: Option<&str>, body: Value) -> reqwest::Response {
-    let mut request = reqwest::Client::new()
+pub(crate) async fn post(url: &str, authorization: Option<&str>, body: Value) -> reqwest::Response {
+    post_with(&reqwest::Client::new(), url, authorization, body).await
+}
+
+/// [`post`] with `client`: concurrent requests share one client (building a client
+/// costs enough that building dozens in one test can delay their requests by seconds).
+pub(crate) async fn post_with(
+    client: &reqwest::Client,
+    url: &str,
+    authorization: Option<&str>,
+    body: Value,
+) -> reqwest::Response {
+    let mut request = client
         .post(url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
@@ -98,7 +114,7 @@ async fn post(url: &str, authorization: Option<&str>, body: Value) -> reqwest::R
     request.send().await.unwrap()
 }
 
-fn initialize() -> Value {
+pub(crate) fn initialize() -> Value {
     json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "curl", "version": "0"}}})
 }
 
@@ -620,13 +636,17 @@ async fn without_a_catalog_there_is_no_resource_metadata() {
 }
 
 /// Opens a raw TCP connection to the server.
-async fn connect(server: &HttpServer) -> tokio::net::TcpStream {
+pub(crate) async fn connect(server: &HttpServer) -> tokio::net::TcpStream {
     let addr = server.base.trim_start_matches("http://");
     tokio::net::TcpStream::connect(addr).await.unwrap()
 }
 
 /// Reads until the server closes the connection, failing after `limit`; what it sent.
-async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration, what: &str) -> String {
+pub(crate) async fn closed_within(
+    stream: &mut tokio::net::TcpStream,
+    limit: Duration,
+    what: &str,
+) -> String {
     use tokio::io::AsyncReadExt as _;
     let mut received = Vec::new();
     let read = async {
@@ -685,7 +705,7 @@ async fn trickle_until_closed(
     String::from_utf8_lossy(&received).into_owned()
 }
 
-fn mcp_head(bearer: Option<&str>, content_length: usize) -> String {
+pub(crate) fn mcp_head(bearer: Option<&str>, content_length: usize) -> String {
     let authorization = bearer
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
@@ -694,7 +714,7 @@ fn mcp_head(bearer: Option<&str>, content_length: usize) -> String {
     )
 }
 
-/// SPEC §7: no complete headers within 10 s, or a body stalled for 30 s: closed. The
+/// docs/reference.md, HTTP: no complete headers within 10 s, or a body stalled for 30 s: closed. The
 /// bounds waited for are twice the timeouts: behaviour, not speed, is tested.
 #[tokio::test]
 async fn slow_and_idle_connections_are_closed() {
@@ -775,7 +795,7 @@ async fn slow_and_idle_connections_are_closed() {
     assert_eq!(response.status(), 200);
 }
 
-/// SPEC §7: with `--max-connections 4`, a fifth connection is not served while four
+/// docs/reference.md, HTTP: with `--max-connections 4`, a fifth connection is not served while four
 /// are open (it waits in the listen backlog), and is served as soon as one closes.
 #[tokio::test]
 async fn connections_beyond_the_cap_wait_for_a_free_slot() {

@@ -1,73 +1,39 @@
 //! The real keyring stores: `login`, `status --json`, a served `auth_status`,
 //! `logout`, rotation after expiry, the README's first steps as written and an
-//! unreachable Secret Service, through the binary, against whichever store the
-//! environment provides. `QUILT_MCP_TEST_KEYRING` names the
-//! store expected (`secret-service` or `keyutils`), or `secret-service-locked` for a
-//! Secret Service with no unlocked collection; `scripts/ci-keyring` sets up each and
-//! runs this module. Without the variable the tests skip with a notice, except under
-//! `CI=true`, where they fail unless `scripts/ci-keyring` passed all its cases with
-//! this very test binary.
+//! unreachable Secret Service, through the binary, against the store the
+//! environment provides. `QUILT_MCP_TEST_KEYRING` names the store expected
+//! (`secret-service` or `keyutils`), or `secret-service-locked` for a Secret Service
+//! with no unlocked collection.
+//!
+//! Every test here is `#[ignore = "needs a real keyring store"]`: `scripts/ci-keyring`
+//! sets up each store and runs the tests meant for it with `--ignored`.
+//! Run without `QUILT_MCP_TEST_KEYRING`, or with a store a test is not meant for, a
+//! test fails and says so: it never passes without having checked anything.
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use crate::common::*;
 use serde_json::{Value, json};
 
-/// The store this environment must provide; `None` to skip.
-fn expected(case: &str) -> Option<String> {
-    match std::env::var("QUILT_MCP_TEST_KEYRING") {
-        Ok(store) => Some(store).filter(|store| {
-            let wanted = match case {
-                "locked" => store == "secret-service-locked",
-                _ => store == "secret-service" || store == "keyutils",
-            };
-            if !wanted {
-                eprintln!("keyring_real::{case}: not for QUILT_MCP_TEST_KEYRING={store}");
-            }
-            wanted
-        }),
-        Err(_) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                assert_ran_in_ci();
-            } else {
-                eprintln!(
-                    "keyring_real::{case}: skipped: set QUILT_MCP_TEST_KEYRING (see scripts/ci-keyring)"
-                );
-            }
-            None
-        }
-    }
-}
-
-/// Under CI, the real-store tests must have passed by `scripts/ci-keyring`, for each
-/// case, with this test binary (the marker is newer than it).
-fn assert_ran_in_ci() {
-    let exe = std::env::current_exe().unwrap();
-    let built = std::fs::metadata(&exe).unwrap().modified().unwrap();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ci-keyring");
-    for case in [
-        "secret-service",
-        "keyutils",
-        "secret-service-locked",
-        "secret-service-runtime-dir",
-        "keyutils-user",
-    ] {
-        let marker = dir.join(format!("{case}.passed"));
-        let passed = std::fs::metadata(&marker)
-            .and_then(|m| m.modified())
-            .unwrap_or_else(|_| {
-                panic!(
-                    "CI=true but {} is missing: scripts/ci-keyring must run the real keyring tests before cargo test",
-                    marker.display()
-                )
-            });
-        assert!(
-            passed >= built,
-            "{} is older than the test binary {}: run scripts/ci-keyring again",
-            marker.display(),
-            exe.display()
-        );
-    }
+/// The store this environment provides, which `case` must be meant for.
+fn expected(case: &str) -> String {
+    let store = std::env::var("QUILT_MCP_TEST_KEYRING").unwrap_or_else(|_| {
+        panic!(
+            "keyring_real::{case} needs a real keyring store: set QUILT_MCP_TEST_KEYRING \
+             (scripts/ci-keyring sets up each store and runs these tests)"
+        )
+    });
+    let meant = match case {
+        "locked" => store == "secret-service-locked",
+        "unreachable" => store == "secret-service",
+        _ => store == "secret-service" || store == "keyutils",
+    };
+    assert!(
+        meant,
+        "keyring_real::{case} is not meant for QUILT_MCP_TEST_KEYRING={store} \
+         (scripts/ci-keyring runs each test in its store)"
+    );
+    store
 }
 
 /// A private keyring entry and the environment of every command.
@@ -177,10 +143,9 @@ impl Env {
 }
 
 #[tokio::test]
+#[ignore = "needs a real keyring store"]
 async fn login_status_auth_status_and_logout() {
-    let Some(store) = expected("login") else {
-        return;
-    };
+    let store = expected("login");
     let env = Env::new("login");
 
     let (code, report) = env.status();
@@ -284,10 +249,9 @@ async fn login_status_auth_status_and_logout() {
 }
 
 #[tokio::test]
+#[ignore = "needs a real keyring store"]
 async fn login_replaces_an_expiring_token_and_a_running_server_picks_it_up() {
-    let Some(store) = expected("rotation") else {
-        return;
-    };
+    let store = expected("rotation");
     let env = Env::new("rotation");
     let now = now();
     let old = hs256(&claims_with(
@@ -322,10 +286,9 @@ async fn login_replaces_an_expiring_token_and_a_running_server_picks_it_up() {
 /// A Secret Service with no unlocked collection: `status` gives one sentence that
 /// says the store is locked and what to do, and so does `login`, which stores nothing.
 #[tokio::test]
+#[ignore = "needs a real keyring store"]
 async fn a_locked_secret_service_says_what_to_do() {
-    if expected("locked").is_none() {
-        return;
-    }
+    expected("locked");
     let env = Env::new("locked");
     let (code, report) = env.status();
     assert_eq!(code, 1, "{report}");
@@ -366,10 +329,9 @@ async fn a_locked_secret_service_says_what_to_do() {
 /// The README's first steps, run as written in a shell without the host's settings
 /// (no verification key): each line's exit code is the one its comment gives.
 #[test]
+#[ignore = "needs a real keyring store"]
 fn the_readme_first_steps_work_in_a_plain_shell() {
-    if expected("readme").is_none() {
-        return;
-    }
+    expected("readme");
     let env = Env::new("readme").without(&["QUILT_MCP_JWT_SECRET"], &[]);
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
@@ -448,15 +410,9 @@ fn the_readme_first_steps_work_in_a_plain_shell() {
 /// DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR) says that the store is unreachable
 /// and what to add, instead of only "the entry is empty".
 #[tokio::test]
+#[ignore = "needs a real keyring store"]
 async fn an_unreachable_secret_service_is_named() {
-    match expected("unreachable") {
-        Some(store) if store == "secret-service" => {}
-        Some(store) => {
-            eprintln!("keyring_real::unreachable: not for QUILT_MCP_TEST_KEYRING={store}");
-            return;
-        }
-        None => return,
-    }
+    expected("unreachable");
     let env = Env::new("unreachable");
     let (code, said) = env.login(&hs256(&claims()));
     assert_eq!(code, 0, "{said}");

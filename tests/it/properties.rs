@@ -1,6 +1,6 @@
 //! Property-based tests (proptest) over token parsing and claims decompression:
 //! arbitrary input never panics, one `Bearer ` is stripped once, garbage never
-//! verifies, and decompression agrees with a plain model of SPEC §4, one bucket
+//! verifies, and decompression agrees with a plain model of the claims (docs/reference.md, Errors), one bucket
 //! group at a time.
 use crate::common::*;
 use base64::Engine as _;
@@ -118,7 +118,7 @@ fn truthy(value: Option<&Value>) -> bool {
     }
 }
 
-/// SPEC §4, written out plainly: the model the implementation must agree with.
+/// The claims decompression (docs/reference.md, Errors), written out plainly: the model the implementation must agree with.
 fn model(payload: &Map<String, Value>) -> (Vec<String>, Vec<String>, Vec<String>, String, String) {
     let permissions = strings(payload.get("permissions"))
         .or_else(|| {
@@ -250,7 +250,7 @@ proptest! {
         }
     }
 
-    /// Decompression never panics and agrees with the model of SPEC §4.
+    /// Decompression never panics and agrees with the model (docs/reference.md, Errors).
     #[test]
     fn decompression_follows_the_model(payload in payload()) {
         let Decompressed { claims, .. } = claims::decompress(&payload);

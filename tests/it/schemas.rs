@@ -1,6 +1,6 @@
 //! Every tool's schemas as a host receives them in a real `tools/list` (the binary over
 //! stdio): each input and output schema is a valid JSON Schema 2020-12 document, the
-//! input schemas follow the portable rules of SPEC §6.1, and every tool's real
+//! input schemas follow the portable rules of docs/reference.md, Tools, and every tool's real
 //! `structuredContent`, from a call that succeeds and from one that fails as a tool
 //! error, satisfies its `outputSchema`. The tools are taken from `tools/list`, not
 //! from a list here, so a new tool or a changed result is checked as it is. The
@@ -150,7 +150,7 @@ fn range_in(text: &str) -> Option<(u64, u64)> {
     })
 }
 
-/// The portable rules of SPEC §6.1 on one input schema, everywhere in it (nested items
+/// The portable rules (docs/reference.md, Tools) on one input schema, everywhere in it (nested items
 /// and `$defs` too): no type arrays; formats only from 2020-12; a `type` on every
 /// property (directly or through its `$ref`); a `default` only where it satisfies the
 /// property; integers bounded below; a range the description documents ("at most N",
@@ -301,7 +301,7 @@ async fn input_schemas_are_portable() {
     server.stop().await;
     assert!(
         problems.is_empty(),
-        "input schemas break SPEC §6.1:\n{}",
+        "input schemas break the portable rules (docs/reference.md, Tools):\n{}",
         problems.join("\n")
     );
 }
@@ -474,9 +474,21 @@ fn calls() -> Vec<(&'static str, Value, bool)> {
             json!({"query": "team", "buckets": ["registry"], "latest_only": false, "max_results": 1}),
             true,
         ),
-        ("search_packages", json!({"query": "team", "cursor": "AAAA"}), false),
-        ("search_objects", json!({"query": "", "extensions": ["txt"]}), true),
-        ("search_objects", json!({"query": "x", "key_prefix": "a\u{0}"}), false),
+        (
+            "search_packages",
+            json!({"query": "team", "cursor": "AAAA"}),
+            false,
+        ),
+        (
+            "search_objects",
+            json!({"query": "", "extensions": ["txt"]}),
+            true,
+        ),
+        (
+            "search_objects",
+            json!({"query": "x", "key_prefix": "a\u{0}"}),
+            false,
+        ),
     ]
 }
 

@@ -139,7 +139,7 @@ fn configuration_errors_exit_2() {
     }
 }
 
-/// SPEC §3: a value of QUILT_MCP_READ_ONLY other than true/false turns read-only
+/// docs/reference.md, Settings: a value of QUILT_MCP_READ_ONLY other than true/false turns read-only
 /// on, with a warning, and `status` exits 2; the server hides and refuses writes.
 #[tokio::test]
 async fn an_invalid_read_only_value_fails_closed() {
@@ -189,7 +189,7 @@ async fn an_invalid_read_only_value_fails_closed() {
     assert!(stderr.contains("QUILT_MCP_READ_ONLY"), "{stderr}");
 }
 
-/// SPEC §3: one leading `Bearer ` is stripped from QUILT_MCP_TOKEN, once.
+/// docs/reference.md, Settings: one leading `Bearer ` is stripped from QUILT_MCP_TOKEN, once.
 #[test]
 fn an_environment_token_loses_one_bearer_only() {
     let token = hs256(&claims());
@@ -275,7 +275,7 @@ fn config_prints_a_snippet_for_each_host_without_secrets() {
     assert!(!out.status.success());
 }
 
-/// SPEC §8: `status` names the keyring store in use, here Linux's (the Secret
+/// docs/reference.md, Logs: `status` names the keyring store in use, here Linux's (the Secret
 /// Service when a session bus answers, else the kernel keyutils store).
 #[test]
 fn status_names_the_keyring_store() {

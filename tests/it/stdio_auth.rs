@@ -1,5 +1,5 @@
 //! End to end over stdio: the real binary, driven by an rmcp client, refusing or
-//! accepting tokens exactly as SPEC §4 and §7 say.
+//! accepting tokens exactly as docs/reference.md, Errors, says.
 use crate::common::*;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
@@ -471,7 +471,7 @@ async fn tools_carry_annotations_and_read_only_mode_keeps_reads() {
     server.stop().await;
 }
 
-/// SPEC §8: the instructions of `initialize` begin with the token line, so a host that
+/// docs/reference.md, Logs: the instructions of `initialize` begin with the token line, so a host that
 /// only shows "connected" still tells the model and the user.
 #[tokio::test]
 async fn instructions_begin_with_the_token_line() {

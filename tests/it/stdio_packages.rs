@@ -179,6 +179,14 @@ async fn create_list_browse_revise_and_diff() {
         .await;
     assert_eq!(listing["packages"].as_array().unwrap().len(), 1);
     assert_eq!(listing["packages"][0]["name"], "team/experiment");
+    // Names only unless details are asked for.
+    assert!(listing["packages"][0].get("top_hash").is_none());
+    let listing = server
+        .ok(
+            "package_list",
+            json!({"registry": "registry", "include_details": true}),
+        )
+        .await;
     assert_eq!(listing["packages"][0]["top_hash"], hash1);
     assert!(
         listing["packages"][0]["modified"]
@@ -342,10 +350,16 @@ async fn a_manifest_written_by_quilt3_is_browsed_and_verified() {
     let listing = server
         .ok(
             "package_list",
-            json!({"registry": "registry", "prefix": "quilt3/"}),
+            json!({"registry": "registry", "prefix": "quilt3/", "include_details": true}),
         )
         .await;
-    assert_eq!(listing["packages"][0]["modified"], "2023-11-14T22:13:20Z");
+    // When `latest` was written.
+    assert!(
+        listing["packages"][0]["modified"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
 
     // A tampered manifest is an integrity error naming both hashes.
     let tampered = QUILT3_MANIFEST.replace("\"size\": 16", "\"size\": 17");
@@ -782,7 +796,7 @@ async fn browse_pages_with_a_cursor_and_diff_counts_and_truncates() {
     assert_eq!(diff["package_metadata_changed"], true);
 }
 
-/// Issue 12, part 4: `package_list` pages through a registry in key order, lists keys
+/// `package_list` pages through a registry in key order, lists keys
 /// only as far as a page needs, and reports a corrupt pointer for its package alone.
 #[tokio::test]
 async fn package_list_pages_with_a_prefix_and_reports_a_bad_pointer_alone() {
@@ -837,16 +851,18 @@ async fn package_list_pages_with_a_prefix_and_reports_a_bad_pointer_alone() {
     };
 
     // Key order: `team/a-x/` sorts before `team/a/`.
-    let first = page(json!({"prefix": "team/", "max_packages": 2})).await;
+    let first = page(json!({"prefix": "team/", "max_packages": 2, "include_details": true})).await;
     assert_eq!(names(&first), ["team/a-x", "team/a"]);
     assert_eq!(first["count"], 2);
     assert_eq!(first["truncated"], true);
     assert_eq!(first["packages"][1]["top_hash"], hash('1'));
-    assert_eq!(first["packages"][1]["revisions"], 2);
-    assert_eq!(first["packages"][1]["modified"], "2023-11-14T22:13:22Z");
+    assert!(first["packages"][1]["modified"].is_string(), "{first}");
     let cursor = first["next_cursor"].as_str().unwrap().to_owned();
 
-    let second = page(json!({"prefix": "team/", "max_packages": 2, "cursor": cursor})).await;
+    let second = page(
+        json!({"prefix": "team/", "max_packages": 2, "cursor": cursor, "include_details": true}),
+    )
+    .await;
     assert_eq!(names(&second), ["team/b", "team/c"]);
     assert_eq!(second["truncated"], false);
     assert!(second.get("next_cursor").is_none(), "{second}");
@@ -856,15 +872,17 @@ async fn package_list_pages_with_a_prefix_and_reports_a_bad_pointer_alone() {
         bad["error"].as_str().unwrap().contains("team/b/latest"),
         "{bad}"
     );
-    assert_eq!(bad["revisions"], 1);
     assert_eq!(second["packages"][1]["top_hash"], hash('4'));
     assert!(second["packages"][1].get("error").is_none());
 
-    // A page lists keys only as far as it needs: one ListObjectsV2 of the 2,200+
-    // keys and one GetObject per package.
+    // A page of names is one delimited ListObjectsV2 (no pointer listed or read);
+    // with details, one GetObject per package more.
     let before = s3.requests();
     let bulk = page(json!({"prefix": "bulk/", "max_packages": 3})).await;
     assert_eq!(names(&bulk), ["bulk/p0000", "bulk/p0001", "bulk/p0002"]);
+    assert_eq!(s3.requests() - before, 1);
+    let before = s3.requests();
+    page(json!({"prefix": "bulk/", "max_packages": 3, "include_details": true})).await;
     assert_eq!(s3.requests() - before, 1 + 3);
 
     // Paging through everything visits every package once, in order.

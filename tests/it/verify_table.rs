@@ -1,4 +1,4 @@
-//! Table-driven edge cases of SPEC §4 verification, straight against the library.
+//! Table-driven edge cases of token verification (docs/reference.md, Errors), straight against the library.
 use crate::common::*;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use quilt_mcp::Config;

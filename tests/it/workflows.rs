@@ -12,7 +12,7 @@
 //! it, as CI does.
 use std::collections::BTreeMap;
 
-use crate::common::moto::{Moto, moto_path};
+use crate::common::moto::Moto;
 use crate::common::s3::{ACCESS_KEY, SECRET_KEY, TestS3};
 use crate::common::*;
 use aws_sdk_s3::primitives::ByteStream;
@@ -807,10 +807,7 @@ fn quilt3_python() -> std::path::PathBuf {
 #[ignore = "needs quilt3 and moto"]
 async fn quilt3_parity() {
     let python = quilt3_python();
-    let moto_server = moto_path().unwrap_or_else(|| {
-        panic!("moto_server not found (set QUILT_MCP_TEST_MOTO; scripts/ci-moto installs it)")
-    });
-    let moto = Moto::start(&moto_server).await;
+    let moto = Moto::start().await;
     let s3 = moto.client();
     versioned_bucket(&s3, "schemas").await;
     s3.create_bucket().bucket("sources").send().await.unwrap();

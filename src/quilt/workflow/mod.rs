@@ -380,10 +380,20 @@ fn parse_config(bytes: &[u8], uri: &str) -> Result<Value, QuiltError> {
     Ok(config)
 }
 
-static CONFIG_VALIDATOR: LazyLock<Result<jsonschema::Validator, String>> = LazyLock::new(|| {
-    let schema: Value = serde_json::from_str(CONFIG_SCHEMA).map_err(|e| e.to_string())?;
-    draft7(&schema).map_err(|e| e.to_string())
-});
+/// Why quilt3's config schema, built into the binary, did not compile (a bug, not input).
+#[derive(Debug, thiserror::Error)]
+enum ConfigSchemaError {
+    #[error("it is not JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("it is not a draft-7 schema: {0}")]
+    Schema(String),
+}
+
+static CONFIG_VALIDATOR: LazyLock<Result<jsonschema::Validator, ConfigSchemaError>> =
+    LazyLock::new(|| {
+        let schema: Value = serde_json::from_str(CONFIG_SCHEMA)?;
+        draft7(&schema).map_err(|e| ConfigSchemaError::Schema(e.to_string()))
+    });
 
 /// A draft-7 validator as Python's `jsonschema.Draft7Validator` checks: `format` and
 /// `content*` are annotations, never assertions; nothing is fetched.
@@ -507,36 +517,43 @@ struct SchemaUrl {
     version_id: Option<String>,
 }
 
-fn parse_schema_url(url: &str) -> Result<SchemaUrl, String> {
-    let (scheme, rest) = url
-        .split_once(':')
-        .ok_or_else(|| format!("{url:?} has no scheme; workflow schemas are s3:// URLs"))?;
+/// Why a workflow's schema URL or schema is not one quilt3 would use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+struct SchemaProblem(String);
+
+fn parse_schema_url(url: &str) -> Result<SchemaUrl, SchemaProblem> {
+    let (scheme, rest) = url.split_once(':').ok_or_else(|| {
+        SchemaProblem(format!(
+            "{url:?} has no scheme; workflow schemas are s3:// URLs"
+        ))
+    })?;
     let scheme = scheme.to_ascii_lowercase();
     if scheme == "file" {
-        return Err(format!(
+        return Err(SchemaProblem(format!(
             "{url:?} is a local file, which cannot be used with a registry in S3"
-        ));
+        )));
     }
     if scheme != "s3" {
-        return Err(format!(
+        return Err(SchemaProblem(format!(
             "{url:?} is a {scheme}: URL; workflow schemas are read from s3:// URLs only"
-        ));
+        )));
     }
     let rest = rest
         .strip_prefix("//")
-        .ok_or_else(|| format!("{url:?} has no bucket"))?;
+        .ok_or_else(|| SchemaProblem(format!("{url:?} has no bucket")))?;
     // The fragment is dropped, the query holds at most a versionId.
     let rest = rest.split_once('#').map_or(rest, |(r, _)| r);
     let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
     let (bucket, path) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
-        return Err(format!("{url:?} has no bucket"));
+        return Err(SchemaProblem(format!("{url:?} has no bucket")));
     }
     let key = percent_encoding::percent_decode_str(path)
         .decode_utf8_lossy()
         .into_owned();
     if key.is_empty() {
-        return Err(format!("{url:?} names no object"));
+        return Err(SchemaProblem(format!("{url:?} names no object")));
     }
     let mut version_id = None;
     for pair in query.split(['&', ';']).filter(|p| !p.is_empty()) {
@@ -553,7 +570,9 @@ fn parse_schema_url(url: &str) -> Result<SchemaUrl, String> {
         if decode(name) == "versionId" {
             version_id.get_or_insert_with(|| decode(value));
         } else {
-            return Err(format!("{url:?} has a query other than versionId"));
+            return Err(SchemaProblem(format!(
+                "{url:?} has a query other than versionId"
+            )));
         }
     }
     Ok(SchemaUrl {
@@ -628,28 +647,29 @@ impl SchemaLoader<'_> {
 
 /// A schema's JSON as quilt3 accepts it: no `$ref` anywhere, `$schema` (if any)
 /// draft 7, and valid against draft 7's meta-schema.
-fn parse_schema(bytes: &[u8], uri: &str) -> Result<Value, String> {
-    let text = std::str::from_utf8(bytes).map_err(|_| format!("{uri} is not UTF-8"))?;
+fn parse_schema(bytes: &[u8], uri: &str) -> Result<Value, SchemaProblem> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| SchemaProblem(format!("{uri} is not UTF-8")))?;
     let schema: Value =
-        serde_json::from_str(text).map_err(|e| format!("{uri} is not JSON: {e}"))?;
+        serde_json::from_str(text).map_err(|e| SchemaProblem(format!("{uri} is not JSON: {e}")))?;
     if has_ref(&schema, 0) {
-        return Err(format!(
+        return Err(SchemaProblem(format!(
             "{uri} uses $ref, which quilt3 does not support in workflow schemas"
-        ));
+        )));
     }
     if let Some(meta) = schema.as_object().and_then(|o| o.get("$schema")) {
         match meta.as_str() {
             Some(DRAFT7) => {}
             Some(other) => {
-                return Err(format!(
+                return Err(SchemaProblem(format!(
                     "{uri} names the meta-schema {other:?}; quilt3 supports only {DRAFT7:?}"
-                ));
+                )));
             }
-            None => return Err(format!("{uri}: $schema must be a string")),
+            None => return Err(SchemaProblem(format!("{uri}: $schema must be a string"))),
         }
     }
     jsonschema::draft7::meta::validate(&schema)
-        .map_err(|e| format!("{uri} is not a valid draft-7 JSON Schema: {e}"))?;
+        .map_err(|e| SchemaProblem(format!("{uri} is not a valid draft-7 JSON Schema: {e}")))?;
     Ok(schema)
 }
 

@@ -8,16 +8,28 @@
 //! metadata document answer without a token. No session binds a user: replicas are
 //! interchangeable.
 //!
-//! Every hostile input has a bound (SPEC §7):
-//! - a `Host` outside the allowed hosts gets 403 on every path but the probes, before
-//!   authentication;
+//! Every hostile input has a bound (docs/reference.md, HTTP):
+//! - `--allowed-host` values are host names with an optional port, checked at start-up
+//!   ([`parse_allowed_host`]); a `Host` outside them gets 403 on every path but the
+//!   probes, before authentication;
 //! - a connection that has not sent complete request headers within 10 s (a new or an
 //!   idle kept-alive connection included) is closed by hyper's header read timeout;
 //! - a request body must arrive completely within 30 s of the request reaching
 //!   `/mcp`; otherwise the answer is 408 and the connection is closed;
+//! - a client that takes none of its response for 30 s is closed (write timeout);
 //! - at most `max_connections` connections are open at once: beyond that the server
 //!   stops accepting, so new connections wait in the listen backlog and are served
 //!   when one closes (the OS refuses them once the backlog is full);
+//! - a 401 says `Connection: close`; the rest of its body is read (a bounded amount,
+//!   briefly) and the connection is closed after the answer, so a keep-alive client
+//!   never sends its next request into a closing connection;
+//! - per token ([`limits`]): at most 16 calls in flight (a call's slot is held until
+//!   both its handler and its response are done, so an abandoned call still counts),
+//!   a budget for the parse cost of its request bodies, and with `--rate-limit` a
+//!   token bucket (429 with `Retry-After`);
+//! - a closed connection cancels its call: rmcp cancels the handler's
+//!   `CancellationToken` when the response future is dropped;
+//! - shutdown stops accepting and waits at most `shutdown_grace` for the rest;
 //! - URLs sent back to clients are built from `QUILT_MCP_PUBLIC_URL` (or the checked
 //!   `Host`), never from `X-Forwarded-*` headers.
 
@@ -36,21 +48,35 @@ use futures::StreamExt as _;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
-use tower::ServiceExt as _;
 
 use crate::auth::{AuthFailure, Reason, Token, TokenSourceKind};
 use crate::server::{QuiltServer, RequestMeta};
 
+pub mod limits;
+mod serve;
+
+use limits::{CallSlot, Callers, Refusal};
+pub use serve::run;
+
 /// Default request body limit (4 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// The `Host` values accepted by default: loopback only.
-pub const LOOPBACK_HOSTS: &[&str] = &["localhost", "127.0.0.1", "::1"];
+pub const LOOPBACK_HOSTS: &[&str] = &["localhost", "127.0.0.1", "[::1]"];
 /// Default cap on open connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
-/// Time a connection has to send complete request headers (SPEC §7).
+/// Time a connection has to send complete request headers (docs/reference.md, HTTP).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time a request body has to arrive completely (SPEC §7).
+/// Time a request body has to arrive completely (docs/reference.md, HTTP).
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time a client may take none of its response before it is closed.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time a call waits for one of its token's slots (or body budget) before 429.
+pub const SLOT_WAIT: Duration = Duration::from_secs(30);
+/// Time in-flight requests get to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// Time the body of a refused (401, 429) request gets to arrive before the connection is
+/// closed; it is read and dropped, at most `max_body_bytes`.
+pub const REFUSED_BODY_WAIT: Duration = Duration::from_secs(1);
 
 /// HTTP settings.
 #[derive(Debug, Clone)]
@@ -69,6 +95,21 @@ pub struct HttpOptions {
     pub header_read_timeout: Duration,
     /// Time a request body has to arrive completely.
     pub body_read_timeout: Duration,
+    /// Time a client may take none of its response before it is closed.
+    pub write_timeout: Duration,
+    /// Most calls of one token in flight at once.
+    pub calls_per_token: usize,
+    /// The estimated parse cost of one token's request bodies in flight, in bytes.
+    pub body_budget_per_token: usize,
+    /// Time a call waits for a slot of its token before 429.
+    pub slot_wait: Duration,
+    /// Calls per second per token (`--rate-limit`); `None`: no limit.
+    pub rate_limit: Option<u32>,
+    /// Time in-flight requests get to finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+    /// Whether this listener's connections count in the open-connections metric (the
+    /// metrics listener's own do not).
+    pub metered: bool,
 }
 
 impl Default for HttpOptions {
@@ -80,6 +121,13 @@ impl Default for HttpOptions {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_read_timeout: HEADER_READ_TIMEOUT,
             body_read_timeout: BODY_READ_TIMEOUT,
+            write_timeout: WRITE_TIMEOUT,
+            calls_per_token: limits::CALLS_PER_TOKEN,
+            body_budget_per_token: limits::BODY_BUDGET_PER_TOKEN,
+            slot_wait: SLOT_WAIT,
+            rate_limit: None,
+            shutdown_grace: SHUTDOWN_GRACE,
+            metered: true,
         }
     }
 }
@@ -92,6 +140,9 @@ struct AppState {
     allowed_hosts: Arc<[Authority]>,
     max_body_bytes: usize,
     body_read_timeout: Duration,
+    slot_wait: Duration,
+    body_budget: usize,
+    callers: Arc<Callers>,
 }
 
 /// The whole HTTP application.
@@ -100,7 +151,13 @@ pub fn router(server: QuiltServer, options: &HttpOptions) -> Router {
         .public_url
         .clone()
         .or_else(|| server.config().public_url.clone());
-    let mut allowed_hosts = options.allowed_hosts.clone();
+    // Only values that are host names count: one that is not (checked at start-up by
+    // the command line) is dropped, and an empty list allows no Host at all.
+    let mut allowed_hosts: Vec<String> = options
+        .allowed_hosts
+        .iter()
+        .filter_map(|h| parse_allowed_host(h).ok())
+        .collect();
     if let Some(host) = public_url
         .as_deref()
         .and_then(|u| u.parse::<Uri>().ok())
@@ -117,6 +174,13 @@ pub fn router(server: QuiltServer, options: &HttpOptions) -> Router {
             .collect(),
         max_body_bytes: options.max_body_bytes,
         body_read_timeout: options.body_read_timeout,
+        slot_wait: options.slot_wait,
+        body_budget: options.body_budget_per_token,
+        callers: Arc::new(Callers::new(
+            options.calls_per_token,
+            options.body_budget_per_token,
+            options.rate_limit,
+        )),
         server: server.clone(),
     };
     let mcp = StreamableHttpService::new(
@@ -156,78 +220,6 @@ pub fn router(server: QuiltServer, options: &HttpOptions) -> Router {
         .merge(host_checked)
         .layer(middleware::from_fn(log_request))
         .with_state(state)
-}
-
-/// Serves `router` on `listener` with the connection cap and timeouts of `options`
-/// until `shutdown` completes, then lets in-flight requests finish.
-pub async fn run(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    options: &HttpOptions,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let permits = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout);
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        // A free slot first, then a connection: beyond the cap, connections wait in
-        // the listen backlog instead of being accepted.
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    accept_failed(&e).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let service =
-            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                router.clone().oneshot(req.map(Body::new))
-            });
-        let connection =
-            graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(event = "http_connection_closed", remote_addr = %peer, "{e}");
-            }
-            drop(permit);
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
-}
-
-/// After a failed `accept`: a connection that went away before it was accepted is
-/// nothing; anything else (out of file descriptors) is logged and waited out.
-async fn accept_failed(error: &std::io::Error) {
-    use std::io::ErrorKind as K;
-    if matches!(
-        error.kind(),
-        K::ConnectionRefused | K::ConnectionAborted | K::ConnectionReset
-    ) {
-        return;
-    }
-    tracing::warn!(
-        event = "http_accept_failed",
-        "cannot accept a connection: {error}"
-    );
-    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// Completes on SIGINT or SIGTERM (Ctrl-C elsewhere). The handlers are installed when
@@ -318,27 +310,132 @@ async fn bearer_auth(State(state): State<AppState>, mut req: Request, next: Next
             Some(TokenSourceKind::Http),
         );
         crate::server::log_token_failure(None, TokenSourceKind::Http, &failure, Some(&meta));
+        drain_refused(req, state.max_body_bytes).await;
         return unauthorized(metadata.as_deref(), &failure, false);
     };
-    match state.server.verify_bearer(&token, &meta) {
-        Ok(ctx) => {
-            req.extensions_mut().insert(ctx);
-            next.run(req).await
+    let ctx = match state.server.verify_bearer(&token, &meta) {
+        Ok(ctx) => ctx,
+        Err(failure) => {
+            drain_refused(req, state.max_body_bytes).await;
+            return unauthorized(metadata.as_deref(), &failure, true);
         }
-        Err(failure) => unauthorized(metadata.as_deref(), &failure, true),
+    };
+    let fingerprint = &ctx.token_info.fingerprint;
+    let slot = match state.callers.admit(fingerprint, state.slot_wait).await {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            let response = refused(refusal, fingerprint, &meta);
+            drain_refused(req, state.max_body_bytes).await;
+            return response;
+        }
+    };
+    // The slot travels with the request into the handler's context, and with the
+    // response body: it is free once both are gone.
+    req.extensions_mut().insert(slot.clone());
+    req.extensions_mut().insert(ctx);
+    let response = next.run(req).await;
+    hold_until_sent(response, slot)
+}
+
+/// Reads and drops what arrives of a refused (401, 429) request's body, at most
+/// `limit` bytes and [`REFUSED_BODY_WAIT`], so that the connection closes after the
+/// answer without unread data (which would reset it and could lose the answer).
+async fn drain_refused(req: Request, limit: usize) {
+    let mut body = req.into_body().into_data_stream();
+    let drain = async {
+        let mut read = 0usize;
+        while let Some(Ok(chunk)) = body.next().await {
+            read = read.saturating_add(chunk.len());
+            if read > limit {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(REFUSED_BODY_WAIT, drain).await;
+}
+
+/// The answer to a call its token may not make now: 429 with `Retry-After`, and the
+/// connection closed after it (the body was not read).
+fn refused(refusal: Refusal, fingerprint: &str, meta: &RequestMeta) -> Response {
+    let (body, retry_after) = match refusal {
+        Refusal::RateLimited { retry_after, first } => {
+            crate::metrics::rate_limited();
+            if first {
+                tracing::warn!(
+                    event = "rate_limited",
+                    token_fingerprint = %fingerprint,
+                    retry_after,
+                    request_id = %meta.request_id,
+                    "a token is over its rate limit; its calls get 429 until it slows down"
+                );
+            }
+            (
+                json!({"error": "rate_limited", "retry_after": retry_after}),
+                retry_after,
+            )
+        }
+        Refusal::Busy => (
+            json!({"error": "too_many_calls", "retry_after": 1,
+                "message": format!("this token already has {} calls in flight", limits::CALLS_PER_TOKEN)}),
+            1,
+        ),
+    };
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// `response` with `slot` held until its body has been sent (or dropped).
+fn hold_until_sent(response: Response, slot: CallSlot) -> Response {
+    response.map(|body| Body::new(Holding { body, _slot: slot }))
+}
+
+/// A body that holds a call slot.
+struct Holding {
+    body: Body,
+    _slot: CallSlot,
+}
+
+impl http_body::Body for Holding {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 
 /// Reads the whole body of an authenticated `/mcp` request, at most `max_body_bytes`
-/// within `body_read_timeout`, before MCP handling sees it. A body announced as too
-/// large is still read up to the limit before the 413: answering at once closes the
-/// connection under a client still sending, which then sees a reset, not the 413.
+/// within `body_read_timeout`, before MCP handling sees it, then waits for its parse
+/// cost in the token's body budget. A body announced as too large is still read up
+/// to the limit (and a bounded amount past it) before the 413: answering at once
+/// closes the connection under a client still sending, which then sees a reset, not
+/// the 413.
 async fn read_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let limit = state.max_body_bytes;
+    let announced = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut stream = body.into_data_stream();
     let read = async {
-        let mut stream = body.into_data_stream();
-        let mut bytes = Vec::new();
+        let mut bytes = Vec::with_capacity(announced.min(limit));
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|_| StatusCode::BAD_REQUEST)?;
             if chunk.len() > limit.saturating_sub(bytes.len()) {
@@ -348,20 +445,71 @@ async fn read_body(State(state): State<AppState>, req: Request, next: Next) -> R
         }
         Ok(bytes)
     };
-    match tokio::time::timeout(state.body_read_timeout, read).await {
+    let read = tokio::time::timeout(state.body_read_timeout, read).await;
+    if matches!(read, Ok(Err(StatusCode::PAYLOAD_TOO_LARGE))) {
+        // The rest of a body over the limit is read (a bounded amount, briefly) and
+        // dropped, so that closing after the 413 does not reset the connection under
+        // a client still sending, which would then see the reset instead of the 413.
+        let drain = async {
+            let mut read = 0usize;
+            while let Some(Ok(chunk)) = stream.next().await {
+                read = read.saturating_add(chunk.len());
+                if read > limit {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(REFUSED_BODY_WAIT, drain).await;
+    }
+    match read {
         Ok(Ok(bytes)) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
+            // What the body will cost once parsed comes out of its token's budget, so
+            // bodies dense in JSON values cannot multiply into gigabytes.
+            let fingerprint = parts
+                .extensions
+                .get::<Arc<crate::auth::AuthContext>>()
+                .map(|ctx| ctx.token_info.fingerprint.clone())
+                .unwrap_or_default();
+            let cost = limits::parse_cost(&bytes);
+            if cost > state.body_budget {
+                return body_refused(StatusCode::PAYLOAD_TOO_LARGE, &state, true);
+            }
+            let share = match state
+                .callers
+                .body_share(&fingerprint, cost, state.slot_wait)
                 .await
+            {
+                Ok(share) => share,
+                Err(refusal) => {
+                    let meta = parts
+                        .extensions
+                        .get::<RequestMeta>()
+                        .cloned()
+                        .unwrap_or_default();
+                    return refused(refusal, &fingerprint, &meta);
+                }
+            };
+            parts.extensions.insert(share.clone());
+            let response = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+            drop(share);
+            response
         }
-        Ok(Err(status)) => body_refused(status, &state),
-        Err(_) => body_refused(StatusCode::REQUEST_TIMEOUT, &state),
+        Ok(Err(status)) => body_refused(status, &state, false),
+        Err(_) => body_refused(StatusCode::REQUEST_TIMEOUT, &state, false),
     }
 }
 
 /// The answer to a body that is too large, broken or too slow; the connection is
 /// closed after it (the rest of the body is never read).
-fn body_refused(status: StatusCode, state: &AppState) -> Response {
+fn body_refused(status: StatusCode, state: &AppState, too_dense: bool) -> Response {
     let reason = match status {
+        StatusCode::PAYLOAD_TOO_LARGE if too_dense => format!(
+            "the request body holds too many JSON values: at most about {} values fit in {} bytes",
+            state.body_budget / limits::BYTES_PER_JSON_VALUE,
+            state.max_body_bytes
+        ),
         StatusCode::PAYLOAD_TOO_LARGE => {
             format!("the request body is over {} bytes", state.max_body_bytes)
         }
@@ -376,6 +524,82 @@ fn body_refused(status: StatusCode, state: &AppState) -> Response {
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
+}
+
+/// Why an `--allowed-host` value is not a host name with an optional port.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AllowedHostError(String);
+
+/// An `--allowed-host` value, checked: a DNS name, an IPv4 address or a bracketed
+/// IPv6 address, with an optional `:port`; lower-cased. Anything else (a URL, a path,
+/// userinfo, a wildcard, an empty value, a port out of range) is an error that says
+/// what was expected, so that a typo stops the server instead of leaving a list that
+/// allows no one, or everyone.
+pub fn parse_allowed_host(text: &str) -> Result<String, AllowedHostError> {
+    let refuse = |why: &str| {
+        Err(AllowedHostError(format!(
+            "{text:?} is not a host name with an optional :port ({why}); for example mcp.example.com or mcp.example.com:8443"
+        )))
+    };
+    let value = text.trim();
+    if value.is_empty() {
+        return refuse("it is empty");
+    }
+    if value.contains("://") {
+        return refuse("give the host of the URL, without its scheme");
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || ".-:[]".contains(*c)))
+    {
+        return refuse(&format!("{c:?} has no place in a host name"));
+    }
+    let (host, port) = if let Some(rest) = value.strip_prefix('[') {
+        let Some((inside, after)) = rest.split_once(']') else {
+            return refuse("an IPv6 address needs its closing bracket");
+        };
+        if inside.parse::<std::net::Ipv6Addr>().is_err() {
+            return refuse("not an IPv6 address");
+        }
+        match after {
+            "" => (format!("[{inside}]"), None),
+            _ => match after.strip_prefix(':') {
+                Some(port) => (format!("[{inside}]"), Some(port)),
+                None => return refuse("text after the IPv6 address"),
+            },
+        }
+    } else {
+        match value.split_once(':') {
+            Some((host, port)) => (host.to_owned(), Some(port)),
+            None => (value.to_owned(), None),
+        }
+    };
+    if let Some(port) = port
+        && (port.is_empty()
+            || !port.chars().all(|c| c.is_ascii_digit())
+            || port.parse::<u16>().is_err())
+    {
+        return refuse("the port must be a number from 0 to 65535");
+    }
+    if !host.starts_with('[') {
+        let dns_name = host.len() <= 253
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if !dns_name {
+            return refuse("not a DNS name or an IP address");
+        }
+    }
+    let host = host.to_ascii_lowercase();
+    Ok(match port {
+        Some(port) => format!("{host}:{port}"),
+        None => host,
+    })
 }
 
 /// A `Host` value as host (lower case, no brackets) and port.
@@ -407,12 +631,11 @@ fn request_host(uri: &Uri, headers: &HeaderMap) -> Option<Authority> {
 }
 
 /// Whether `host` is allowed: an entry without a port matches any port. An empty
-/// list allows every host (as rmcp does).
+/// list allows no host.
 fn host_allowed(host: &Authority, allowed: &[Authority]) -> bool {
-    allowed.is_empty()
-        || allowed
-            .iter()
-            .any(|a| a.host == host.host && a.port.is_none_or(|p| host.port == Some(p)))
+    allowed
+        .iter()
+        .any(|a| a.host == host.host && a.port.is_none_or(|p| host.port == Some(p)))
 }
 
 /// Refuses a request whose `Host` is missing or not allowed (DNS rebinding), before
@@ -499,7 +722,29 @@ fn unauthorized(metadata: Option<&str>, failure: &AuthFailure, token_presented: 
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, value);
     }
+    // The connection ends with this answer; saying so keeps a keep-alive client from
+    // sending its next request into it.
     response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// The metrics listener's application (`--metrics ADDR`): `GET /metrics`, the
+/// Prometheus text of [`crate::metrics`]; nothing else. It never shares the MCP port.
+pub fn metrics_router() -> Router {
+    Router::new().route(
+        "/metrics",
+        get(|| async {
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )],
+                crate::metrics::render(),
+            )
+        }),
+    )
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -511,7 +756,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Ok(()) => axum::Json(json!({"status": "ready"})).into_response(),
         Err(problem) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "not_ready", "reason": "verification_not_configured", "detail": problem})),
+            axum::Json(json!({"status": "not_ready", "reason": "verification_not_configured", "detail": problem.to_string()})),
         )
             .into_response(),
     }
@@ -586,6 +831,47 @@ mod tests {
                 "{value:?}"
             );
         }
+    }
+
+    #[test]
+    fn allowed_hosts_are_host_names_with_an_optional_port() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("mcp.example.com", Some("mcp.example.com")),
+            (" MCP.Example.COM:8443 ", Some("mcp.example.com:8443")),
+            ("localhost", Some("localhost")),
+            ("10.0.0.7:80", Some("10.0.0.7:80")),
+            ("[::1]", Some("[::1]")),
+            ("[::1]:8080", Some("[::1]:8080")),
+            ("a-b.c", Some("a-b.c")),
+            ("https://mcp.example.com", None),
+            ("", None),
+            ("  ", None),
+            ("name/", None),
+            ("mcp.example.com/mcp", None),
+            ("user@mcp.example.com", None),
+            ("mcp.example.com:99999", None),
+            ("mcp.example.com:", None),
+            ("mcp.example.com:port", None),
+            ("a b", None),
+            ("-bad.example.com", None),
+            ("bad-.example.com", None),
+            ("a..b", None),
+            ("[::1", None),
+            ("[nope]", None),
+            ("[::1]x", None),
+            ("*.example.com", None),
+            ("::1", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(
+                parse_allowed_host(text).ok().as_deref(),
+                *expected,
+                "{text:?}"
+            );
+        }
+        // An empty list allows nothing.
+        let host = parse_authority("localhost").unwrap();
+        assert!(!host_allowed(&host, &[]));
     }
 
     #[test]

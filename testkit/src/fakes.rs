@@ -1,5 +1,4 @@
 //! Loopback STS and Quilt registry servers that record what they receive.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -11,11 +11,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use apollo_compiler::Schema;
 use apollo_compiler::executable::ExecutableDocument;
 use apollo_compiler::resolvers::{Execution, FieldError, ObjectValue, ResolveInfo, ResolvedValue};
 use apollo_compiler::response::{JsonMap, JsonValue};
 use apollo_compiler::validation::Valid;
-use apollo_compiler::Schema;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-const SCHEMA: &str = include_str!("../../fixtures/registry/search.graphql");
+const SCHEMA: &str = include_str!("../../tests/fixtures/registry/search.graphql");
 
 /// The schema, and the same schema as older registries serve it.
 fn schemas() -> Vec<Valid<Schema>> {
@@ -37,7 +37,10 @@ fn schemas() -> Vec<Valid<Schema>> {
             "union PackagesFirstPageResult = PackagesSearchResultSetPage | InvalidInput | OperationError\n",
             "",
         );
-    assert_ne!(older, SCHEMA, "the older schema differs from the current one");
+    assert_ne!(
+        older, SCHEMA,
+        "the older schema differs from the current one"
+    );
     [SCHEMA.to_owned(), older]
         .into_iter()
         .map(|sdl| Schema::parse_and_validate(sdl, "search.graphql").unwrap())
@@ -246,8 +249,8 @@ async fn credentials(State(fake): State<Fake>, headers: HeaderMap) -> Response {
         return (StatusCode::UNAUTHORIZED, "{\"message\": \"bad token\"}").into_response();
     }
     let body = json!({
-        "AccessKeyId": super::s3::ACCESS_KEY,
-        "SecretAccessKey": super::s3::SECRET_KEY,
+        "AccessKeyId": crate::s3::ACCESS_KEY,
+        "SecretAccessKey": crate::s3::SECRET_KEY,
         "SessionToken": "registry-session",
         "Expiration": "2099-01-01T00:00:00Z",
     });
@@ -322,7 +325,9 @@ async fn graphql(State(fake): State<Fake>, headers: HeaderMap, body: Bytes) -> R
         if !accepted(&inner, authorization.as_deref()) {
             return refusal(StatusCode::UNAUTHORIZED, "Invalid token");
         }
-        if request["query"].as_str().is_none() || headers.get("content-type").and_then(|v| v.to_str().ok()) != Some("application/json") {
+        if request["query"].as_str().is_none()
+            || headers.get("content-type").and_then(|v| v.to_str().ok()) != Some("application/json")
+        {
             inner.refusals.push("not a JSON GraphQL request".into());
             return refusal(StatusCode::BAD_REQUEST, "Must provide query string.");
         }
@@ -394,7 +399,10 @@ fn resolved<'a>(value: Value, ty: &str) -> ResolvedValue<'a> {
     match value {
         Value::Object(mut map) => {
             map.entry("__typename").or_insert_with(|| json!(ty));
-            ResolvedValue::object(Json { value: map, set: None })
+            ResolvedValue::object(Json {
+                value: map,
+                set: None,
+            })
         }
         Value::Array(items) => {
             let ty = ty.to_owned();
@@ -411,7 +419,13 @@ fn field_type(info: &ResolveInfo<'_>) -> String {
 }
 
 /// One page of `hits` from `start`, registering the cursor of the next.
-fn page_of(fake: &Fake, hits: Vec<Value>, page_type: &'static str, start: usize, size: usize) -> Value {
+fn page_of(
+    fake: &Fake,
+    hits: Vec<Value>,
+    page_type: &'static str,
+    start: usize,
+    size: usize,
+) -> Value {
     let end = (start + size).min(hits.len());
     let shown: Vec<Value> = hits[start.min(end)..end].to_vec();
     let cursor = if end < hits.len() {
@@ -435,11 +449,17 @@ impl ObjectValue for Json {
         self.value["__typename"].as_str().unwrap()
     }
 
-    fn resolve_field<'a>(&'a self, info: &'a ResolveInfo<'a>) -> Result<ResolvedValue<'a>, FieldError> {
+    fn resolve_field<'a>(
+        &'a self,
+        info: &'a ResolveInfo<'a>,
+    ) -> Result<ResolvedValue<'a>, FieldError> {
         if info.field_name() == "firstPage"
             && let Some((hits, page_type, fake)) = &self.set
         {
-            return Ok(resolved(page_of(fake, hits.clone(), page_type, 0, size_of(info)), page_type));
+            return Ok(resolved(
+                page_of(fake, hits.clone(), page_type, 0, size_of(info)),
+                page_type,
+            ));
         }
         match self.value.get(info.field_name()) {
             Some(value) => Ok(resolved(value.clone(), &field_type(info))),
@@ -523,12 +543,19 @@ impl ObjectValue for Root<'_> {
         "Query"
     }
 
-    fn resolve_field<'a>(&'a self, info: &'a ResolveInfo<'a>) -> Result<ResolvedValue<'a>, FieldError> {
+    fn resolve_field<'a>(
+        &'a self,
+        info: &'a ResolveInfo<'a>,
+    ) -> Result<ResolvedValue<'a>, FieldError> {
         if let Some(failure) = self.failure() {
             return Ok(resolved(failure, "Query"));
         }
         let ignore = matches!(self.mode, Mode::IgnoreBuckets);
-        let buckets = if ignore { Value::Null } else { arg(info, "buckets") };
+        let buckets = if ignore {
+            Value::Null
+        } else {
+            arg(info, "buckets")
+        };
         let query = arg(info, "searchString");
         let inner = self.fake.inner.lock().unwrap();
         let (hits, set_type, page_type) = match info.field_name() {
@@ -546,7 +573,11 @@ impl ObjectValue for Root<'_> {
                     })
                     .map(|p| package_hit(p, &query))
                     .collect();
-                (hits, "PackagesSearchResultSet", "PackagesSearchResultSetPage")
+                (
+                    hits,
+                    "PackagesSearchResultSet",
+                    "PackagesSearchResultSetPage",
+                )
             }
             "searchObjects" => {
                 let filter = arg(info, "filter");
@@ -559,9 +590,8 @@ impl ObjectValue for Root<'_> {
                     .filter(|o| matches(&o.key, &query))
                     .filter(|o| {
                         exts.as_ref().is_none_or(|list| {
-                            list.iter().any(|e| {
-                                o.key.to_lowercase().ends_with(e.as_str().unwrap())
-                            })
+                            list.iter()
+                                .any(|e| o.key.to_lowercase().ends_with(e.as_str().unwrap()))
                         })
                     })
                     .filter(|o| prefix.as_deref().is_none_or(|p| wildcard(&o.key, p)))
@@ -572,20 +602,29 @@ impl ObjectValue for Root<'_> {
             "searchMorePackages" | "searchMoreObjects" => {
                 let after = arg(info, "after").as_str().unwrap().to_owned();
                 let Some((hits, page_type)) = inner.searches.get(&after).cloned() else {
-                    return Ok(resolved(json!({
-                        "__typename": "InvalidInput",
-                        "errors": [{"path": "after", "message": "Invalid cursor", "name": "InvalidCursor", "context": null}],
-                    }), "InvalidInput"));
+                    return Ok(resolved(
+                        json!({
+                            "__typename": "InvalidInput",
+                            "errors": [{"path": "after", "message": "Invalid cursor", "name": "InvalidCursor", "context": null}],
+                        }),
+                        "InvalidInput",
+                    ));
                 };
                 drop(inner);
                 let start: usize = after.rsplit('-').next().unwrap().parse().unwrap();
-                return Ok(resolved(page_of(self.fake, hits, page_type, start, size_of(info)), page_type));
+                return Ok(resolved(
+                    page_of(self.fake, hits, page_type, start, size_of(info)),
+                    page_type,
+                ));
             }
             _ => return Err(self.unknown_field_error(info)),
         };
         drop(inner);
         if hits.is_empty() {
-            return Ok(resolved(json!({"__typename": "EmptySearchResultSet", "_": null}), "EmptySearchResultSet"));
+            return Ok(resolved(
+                json!({"__typename": "EmptySearchResultSet", "_": null}),
+                "EmptySearchResultSet",
+            ));
         }
         let total = hits.len();
         let mut value = serde_json::Map::new();

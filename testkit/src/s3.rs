@@ -1,6 +1,5 @@
 //! An in-process S3 server (s3s-fs over a temporary directory) on 127.0.0.1:0 that
 //! counts the requests it receives, so tests can prove a call never reached S3.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,8 +16,9 @@ use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3, S3Request, S3Response, S3Result};
 
-/// The key pair the test S3 accepts.
+/// The access key the test S3 accepts.
 pub const ACCESS_KEY: &str = "AKIAQUILTMCPTEST";
+/// The secret key the test S3 accepts.
 pub const SECRET_KEY: &str = "quilt-mcp-test-secret-access-key";
 
 #[derive(Clone)]
@@ -92,14 +92,7 @@ impl TestS3 {
 
     /// A direct SDK client with the test keys.
     pub fn client(&self) -> aws_sdk_s3::Client {
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
-            .endpoint_url(&self.endpoint)
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
+        client(&self.endpoint, ACCESS_KEY, SECRET_KEY)
     }
 
     pub async fn create_bucket(&self, name: &str) {
@@ -153,6 +146,18 @@ impl TestS3 {
             ("QUILT_MCP_S3_FORCE_PATH_STYLE", "true".into()),
         ]
     }
+}
+
+/// A path-style SDK client for the S3 at `endpoint` with a static key pair.
+pub fn client(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(access_key, secret_key, None, None, "test"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
 }
 
 /// s3s-fs with S3's `encoding-type=url`: s3s-fs echoes `EncodingType` but sends the
