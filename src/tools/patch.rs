@@ -276,26 +276,20 @@ impl Tool for PackagePatch {
         let sources = list_sources(s3, &p.add, &p.add_s3_uris).await?;
         let adds = publish::hash_sources(s3, sources, call.progress, call.cancel).await?;
         let header = publish::new_header(
-            p.message.clone(),
+            p.message,
             metadata,
             governing.as_ref().map(workflow::Workflow::manifest_object),
         );
         let checks_entries = governing.as_ref().is_some_and(|w| w.checks_entries());
-        let mut changes = patch::Patch::new(
+        let mut plan = patch::Patch::new(
             &header,
             &adds,
             Removals::new(p.remove),
             checks_entries.then_some(MAX_CHECKED_ENTRIES),
         );
         drop(adds);
-        let patched = patch::merge(
-            &registry,
-            &parent,
-            &parent_header,
-            &mut changes,
-            call.cancel,
-        )
-        .await?;
+        let patched =
+            patch::merge(&registry, &parent, &parent_header, &mut plan, call.cancel).await?;
         let unmatched = patched.removals.unmatched();
         if !unmatched.is_empty() {
             return Err(ToolError::invalid(format!(

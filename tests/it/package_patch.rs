@@ -603,3 +603,144 @@ async fn concurrent_patches_lose_no_change() {
         server.stop().await;
     }
 }
+
+/// Runs `tests/fixtures/quilt3/quilt3_patch.py OP` on `spec` against moto: its JSON.
+async fn quilt3_patch_py(moto: &Moto, op: &str, spec: &Value) -> Value {
+    let python = crate::workflows::quilt3_python();
+    let dir = tempfile::tempdir().unwrap();
+    let spec_file = dir.path().join("spec.json");
+    std::fs::write(&spec_file, serde_json::to_vec(spec).unwrap()).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/quilt3/quilt3_patch.py");
+    let home = dir.path().join("home");
+    let output = tokio::process::Command::new(&python)
+        .arg(&script)
+        .arg(op)
+        .arg(&spec_file)
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", crate::common::moto::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", crate::common::moto::SECRET_KEY)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+    assert!(
+        output.status.success(),
+        "quilt3_patch.py {op} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(
+        output
+            .stdout
+            .split(|b| *b == b'\n')
+            .rfind(|l| !l.is_empty())
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// quilt3 8.0.0 and `package_patch` on the same parent with the same changes (an
+/// entry added, one replaced, a key and a directory removed, a new message, the
+/// metadata kept): quilt3's `browse -> set/delete -> push` makes the same revision
+/// (the same top hash), and quilt3 reads the revision `package_patch` published,
+/// its top hash checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs quilt3 and moto"]
+async fn quilt3_makes_the_same_patch_and_reads_ours() {
+    let moto = Moto::start().await;
+    let s3 = moto.client();
+    for bucket in ["registry", "sources"] {
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+    }
+    for (key, body) in [
+        ("a.csv", "id,v\n1,2\n"),
+        ("b.txt", "text"),
+        ("sub/c.csv", "id\n3\n"),
+        ("new.csv", "id,v\n9,9\n"),
+    ] {
+        s3.put_object()
+            .bucket("sources")
+            .key(key)
+            .body(ByteStream::from(body.as_bytes().to_vec()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let token = hs256(&claims_with(json!({
+        "buckets": ["registry", "sources"],
+        "permissions": WRITE,
+        "level": "write",
+        "aws_credentials": {
+            "access_key_id": crate::common::moto::ACCESS_KEY,
+            "secret_access_key": crate::common::moto::SECRET_KEY,
+        },
+    })));
+    let server = Server::spawn(&[
+        ("AWS_ENDPOINT_URL_S3", moto.endpoint.as_str()),
+        ("QUILT_MCP_S3_FORCE_PATH_STYLE", "true"),
+        ("QUILT_MCP_JWT_SECRET", SECRET),
+        ("QUILT_MCP_TOKEN", token.as_str()),
+    ])
+    .await;
+    let sources: Vec<Value> = ["a.csv", "b.txt", "sub/c.csv"]
+        .iter()
+        .map(|k| json!({"logical_key": k, "s3_uri": format!("s3://sources/{k}")}))
+        .collect();
+    let created = server
+        .ok(
+            "package_create",
+            json!({"package_name": PACKAGE, "registry": "registry", "message": "first",
+                   "metadata": {"owner": "ana", "n": [1, 2.5]},
+                   "entries": sources}),
+        )
+        .await;
+    let parent = created["top_hash"].as_str().unwrap().to_owned();
+
+    let theirs = quilt3_patch_py(
+        &moto,
+        "patch",
+        &json!({"registry": "s3://registry", "name": PACKAGE, "top_hash": parent,
+                "set": [["new.csv", "s3://sources/new.csv"], ["a.csv", "s3://sources/new.csv"]],
+                "delete": ["b.txt", "sub"], "message": "patched", "push_name": "team/quilt3"}),
+    )
+    .await;
+    let ours = server
+        .ok(
+            "package_patch",
+            patch(json!({
+                "add": [{"logical_key": "new.csv", "s3_uri": "s3://sources/new.csv"},
+                        {"logical_key": "a.csv", "s3_uri": "s3://sources/new.csv"}],
+                "remove": ["b.txt", "sub/"],
+                "message": "patched",
+            })),
+        )
+        .await;
+    assert_eq!(
+        ours["changes"],
+        json!({"added": 1, "removed": 2, "modified": 1, "unchanged": 0})
+    );
+    let top_hash = ours["top_hash"].as_str().unwrap();
+    assert_eq!(top_hash, theirs["top_hash"], "quilt3 made another revision");
+
+    let read = quilt3_patch_py(
+        &moto,
+        "read",
+        &json!({"registry": "s3://registry", "name": PACKAGE, "top_hash": top_hash}),
+    )
+    .await;
+    assert_eq!(read["top_hash"], top_hash);
+    assert_eq!(read["message"], "patched");
+    assert_eq!(read["user_meta"], json!({"owner": "ana", "n": [1, 2.5]}));
+    let keys: Vec<&str> = read["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e[0].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["a.csv", "new.csv"]);
+    server.stop().await;
+}
