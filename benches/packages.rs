@@ -13,7 +13,9 @@
 //!   `QUILT_MCP_BENCH_SKIP_1M=1` to skip the 1M revisions); the first page reads and
 //!   verifies the whole revision, so its time per entry is the cost of a manifest line;
 //! - every page of those revisions in turn, by `next_cursor` (set
-//!   `QUILT_MCP_BENCH_SKIP_PAGES=1` to skip it).
+//!   `QUILT_MCP_BENCH_SKIP_PAGES=1` to skip it);
+//! - `package_patch` adding 10 entries to the 100,000- and 1,000,000-entry revisions,
+//!   in another fresh server.
 //!
 //! `QUILT_MCP_BENCH_BINARY=PATH` measures another build of the server (an older one,
 //! for a before-and-after figure). Peak RSS is the server process's `VmHWM` (Linux);
@@ -353,6 +355,37 @@ async fn main() {
                 started.elapsed().as_secs_f64() * 1000.0,
                 diff["removed_count"],
                 diff["modified_count"],
+                peak_rss_mib(pid).unwrap_or(f64::NAN)
+            );
+        }
+    }
+    let _ = client.cancel().await;
+
+    // Patch at scale in a fresh server, so that its peak RSS is the patch's: ten new
+    // entries on top of each large revision (each round builds on the one before).
+    let mut command = server_command(&server.endpoint);
+    command.env("QUILT_MCP_TOKEN", token());
+    let transport = TokioChildProcess::new(command).or_fail("starting the server");
+    let pid = transport.id();
+    let client = ().serve(transport).await.or_fail("initializing the server");
+    for &n in &sizes {
+        for round in 1..=3 {
+            let add: Vec<Value> = (0..10)
+                .map(|i| json!({"logical_key": format!("added/r{round}/obj-{i}.txt"), "s3_uri": format!("s3://bench/small/obj-{i:04}.txt")}))
+                .collect();
+            let started = Instant::now();
+            let patched = call(
+                &client,
+                "package_patch",
+                json!({"package_name": format!("bench/e{n}"), "registry": "bench", "add": add, "message": format!("round {round}")}),
+            )
+            .await;
+            if patched["changes"]["added"] != 10 || patched["entry_count"] != n + 10 * round {
+                support::fail("package_patch", format!("{patched}"));
+            }
+            println!(
+                "package_patch {n} entries + 10 (round {round}): {:.0} ms, server peak RSS {:.1} MiB",
+                started.elapsed().as_secs_f64() * 1000.0,
                 peak_rss_mib(pid).unwrap_or(f64::NAN)
             );
         }

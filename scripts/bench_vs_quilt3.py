@@ -17,6 +17,14 @@ The browse revisions are built with quilt3's own API: `Package.set` of a
 `PackageEntry` with a given size and SHA256 (the physical objects are not read or
 created: browsing reads only the manifest), then `Package.build`. The create objects
 are real (4 KiB each) and both sides read every one.
+
+The patch row starts both sides from one revision built that way (under two names):
+quilt-mcp's `package_patch` adds 10 real objects; quilt3 browses the revision, `set`s
+the same 10 and pushes (entries left where they are, the parent checked against
+`latest`). Both make the same revision, which the note checks by top hash. The
+revisions row lists a package of 1,000 one-entry revisions, each with its own message:
+quilt-mcp's `package_revisions`, every page; quilt3's `list_package_versions`, then
+`Package.browse` of each revision for its message.
 """
 
 import argparse
@@ -44,6 +52,7 @@ CREATE_OBJECT_BYTES = 4096
 FLOOR_CONCURRENCY = 16
 ACCESS_KEY = "testing"
 REVISIONS_PER_PACKAGE = 5
+PATCH_ADDS = 10
 SECRET_KEY = "testing"
 
 
@@ -123,6 +132,26 @@ def worker(op: str, spec: dict) -> None:
             selector_fn=lambda *a: False, force=True,
         )
         note = f"{len(list(built.walk()))} entries, workflow {built._workflow['id']}"
+    elif op == "patch":
+        pkg = quilt3.Package.browse(spec["name"], registry=spec["registry"], top_hash=spec["top_hash"])
+        for logical_key, uri in spec["set"]:
+            pkg.set(logical_key, uri)
+        built = pkg.push(
+            spec["name"], registry=spec["registry"], message=spec["message"],
+            selector_fn=lambda *a: False,
+        )
+        note = built.top_hash
+    elif op == "revisions":
+        versions = list(quilt3.list_package_versions(spec["name"], registry=spec["registry"]))
+        listed = time.monotonic() - started
+        messages = [
+            quilt3.Package.browse(spec["name"], registry=spec["registry"], top_hash=top_hash)._meta.get("message")
+            for _, top_hash in versions
+        ]
+        note = (
+            f"{len(versions)} versions (latest too) listed in {listed:.2f} s, "
+            f"{sum(1 for m in messages if m)} messages"
+        )
     elif op == "floor":
         s3 = boto3.client(
             "s3", config=botocore.config.Config(max_pool_connections=FLOOR_CONCURRENCY)
@@ -253,6 +282,12 @@ def mcp_call(binary: str, endpoint: str, tool: str, arguments: dict, progress=Fa
 def mcp_pages(binary: str, endpoint: str, arguments: dict) -> dict:
     """Every page of a revision in one server process: the first page (the whole
     revision read and verified), then each next page by `next_cursor`."""
+    return mcp_all_pages(binary, endpoint, "package_browse", arguments, "entries")
+
+
+def mcp_all_pages(binary: str, endpoint: str, tool: str, arguments: dict, items: str) -> dict:
+    """Every page of `tool` in one server process, each next page by `next_cursor`;
+    `entries` counts the `items` of every page."""
     sys.dont_write_bytecode = True
     sys.path.insert(0, HERE)
     import mcp_stdio
@@ -279,13 +314,13 @@ def mcp_pages(binary: str, endpoint: str, arguments: dict) -> dict:
             if cursor:
                 args["cursor"] = cursor
             page_started = time.monotonic()
-            result = session.request("tools/call", {"name": "package_browse", "arguments": args})
+            result = session.request("tools/call", {"name": tool, "arguments": args})
             if result.get("isError"):
-                raise RuntimeError(f"package_browse failed: {json.dumps(result)[:2000]}")
+                raise RuntimeError(f"{tool} failed: {json.dumps(result)[:2000]}")
             out = result["structuredContent"]
             if first is None:
                 first = time.monotonic() - page_started
-            entries += len(out["entries"])
+            entries += len(out[items])
             pages += 1
             cursor = out.get("next_cursor")
             if not cursor:
@@ -392,6 +427,56 @@ def seed_many(s3, n: int) -> None:
     parallel(put, range(n))
 
 
+def seed_patch(s3, n: int) -> tuple:
+    """A revision of n entries built by quilt3, under one name for each side (the
+    second only pointers to the same manifest); the PATCH_ADDS objects a patch adds.
+    The names and the top hash."""
+    mcp_name, q3_name = f"bench/patch-mcp-{label(n)}", f"bench/patch-q3-{label(n)}"
+    top_hash = build_revision(mcp_name, entries(n, "patch"), f"{n} entries")
+    now = str(int(time.time()))
+    for pointer in ("latest", now):
+        s3.put_object(
+            Bucket=REGISTRY, Key=f".quilt/named_packages/{q3_name}/{pointer}", Body=top_hash.encode()
+        )
+    rng = random.Random(PATCH_ADDS)
+    body = bytes(rng.getrandbits(8) for _ in range(CREATE_OBJECT_BYTES))
+    for i in range(PATCH_ADDS):
+        key = f"patch-add/obj{i:02d}.bin"
+        s3.put_object(Bucket=SOURCES, Key=key, Body=key.encode() + body)
+    return mcp_name, q3_name, top_hash
+
+
+def seed_revisions(s3, name: str, n: int) -> None:
+    """A package of n revisions: n one-entry manifests (made and hashed by quilt3,
+    each with its own message) and n timestamp pointers one second apart, the newest
+    also `latest`."""
+    import io
+
+    import quilt3
+    from quilt3.packages import PackageEntry
+    from quilt3.util import PhysicalKey
+
+    now = int(time.time())
+
+    def put(i):
+        pkg = quilt3.Package()
+        pkg.set(
+            "a.csv",
+            PackageEntry(PhysicalKey(SOURCES, "data/a.csv", None), 10, {"type": "SHA256", "value": "0" * 64}, None),
+        )
+        pkg._set_commit_message(f"revision {i} of {n}")
+        top_hash = pkg.top_hash
+        manifest = io.BytesIO()
+        pkg.dump(manifest)
+        s3.put_object(Bucket=REGISTRY, Key=f".quilt/packages/{top_hash}", Body=manifest.getvalue())
+        base = f".quilt/named_packages/{name}/"
+        s3.put_object(Bucket=REGISTRY, Key=base + str(now - n + i), Body=top_hash.encode())
+        if i == n - 1:
+            s3.put_object(Bucket=REGISTRY, Key=base + "latest", Body=top_hash.encode())
+
+    parallel(put, range(n))
+
+
 def seed_governed(s3) -> dict:
     """A registry whose default workflow needs a message, a name pattern and a
     WORKFLOW_FIELDS-field metadata schema (read from S3 on every create); the metadata
@@ -479,6 +564,10 @@ def main() -> None:
     parser.add_argument(
         "--workflow-create", default="1k", help="objects to create from in a registry with a workflow"
     )
+    parser.add_argument(
+        "--patch", default="100k", help=f"entries of the revision {PATCH_ADDS} entries are patched onto"
+    )
+    parser.add_argument("--revisions", default="1000", help="revisions of the package whose revisions are listed")
     args = parser.parse_args()
     browse_sizes = sizes(args.sizes) + ([1_000_000] if args.full else [])
     diff_sizes = sizes(args.diff)
@@ -486,6 +575,8 @@ def main() -> None:
     package_counts = sizes(args.packages)
     page_sizes = sizes(args.pages) + ([1_000_000] if args.full else [])
     workflow_sizes = sizes(args.workflow_create)
+    patch_sizes = sizes(args.patch)
+    revision_counts = sizes(args.revisions)
 
     moto, endpoint = start_moto(args.moto)
     os.environ.update(aws_env(endpoint))
@@ -549,6 +640,18 @@ def main() -> None:
             t = time.monotonic()
             seed_many(s3, n)
             say(f"wrote {n} packages' pointers in {time.monotonic() - t:.1f} s")
+        patches = []
+        for n in patch_sizes:
+            t = time.monotonic()
+            patches.append((n, *seed_patch(s3, n)))
+            say(f"built a {label(n)} revision to patch with quilt3 in {time.monotonic() - t:.1f} s")
+        histories = []
+        for n in revision_counts[:1]:
+            t = time.monotonic()
+            name = f"bench/revisions-{label(n)}"
+            seed_revisions(s3, name, n)
+            histories.append((n, name))
+            say(f"wrote {n} revisions of {name} in {time.monotonic() - t:.1f} s")
 
         for n, name, top_hash in browse:
             if n not in browse_sizes:
@@ -615,6 +718,50 @@ def main() -> None:
 
         for n in workflow_sizes:
             bench_create_with_workflow(args, endpoint, rows, n, governed_metadata)
+
+        for n, mcp_name, q3_name, top_hash in patches:
+            adds = [
+                (f"added/obj{i:02d}.bin", f"s3://{SOURCES}/patch-add/obj{i:02d}.bin") for i in range(PATCH_ADDS)
+            ]
+            mcp = mcp_call(
+                args.binary, endpoint, "package_patch",
+                {"package_name": mcp_name, "registry": registry, "message": "patched",
+                 "add": [{"logical_key": k, "s3_uri": u} for k, u in adds]},
+            )
+            q3 = run_worker(
+                "patch",
+                {"name": q3_name, "registry": registry, "top_hash": top_hash, "set": adds, "message": "patched"},
+                endpoint,
+            )
+            out = mcp["structured"]
+            same = "the same top hash" if out.get("top_hash") == q3["note"] else "DIFFERENT top hashes"
+            row(
+                rows,
+                f"patch {PATCH_ADDS} entries onto a {n:,}-entry revision",
+                mcp,
+                q3,
+                f"quilt-mcp: package_patch, {out.get('entry_count'):,} entries, changes {out.get('changes')}; "
+                f"quilt3: Package.browse, set x{PATCH_ADDS}, push (parent checked, entries left in place); "
+                f"{same}; {q3['seconds'] / mcp['seconds']:.1f}x faster",
+            )
+
+        for n, name in histories:
+            pages = mcp_all_pages(
+                args.binary, endpoint, "package_revisions",
+                {"package_name": name, "registry": registry}, "revisions",
+            )
+            q3 = run_worker("revisions", {"name": name, "registry": registry}, endpoint)
+            row(
+                rows,
+                f"revisions of a package with {n:,} revisions, with messages",
+                pages,
+                q3,
+                f"quilt-mcp: package_revisions, every page ({pages['pages']} pages of the default 100, "
+                f"{pages['entries']:,} revisions, each message from a ranged GET of its manifest's first line); "
+                f"quilt3: list_package_versions (one GET per pointer, a boto3 client built for each), then "
+                f"Package.browse of each revision for its message: {q3['note']}; "
+                f"{q3['seconds'] / pages['seconds']:.1f}x faster",
+            )
 
         for n in package_counts[:1]:
             many = f"s3://{MANY}"

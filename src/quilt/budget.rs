@@ -34,10 +34,16 @@ impl Budget {
         self.used.load(Ordering::Relaxed)
     }
 
-    /// An empty charge against this budget.
+    /// An empty charge against this budget, for sorting an out-of-order manifest.
     pub(crate) fn charge(&'static self) -> Charge {
+        self.charge_for("sorting this out-of-order manifest")
+    }
+
+    /// An empty charge against this budget for `what` (said when it runs out).
+    pub(crate) fn charge_for(&'static self, what: &'static str) -> Charge {
         Charge {
             budget: self,
+            what,
             bytes: 0,
         }
     }
@@ -59,6 +65,7 @@ impl Budget {
 #[derive(Debug)]
 pub(crate) struct Charge {
     budget: &'static Budget,
+    what: &'static str,
     bytes: u64,
 }
 
@@ -67,8 +74,9 @@ impl Charge {
     pub(crate) fn add(&mut self, bytes: u64) -> Result<(), QuiltError> {
         if !self.budget.take(bytes) {
             return Err(QuiltError::TooLarge(format!(
-                "sorting this out-of-order manifest needs more temporary disk than is left of \
-                 the server's {} MiB budget ({} MiB in use by other calls); try again later",
+                "{} needs more temporary disk than is left of the server's {} MiB budget \
+                 ({} MiB in use by other calls); try again later",
+                self.what,
                 self.budget.limit / (1024 * 1024),
                 self.budget.used().saturating_sub(self.bytes) / (1024 * 1024)
             )));

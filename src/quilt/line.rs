@@ -334,7 +334,6 @@ impl<'a> Line<'a> {
     }
 
     /// `meta` as a value, `null` when absent.
-    #[cfg(test)]
     pub(crate) fn meta(&self) -> Value {
         match &self.parsed {
             Parsed::Quick { meta: None, .. } => Value::Null,

@@ -23,6 +23,7 @@ pub mod json;
 pub(crate) mod line;
 pub(crate) mod listing;
 pub mod manifest;
+pub(crate) mod patch;
 pub(crate) mod publish;
 pub(crate) mod registry;
 pub(crate) mod stream;

@@ -147,6 +147,16 @@ pub(crate) fn new_manifest(
     metadata: Option<Value>,
     workflow: Option<Value>,
 ) -> Manifest {
+    Manifest::new(new_header(message, metadata, workflow), records)
+}
+
+/// The header of a new manifest, its keys in quilt3's order: `version`, `user_meta`,
+/// `workflow`, `message`.
+pub(crate) fn new_header(
+    message: Option<String>,
+    metadata: Option<Value>,
+    workflow: Option<Value>,
+) -> Map<String, Value> {
     let mut header = Map::new();
     header.insert("version".into(), json!("v0"));
     if let Some(metadata) = metadata {
@@ -156,7 +166,7 @@ pub(crate) fn new_manifest(
         header.insert("workflow".into(), workflow);
     }
     header.insert("message".into(), message.map_or(Value::Null, Value::String));
-    Manifest::new(header, records)
+    header
 }
 
 /// What a new revision changes against the one it replaces, by logical key.
@@ -239,18 +249,65 @@ pub(crate) async fn publish(
     force: bool,
     may_delete: bool,
 ) -> Result<Published, QuiltError> {
-    let top_hash = manifest.top_hash();
-    let entry_count = manifest.entries().count();
-    let total_size: u64 = manifest.entries().map(Record::size).sum();
+    let stored = Stored {
+        top_hash: manifest.top_hash(),
+        entry_count: manifest.entries().count(),
+        total_size: manifest.entries().map(Record::size).sum(),
+    };
     registry
         .put(
-            &manifest_key(&top_hash),
+            &manifest_key(&stored.top_hash),
             manifest.to_bytes(),
             "application/jsonl",
         )
         .await?;
     drop(manifest);
+    point(registry, name, stored, previous, force, may_delete).await
+}
 
+/// A manifest written under its top hash, not yet pointed at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stored {
+    /// Its top hash.
+    pub top_hash: String,
+    /// How many entries it has.
+    pub entry_count: usize,
+    /// Their total size.
+    pub total_size: u64,
+}
+
+/// As [`publish`], for a manifest already written to the file at `path` (of the
+/// revision `stored`): uploaded streamed from disk, then pointed at as [`publish`]
+/// does, without `force`.
+pub(crate) async fn publish_file(
+    registry: &Registry<'_>,
+    name: &str,
+    path: &std::path::Path,
+    stored: Stored,
+    previous: &PointerRead,
+    may_delete: bool,
+) -> Result<Published, QuiltError> {
+    registry
+        .put_file(&manifest_key(&stored.top_hash), path, "application/jsonl")
+        .await?;
+    point(registry, name, stored, Some(previous), false, may_delete).await
+}
+
+/// Makes the stored revision the latest of `name`: the timestamp pointer, then
+/// `latest`, as [`publish`] says.
+async fn point(
+    registry: &Registry<'_>,
+    name: &str,
+    stored: Stored,
+    previous: Option<&PointerRead>,
+    force: bool,
+    may_delete: bool,
+) -> Result<Published, QuiltError> {
+    let Stored {
+        top_hash,
+        entry_count,
+        total_size,
+    } = stored;
     let previous_hash = previous.map(|p| p.top_hash.as_str());
     // An early check: a publisher that already lost writes no timestamp pointer.
     let current = registry.latest(name).await?;

@@ -225,6 +225,21 @@ impl<'a> Registry<'a> {
         self.s3.put(&self.bucket, key, body, put).await?;
         Ok(())
     }
+
+    /// Writes an object from the file at `path`, streamed from disk.
+    pub(crate) async fn put_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        content_type: &str,
+    ) -> Result<(), QuiltError> {
+        let put = Put {
+            content_type: Some(content_type),
+            ..Put::default()
+        };
+        self.s3.put_file(&self.bucket, key, path, put).await?;
+        Ok(())
+    }
 }
 
 /// A pointer as read, with the ETag a conditional write names.

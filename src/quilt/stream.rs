@@ -364,6 +364,11 @@ pub(crate) struct Entry<'a> {
 }
 
 impl Entry<'_> {
+    /// The canonical `{hash, logical_key, meta, size}` hashed into the top hash.
+    pub(crate) fn hash_part(&self) -> &str {
+        self.part
+    }
+
     /// The canonical `meta` (`{}` when absent), as hashed.
     pub(crate) fn canonical_meta(&self) -> &str {
         self.part.get(self.meta.clone()).unwrap_or("{}")

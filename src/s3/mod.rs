@@ -581,6 +581,42 @@ impl<'a> S3<'a> {
         body: Vec<u8>,
         put: Put<'_>,
     ) -> Result<Written, S3Error> {
+        self.put_body(bucket, key, ByteStream::from(body), put)
+            .await
+    }
+
+    /// `PutObject` of the file at `path`, streamed from disk (never held in memory;
+    /// read again from the start when the request is retried), as [`S3::put`].
+    pub(crate) async fn put_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &std::path::Path,
+        put: Put<'_>,
+    ) -> Result<Written, S3Error> {
+        let body = ByteStream::read_from()
+            .path(path)
+            .buffer_size(256 * 1024)
+            .build()
+            .await
+            .map_err(|e| S3Error {
+                source: Some(Box::new(e)),
+                ..S3Error::new(
+                    "PutObject",
+                    S3Uri::new(bucket, key).to_string(),
+                    S3ErrorKind::Other,
+                )
+            })?;
+        self.put_body(bucket, key, body, put).await
+    }
+
+    async fn put_body(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: ByteStream,
+        put: Put<'_>,
+    ) -> Result<Written, S3Error> {
         let request = self
             .client
             .put_object()
@@ -588,7 +624,7 @@ impl<'a> S3<'a> {
             .key(key)
             .set_content_type(put.content_type.map(str::to_owned))
             .set_metadata(put.metadata)
-            .body(ByteStream::from(body));
+            .body(body);
         let request = match put.condition {
             None => request,
             Some(WriteCondition::Absent) => request.if_none_match("*"),

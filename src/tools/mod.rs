@@ -16,6 +16,7 @@ pub(crate) mod auth;
 pub(crate) mod buckets;
 pub(crate) mod package_uri;
 pub(crate) mod packages;
+pub(crate) mod patch;
 pub(crate) mod policy;
 pub(crate) mod revisions;
 pub(crate) mod search;
@@ -51,6 +52,7 @@ pub(crate) fn register(tools: &mut impl Register) {
     tools.add::<packages::PackageBrowse>();
     tools.add::<packages::PackageDiff>();
     tools.add::<packages::PackageCreate>();
+    tools.add::<patch::PackagePatch>();
     tools.add::<revisions::PackageRevisions>();
     tools.add::<search_packages::SearchPackages>();
     tools.add::<search_objects::SearchObjects>();

@@ -47,7 +47,7 @@ pub(crate) const MAX_CURSOR_CHARS: usize = 16 * 1024;
 /// Most entries `package_create` makes.
 pub(crate) const MAX_CREATE_ENTRIES: usize = 100_000;
 
-fn registry_uri(bucket: &str) -> String {
+pub(crate) fn registry_uri(bucket: &str) -> String {
     format!("s3://{bucket}")
 }
 
@@ -840,15 +840,15 @@ pub(crate) struct PackageCreate;
 
 /// `s3:DeleteObject`: not needed to publish; when the token grants it, a publish that
 /// lost a race removes the timestamp pointer it wrote.
-const DELETE_OBJECT: Permission = Permission::DeleteObject;
+pub(crate) const DELETE_OBJECT: Permission = Permission::DeleteObject;
 
 /// One entry of `package_create`.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub(crate) struct CreateEntry {
     /// The path of the file inside the package, such as `data/measurements.csv`.
-    logical_key: LogicalKey,
+    pub(crate) logical_key: LogicalKey,
     /// The object: `s3://bucket/key`, optionally with `?versionId=…`.
-    s3_uri: ObjectUri,
+    pub(crate) s3_uri: ObjectUri,
 }
 
 /// `package_create` parameters.
@@ -886,7 +886,7 @@ pub(crate) struct CreateParams {
 }
 
 /// A parameter that may be given as `null`, which is not the same as leaving it out.
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
@@ -899,24 +899,34 @@ impl Params for CreateParams {
     /// `s3:GetObjectVersion` for a version), and listing every prefix
     /// (`s3:ListBucket`), on every bucket named.
     fn access(&self) -> Access {
-        let mut access = Access::needs(&[PUT_OBJECT, GET_OBJECT]).bucket(self.registry.name());
-        for entry in &self.entries {
-            access = access.bucket(&entry.s3_uri.bucket);
-            if entry.s3_uri.version_id.is_some() {
-                access.also_needs(GET_OBJECT_VERSION);
-            }
-        }
-        for uri in &self.s3_uris {
-            access = access.bucket(&uri.bucket);
-            if uri.is_prefix() {
-                access.also_needs(LIST_BUCKET);
-            }
-            if uri.version_id.is_some() {
-                access.also_needs(GET_OBJECT_VERSION);
-            }
-        }
-        access
+        let access = Access::needs(&[PUT_OBJECT, GET_OBJECT]).bucket(self.registry.name());
+        sources_access(access, &self.entries, &self.s3_uris)
     }
+}
+
+/// `access` with what reading the sources of `entries` and `uris` needs: each bucket,
+/// `s3:GetObjectVersion` for a version, `s3:ListBucket` for a prefix.
+pub(crate) fn sources_access(
+    mut access: Access,
+    entries: &[CreateEntry],
+    uris: &[SourceUri],
+) -> Access {
+    for entry in entries {
+        access = access.bucket(&entry.s3_uri.bucket);
+        if entry.s3_uri.version_id.is_some() {
+            access.also_needs(GET_OBJECT_VERSION);
+        }
+    }
+    for uri in uris {
+        access = access.bucket(&uri.bucket);
+        if uri.is_prefix() {
+            access.also_needs(LIST_BUCKET);
+        }
+        if uri.version_id.is_some() {
+            access.also_needs(GET_OBJECT_VERSION);
+        }
+    }
+    access
 }
 
 /// The result of `package_create`.
@@ -962,13 +972,13 @@ pub(crate) struct CreateOutput {
 #[derive(Debug, Serialize, JsonSchema)]
 pub(crate) struct ChangeCounts {
     /// Keys only in the new revision.
-    added: u64,
+    pub(crate) added: u64,
     /// Keys only in the previous revision.
-    removed: u64,
+    pub(crate) removed: u64,
     /// Keys in both whose content (hash or size) differs.
-    modified: u64,
+    pub(crate) modified: u64,
     /// Keys in both with the same content.
-    unchanged: u64,
+    pub(crate) unchanged: u64,
 }
 
 impl From<publish::Changes> for ChangeCounts {
@@ -987,10 +997,10 @@ impl From<publish::Changes> for ChangeCounts {
 /// the schemas are, so each schema's bucket goes through the same decision here
 /// (`s3:GetObject` on it, `s3:GetObjectVersion` for a pinned version) before it is
 /// read with the caller's credentials.
-struct SchemaAccess<'a> {
-    info: &'a ToolInfo,
-    claims: &'a crate::auth::QuiltClaims,
-    read_only: bool,
+pub(crate) struct SchemaAccess<'a> {
+    pub(crate) info: &'a ToolInfo,
+    pub(crate) claims: &'a crate::auth::QuiltClaims,
+    pub(crate) read_only: bool,
 }
 
 impl workflow::SchemaGate for SchemaAccess<'_> {
@@ -1143,7 +1153,7 @@ impl Tool for PackageCreate {
 /// A logical key argument, checked as it is parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub(crate) struct LogicalKey(String);
+pub(crate) struct LogicalKey(pub(crate) String);
 super::uri::string_argument!(LogicalKey);
 
 impl TryFrom<String> for LogicalKey {
@@ -1154,7 +1164,7 @@ impl TryFrom<String> for LogicalKey {
     }
 }
 
-fn check_logical_key(key: &str) -> Result<(), ArgumentError> {
+pub(crate) fn check_logical_key(key: &str) -> Result<(), ArgumentError> {
     if key.len() > MAX_KEY_BYTES || key.contains('\0') {
         return Err(ArgumentError::new(format!(
             "a logical key is at most {MAX_KEY_BYTES} bytes and holds no NUL; this one has {} bytes",
@@ -1175,7 +1185,7 @@ fn check_logical_key(key: &str) -> Result<(), ArgumentError> {
     Ok(())
 }
 
-fn too_many() -> ToolError {
+pub(crate) fn too_many() -> ToolError {
     ToolError::new(
         ErrorCode::TooLarge,
         format!("a package made here holds at most {MAX_CREATE_ENTRIES} entries"),
@@ -1187,8 +1197,24 @@ async fn expand_sources(
     s3: &aws_sdk_s3::Client,
     p: &CreateParams,
 ) -> Result<Vec<Source>, ToolError> {
+    let sources = list_sources(s3, &p.entries, &p.s3_uris).await?;
+    if sources.is_empty() {
+        return Err(ToolError::invalid(
+            "give at least one file in `entries` or `s3_uris`",
+        ));
+    }
+    Ok(sources)
+}
+
+/// The objects `entries` and `uris` name, prefixes listed (at most
+/// [`MAX_CREATE_ENTRIES`], each logical key once); none when both are empty.
+pub(crate) async fn list_sources(
+    s3: &aws_sdk_s3::Client,
+    entries: &[CreateEntry],
+    uris: &[SourceUri],
+) -> Result<Vec<Source>, ToolError> {
     let mut sources = Vec::new();
-    for entry in &p.entries {
+    for entry in entries {
         sources.push(Source {
             logical_key: entry.logical_key.0.clone(),
             bucket: entry.s3_uri.bucket.clone(),
@@ -1196,7 +1222,7 @@ async fn expand_sources(
             version_id: entry.s3_uri.version_id.clone(),
         });
     }
-    for uri in &p.s3_uris {
+    for uri in uris {
         if !uri.is_prefix() {
             sources.push(Source {
                 logical_key: uri.key.rsplit('/').next().unwrap_or(&uri.key).to_owned(),
@@ -1235,11 +1261,6 @@ async fn expand_sources(
                 format!("there are no objects under {}", uri.0),
             ));
         }
-    }
-    if sources.is_empty() {
-        return Err(ToolError::invalid(
-            "give at least one file in `entries` or `s3_uris`",
-        ));
     }
     if sources.len() > MAX_CREATE_ENTRIES {
         return Err(too_many());

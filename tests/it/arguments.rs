@@ -344,6 +344,33 @@ async fn bad_arguments_cost_no_upstream_request_on_any_tool() {
             json!({"uri": "quilt+s3://registry#package=team/pkg:latest@abcdef&path=a"}),
             "not both",
         ),
+        ("package_patch", pkg(json!({})), "`add`"),
+        (
+            "package_patch",
+            pkg(json!({"remove": ["data/../x"]})),
+            "remove",
+        ),
+        ("package_patch", pkg(json!({"remove": ["a", "a"]})), "twice"),
+        (
+            "package_patch",
+            pkg(json!({"parent_hash": "xyz", "message": "m"})),
+            "parent_hash",
+        ),
+        (
+            "package_patch",
+            pkg(json!({"add": [{"logical_key": "a/", "s3_uri": object}]})),
+            "logical_key",
+        ),
+        (
+            "package_patch",
+            pkg(json!({"add_s3_uris": ["https://lab-data/x"]})),
+            "add_s3_uris[0]",
+        ),
+        (
+            "package_patch",
+            pkg(json!({"metadata": [1], "message": "m"})),
+            "metadata",
+        ),
     ];
     let s3_before = s3.requests();
     for (tool, args, names) in &cases {

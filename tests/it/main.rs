@@ -18,6 +18,7 @@ mod keyring;
 mod keyring_real;
 mod mcpb_manifest;
 mod package_pages;
+mod package_patch;
 mod package_revisions;
 mod package_uris;
 mod properties;

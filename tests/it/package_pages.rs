@@ -32,7 +32,7 @@ async fn start(s3: &TestS3) -> Server {
 
 /// The server's process id: the child of this process whose environment names the
 /// server's own log directory.
-fn server_pid(server: &Server) -> u32 {
+pub(crate) fn server_pid(server: &Server) -> u32 {
     let me = std::process::id().to_string();
     let marker = format!("QUILT_MCP_LOG_DIR={}", server.log_dir.path().display());
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -71,20 +71,20 @@ fn status_kib(pid: u32, field: &str) -> u64 {
 }
 
 /// The server's peak RSS so far, in MiB.
-fn peak_rss_mib(pid: u32) -> u64 {
+pub(crate) fn peak_rss_mib(pid: u32) -> u64 {
     status_kib(pid, "VmHWM:") / 1024
 }
 
 /// A manifest being written: its lines and its top hash as quilt3 computes it, for
 /// entries in tree order whose `meta` is written in canonical form (so that a
 /// manifest of tens of megabytes need not be parsed to be named).
-struct Writer {
+pub(crate) struct Writer {
     text: String,
     hasher: sha2::Sha256,
 }
 
 impl Writer {
-    fn new(message: &str) -> Writer {
+    pub(crate) fn new(message: &str) -> Writer {
         use sha2::Digest as _;
         let mut hasher = sha2::Sha256::new();
         hasher.update(format!("{{\"message\":\"{message}\",\"version\":\"v0\"}}"));
@@ -95,7 +95,7 @@ impl Writer {
     }
 
     /// An entry line as quilt3 writes it (keys without characters JSON escapes).
-    fn entry(&mut self, key: &str, size: usize, meta: &str) {
+    pub(crate) fn entry(&mut self, key: &str, size: usize, meta: &str) {
         use sha2::Digest as _;
         let value = format!("{size:064x}");
         self.text.push_str(&entry(key, size, meta));
@@ -110,7 +110,7 @@ impl Writer {
         self.text.push('\n');
     }
 
-    fn finish(self) -> (String, String) {
+    pub(crate) fn finish(self) -> (String, String) {
         use sha2::Digest as _;
         let hash = self
             .hasher
@@ -147,7 +147,7 @@ fn small(name: &str, prefix: &str, n: usize) -> Writer {
     writer
 }
 
-async fn put_revision(s3: &TestS3, name: &str, hash: &str, bytes: &[u8]) {
+pub(crate) async fn put_revision(s3: &TestS3, name: &str, hash: &str, bytes: &[u8]) {
     s3.put(
         "registry",
         &format!(".quilt/packages/{hash}"),

@@ -412,6 +412,19 @@ fn calls() -> Vec<(&'static str, Value, bool)> {
             ),
             false,
         ),
+        (
+            "package_patch",
+            with(
+                &pkg,
+                json!({"add": [{"logical_key": "extra/notes.txt", "s3_uri": "s3://data/notes.txt"}], "remove": ["notes.txt"], "message": "three"}),
+            ),
+            true,
+        ),
+        (
+            "package_patch",
+            with(&pkg, json!({"remove": ["nothing/here/"]})),
+            false,
+        ),
         ("package_list", json!({"registry": "registry"}), true),
         (
             "package_list",
@@ -436,7 +449,7 @@ fn calls() -> Vec<(&'static str, Value, bool)> {
         ),
         (
             "bucket_object_text",
-            json!({"uri": "quilt+s3://registry#package=team/pkg&path=notes.txt"}),
+            json!({"uri": "quilt+s3://registry#package=team/pkg&path=extra/notes.txt"}),
             true,
         ),
         (

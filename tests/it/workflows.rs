@@ -793,7 +793,7 @@ async fn versioned_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
         .unwrap();
 }
 
-fn quilt3_python() -> std::path::PathBuf {
+pub(crate) fn quilt3_python() -> std::path::PathBuf {
     std::env::var_os("QUILT_MCP_TEST_QUILT3")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| {
