@@ -40,35 +40,41 @@ pub(crate) struct ListPage {
 }
 
 /// The names one level below `prefix` (each ending in `/`, without `prefix`) whose
-/// keys start with `prefix` + `starts`, after the key `start_after`; at most `max`.
+/// keys start with `prefix` + `starts`, after the key `start_after`; at most `max`, and
+/// whether the listing may hold more (so that a caller need not list again to learn
+/// that it does not).
 async fn children(
     registry: &Registry<'_>,
     prefix: &str,
     starts: &str,
     start_after: Option<String>,
     max: usize,
-) -> Result<Vec<String>, QuiltError> {
+) -> Result<(Vec<String>, bool), QuiltError> {
     let mut pages = registry.s3().list(ListRequest {
         delimiter: Some("/".to_owned()),
         start_after,
+        // No more than asked for: S3 then says itself whether more follow.
+        max_keys: Some(i32::try_from(max.clamp(1, 1000)).unwrap_or(1000)),
         ..ListRequest::prefix(registry.bucket(), &format!("{prefix}{starts}"))
     });
     let mut names = Vec::new();
     while let Some(page) = pages.next_page().await {
-        for listed in page?.common_prefixes {
-            if let Some(child) = listed.strip_prefix(prefix)
+        let page = page?;
+        let listed = page.common_prefixes.len();
+        for (at, listed_name) in page.common_prefixes.into_iter().enumerate() {
+            if let Some(child) = listed_name.strip_prefix(prefix)
                 && let Some(name) = child.strip_suffix('/')
                 && !name.is_empty()
                 && !name.contains('/')
             {
                 names.push(name.to_owned());
                 if names.len() >= max {
-                    return Ok(names);
+                    return Ok((names, at + 1 < listed || page.is_truncated));
                 }
             }
         }
     }
-    Ok(names)
+    Ok((names, false))
 }
 
 /// The key after which a listing of `dir` (ending in `/`) skips every name up to and
@@ -97,7 +103,7 @@ pub(crate) async fn list(
         Some((ns, starts)) => {
             let dir = format!("{NAMED_PACKAGES_PREFIX}{ns}/");
             let start_after = after_name.map(|name| skip(&dir, name));
-            for name in children(registry, &dir, starts, start_after, want).await? {
+            for name in children(registry, &dir, starts, start_after, want).await?.0 {
                 names.push(format!("{ns}/{name}"));
             }
         }
@@ -105,14 +111,17 @@ pub(crate) async fn list(
             // The rest of the cursor's namespace, then the namespaces after it.
             if let (Some(ns), Some(name)) = (after_ns, after_name) {
                 let dir = format!("{NAMED_PACKAGES_PREFIX}{ns}/");
-                for child in children(registry, &dir, "", Some(skip(&dir, name)), want).await? {
+                for child in children(registry, &dir, "", Some(skip(&dir, name)), want)
+                    .await?
+                    .0
+                {
                     names.push(format!("{ns}/{child}"));
                 }
             }
             let mut start_after = after_ns.map(|ns| skip(NAMED_PACKAGES_PREFIX, ns));
             let mut exhausted = false;
             while names.len() < want && !exhausted {
-                let namespaces = children(
+                let (namespaces, more) = children(
                     registry,
                     NAMED_PACKAGES_PREFIX,
                     prefix,
@@ -120,7 +129,7 @@ pub(crate) async fn list(
                     NAMESPACE_BATCH,
                 )
                 .await?;
-                exhausted = namespaces.len() < NAMESPACE_BATCH;
+                exhausted = !more;
                 let Some(last) = namespaces.last() else {
                     break;
                 };
@@ -130,7 +139,7 @@ pub(crate) async fn list(
                         let dir = format!("{NAMED_PACKAGES_PREFIX}{ns}/");
                         children(registry, &dir, "", None, want)
                             .await
-                            .map(|names| (ns, names))
+                            .map(|(names, _)| (ns, names))
                     })
                     .buffered(NAMESPACE_CONCURRENCY);
                 while names.len() < want

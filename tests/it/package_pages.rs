@@ -454,6 +454,50 @@ async fn package_list_names_without_reading_pointers() {
     server.stop().await;
 }
 
+/// A registry of exactly one batch of namespaces (100) is named in one listing of
+/// namespaces and one of names in each: S3's own truncation flag says no namespace
+/// follows, so none is listed again to find out.
+#[tokio::test]
+async fn package_list_lists_namespaces_once() {
+    let s3 = registry().await;
+    let hash = "a".repeat(64);
+    for ns in 0..100 {
+        s3.seed_file(
+            "registry",
+            &format!(".quilt/named_packages/ns{ns:03}/p/latest"),
+            hash.as_bytes(),
+        );
+    }
+    let server = start(&s3).await;
+    let before = s3.requests();
+    let listing = server
+        .ok(
+            "package_list",
+            json!({"registry": "registry", "max_packages": 1000}),
+        )
+        .await;
+    assert_eq!(listing["count"], 100, "{listing}");
+    assert_eq!(listing["truncated"], false, "{listing}");
+    assert_eq!(s3.requests() - before, 1 + 100);
+    // One more namespace: a second listing of namespaces, after the first 100.
+    s3.seed_file(
+        "registry",
+        ".quilt/named_packages/ns100/p/latest",
+        hash.as_bytes(),
+    );
+    let before = s3.requests();
+    let listing = server
+        .ok(
+            "package_list",
+            json!({"registry": "registry", "max_packages": 1000}),
+        )
+        .await;
+    assert_eq!(listing["count"], 101, "{listing}");
+    assert_eq!(listing["packages"][100]["name"], "ns100/p", "{listing}");
+    assert_eq!(s3.requests() - before, 1 + 100 + 1 + 1);
+    server.stop().await;
+}
+
 fn zeros(n: usize) -> String {
     let mut out = String::with_capacity(2 * n + 2);
     out.push('[');
