@@ -13,7 +13,11 @@
 //! names a Python with moto (`scripts/ci-moto`), against moto. The load generator is a
 //! small HTTP/1.1 client on one thread (requests prepared up front, responses framed
 //! by `Content-Length`), so that it takes as little of the machine as it can; the
-//! machine's load average is printed next to each figure.
+//! machine's load average is printed next to each figure, and so is the CPU time the
+//! server and the generator used per call (a figure that the other work on the machine
+//! disturbs far less than calls/s). After each scenario the server is stopped with
+//! SIGTERM and its `tool_call` log lines are counted against the calls it answered: a
+//! line lost under load is a failure of the bench.
 //!
 //! `QUILT_MCP_BENCH_SECONDS` (default 10) sets the measured time,
 //! `QUILT_MCP_BENCH_CONNECTIONS` (64) and `QUILT_MCP_BENCH_TOKENS` (200) the load,
@@ -66,7 +70,24 @@ struct Tally {
     latencies: Vec<Duration>,
     limited: usize,
     errors: usize,
+    /// Calls answered 200 before the measured time (the warm-up).
+    warmup_ok: usize,
 }
+
+/// CPU time (user and system) in clock ticks of `/proc/<what>/stat`: a process id,
+/// `self`, or `thread-self`.
+fn cpu_ticks(what: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{what}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    Some(user + system)
+}
+
+/// Clock ticks per second of `/proc/*/stat` (USER_HZ, 100 on Linux).
+const TICKS_PER_SECOND: f64 = 100.0;
 
 /// Reads one HTTP/1.1 response from `stream` into `buf` (reused); its status.
 async fn read_response(
@@ -143,7 +164,7 @@ async fn connection(
         let measured = started >= measure_from;
         match result {
             Ok(200) if measured => tally.latencies.push(started.elapsed()),
-            Ok(200) => {}
+            Ok(200) => tally.warmup_ok += 1,
             Ok(_) if !measured => {}
             Ok(_) => tally.errors += 1,
             // A 429 says `Connection: close`: counted, and a new connection.
@@ -156,6 +177,8 @@ async fn connection(
                     } else {
                         tally.errors += 1;
                     }
+                } else if buf.get(9..12) == Some(b"200") {
+                    tally.warmup_ok += 1;
                 }
                 stream = None;
             }
@@ -207,12 +230,15 @@ async fn scenario(name: &str, flags: &[&str], s3: Option<&str>, body: &str) {
     let seconds = setting("QUILT_MCP_BENCH_SECONDS", 10);
     let connections = setting("QUILT_MCP_BENCH_CONNECTIONS", 64) as usize;
     let tokens = setting("QUILT_MCP_BENCH_TOKENS", 200) as usize;
+    // A log directory of its own, whose `tool_call` lines are counted at the end.
+    let log_dir = tempfile::tempdir().or_fail("a log directory");
     let mut child = support::server_command(s3)
         // The server's default log level unless told otherwise: every call logs.
         .env(
             "QUILT_MCP_LOG",
             std::env::var("QUILT_MCP_BENCH_LOG").unwrap_or_else(|_| "info".to_owned()),
         )
+        .env("QUILT_MCP_LOG_DIR", log_dir.path())
         .args(["serve", "--http", "127.0.0.1:0"])
         .args(flags)
         .stderr(std::process::Stdio::piped())
@@ -229,6 +255,9 @@ async fn scenario(name: &str, flags: &[&str], s3: Option<&str>, body: &str) {
         }
     }
     let url = url.or_fail("the server's readiness line on stderr");
+    // The rest of its stderr is read and dropped: unread warnings (a `rate_limited`
+    // line per burst) would fill the pipe and stop the server in its next write.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let addr: std::net::SocketAddr = url
         .trim_start_matches("http://")
         .trim_end_matches("/mcp")
@@ -252,6 +281,11 @@ async fn scenario(name: &str, flags: &[&str], s3: Option<&str>, body: &str) {
     let load_before = load_average();
     let measure_from = Instant::now() + WARMUP;
     let deadline = measure_from + Duration::from_secs(seconds);
+    // The server's CPU time is read when the measured time starts and when it ends.
+    let server_from = std::thread::spawn(move || {
+        std::thread::sleep(measure_from.saturating_duration_since(Instant::now()));
+        pid.and_then(|p| cpu_ticks(&p.to_string()))
+    });
     // The load generator runs on a thread of its own, on one core at most.
     let generator = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -259,6 +293,10 @@ async fn scenario(name: &str, flags: &[&str], s3: Option<&str>, body: &str) {
             .build()
             .or_fail("the load generator's runtime");
         runtime.block_on(async move {
+            let from = tokio::spawn(async move {
+                tokio::time::sleep_until(measure_from.into()).await;
+                cpu_ticks("thread-self")
+            });
             let tasks: Vec<_> = (0..connections)
                 .map(|c| {
                     let requests = requests.clone();
@@ -271,30 +309,87 @@ async fn scenario(name: &str, flags: &[&str], s3: Option<&str>, body: &str) {
                 all.latencies.extend(tally.latencies);
                 all.limited += tally.limited;
                 all.errors += tally.errors;
+                all.warmup_ok += tally.warmup_ok;
             }
-            all
+            let used = cpu_ticks("thread-self")
+                .zip(from.await.ok().flatten())
+                .map(|(to, from)| to.saturating_sub(from));
+            (all, used)
         })
     });
-    let mut all = generator
+    let (mut all, generator_ticks) = generator
         .join()
         .unwrap_or_else(|_| support::fail(name, "the load generator stopped"));
+    let server_ticks = pid
+        .and_then(|p| cpu_ticks(&p.to_string()))
+        .zip(server_from.join().ok().flatten())
+        .map(|(to, from)| to.saturating_sub(from));
     if all.latencies.is_empty() && all.limited == 0 {
         support::fail(name, "no call succeeded");
     }
     all.latencies.sort();
     let secs = seconds as f64;
+    let per_call = |ticks: Option<u64>| match ticks {
+        Some(ticks) if !all.latencies.is_empty() => format!(
+            "{:.0} us",
+            ticks as f64 / TICKS_PER_SECOND / all.latencies.len() as f64 * 1e6
+        ),
+        _ => "n/a".to_owned(),
+    };
+    let rss = peak_rss_mb(pid);
+    let load_after = load_average();
+    // SIGTERM: the server flushes its log lines and exits.
+    let stopped = match pid {
+        Some(pid) => std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success()),
+        None => false,
+    };
+    if !stopped
+        || tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .is_err()
+    {
+        let _ = child.kill().await;
+        support::fail(name, "the server did not stop on SIGTERM");
+    }
+    // Every answered call (the check call, the warm-up and the measured ones) logs
+    // one `tool_call` line.
+    let answered = all.latencies.len() + all.warmup_ok + 1;
+    let logged = tool_call_lines(log_dir.path());
     println!(
-        "{name}: {connections} connections, {tokens} tokens, {seconds} s: {:.0} calls/s, p50 {:.2} ms, p99 {:.2} ms, 429 {:.0}/s, errors {}; server peak RSS {}; load {} -> {}",
+        "{name}: {connections} connections, {tokens} tokens, {seconds} s: {:.0} calls/s, p50 {:.2} ms, p99 {:.2} ms, 429 {:.0}/s, errors {}; CPU per call: server {}, generator {}; server peak RSS {rss}; tool_call lines {logged} of {answered} calls; load {load_before} -> {load_after}",
         all.latencies.len() as f64 / secs,
         percentile(&all.latencies, 0.50).as_secs_f64() * 1000.0,
         percentile(&all.latencies, 0.99).as_secs_f64() * 1000.0,
         all.limited as f64 / secs,
         all.errors,
-        peak_rss_mb(pid),
-        load_before,
-        load_average(),
+        per_call(server_ticks),
+        per_call(generator_ticks),
     );
-    let _ = child.kill().await;
+    if logged != answered {
+        support::fail(
+            name,
+            format!("{answered} calls answered but {logged} tool_call lines logged"),
+        );
+    }
+}
+
+/// The `tool_call` lines of the log files in `dir`.
+fn tool_call_lines(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .map(|text| {
+            text.lines()
+                .filter(|l| l.contains(r#""event":"tool_call""#))
+                .count()
+        })
+        .sum()
 }
 
 /// Starts moto's server through the Python `QUILT_MCP_TEST_MOTO` names

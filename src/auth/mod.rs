@@ -6,6 +6,7 @@
 //! - [`store`]: the OS keyring: the store in use and the entry (with [`keyutils`], the
 //!   kernel store, on Linux).
 //! - [`verify`]: token verification (docs/reference.md, Errors), yielding an [`AuthContext`] or an [`AuthFailure`].
+//! - [`verified`]: verified bearer tokens remembered (HTTP), bounded, times checked on every use.
 //! - [`claims`]: decompression of the Quilt claims.
 //! - [`aws_source`]: which AWS credential source the claims name (docs/reference.md, Settings).
 
@@ -17,6 +18,7 @@ pub mod keyutils;
 pub mod source;
 pub mod store;
 pub mod token;
+pub mod verified;
 pub mod verify;
 
 use serde::Serialize;

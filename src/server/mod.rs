@@ -19,6 +19,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::json;
 
 use crate::auth::source::TokenProvider;
+use crate::auth::verified::VerifiedTokens;
 use crate::auth::verify::Verifier;
 use crate::auth::{AuthContext, AuthFailure, Token, TokenSourceKind};
 use crate::aws::Aws;
@@ -74,6 +75,9 @@ struct Inner {
     catalog_url: Option<String>,
     /// The last verified context, reused while the same token is presented.
     verified: Mutex<Option<Arc<AuthContext>>>,
+    /// HTTP: the contexts of bearer tokens verified before, bounded (docs/reference.md,
+    /// HTTP).
+    bearers: VerifiedTokens,
     /// The token line that opens the `instructions` (stdio, docs/reference.md, Logs), from the
     /// start-up check.
     token_line: Mutex<Option<String>>,
@@ -135,6 +139,7 @@ impl QuiltServer {
                 verifier,
                 tokens,
                 verified: Mutex::new(None),
+                bearers: VerifiedTokens::default(),
                 token_line: Mutex::new(None),
             }),
         }
@@ -349,14 +354,37 @@ impl QuiltServer {
         Ok(ctx)
     }
 
-    /// Verifies a bearer token presented over HTTP, logging `token_checked`. Each
-    /// request is verified on its own.
+    /// Verifies a bearer token presented over HTTP, logging `token_checked`. A token
+    /// verified before is remembered (docs/reference.md, HTTP): its context is reused
+    /// after its times (`exp`, `nbf`, `iat`) are checked again, without a new
+    /// `token_checked` line unless they fail.
     pub fn verify_bearer(
         &self,
         token: &Token,
         request: &RequestMeta,
     ) -> Result<Arc<AuthContext>, AuthFailure> {
-        self.verify_logged(token, TokenSourceKind::Http, now_unix(), Some(request))
+        self.verify_bearer_at(token, request, now_unix())
+    }
+
+    fn verify_bearer_at(
+        &self,
+        token: &Token,
+        request: &RequestMeta,
+        now: i64,
+    ) -> Result<Arc<AuthContext>, AuthFailure> {
+        if let Some(ctx) = self.inner.bearers.get(token) {
+            return match self.inner.verifier.recheck(&ctx, now) {
+                Ok(()) => Ok(ctx),
+                Err(failure) => {
+                    self.inner.bearers.remove(token);
+                    log_token_failure(Some(token), TokenSourceKind::Http, &failure, Some(request));
+                    Err(failure)
+                }
+            };
+        }
+        let ctx = self.verify_logged(token, TokenSourceKind::Http, now, Some(request))?;
+        self.inner.bearers.insert(ctx.clone());
+        Ok(ctx)
     }
 
     /// The verifier has a key.
@@ -668,6 +696,87 @@ mod tests {
             Err(ServiceError::McpError(e)) => Err(e),
             Err(other) => panic!("transport failure: {other}"),
         }
+    }
+
+    fn hs256(claims: &serde_json::Value) -> Token {
+        let text = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        Token::stripped(&text).unwrap()
+    }
+
+    #[test]
+    fn a_remembered_bearer_is_refused_once_it_expires_and_forgotten() {
+        let server = QuiltServer::new_http(config());
+        let meta = RequestMeta::default();
+        let now = now_unix();
+        let leeway = i64::try_from(server.config().leeway_secs).unwrap();
+        let token = hs256(&serde_json::json!({
+            "sub": "bob", "aud": "quilt-mcp-server", "iat": now, "exp": now + 60,
+        }));
+        let first = server.verify_bearer_at(&token, &meta, now).unwrap();
+        // Remembered: the same context comes back while the token is valid…
+        let again = server
+            .verify_bearer_at(&token, &meta, now + 60 + leeway)
+            .unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        // …and past its expiry (and the leeway) it is refused although remembered.
+        let expired = server
+            .verify_bearer_at(&token, &meta, now + 61 + leeway)
+            .unwrap_err();
+        assert_eq!(expired.reason, crate::auth::Reason::Expired);
+        assert!(server.inner.bearers.get(&token).is_none());
+        // A token not yet valid when it comes back (a clock set back) is refused too.
+        let later = hs256(&serde_json::json!({
+            "sub": "carol", "aud": "quilt-mcp-server", "nbf": now, "exp": now + 600,
+        }));
+        server.verify_bearer_at(&later, &meta, now).unwrap();
+        let early = server
+            .verify_bearer_at(&later, &meta, now - leeway - 1)
+            .unwrap_err();
+        assert_eq!(early.reason, crate::auth::Reason::NotYetValid);
+    }
+
+    #[test]
+    fn a_remembered_bearer_never_vouches_for_another_token() {
+        let server = QuiltServer::new_http(config());
+        let meta = RequestMeta::default();
+        let now = now_unix();
+        let good = hs256(&serde_json::json!({
+            "sub": "bob", "aud": "quilt-mcp-server", "iat": now, "exp": now + 600,
+            "buckets": ["b"],
+        }));
+        server.verify_bearer_at(&good, &meta, now).unwrap();
+        // The same header and claims with another signature, a token that only
+        // extends the good one, and one cut short: each is verified on its own.
+        let text = good.expose();
+        let (signed, signature) = text.rsplit_once('.').unwrap();
+        let mut forged_signature = signature.as_bytes().to_vec();
+        forged_signature[5] = if forged_signature[5] == b'A' {
+            b'B'
+        } else {
+            b'A'
+        };
+        let forged = format!("{signed}.{}", String::from_utf8(forged_signature).unwrap());
+        let failure = server
+            .verify_bearer_at(&Token::stripped(&forged).unwrap(), &meta, now)
+            .unwrap_err();
+        assert_eq!(failure.reason, crate::auth::Reason::InvalidSignature);
+        for other in [format!("{text}A"), text[..text.len() - 1].to_owned()] {
+            let other = Token::stripped(&other).unwrap();
+            assert!(server.verify_bearer_at(&other, &meta, now).is_err());
+        }
+        assert_eq!(
+            server
+                .verify_bearer_at(&good, &meta, now)
+                .unwrap()
+                .subject
+                .as_deref(),
+            Some("bob")
+        );
     }
 
     #[tokio::test]
