@@ -990,6 +990,48 @@ mod gate_tests {
         }
     }
 
+    /// The publishing tools authorize the registry a `quilt+s3://` `uri` names, and a
+    /// parent given as a hash prefix in it needs `s3:ListBucket`, as `parent_hash` does.
+    #[test]
+    fn publishing_tools_authorize_the_registry_of_their_uri() {
+        let write = ["s3:GetObject", "s3:PutObject"];
+        let create = json!({"uri": "quilt+s3://b#package=ns/pkg", "s3_uris": ["s3://b/a"]});
+        let patch = json!({"uri": "quilt+s3://b#package=ns/pkg", "message": "m"});
+        for (tool, args) in [("package_create", &create), ("package_patch", &patch)] {
+            let allowed = run(tool, args.clone(), &claims(&write, &["b"], "write"), false);
+            assert_eq!(allowed.unwrap(), ["b"], "{tool}");
+            let d = denied(run(
+                tool,
+                args.clone(),
+                &claims(&write, &["other"], "write"),
+                false,
+            ));
+            assert_eq!(
+                (d.reason, d.bucket.as_deref()),
+                (DenyReason::BucketNotAllowed, Some("b")),
+                "{tool}"
+            );
+        }
+        let by_prefix = json!({"uri": "quilt+s3://b#package=ns/pkg@abcdef", "message": "m"});
+        let d = denied(run(
+            "package_patch",
+            by_prefix,
+            &claims(&write, &["b"], "write"),
+            false,
+        ));
+        assert_eq!(d.missing_permissions, ["s3:ListBucket"]);
+        let full = format!("quilt+s3://b#package=ns/pkg@{}", "a".repeat(64));
+        assert!(
+            run(
+                "package_patch",
+                json!({"uri": full, "message": "m"}),
+                &claims(&write, &["b"], "write"),
+                false
+            )
+            .is_ok()
+        );
+    }
+
     #[test]
     fn write_tools_refuse_read_level_and_read_only_mode() {
         for spec in tools().iter().filter(|s| s.writes) {

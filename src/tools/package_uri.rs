@@ -23,7 +23,7 @@ use crate::error::ArgumentError;
 use crate::quilt::browse::PageRequest;
 use crate::quilt::cache;
 use crate::quilt::registry::Registry;
-use crate::quilt::{HashPrefix, PackageName};
+use crate::quilt::{HashPrefix, NewPackageName, PackageName};
 use crate::s3::S3Uri;
 use crate::s3::uri::check_bucket_name;
 
@@ -173,13 +173,7 @@ impl Named {
                 path,
             });
         };
-        let disagree = |what: &str, given: &str, in_uri: &str| {
-            ArgumentError::new(format!(
-                "`{what}` is {:?} but `uri` names {:?}; give one of them, or the same in both",
-                short(given),
-                short(in_uri)
-            ))
-        };
+        let disagree = disagreement;
         if let Some(registry) = &self.registry
             && registry.name() != uri.bucket
         {
@@ -190,19 +184,7 @@ impl Named {
         {
             return Err(disagree("package_name", name.as_str(), uri.name.as_str()));
         }
-        let top_hash = match (self.top_hash, uri.top_hash) {
-            (Some(given), Some(in_uri)) => {
-                let (g, u) = (given.as_str(), in_uri.as_str());
-                if g.starts_with(u) {
-                    Some(given)
-                } else if u.starts_with(g) {
-                    Some(in_uri)
-                } else {
-                    return Err(disagree("top_hash", g, u));
-                }
-            }
-            (given, in_uri) => given.or(in_uri),
-        };
+        let top_hash = same_revision("top_hash", self.top_hash, uri.top_hash)?;
         let path = match (path, uri.path) {
             (Some(given), Some(in_uri)) if given != in_uri => {
                 return Err(disagree("path", &given, &in_uri));
@@ -214,6 +196,84 @@ impl Named {
             name: uri.name,
             top_hash,
             path,
+        })
+    }
+}
+
+/// The error of a part given both as an argument and in `uri`, differently.
+fn disagreement(what: &str, given: &str, in_uri: &str) -> ArgumentError {
+    ArgumentError::new(format!(
+        "`{what}` is {:?} but `uri` names {:?}; give one of them, or the same in both",
+        short(given),
+        short(in_uri)
+    ))
+}
+
+/// The revision named by the argument `what` and by `uri`'s `@TOP_HASH`: either, or
+/// both when one is a prefix of the other (the longer is kept).
+pub(crate) fn same_revision(
+    what: &str,
+    given: Option<HashPrefix>,
+    in_uri: Option<HashPrefix>,
+) -> Result<Option<HashPrefix>, ArgumentError> {
+    match (given, in_uri) {
+        (Some(given), Some(in_uri)) => {
+            let (g, u) = (given.as_str(), in_uri.as_str());
+            if g.starts_with(u) {
+                Ok(Some(given))
+            } else if u.starts_with(g) {
+                Ok(Some(in_uri))
+            } else {
+                Err(disagreement(what, g, u))
+            }
+        }
+        (given, in_uri) => Ok(given.or(in_uri)),
+    }
+}
+
+/// The package a call that publishes a revision (`package_create`, `package_patch`)
+/// names: by `uri`, by `registry` and `package_name`, or by both when they agree.
+/// The name is checked as a name to write, whichever way it came.
+#[derive(Debug)]
+pub(crate) struct WriteTarget {
+    /// The registry bucket.
+    pub(crate) bucket: String,
+    /// The package.
+    pub(crate) name: NewPackageName,
+    /// The revision `uri` names (`@TOP_HASH`), if any: for the caller to use or refuse.
+    pub(crate) top_hash: Option<HashPrefix>,
+    /// The path `uri` names, if any: for the caller to refuse.
+    pub(crate) path: Option<String>,
+}
+
+impl WriteTarget {
+    /// The package named by `uri` and by `registry` and `package_name`.
+    pub(crate) fn named(
+        registry: Option<Bucket>,
+        package_name: Option<NewPackageName>,
+        uri: Option<PackageUri>,
+    ) -> Result<WriteTarget, ArgumentError> {
+        // A name to write is a name to read too, so this conversion never fails.
+        let given = package_name
+            .as_ref()
+            .map(|n| PackageName::try_from(n.to_string()))
+            .transpose()?;
+        let package = Named {
+            registry,
+            package_name: given,
+            ..Named::default()
+        }
+        .with(uri)?;
+        let name = match package_name {
+            Some(name) => name,
+            None => NewPackageName::try_from(package.name.into_string())
+                .map_err(|e| e.context("`uri`"))?,
+        };
+        Ok(WriteTarget {
+            bucket: package.bucket,
+            name,
+            top_hash: package.top_hash,
+            path: package.path,
         })
     }
 }

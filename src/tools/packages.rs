@@ -12,11 +12,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::package_uri::{Named, PackageUri};
+use super::package_uri::{Named, PackageUri, WriteTarget};
 use super::policy;
 use super::search;
 use super::uri::{
     Bounded, Bucket, MAX_KEY_BYTES, ObjectUri, S3Name, SourceUri, blank_is_none, checked_params,
+    short,
 };
 use super::{
     Access, Call, ErrorCode, GET_OBJECT, GET_OBJECT_VERSION, LIST_BUCKET, PUT_OBJECT, Params,
@@ -851,13 +852,22 @@ pub(crate) struct CreateEntry {
     pub(crate) s3_uri: ObjectUri,
 }
 
-/// `package_create` parameters.
+/// `package_create` arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub(crate) struct CreateParams {
-    /// The package to create or revise, `namespace/name` (letters, digits, `_`, `-`).
-    package_name: NewPackageName,
-    /// The registry bucket the package is written to: `s3://bucket` or a bucket name.
-    registry: Bucket,
+pub(crate) struct CreateArgs {
+    /// The package to create or revise, `namespace/name` (letters, digits, `_`, `-`;
+    /// or give `uri`).
+    #[serde(default)]
+    package_name: Option<NewPackageName>,
+    /// The registry bucket the package is written to: `s3://bucket` or a bucket name
+    /// (or give `uri`).
+    #[serde(default)]
+    registry: Option<Bucket>,
+    /// The package as the catalog names it, in place of `registry` and
+    /// `package_name`: `quilt+s3://BUCKET#package=NS/NAME` (no `@TOP_HASH` and no
+    /// `path`: a new revision is made).
+    #[serde(default)]
+    uri: Option<PackageUri>,
     /// Files to include, each an S3 object with its path in the package.
     #[serde(default)]
     entries: Vec<CreateEntry>,
@@ -885,6 +895,53 @@ pub(crate) struct CreateParams {
     force: Option<bool>,
 }
 
+/// `package_create` parameters: the package named by `uri` or by `registry` and
+/// `package_name`, and the rest of the arguments.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "CreateArgs")]
+pub(crate) struct CreateParams {
+    bucket: String,
+    package_name: NewPackageName,
+    entries: Vec<CreateEntry>,
+    s3_uris: Vec<SourceUri>,
+    message: Option<String>,
+    metadata: Option<serde_json::Map<String, Value>>,
+    workflow: Option<Option<String>>,
+    overwrite: Option<bool>,
+    force: Option<bool>,
+}
+checked_params!(CreateParams, CreateArgs);
+
+impl TryFrom<CreateArgs> for CreateParams {
+    type Error = ArgumentError;
+    fn try_from(args: CreateArgs) -> Result<CreateParams, ArgumentError> {
+        let target = WriteTarget::named(args.registry, args.package_name, args.uri)?;
+        if let Some(hash) = &target.top_hash {
+            return Err(ArgumentError::new(format!(
+                "`uri` names the revision @{}; package_create makes a new revision: leave `@TOP_HASH` out (package_patch builds on a given parent)",
+                hash.as_str()
+            )));
+        }
+        if let Some(path) = &target.path {
+            return Err(ArgumentError::new(format!(
+                "`uri` names the file {:?}; package_create names a package, not a file: leave `&path=` out (`entries` and `s3_uris` name the files)",
+                short(path)
+            )));
+        }
+        Ok(CreateParams {
+            bucket: target.bucket,
+            package_name: target.name,
+            entries: args.entries,
+            s3_uris: args.s3_uris,
+            message: args.message,
+            metadata: args.metadata,
+            workflow: args.workflow,
+            overwrite: args.overwrite,
+            force: args.force,
+        })
+    }
+}
+
 /// A parameter that may be given as `null`, which is not the same as leaving it out.
 pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
@@ -899,7 +956,7 @@ impl Params for CreateParams {
     /// `s3:GetObjectVersion` for a version), and listing every prefix
     /// (`s3:ListBucket`), on every bucket named.
     fn access(&self) -> Access {
-        let access = Access::needs(&[PUT_OBJECT, GET_OBJECT]).bucket(self.registry.name());
+        let access = Access::needs(&[PUT_OBJECT, GET_OBJECT]).bucket(&self.bucket);
         sources_access(access, &self.entries, &self.s3_uris)
     }
 }
@@ -1061,7 +1118,7 @@ impl Tool for PackageCreate {
 
     async fn run(call: Call<'_>, mut p: CreateParams) -> Result<CreateOutput, ToolError> {
         let s3 = call.s3()?;
-        let bucket = p.registry.name();
+        let bucket = p.bucket.as_str();
         let registry = Registry::new(s3, bucket);
         let previous = registry.latest_pointer(&p.package_name).await?;
         if let Some(previous) = &previous
@@ -1328,6 +1385,50 @@ mod tests {
                 .code,
             ErrorCode::TooLarge
         );
+    }
+
+    #[test]
+    fn create_names_its_package_by_uri_or_by_registry_and_name() {
+        let parse = |args: serde_json::Value| {
+            let mut args = args;
+            args["s3_uris"] = serde_json::json!(["s3://src/a"]);
+            serde_json::from_value::<CreateParams>(args).map_err(|e| e.to_string())
+        };
+        for good in [
+            serde_json::json!({"uri": "quilt+s3://reg#package=ns/p"}),
+            serde_json::json!({"uri": "quilt+s3://reg#package=ns/p:latest&catalog=c"}),
+            serde_json::json!({"registry": "reg", "package_name": "ns/p"}),
+            serde_json::json!({"uri": "quilt+s3://reg#package=ns/p", "registry": "s3://reg", "package_name": "ns/p"}),
+        ] {
+            let p = parse(good.clone()).unwrap_or_else(|e| panic!("{good}: {e}"));
+            assert_eq!((p.bucket.as_str(), &*p.package_name), ("reg", "ns/p"));
+        }
+        for (bad, names) in [
+            (
+                serde_json::json!({"uri": "quilt+s3://reg#package=ns/p@abcdef"}),
+                "new revision",
+            ),
+            (
+                serde_json::json!({"uri": "quilt+s3://reg#package=ns/p&path=a"}),
+                "not a file",
+            ),
+            (
+                serde_json::json!({"uri": "quilt+s3://reg#package=ns/p", "registry": "other"}),
+                "`registry`",
+            ),
+            (
+                serde_json::json!({"uri": "quilt+s3://reg#package=ns/p", "package_name": "ns/q"}),
+                "`package_name`",
+            ),
+            (
+                serde_json::json!({"uri": "quilt+s3://reg#package=n%C3%A9/p"}),
+                "not a package name to write",
+            ),
+            (serde_json::json!({"package_name": "ns/p"}), "`uri`"),
+        ] {
+            let error = parse(bad.clone()).unwrap_err();
+            assert!(error.contains(names), "{bad}: {error}");
+        }
     }
 
     #[test]

@@ -14,11 +14,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::package_uri::{PackageUri, WriteTarget, same_revision};
 use super::packages::{
     ChangeCounts, CreateEntry, DELETE_OBJECT, MAX_CREATE_ENTRIES, SchemaAccess, check_logical_key,
     list_sources, present, registry_uri, sources_access,
 };
-use super::uri::{Bucket, SourceUri, blank_is_none, checked_params};
+use super::uri::{Bucket, SourceUri, blank_is_none, checked_params, short};
 use super::{
     Access, Call, ErrorCode, GET_OBJECT, LIST_BUCKET, PUT_OBJECT, Params, Tool, ToolError,
     ToolInfo, Toolset,
@@ -46,10 +47,17 @@ pub(crate) const MAX_REMOVALS: usize = MAX_CREATE_ENTRIES;
 /// `package_patch` arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub(crate) struct PatchArgs {
-    /// The package to change, `namespace/name`.
-    package_name: NewPackageName,
-    /// The registry bucket: `s3://bucket` or a bucket name.
-    registry: Bucket,
+    /// The package to change, `namespace/name` (or give `uri`).
+    #[serde(default)]
+    package_name: Option<NewPackageName>,
+    /// The registry bucket: `s3://bucket` or a bucket name (or give `uri`).
+    #[serde(default)]
+    registry: Option<Bucket>,
+    /// The package as the catalog names it, in place of `registry` and `package_name`:
+    /// `quilt+s3://BUCKET#package=NS/NAME`, with `@TOP_HASH` for the `parent_hash`
+    /// (a `path` in it is refused: a patch names a package).
+    #[serde(default)]
+    uri: Option<PackageUri>,
     /// The revision to build on, a full top hash or a unique prefix of at least 6
     /// characters (default: the current latest). It must still be the latest
     /// revision: when another was published since, the call is refused with
@@ -86,10 +94,15 @@ pub(crate) struct PatchArgs {
     workflow: Option<Option<String>>,
 }
 
-/// `package_patch` parameters: the arguments, checked together.
+/// `package_patch` parameters: the arguments, checked together, and the package and
+/// parent named by `uri` or by `registry`, `package_name` and `parent_hash`.
 #[derive(Debug, Deserialize)]
 #[serde(try_from = "PatchArgs")]
 pub(crate) struct PatchParams {
+    bucket: String,
+    package_name: NewPackageName,
+    parent_hash: Option<HashPrefix>,
+    /// The rest: what to change.
     args: PatchArgs,
 }
 checked_params!(PatchParams, PatchArgs);
@@ -105,7 +118,19 @@ fn check_removal(target: &str) -> Result<(), ArgumentError> {
 
 impl TryFrom<PatchArgs> for PatchParams {
     type Error = ArgumentError;
-    fn try_from(args: PatchArgs) -> Result<PatchParams, ArgumentError> {
+    fn try_from(mut args: PatchArgs) -> Result<PatchParams, ArgumentError> {
+        let target = WriteTarget::named(
+            args.registry.take(),
+            args.package_name.take(),
+            args.uri.take(),
+        )?;
+        if let Some(path) = &target.path {
+            return Err(ArgumentError::new(format!(
+                "`uri` names the file {:?}; a patch names a package, not a file: leave `&path=` out (`add` and `remove` name the files)",
+                short(path)
+            )));
+        }
+        let parent_hash = same_revision("parent_hash", args.parent_hash.take(), target.top_hash)?;
         let nothing = args.add.is_empty()
             && args.add_s3_uris.is_empty()
             && args.remove.is_empty()
@@ -135,7 +160,12 @@ impl TryFrom<PatchArgs> for PatchParams {
                 )));
             }
         }
-        Ok(PatchParams { args })
+        Ok(PatchParams {
+            bucket: target.bucket,
+            package_name: target.name,
+            parent_hash,
+            args,
+        })
     }
 }
 
@@ -144,8 +174,8 @@ impl Params for PatchParams {
     /// (listing prefixes); listing the registry to resolve a hash prefix.
     fn access(&self) -> Access {
         let a = &self.args;
-        let mut access = Access::needs(&[PUT_OBJECT, GET_OBJECT]).bucket(a.registry.name());
-        if a.parent_hash.as_ref().is_some_and(|h| !h.is_full()) {
+        let mut access = Access::needs(&[PUT_OBJECT, GET_OBJECT]).bucket(&self.bucket);
+        if self.parent_hash.as_ref().is_some_and(|h| !h.is_full()) {
             access.also_needs(LIST_BUCKET);
         }
         sources_access(access, &a.add, &a.add_s3_uris)
@@ -228,11 +258,16 @@ impl Tool for PackagePatch {
     }
 
     async fn run(call: Call<'_>, p: PatchParams) -> Result<PatchOutput, ToolError> {
-        let p = p.args;
+        let PatchParams {
+            bucket,
+            package_name,
+            parent_hash,
+            args: p,
+        } = p;
         let s3 = call.s3()?;
-        let bucket = p.registry.name();
+        let bucket = bucket.as_str();
         let registry = Registry::new(s3, bucket);
-        let name: &str = &p.package_name;
+        let name: &str = &package_name;
         let Some(latest) = registry.latest_pointer(name).await? else {
             return Err(ToolError::new(
                 ErrorCode::NotFound,
@@ -241,7 +276,7 @@ impl Tool for PackagePatch {
                 ),
             ));
         };
-        let parent = match &p.parent_hash {
+        let parent = match &parent_hash {
             None => latest.top_hash.clone(),
             Some(prefix) => registry.resolve(name, Some(prefix)).await?,
         };
@@ -325,7 +360,7 @@ impl Tool for PackagePatch {
         Ok(PatchOutput {
             registry: registry_uri(bucket),
             uri: quilt::package_uri(bucket, name, &published.top_hash),
-            package_name: p.package_name.into_string(),
+            package_name: package_name.into_string(),
             top_hash: published.top_hash,
             entry_count: published.entry_count,
             total_size: published.total_size,
@@ -380,6 +415,59 @@ mod tests {
             with(serde_json::json!({"add_s3_uris": ["s3://s/dir/"], "parent_hash": "abcdef"})),
         ] {
             assert!(parse(good.clone()).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn a_uri_names_the_package_and_its_hash_the_parent() {
+        let hash = "abcdef0123";
+        let p = parse(serde_json::json!({
+            "uri": format!("quilt+s3://reg#package=ns/p@{hash}"), "message": "m"
+        }))
+        .unwrap();
+        assert_eq!(
+            (
+                p.bucket.as_str(),
+                &*p.package_name,
+                p.parent_hash.as_ref().map(HashPrefix::as_str)
+            ),
+            ("reg", "ns/p", Some(hash))
+        );
+        // Given both ways, they must agree; the longer hash is kept.
+        let p = parse(serde_json::json!({
+            "uri": "quilt+s3://reg#package=ns/p@abcdef", "parent_hash": hash,
+            "registry": "s3://reg", "package_name": "ns/p", "message": "m"
+        }))
+        .unwrap();
+        assert_eq!(p.parent_hash.as_ref().map(HashPrefix::as_str), Some(hash));
+        for (bad, names) in [
+            (
+                serde_json::json!({"uri": "quilt+s3://reg#package=ns/p&path=a.csv"}),
+                "not a file",
+            ),
+            (
+                serde_json::json!({"uri": "quilt+s3://reg#package=ns/p@abcdef", "parent_hash": "abcd00"}),
+                "`parent_hash`",
+            ),
+            (
+                serde_json::json!({"uri": "quilt+s3://reg#package=ns/p", "registry": "other"}),
+                "`registry`",
+            ),
+            (
+                serde_json::json!({"uri": "quilt+s3://reg#package=ns/p", "package_name": "ns/q"}),
+                "`package_name`",
+            ),
+            // A name that can be read but not written.
+            (
+                serde_json::json!({"uri": "quilt+s3://reg#package=ns/p%C3%A9"}),
+                "not a package name to write",
+            ),
+            (serde_json::json!({"registry": "reg"}), "`uri`"),
+        ] {
+            let mut args = bad.clone();
+            args["message"] = "m".into();
+            let error = parse(args).unwrap_err();
+            assert!(error.contains(names), "{bad}: {error}");
         }
     }
 }

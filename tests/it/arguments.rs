@@ -371,6 +371,53 @@ async fn bad_arguments_cost_no_upstream_request_on_any_tool() {
             pkg(json!({"metadata": [1], "message": "m"})),
             "metadata",
         ),
+        // The publishing tools' `uri`.
+        (
+            "package_patch",
+            json!({"uri": "quilt+s3://registry#package=team/pkg&path=a.txt", "message": "m"}),
+            "not a file",
+        ),
+        (
+            "package_patch",
+            json!({"uri": "quilt+s3://registry#package=team/pkg@abcdef", "parent_hash": "abcd00", "message": "m"}),
+            "`parent_hash`",
+        ),
+        (
+            "package_patch",
+            json!({"uri": "quilt+s3://registry#package=team/pkg", "registry": "lab-data", "message": "m"}),
+            "`registry`",
+        ),
+        (
+            "package_patch",
+            json!({"uri": "quilt+s3://registry#package=team/p%C3%A9", "message": "m"}),
+            "`uri`",
+        ),
+        ("package_patch", json!({"message": "m"}), "`uri`"),
+        (
+            "package_create",
+            json!({"uri": "quilt+s3://registry#package=team/pkg@abcdef", "s3_uris": [object]}),
+            "new revision",
+        ),
+        (
+            "package_create",
+            json!({"uri": "quilt+s3://registry#package=team/pkg&path=a.txt", "s3_uris": [object]}),
+            "not a file",
+        ),
+        (
+            "package_create",
+            json!({"uri": "quilt+s3://registry#package=team/pkg", "package_name": "team/other", "s3_uris": [object]}),
+            "`package_name`",
+        ),
+        (
+            "package_create",
+            json!({"uri": "quilt+s3://registry#package=t%C3%ABam/pkg", "s3_uris": [object]}),
+            "not a package name to write",
+        ),
+        (
+            "package_create",
+            json!({"registry": "registry", "s3_uris": [object]}),
+            "`uri`",
+        ),
     ];
     let s3_before = s3.requests();
     for (tool, args, names) in &cases {

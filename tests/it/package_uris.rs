@@ -1,5 +1,7 @@
 //! `quilt+s3://` URIs end to end over stdio against the in-process S3: the package
-//! tools take one in place of `registry`, `package_name`, `top_hash` and `path`; the
+//! tools take one in place of `registry`, `package_name`, `top_hash` and `path` (the
+//! publishing tools in place of `registry` and `package_name`, its hash a patch's
+//! parent, its bucket authorized by the gate); the
 //! object tools take one whose `path` names a file and read that entry's physical
 //! object, authorized for the bucket it is in; with `QUILT_CATALOG_URL`, results carry
 //! `catalog_url` links (docs/reference.md, Tools).
@@ -410,4 +412,79 @@ async fn a_physical_version_is_the_one_read() {
     assert_eq!(code, "access_denied", "{message}");
     assert!(message.contains("s3:GetObjectVersion"), "{message}");
     reader.stop().await;
+}
+
+/// A writer of `registry` and `sources`.
+fn writer() -> String {
+    hs256(&claims_with(json!({
+        "buckets": ["registry", "sources"],
+        "permissions": ["s3:GetObject", "s3:ListBucket", "s3:PutObject"],
+        "level": "write",
+        "aws_credentials": {"access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY},
+    })))
+}
+
+#[tokio::test]
+async fn publishing_tools_take_a_uri() {
+    let (s3, _) = sample().await;
+    let server = start_on(&s3, &writer(), &[], ()).await;
+    let uri = "quilt+s3://registry#package=team/new";
+
+    let created = server
+        .ok(
+            "package_create",
+            json!({"uri": uri, "s3_uris": ["s3://sources/raw/a.csv"], "message": "by uri"}),
+        )
+        .await;
+    assert_eq!(created["registry"], "s3://registry");
+    assert_eq!(created["package_name"], "team/new");
+    assert_eq!(created["entry_count"], 1);
+    assert!(created["previous_top_hash"].is_null(), "{created}");
+    let first = created["top_hash"].as_str().unwrap().to_owned();
+
+    // The uri's hash (a prefix of latest) is the parent.
+    let patched = server
+        .ok(
+            "package_patch",
+            json!({
+                "uri": format!("{uri}@{}", &first[..10]),
+                "add_s3_uris": ["s3://sources/docs/"],
+                "message": "patched by uri",
+            }),
+        )
+        .await;
+    assert_eq!(patched["registry"], "s3://registry");
+    assert_eq!(patched["package_name"], "team/new");
+    assert_eq!(patched["parent_top_hash"], first);
+    assert_eq!(patched["entry_count"], 2);
+    let second = patched["top_hash"].as_str().unwrap();
+    assert_ne!(second, first);
+    let latest = server.ok("package_browse", json!({"uri": uri})).await;
+    assert_eq!(latest["top_hash"], second);
+
+    // The first revision, no longer latest, is a parent that has moved on.
+    let (code, message) = failure(
+        &server
+            .call(
+                "package_patch",
+                json!({"uri": format!("{uri}@{first}"), "message": "stale"}),
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(code, "conflict", "{message}");
+    // The gate authorizes the bucket the uri names.
+    let refused = server
+        .call(
+            "package_create",
+            json!({"uri": "quilt+s3://forbidden#package=team/new", "s3_uris": ["s3://sources/raw/a.csv"]}),
+        )
+        .await
+        .unwrap_err();
+    let data = refused.data.unwrap();
+    assert_eq!(
+        (data["reason"].as_str(), data["bucket"].as_str()),
+        (Some("bucket_not_allowed"), Some("forbidden"))
+    );
+    server.stop().await;
 }
