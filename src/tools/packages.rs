@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::package_uri::{Named, PackageUri, WriteTarget};
+use super::package_uri::{Named, PackageUri, WriteTarget, same_revision};
 use super::policy;
 use super::search;
 use super::uri::{
@@ -640,16 +640,23 @@ impl Tool for PackageBrowse {
 /// `package_diff`.
 pub(crate) struct PackageDiff;
 
-/// `package_diff` parameters.
+/// `package_diff` arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub(crate) struct DiffParams {
-    /// The first (older) package, `namespace/name`.
-    package1_name: PackageName,
+pub(crate) struct DiffArgs {
+    /// The first (older) package, `namespace/name` (or give `uri`).
+    #[serde(default)]
+    package1_name: Option<PackageName>,
     /// The second (newer) package (default: the same package).
     #[serde(default)]
     package2_name: Option<PackageName>,
-    /// The registry bucket: `s3://bucket` or a bucket name.
-    registry: Bucket,
+    /// The registry bucket: `s3://bucket` or a bucket name (or give `uri`).
+    #[serde(default)]
+    registry: Option<Bucket>,
+    /// The first package as the catalog names it, in place of `registry`,
+    /// `package1_name` and `package1_hash`: `quilt+s3://BUCKET#package=NS/NAME[@TOP_HASH]`
+    /// (no `path`: the whole revisions are compared).
+    #[serde(default)]
+    uri: Option<PackageUri>,
     /// The first package's revision (full top hash or a prefix of at least 6). Default:
     /// its latest revision, or, when comparing a package with itself and no hash is
     /// given, the revision before the latest.
@@ -664,9 +671,56 @@ pub(crate) struct DiffParams {
     max_changes: Option<Bounded<0, { MAX_CHANGES as u64 }>>,
 }
 
+/// `package_diff` parameters: the first package named by `uri` or by `registry`,
+/// `package1_name` and `package1_hash`.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "DiffArgs")]
+pub(crate) struct DiffParams {
+    registry: String,
+    package1_name: PackageName,
+    package2_name: Option<PackageName>,
+    package1_hash: Option<HashPrefix>,
+    package2_hash: Option<HashPrefix>,
+    max_changes: Option<Bounded<0, { MAX_CHANGES as u64 }>>,
+}
+checked_params!(DiffParams, DiffArgs);
+
+impl TryFrom<DiffArgs> for DiffParams {
+    type Error = ArgumentError;
+    fn try_from(args: DiffArgs) -> Result<DiffParams, ArgumentError> {
+        let in_uri = args.uri.as_ref().and_then(|u| u.top_hash.clone());
+        if let Some(path) = args.uri.as_ref().and_then(|u| u.path.as_deref()) {
+            return Err(ArgumentError::new(format!(
+                "`uri` names the file {:?}; package_diff compares whole revisions: leave `path` out",
+                short(path)
+            )));
+        }
+        let package = Named {
+            registry: args.registry,
+            package_name: args.package1_name,
+            ..Named::default()
+        }
+        .with(args.uri.map(|u| PackageUri {
+            top_hash: None,
+            ..u
+        }))
+        .map_err(|e| {
+            ArgumentError::new(e.to_string().replace("`package_name`", "`package1_name`"))
+        })?;
+        Ok(DiffParams {
+            registry: package.bucket,
+            package1_name: package.name,
+            package2_name: args.package2_name,
+            package1_hash: same_revision("package1_hash", args.package1_hash, in_uri)?,
+            package2_hash: args.package2_hash,
+            max_changes: args.max_changes,
+        })
+    }
+}
+
 impl Params for DiffParams {
     fn access(&self) -> Access {
-        Access::needs(&[GET_OBJECT, LIST_BUCKET]).bucket(self.registry.name())
+        Access::needs(&[GET_OBJECT, LIST_BUCKET]).bucket(&self.registry)
     }
 }
 
@@ -732,7 +786,7 @@ impl Tool for PackageDiff {
     }
 
     async fn run(call: Call<'_>, p: DiffParams) -> Result<DiffOutput, ToolError> {
-        let bucket = p.registry.name();
+        let bucket = p.registry.as_str();
         let name1 = p.package1_name.into_string();
         let name2 = p
             .package2_name

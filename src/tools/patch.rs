@@ -213,6 +213,10 @@ pub(crate) struct PatchOutput {
     /// endpoint does not implement them: then only a read-and-compare check guarded
     /// `latest`).
     race_safe: bool,
+    /// The new revision's page in the Quilt catalog, when the server knows the catalog
+    /// (`QUILT_CATALOG_URL`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    catalog_url: Option<String>,
 }
 
 /// The conflict of a parent that is not (or no longer) `latest`.
@@ -357,6 +361,8 @@ impl Tool for PackagePatch {
         .await?;
         let changes = patched.changes;
         drop(patched);
+        let catalog_url =
+            super::search::package_link(call.catalog_url, bucket, name, &published.top_hash, "");
         Ok(PatchOutput {
             registry: registry_uri(bucket),
             uri: quilt::package_uri(bucket, name, &published.top_hash),
@@ -370,6 +376,7 @@ impl Tool for PackagePatch {
             changes: ChangeCounts::from(changes),
             created_at: rfc3339(published.created_at),
             race_safe: published.race_safe,
+            catalog_url,
         })
     }
 }

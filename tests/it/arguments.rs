@@ -247,6 +247,31 @@ async fn bad_arguments_cost_no_upstream_request_on_any_tool() {
             "max_changes",
         ),
         (
+            "package_diff",
+            json!({"uri": "quilt+s3://registry#package=team/pkg&path=a.csv"}),
+            "leave `path` out",
+        ),
+        (
+            "package_diff",
+            json!({"uri": "quilt+s3://registry#package=team/pkg@abcdef", "package1_hash": "123456"}),
+            "`package1_hash`",
+        ),
+        (
+            "package_diff",
+            json!({"uri": "quilt+s3://registry#package=team/pkg", "package1_name": "team/other"}),
+            "`package1_name`",
+        ),
+        (
+            "package_diff",
+            json!({"uri": "quilt+s3://registry#package=team/pkg", "registry": "lab-data"}),
+            "`registry`",
+        ),
+        (
+            "package_diff",
+            json!({"package1_name": "team/pkg"}),
+            "`uri`",
+        ),
+        (
             "package_revisions",
             pkg(json!({"package_name": "team/"})),
             "package_name",

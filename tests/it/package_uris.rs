@@ -427,8 +427,9 @@ fn writer() -> String {
 #[tokio::test]
 async fn publishing_tools_take_a_uri() {
     let (s3, _) = sample().await;
-    let server = start_on(&s3, &writer(), &[], ()).await;
+    let server = start_on(&s3, &writer(), &[("QUILT_CATALOG_URL", CATALOG)], ()).await;
     let uri = "quilt+s3://registry#package=team/new";
+    let link = |hash: &str| format!("{CATALOG}/b/registry/packages/team/new/tree/{hash}/");
 
     let created = server
         .ok(
@@ -441,6 +442,7 @@ async fn publishing_tools_take_a_uri() {
     assert_eq!(created["entry_count"], 1);
     assert!(created["previous_top_hash"].is_null(), "{created}");
     let first = created["top_hash"].as_str().unwrap().to_owned();
+    assert_eq!(created["catalog_url"], link(&first));
 
     // The uri's hash (a prefix of latest) is the parent.
     let patched = server
@@ -458,9 +460,31 @@ async fn publishing_tools_take_a_uri() {
     assert_eq!(patched["parent_top_hash"], first);
     assert_eq!(patched["entry_count"], 2);
     let second = patched["top_hash"].as_str().unwrap();
+    assert_eq!(patched["catalog_url"], link(second));
     assert_ne!(second, first);
     let latest = server.ok("package_browse", json!({"uri": uri})).await;
     assert_eq!(latest["top_hash"], second);
+
+    // package_diff: the first package by uri, its hash the older side.
+    let diff = server
+        .ok(
+            "package_diff",
+            json!({"uri": format!("{uri}@{}", &first[..8]), "package2_hash": second}),
+        )
+        .await;
+    assert_eq!(diff["registry"], "s3://registry", "{diff}");
+    assert_eq!(diff["package1"]["top_hash"], first, "{diff}");
+    assert_eq!(diff["package2"]["top_hash"], second, "{diff}");
+    assert_eq!(diff["added"], json!(["a b#1.md"]), "{diff}");
+    // Without a hash: latest against the revision before, as by name.
+    let by_name = server
+        .ok(
+            "package_diff",
+            json!({"registry": "registry", "package1_name": "team/new"}),
+        )
+        .await;
+    let by_uri = server.ok("package_diff", json!({"uri": uri})).await;
+    assert_eq!(by_uri, by_name);
 
     // The first revision, no longer latest, is a parent that has moved on.
     let (code, message) = failure(
