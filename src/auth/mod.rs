@@ -263,3 +263,36 @@ pub struct AuthContext {
     /// Settings). A secret like the JWT.
     pub catalog_token: Option<Token>,
 }
+
+#[cfg(test)]
+impl AuthContext {
+    /// A caller for unit tests: an HTTP token, `subject`, `exp` and claims as given,
+    /// no AWS source.
+    pub(crate) fn for_test(
+        token: Token,
+        subject: &str,
+        expires_at: i64,
+        claims: QuiltClaims,
+    ) -> AuthContext {
+        AuthContext {
+            subject: Some(subject.to_owned()),
+            issuer: None,
+            audience: vec!["quilt-mcp-server".into()],
+            issued_at: None,
+            expires_at,
+            not_before: None,
+            jti: None,
+            claims,
+            token_info: TokenInfo {
+                source: TokenSourceKind::Http,
+                fingerprint: token.fingerprint(),
+                alg: "HS256".into(),
+                kid: None,
+                store: None,
+            },
+            aws: CredentialSource::None,
+            token,
+            catalog_token: None,
+        }
+    }
+}

@@ -143,33 +143,15 @@ impl VerifiedTokens {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
-    use crate::auth::{CredentialSource, QuiltClaims, TokenInfo, TokenSourceKind};
+    use crate::auth::QuiltClaims;
 
     fn context(text: &str, buckets: usize) -> Arc<AuthContext> {
         let token = Token::stripped(text).unwrap();
-        Arc::new(AuthContext {
-            subject: Some(text.to_owned()),
-            issuer: None,
-            audience: vec!["quilt-mcp-server".into()],
-            issued_at: None,
-            expires_at: i64::MAX,
-            not_before: None,
-            jti: None,
-            claims: QuiltClaims {
-                buckets: (0..buckets).map(|i| format!("bucket-{i:06}")).collect(),
-                ..QuiltClaims::default()
-            },
-            token_info: TokenInfo {
-                source: TokenSourceKind::Http,
-                fingerprint: token.fingerprint(),
-                alg: "HS256".into(),
-                kid: None,
-                store: None,
-            },
-            aws: CredentialSource::None,
-            token,
-            catalog_token: None,
-        })
+        let claims = QuiltClaims {
+            buckets: (0..buckets).map(|i| format!("bucket-{i:06}")).collect(),
+            ..QuiltClaims::default()
+        };
+        Arc::new(AuthContext::for_test(token, text, i64::MAX, claims))
     }
 
     #[test]

@@ -218,31 +218,16 @@ impl Aws {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::CredentialSource;
-    use crate::auth::{QuiltClaims, Token, TokenInfo, TokenSourceKind};
+    use crate::auth::{QuiltClaims, Token};
 
     fn context(i: usize, expires_at: i64) -> AuthContext {
         let token = Token::new(&format!("token-{i}")).unwrap();
-        AuthContext {
-            subject: Some(format!("user-{i}")),
-            issuer: None,
-            audience: vec!["quilt-mcp-server".into()],
-            issued_at: None,
-            expires_at,
-            not_before: None,
-            jti: None,
-            claims: QuiltClaims::default(),
-            token_info: TokenInfo {
-                source: TokenSourceKind::Http,
-                fingerprint: token.fingerprint(),
-                alg: "HS256".into(),
-                kid: None,
-                store: None,
-            },
-            aws: CredentialSource::None,
+        AuthContext::for_test(
             token,
-            catalog_token: None,
-        }
+            &format!("user-{i}"),
+            expires_at,
+            QuiltClaims::default(),
+        )
     }
 
     #[test]
