@@ -344,17 +344,11 @@ impl<'a> S3<'a> {
             }
             Err(error) => return Err(error),
         };
-        let size = ranged_size(output.content_range(), output.content_length(), offset).map_err(
-            |problem| {
-                S3Error::new(
-                    "GetObject",
-                    &target,
-                    S3ErrorKind::Malformed {
-                        problem: format!("reading from byte {offset}: {problem}"),
-                        retryable: true,
-                    },
-                )
-            },
+        let size = answered_range(
+            &target,
+            output.content_range(),
+            output.content_length(),
+            offset,
         )?;
         let content_type = output.content_type().map(str::to_owned);
         let limit = usize::try_from(max_bytes).unwrap_or(usize::MAX);
@@ -483,17 +477,11 @@ impl<'a> S3<'a> {
             .send()
             .await
             .map_err(|e| S3Error::from_sdk("GetObject", &target, e))?;
-        ranged_size(output.content_range(), output.content_length(), offset).map_err(
-            |problem| {
-                S3Error::new(
-                    "GetObject",
-                    &target,
-                    S3ErrorKind::Malformed {
-                        problem: format!("reading from byte {offset}: {problem}"),
-                        retryable: true,
-                    },
-                )
-            },
+        answered_range(
+            &target,
+            output.content_range(),
+            output.content_length(),
+            offset,
         )?;
         Ok(ObjectBody {
             size: output
@@ -695,6 +683,26 @@ enum RangeProblem {
     /// The bytes of another range.
     #[error("S3 answered with the bytes from {0}")]
     OtherStart(u64),
+}
+
+/// [`ranged_size`] of a GetObject answer for `target`, its problem a retryable
+/// [`S3ErrorKind::Malformed`].
+fn answered_range(
+    target: &str,
+    content_range: Option<&str>,
+    content_length: Option<i64>,
+    offset: u64,
+) -> Result<u64, S3Error> {
+    ranged_size(content_range, content_length, offset).map_err(|problem| {
+        S3Error::new(
+            "GetObject",
+            target,
+            S3ErrorKind::Malformed {
+                problem: format!("reading from byte {offset}: {problem}"),
+                retryable: true,
+            },
+        )
+    })
 }
 
 /// The object's size from the answer to a ranged read from `offset`, making sure the
