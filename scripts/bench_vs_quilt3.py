@@ -226,7 +226,10 @@ def hs256_token() -> str:
     return signing_input + "." + b64(signature)
 
 
-def mcp_call(binary: str, endpoint: str, tool: str, arguments: dict, progress=False) -> dict:
+def warm_session(binary: str, endpoint: str):
+    """A server process over stdio, initialized, that has made one S3 call, so that the
+    time measured is the work's, not the process's first client set-up (a fixed cost,
+    once per process). Returns the session and the `mcp_stdio` module."""
     sys.dont_write_bytecode = True
     sys.path.insert(0, HERE)
     import mcp_stdio
@@ -242,28 +245,46 @@ def mcp_call(binary: str, endpoint: str, tool: str, arguments: dict, progress=Fa
     session = mcp_stdio.Session(binary, env)
     try:
         session.initialize()
-        # One S3 call first, so that the time measured is the work's, not the
-        # process's first TLS and client set-up (a fixed cost, once per process).
         session.request(
             "tools/call",
             {"name": "bucket_objects_list", "arguments": {"bucket": SOURCES, "max_keys": 1}},
         )
-        session.next_id += 1
+    except BaseException:
+        session.close()
+        raise
+    return session, mcp_stdio
+
+
+def call_and_wait(session, mcp_stdio, params: dict) -> tuple:
+    """Sends one `tools/call` and reads until its answer: the answer, the progress
+    notifications seen on the way, and the seconds spent decoding what was read (the
+    client's own share of the time: a page's JSON comes twice, as structuredContent
+    and as its text)."""
+    tool = params["name"]
+    session.next_id += 1
+    session.send({"jsonrpc": "2.0", "id": session.next_id, "method": "tools/call", "params": params})
+    notifications, decode = 0, 0.0
+    while True:
+        line = session.lines.get(timeout=mcp_stdio.TIMEOUT_SECS)
+        if not line:
+            raise RuntimeError(f"{tool}: the server closed stdout: {session.stderr_text()}")
+        decode_started = time.monotonic()
+        message = json.loads(line)
+        decode += time.monotonic() - decode_started
+        if message.get("method") == "notifications/progress":
+            notifications += 1
+        if message.get("id") == session.next_id:
+            return message, notifications, decode
+
+
+def mcp_call(binary: str, endpoint: str, tool: str, arguments: dict, progress=False) -> dict:
+    session, mcp_stdio = warm_session(binary, endpoint)
+    try:
         params = {"name": tool, "arguments": arguments}
         if progress:
             params["_meta"] = {"progressToken": "bench"}
         started = time.monotonic()
-        session.send({"jsonrpc": "2.0", "id": session.next_id, "method": "tools/call", "params": params})
-        notifications = 0
-        while True:
-            line = session.lines.get(timeout=mcp_stdio.TIMEOUT_SECS)
-            if not line:
-                raise RuntimeError(f"{tool}: the server closed stdout: {session.stderr_text()}")
-            message = json.loads(line)
-            if message.get("method") == "notifications/progress":
-                notifications += 1
-            if message.get("id") == session.next_id:
-                break
+        message, notifications, _ = call_and_wait(session, mcp_stdio, params)
         seconds = time.monotonic() - started
         rss = vm_hwm_mb(session.proc.pid)
     finally:
@@ -288,25 +309,8 @@ def mcp_pages(binary: str, endpoint: str, arguments: dict) -> dict:
 def mcp_all_pages(binary: str, endpoint: str, tool: str, arguments: dict, items: str) -> dict:
     """Every page of `tool` in one server process, each next page by `next_cursor`;
     `entries` counts the `items` of every page."""
-    sys.dont_write_bytecode = True
-    sys.path.insert(0, HERE)
-    import mcp_stdio
-
-    mcp_stdio.TIMEOUT_SECS = 3600
-    env = {
-        "QUILT_MCP_JWT_SECRET": SECRET,
-        "QUILT_MCP_TOKEN": hs256_token(),
-        "QUILT_MCP_S3_FORCE_PATH_STYLE": "true",
-        "QUILT_MCP_READ_ONLY": "false",
-    }
-    env.update(aws_env(endpoint))
-    session = mcp_stdio.Session(binary, env)
+    session, mcp_stdio = warm_session(binary, endpoint)
     try:
-        session.initialize()
-        session.request(
-            "tools/call",
-            {"name": "bucket_objects_list", "arguments": {"bucket": SOURCES, "max_keys": 1}},
-        )
         entries, pages, first, cursor, decode = 0, 0, None, None, 0.0
         started = time.monotonic()
         while True:
@@ -314,26 +318,10 @@ def mcp_all_pages(binary: str, endpoint: str, tool: str, arguments: dict, items:
             if cursor:
                 args["cursor"] = cursor
             page_started = time.monotonic()
-            session.next_id += 1
-            session.send(
-                {
-                    "jsonrpc": "2.0",
-                    "id": session.next_id,
-                    "method": "tools/call",
-                    "params": {"name": tool, "arguments": args},
-                }
+            message, _, decoded = call_and_wait(
+                session, mcp_stdio, {"name": tool, "arguments": args}
             )
-            while True:
-                line = session.lines.get(timeout=mcp_stdio.TIMEOUT_SECS)
-                if not line:
-                    raise RuntimeError(f"{tool}: the server closed stdout: {session.stderr_text()}")
-                # The client's own share of the time: decoding the answers (a page's
-                # JSON comes twice: as structuredContent and as its text).
-                decode_started = time.monotonic()
-                message = json.loads(line)
-                decode += time.monotonic() - decode_started
-                if message.get("id") == session.next_id:
-                    break
+            decode += decoded
             if "error" in message:
                 raise RuntimeError(f"{tool}: JSON-RPC error {json.dumps(message)[:2000]}")
             result = message["result"]
