@@ -661,22 +661,7 @@ fn manifest_of(keys: &[String], message: &str, bump: usize) -> Manifest {
 
 async fn store_revision(s3: &TestS3, name: &str, manifest: &Manifest) -> String {
     let hash = manifest.top_hash();
-    s3.put(
-        "registry",
-        &format!(".quilt/packages/{hash}"),
-        &manifest.to_bytes(),
-        "application/jsonl",
-        &[],
-    )
-    .await;
-    s3.put(
-        "registry",
-        &format!(".quilt/named_packages/{name}/latest"),
-        hash.as_bytes(),
-        "text/plain",
-        &[],
-    )
-    .await;
+    crate::package_pages::put_revision(s3, name, &hash, &manifest.to_bytes()).await;
     hash
 }
 
