@@ -606,41 +606,7 @@ async fn concurrent_patches_lose_no_change() {
 
 /// Runs `tests/fixtures/quilt3/quilt3_patch.py OP` on `spec` against moto: its JSON.
 async fn quilt3_patch_py(moto: &Moto, op: &str, spec: &Value) -> Value {
-    let python = crate::workflows::quilt3_python();
-    let dir = tempfile::tempdir().unwrap();
-    let spec_file = dir.path().join("spec.json");
-    std::fs::write(&spec_file, serde_json::to_vec(spec).unwrap()).unwrap();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/quilt3/quilt3_patch.py");
-    let home = dir.path().join("home");
-    let output = tokio::process::Command::new(&python)
-        .arg(&script)
-        .arg(op)
-        .arg(&spec_file)
-        .env("AWS_ENDPOINT_URL", &moto.endpoint)
-        .env("AWS_ACCESS_KEY_ID", crate::common::moto::ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", crate::common::moto::SECRET_KEY)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("HOME", &home)
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("XDG_DATA_HOME", home.join("data"))
-        .env("XDG_CACHE_HOME", home.join("cache"))
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
-    assert!(
-        output.status.success(),
-        "quilt3_patch.py {op} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(
-        output
-            .stdout
-            .split(|b| *b == b'\n')
-            .rfind(|l| !l.is_empty())
-            .unwrap(),
-    )
-    .unwrap()
+    crate::workflows::run_quilt3_script(moto, "quilt3/quilt3_patch.py", &[op], spec).await
 }
 
 /// quilt3 8.0.0 and `package_patch` on the same parent with the same changes (an

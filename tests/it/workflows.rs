@@ -803,10 +803,56 @@ pub(crate) fn quilt3_python() -> std::path::PathBuf {
         })
 }
 
+/// Runs the quilt3 fixture script `fixture` (under `tests/fixtures/`) with `args` and
+/// then a file holding `input`, against moto, in a home of its own: the JSON of the
+/// last line it prints.
+pub(crate) async fn run_quilt3_script(
+    moto: &Moto,
+    fixture: &str,
+    args: &[&str],
+    input: &Value,
+) -> Value {
+    let python = quilt3_python();
+    let dir = tempfile::tempdir().unwrap();
+    let input_file = dir.path().join("input.json");
+    std::fs::write(&input_file, serde_json::to_vec(input).unwrap()).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(fixture);
+    let home = dir.path().join("home");
+    let output = tokio::process::Command::new(&python)
+        .arg(&script)
+        .args(args)
+        .arg(&input_file)
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", crate::common::moto::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", crate::common::moto::SECRET_KEY)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+    assert!(
+        output.status.success(),
+        "{fixture} {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(
+        output
+            .stdout
+            .split(|b| *b == b'\n')
+            .rfind(|l| !l.is_empty())
+            .unwrap(),
+    )
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs quilt3 and moto"]
 async fn quilt3_parity() {
-    let python = quilt3_python();
     let moto = Moto::start().await;
     let s3 = moto.client();
     versioned_bucket(&s3, "schemas").await;
@@ -887,37 +933,8 @@ async fn quilt3_parity() {
     }
 
     // quilt3 pushes every case first.
-    let dir = tempfile::tempdir().unwrap();
-    let cases_file = dir.path().join("cases.json");
-    std::fs::write(&cases_file, serde_json::to_vec(&quilt3_cases).unwrap()).unwrap();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/workflows/quilt3_push.py");
-    let home = dir.path().join("home");
-    let output = tokio::process::Command::new(&python)
-        .arg(&script)
-        .arg(&cases_file)
-        .env("AWS_ENDPOINT_URL", &moto.endpoint)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("HOME", &home)
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("XDG_DATA_HOME", home.join("data"))
-        .env("XDG_CACHE_HOME", home.join("cache"))
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
-    assert!(
-        output.status.success(),
-        "quilt3_push.py failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let quilt3: Vec<Value> = serde_json::from_slice(
-        output
-            .stdout
-            .split(|b| *b == b'\n')
-            .rfind(|l| !l.is_empty())
-            .unwrap(),
+    let quilt3: Vec<Value> = serde_json::from_value(
+        run_quilt3_script(&moto, "workflows/quilt3_push.py", &[], &json!(quilt3_cases)).await,
     )
     .unwrap();
     assert_eq!(quilt3.len(), cases.len());
