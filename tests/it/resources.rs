@@ -1,8 +1,6 @@
 //! MCP resources and completions, and toolsets, through the binary over stdio and
 //! HTTP against the in-process S3: each read or completion passes the gate as the tool
 //! call it stands for (docs/reference.md, Resources).
-use std::process::Stdio;
-use std::time::Duration;
 
 use base64::Engine as _;
 use rmcp::ServiceExt as _;
@@ -15,10 +13,10 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ErrorData, Peer};
 use serde_json::{Value, json};
-use tokio::io::AsyncBufReadExt as _;
 
 use crate::common::s3::{ACCESS_KEY, SECRET_KEY, TestS3};
 use crate::common::*;
+use crate::http::HttpServer;
 
 const OBJECT: &str = "s3://{bucket}/{+key}";
 const PACKAGE: &str = "quilt+s3://{bucket}#package={+name}";
@@ -615,51 +613,16 @@ async fn each_toolset_costs_less_context_than_all() {
 // HTTP
 
 /// A `quilt-mcp serve --http 127.0.0.1:0` child against the test S3.
-struct Http {
-    _child: tokio::process::Child,
-    mcp: String,
-    _log_dir: tempfile::TempDir,
+async fn serve_http(s3: &TestS3) -> HttpServer {
+    let s3_env = s3.env();
+    let mut env: Vec<(&str, &str)> = vec![("QUILT_MCP_JWT_SECRET", SECRET)];
+    env.extend(s3_env.iter().map(|(k, v)| (*k, v.as_str())));
+    HttpServer::start(&env).await
 }
 
-async fn serve_http(s3: &TestS3) -> Http {
-    let log_dir = tempfile::tempdir().unwrap();
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_quilt-mcp"));
-    cmd.env_clear().args(["serve", "--http", "127.0.0.1:0"]);
-    for (k, v) in base_env(log_dir.path()) {
-        cmd.env(k, v);
-    }
-    for (k, v) in s3.env() {
-        cmd.env(k, v);
-    }
-    cmd.env("QUILT_MCP_JWT_SECRET", SECRET)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let mcp = loop {
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("the server did not start")
-            .unwrap()
-            .expect("the server exited");
-        if let Some(url) = line.strip_prefix("quilt-mcp: serving MCP at ") {
-            break url.trim().to_owned();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Http {
-        _child: child,
-        mcp,
-        _log_dir: log_dir,
-    }
-}
-
-async fn http_client(http: &Http, token: &str) -> RunningService<RoleClient, ()> {
+async fn http_client(http: &HttpServer, token: &str) -> RunningService<RoleClient, ()> {
     let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(http.mcp.clone())
-            .auth_header(token.to_owned()),
+        StreamableHttpClientTransportConfig::with_uri(http.mcp()).auth_header(token.to_owned()),
     );
     ().serve(transport).await.expect("initialize over HTTP")
 }
