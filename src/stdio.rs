@@ -588,7 +588,7 @@ async fn read_host<R>(
                 }
             };
             let end = available.is_empty();
-            let newline = available.iter().position(|b| *b == b'\n');
+            let newline = memchr::memchr(b'\n', available);
             let take = newline.map_or(available.len(), |i| i + 1);
             if !oversized {
                 if line.len().saturating_add(take) > MAX_LINE_BYTES {

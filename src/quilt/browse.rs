@@ -189,11 +189,64 @@ impl Ord for Held {
     }
 }
 
+/// The entries a page holds so far: in a sorted vector while they come in order (each
+/// push and drop of the largest is then O(1)), in a max-heap once one does not.
+#[derive(Debug)]
+enum Pile {
+    Sorted(Vec<Held>),
+    Heap(BinaryHeap<Held>),
+}
+
+impl Pile {
+    fn len(&self) -> usize {
+        match self {
+            Pile::Sorted(v) => v.len(),
+            Pile::Heap(h) => h.len(),
+        }
+    }
+
+    /// The largest entry.
+    fn peek(&self) -> Option<&Held> {
+        match self {
+            Pile::Sorted(v) => v.last(),
+            Pile::Heap(h) => h.peek(),
+        }
+    }
+
+    /// Takes the largest entry.
+    fn pop(&mut self) -> Option<Held> {
+        match self {
+            Pile::Sorted(v) => v.pop(),
+            Pile::Heap(h) => h.pop(),
+        }
+    }
+
+    fn push(&mut self, held: Held) {
+        match self {
+            Pile::Sorted(v) if v.last().is_none_or(|last| *last < held) => v.push(held),
+            Pile::Sorted(v) => {
+                let mut heap = BinaryHeap::from(std::mem::take(v));
+                heap.push(held);
+                *self = Pile::Heap(heap);
+            }
+            Pile::Heap(h) => h.push(held),
+        }
+    }
+
+    /// The entries, smallest first.
+    fn into_sorted_vec(self) -> Vec<Held> {
+        match self {
+            Pile::Sorted(v) => v,
+            Pile::Heap(h) => h.into_sorted_vec(),
+        }
+    }
+}
+
 /// Collects a page from entries in any order, bounded in count and bytes.
 #[derive(Debug)]
 pub(crate) struct PageCollector<'r> {
     request: &'r PageRequest,
-    heap: BinaryHeap<Held>,
+    heap: Pile,
     seq: u64,
     after_count: u64,
     held: usize,
@@ -207,7 +260,7 @@ impl<'r> PageCollector<'r> {
     pub(crate) fn new(request: &'r PageRequest) -> PageCollector<'r> {
         PageCollector {
             request,
-            heap: BinaryHeap::new(),
+            heap: Pile::Sorted(Vec::new()),
             seq: 0,
             after_count: 0,
             held: 0,

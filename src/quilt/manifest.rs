@@ -121,8 +121,22 @@ impl Record {
 }
 
 /// Tree order: logical keys compared component by component (`a/b` before `a-c`).
+///
+/// The same order as comparing `a.split('/')` with `b.split('/')`, computed in one pass
+/// over the bytes: past the common prefix, `/` ranks below every other byte (a
+/// component that ends first sorts first), and a key that ends first sorts first.
 pub fn tree_order(a: &str, b: &str) -> Ordering {
-    a.split('/').cmp(b.split('/'))
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    match (a.get(common), b.get(common)) {
+        (Some(x), Some(y)) => tree_rank(*x).cmp(&tree_rank(*y)),
+        _ => a.len().cmp(&b.len()),
+    }
+}
+
+/// A byte's rank in [`tree_order`]: `/` first, then every byte in its own order.
+fn tree_rank(byte: u8) -> u16 {
+    if byte == b'/' { 0 } else { u16::from(byte) + 1 }
 }
 
 /// A manifest.
@@ -373,6 +387,34 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// Every pair of keys of up to four characters from `a`, `b`, `/`, NUL and `é`
+    /// (whose UTF-8 bytes rank above ASCII): the one-pass order is the order of the
+    /// components.
+    #[test]
+    fn tree_order_is_the_order_of_the_components() {
+        let alphabet = ["a", "b", "/", "\0", "é"];
+        let mut keys = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..4 {
+            last = last
+                .iter()
+                .flat_map(|k| alphabet.iter().map(move |c| format!("{k}{c}")))
+                .collect();
+            keys.extend(last.iter().cloned());
+        }
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(
+                    tree_order(a, b),
+                    a.split('/').cmp(b.split('/')),
+                    "{a:?} vs {b:?}"
+                );
+            }
+        }
+        assert_eq!(tree_order("a/b", "a-c"), Ordering::Less);
+        assert_eq!(tree_order("a", "a/"), Ordering::Less);
+    }
 
     /// JSON values without floats (whose text forms are pinned by golden vectors).
     fn value() -> impl Strategy<Value = Value> {

@@ -348,7 +348,7 @@ where
             });
         }
         let held = line.len() - start;
-        match available.iter().position(|b| *b == b'\n') {
+        match memchr::memchr(b'\n', available) {
             Some(at) => {
                 if held + at > cap {
                     return Ok(LineRead::TooLong);
