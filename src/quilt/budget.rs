@@ -1,5 +1,6 @@
-//! The temporary-disk budget: the sorted runs of out-of-order manifests, and the
-//! sorted copies the revision cache keeps, count against one budget per server
+//! The temporary-disk budget: the sorted runs of out-of-order manifests, patched
+//! manifests, and the local copies of verified manifests the revision cache keeps
+//! (at most half of it), count against one budget per server
 //! process (2 GiB); a call that would pass it is `too_large` (see `docs/reference.md`,
 //! Results).
 

@@ -8,7 +8,9 @@
 //! drops the revision and the call verifies again; a revision this server has not
 //! verified (a cursor made by another server) is read whole once. Nothing a client
 //! sends is trusted: a cursor's byte offset is only a hint, checked against the
-//! bytes it points at.
+//! bytes it points at. A manifest larger than one read-ahead is also kept on local
+//! disk as it is verified ([`LocalCopy`]): its later pages read those bytes, each span
+//! of them first checked with `HeadObject` and `If-Match`.
 //!
 //! What is held per revision is bounded: the header's shown fields, a seek index of
 //! at most 1024 logical keys with their byte offsets, the whole revision's summary
@@ -24,6 +26,7 @@ use super::browse::{
     self, FullPass, HEADER_BYTES, Layout, Page, PageCollector, PageRequest, Summary,
     SummaryCollector,
 };
+use super::budget::{Budget, Charge, TEMP_DISK};
 use super::error::QuiltError;
 use super::line::{Header, Line};
 use super::manifest::MAX_LINE_BYTES;
@@ -57,6 +60,8 @@ pub(crate) struct Revision {
     header: Header,
     layout: Layout,
     paths: Mutex<VecDeque<(String, Arc<Summary>)>>,
+    /// The verified bytes on local disk, when they were kept.
+    local: Option<LocalCopy>,
 }
 
 impl Revision {
@@ -140,6 +145,160 @@ impl RevisionCache {
     }
 }
 
+/// The most bytes the local copies of verified manifests hold together; they count
+/// against the temporary-disk budget as well, and leave it at least half for sorting.
+const LOCAL_COPY_BYTES: u64 = super::budget::TEMP_DISK_BYTES / 2;
+/// The local copies' own share of the temporary-disk budget.
+static LOCAL_COPIES: Budget = Budget::new(LOCAL_COPY_BYTES);
+/// How much of a local copy one read takes.
+const LOCAL_READ_BYTES: usize = 512 * 1024;
+
+/// A verified manifest's bytes in an anonymous temporary file (gone when closed),
+/// written as the verifying pass read them: a later page reads them from disk instead
+/// of a ranged `GetObject`. Each span of [`READ_AHEAD_BYTES`] it serves is first
+/// checked with a `HeadObject` with `If-Match` on the verified ETag, made with the
+/// caller's credentials: the same check, at the same granularity, as the read-ahead
+/// it replaces, without moving the bytes again.
+#[derive(Debug)]
+pub(crate) struct LocalCopy {
+    file: Arc<std::fs::File>,
+    /// The span checked last: reads inside it need no request.
+    checked: Mutex<Option<(u64, u64)>>,
+    _disk: Charge,
+    _share: Charge,
+}
+
+impl LocalCopy {
+    fn checked_until(&self, pos: u64) -> Option<u64> {
+        let checked = self.checked.lock().ok()?;
+        checked
+            .filter(|(start, end)| *start <= pos && pos < *end)
+            .map(|(_, end)| end)
+    }
+
+    fn check(&self, start: u64, end: u64) {
+        if let Ok(mut checked) = self.checked.lock() {
+            *checked = Some((start, end));
+        }
+    }
+
+    /// The bytes from `pos` to at most `stop`, [`LOCAL_READ_BYTES`] at most.
+    async fn read(&self, pos: u64, stop: u64) -> std::io::Result<Vec<u8>> {
+        let file = self.file.clone();
+        let len = usize::try_from(stop.saturating_sub(pos))
+            .unwrap_or(usize::MAX)
+            .min(LOCAL_READ_BYTES);
+        tokio::task::spawn_blocking(move || {
+            let mut bytes = vec![0; len];
+            let mut filled = 0;
+            while filled < len {
+                let at = pos + filled as u64;
+                let n = read_at(&file, &mut bytes[filled..], at)?;
+                if n == 0 {
+                    return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+                }
+                filled += n;
+            }
+            Ok(bytes)
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+}
+
+/// Reads at `offset` without moving a shared file position.
+fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_at(file, buf, offset)
+    }
+    #[cfg(windows)]
+    {
+        std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        let _ = (file, buf, offset);
+        Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+    }
+}
+
+/// What the verifying pass wrote of a manifest to its local copy.
+#[derive(Debug, Default)]
+struct Copying {
+    file: Option<std::fs::File>,
+    written: u64,
+}
+
+/// A reader that writes what it reads into a local copy; a failed write abandons the
+/// copy, never the read.
+struct Tee<R> {
+    inner: R,
+    copying: Arc<Mutex<Copying>>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Tee<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(())) = &polled {
+            let read = &buf.filled()[before..];
+            if let Ok(mut copying) = self.copying.lock() {
+                // Into the page cache: as quick as the copy into `buf` it follows.
+                let ok = copying
+                    .file
+                    .as_mut()
+                    .is_some_and(|file| std::io::Write::write_all(file, read).is_ok());
+                if ok {
+                    copying.written += read.len() as u64;
+                } else {
+                    copying.file = None;
+                }
+            }
+        }
+        polled
+    }
+}
+
+/// A local copy for a manifest of `length` bytes, when one is worth keeping (it is
+/// larger than one read-ahead) and both budgets have room; `None` otherwise.
+fn start_copy(length: Option<u64>) -> Option<(Arc<Mutex<Copying>>, Charge, Charge)> {
+    let length = length.filter(|n| *n > READ_AHEAD_BYTES)?;
+    let mut share = LOCAL_COPIES.charge_for("keeping local copies of verified manifests");
+    share.add(length).ok()?;
+    let mut disk = TEMP_DISK.charge_for("keeping a local copy of a verified manifest");
+    disk.add(length).ok()?;
+    let file = tempfile::tempfile().ok()?;
+    let copying = Copying {
+        file: Some(file),
+        written: 0,
+    };
+    Some((Arc::new(Mutex::new(copying)), disk, share))
+}
+
+/// The local copy, when all `length` bytes were written to it.
+fn finish_copy(
+    copy: Option<(Arc<Mutex<Copying>>, Charge, Charge)>,
+    length: u64,
+) -> Option<LocalCopy> {
+    let (copying, disk, share) = copy?;
+    let mut copying = copying.lock().ok()?;
+    if copying.written != length {
+        return None;
+    }
+    let file = copying.file.take()?;
+    Some(LocalCopy {
+        file: Arc::new(file),
+        checked: Mutex::new(None),
+        _disk: disk,
+        _share: share,
+    })
+}
+
 /// A page of a revision, with what the result shows besides.
 #[derive(Debug)]
 pub(crate) struct Browsed {
@@ -161,11 +320,15 @@ fn manifest_uri(registry: &Registry<'_>, top_hash: &str) -> String {
     )
 }
 
-/// Opens the whole manifest of `top_hash`: its body, ETag and length.
+/// The local copy a verifying pass is writing, and its charges.
+type Copy = Option<(Arc<Mutex<Copying>>, Charge, Charge)>;
+
+/// Opens the whole manifest of `top_hash`: its body, ETag and length, and the local
+/// copy its reading writes, when one is kept.
 async fn open_whole(
     registry: &Registry<'_>,
     top_hash: &str,
-) -> Result<(ManifestBody, Option<String>, Option<u64>), QuiltError> {
+) -> Result<(ManifestBody, Option<String>, Option<u64>, Copy), QuiltError> {
     let uri = manifest_uri(registry, top_hash);
     let object = registry.object(&super::manifest_key(top_hash));
     let body = match registry.s3().open(&object, MAX_MANIFEST_BYTES).await {
@@ -182,11 +345,23 @@ async fn open_whole(
         Err(error) => return Err(error.into()),
     };
     let (etag, length) = (body.etag.clone(), body.size);
-    let body: ManifestBody = Box::pin(tokio::io::BufReader::with_capacity(
-        256 * 1024,
-        tokio::io::AsyncReadExt::take(body.into_reader(), MAX_MANIFEST_BYTES + 1),
-    ));
-    Ok((body, etag, length))
+    let reader = tokio::io::AsyncReadExt::take(body.into_reader(), MAX_MANIFEST_BYTES + 1);
+    let copy = if etag.is_some() {
+        start_copy(length)
+    } else {
+        None
+    };
+    let body: ManifestBody = match &copy {
+        Some((copying, ..)) => Box::pin(tokio::io::BufReader::with_capacity(
+            256 * 1024,
+            Tee {
+                inner: reader,
+                copying: copying.clone(),
+            },
+        )),
+        None => Box::pin(tokio::io::BufReader::with_capacity(256 * 1024, reader)),
+    };
+    Ok((body, etag, length, copy))
 }
 
 /// How much of a verified manifest a page reads at once, keeping what it does not use
@@ -267,6 +442,8 @@ struct Ranged<'a> {
     key: String,
     uri: String,
     etag: &'a str,
+    /// The verified bytes on local disk, when this server kept them.
+    local: Option<&'a LocalCopy>,
     /// Where reading stops.
     end: u64,
     /// Where the next byte comes from.
@@ -290,6 +467,7 @@ impl<'a> Ranged<'a> {
             key: super::manifest_key(top_hash),
             uri: manifest_uri(registry, top_hash),
             etag: &revision.etag,
+            local: revision.local.as_ref(),
             end: end.min(revision.length),
             pos: start,
             body: None,
@@ -307,6 +485,9 @@ impl<'a> Ranged<'a> {
             self.end,
         ) {
             return Ok(Box::pin(std::io::Cursor::new(window)));
+        }
+        if let Some(local) = self.local {
+            return self.open_local(local).await;
         }
         // A chunk small enough is read whole a little further, and kept for the pages
         // after this one.
@@ -371,6 +552,48 @@ impl<'a> Ranged<'a> {
             64 * 1024,
             tokio::io::AsyncReadExt::take(body.into_reader(), expected),
         )))
+    }
+
+    /// The bytes from `pos` on, from the local copy: a span not yet checked is checked
+    /// first, with `If-Match` on the verified ETag.
+    async fn open_local(&mut self, local: &LocalCopy) -> Result<ManifestBody, QuiltError> {
+        let changed = || {
+            QuiltError::Changed(format!(
+                "{} changed since this server verified it",
+                self.uri
+            ))
+        };
+        let until = match local.checked_until(self.pos) {
+            Some(until) => until,
+            None => {
+                let object = self.registry.object(&self.key);
+                let (etag, length) =
+                    match self.registry.s3().head_if_match(&object, self.etag).await {
+                        Ok(answer) => answer,
+                        Err(error)
+                            if error.kind == S3ErrorKind::PreconditionFailed
+                                || error.is_not_found() =>
+                        {
+                            return Err(changed());
+                        }
+                        Err(error) => return Err(error.into()),
+                    };
+                let length_now = length.unwrap_or(u64::MAX);
+                if etag.as_deref().is_some_and(|etag| etag != self.etag)
+                    || length.is_some_and(|_| self.end > length_now)
+                {
+                    return Err(changed());
+                }
+                let until = self.pos.saturating_add(READ_AHEAD_BYTES);
+                local.check(self.pos, until);
+                until
+            }
+        };
+        let bytes = local
+            .read(self.pos, until.min(self.end))
+            .await
+            .map_err(|e| QuiltError::interrupted(self.uri.clone(), e))?;
+        Ok(Box::pin(std::io::Cursor::new(bytes)))
     }
 
     /// The next line (without its `\n`) and where it starts; `None` at the end.
@@ -618,7 +841,7 @@ pub(crate) async fn page(
     }
     let uri = manifest_uri(registry, top_hash);
     loop {
-        let (body, etag, length) = open_whole(registry, top_hash).await?;
+        let (body, etag, length, copy) = open_whole(registry, top_hash).await?;
         let stream = ManifestStream::open(body, uri.clone(), top_hash, order, SORT_BUDGET).await?;
         let shown = stream.header().shown_bytes(browse::VALUE_GROWTH);
         if shown > HEADER_BYTES {
@@ -641,12 +864,19 @@ pub(crate) async fn page(
         let summary = Arc::new(summary);
         let sorted = layout.sorted;
         if let (Some(etag), Some(length)) = (etag, length) {
+            // Pages are read from offsets only in a revision in tree order.
+            let local = if sorted {
+                finish_copy(copy, length)
+            } else {
+                None
+            };
             let revision = Revision {
                 etag,
                 length,
                 header: header.clone(),
                 layout,
                 paths: Mutex::new(VecDeque::new()),
+                local,
             };
             revision.remember_path(&request.path, summary.clone());
             REVISIONS.insert(bucket, top_hash, revision);

@@ -304,6 +304,28 @@ impl<'a> S3<'a> {
         })
     }
 
+    /// `HeadObject` with `If-Match` on `etag`: the object's ETag and size, or
+    /// [`S3ErrorKind::PreconditionFailed`] when the object is no longer that one.
+    pub(crate) async fn head_if_match(
+        &self,
+        uri: &S3Uri,
+        etag: &str,
+    ) -> Result<(Option<String>, Option<u64>), S3Error> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&uri.bucket)
+            .key(&uri.key)
+            .if_match(etag)
+            .send()
+            .await
+            .map_err(|e| S3Error::from_sdk("HeadObject", uri.to_string(), e))?;
+        Ok((
+            head.e_tag().map(str::to_owned),
+            head.content_length().and_then(|n| u64::try_from(n).ok()),
+        ))
+    }
+
     /// At most `max_bytes` (at least 1) from `offset`, never downloading more, even from
     /// a server that ignores `Range`, and never reporting bytes from elsewhere as the
     /// ones at `offset`. Reading at the very end of an object (or anywhere in an empty

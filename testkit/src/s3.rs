@@ -25,6 +25,7 @@ pub const SECRET_KEY: &str = "quilt-mcp-test-secret-access-key";
 struct Counting {
     inner: S3Service,
     requests: Arc<AtomicUsize>,
+    ranged_gets: Arc<AtomicUsize>,
 }
 
 impl hyper::service::Service<http::Request<Incoming>> for Counting {
@@ -34,6 +35,9 @@ impl hyper::service::Service<http::Request<Incoming>> for Counting {
 
     fn call(&self, req: http::Request<Incoming>) -> Self::Future {
         self.requests.fetch_add(1, Ordering::SeqCst);
+        if req.method() == http::Method::GET && req.headers().contains_key(http::header::RANGE) {
+            self.ranged_gets.fetch_add(1, Ordering::SeqCst);
+        }
         hyper::service::Service::call(&self.inner, req)
     }
 }
@@ -42,6 +46,7 @@ pub struct TestS3 {
     pub endpoint: String,
     pub root: tempfile::TempDir,
     requests: Arc<AtomicUsize>,
+    ranged_gets: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -58,9 +63,11 @@ impl TestS3 {
         let mut builder = S3ServiceBuilder::new(UrlListing(fs));
         builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let requests = Arc::new(AtomicUsize::new(0));
+        let ranged_gets = Arc::new(AtomicUsize::new(0));
         let service = Counting {
             inner: builder.build(),
             requests: requests.clone(),
+            ranged_gets: ranged_gets.clone(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
@@ -81,6 +88,7 @@ impl TestS3 {
             endpoint,
             root,
             requests,
+            ranged_gets,
             task,
         }
     }
@@ -88,6 +96,11 @@ impl TestS3 {
     /// Requests received so far.
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// `GetObject` requests with a `Range` received so far.
+    pub fn ranged_gets(&self) -> usize {
+        self.ranged_gets.load(Ordering::SeqCst)
     }
 
     /// A direct SDK client with the test keys.

@@ -332,6 +332,65 @@ async fn pages_of_a_verified_revision_read_only_what_they_hold() {
     server.stop().await;
 }
 
+/// A verified revision larger than one read-ahead is kept on local disk as it is
+/// verified: its later pages read no byte from S3 again, each read-ahead's worth of
+/// pages costs one `HeadObject` with `If-Match` (made with the caller's credentials),
+/// and an object overwritten since is still caught.
+#[tokio::test]
+async fn pages_of_a_large_verified_revision_come_from_its_local_copy() {
+    let s3 = registry().await;
+    let mut keys: Vec<String> = (0..40_000)
+        .map(|i| format!("dir{}/file{i:06}.csv", i % 4))
+        .collect();
+    keys.sort_by(|a, b| tree_order(a, b));
+    let mut writer = Writer::new("team/large");
+    for (i, key) in keys.iter().enumerate() {
+        writer.entry(key, i, "{}");
+    }
+    let (hash, text) = writer.finish();
+    assert!(text.len() > 8 * 1024 * 1024, "{}", text.len());
+    put_revision(&s3, "team/large", &hash, text.as_bytes()).await;
+    let server = start(&s3).await;
+    let base = json!({"package_name": "team/large", "registry": "registry"});
+
+    let gets = s3.ranged_gets();
+    let (got, requests, first) = read_all(&server, &s3, base.clone(), 4000).await;
+    assert_eq!(got, keys);
+    assert_eq!(first["entry_count"], 40_000);
+    assert_eq!(requests.len(), 10);
+    assert_eq!(s3.ranged_gets(), gets, "a later page read S3: {requests:?}");
+    // One check a read-ahead (4 MiB) of pages: at most three for these 8-9 MiB.
+    let later: usize = requests[1..].iter().sum();
+    assert!((1..=3).contains(&later), "{requests:?}");
+
+    // The object overwritten since: a page outside the span checked last is checked
+    // again, found changed, read whole again, and no longer hashes to its name.
+    let page = server
+        .ok(
+            "package_browse",
+            json!({"package_name": "team/large", "registry": "registry", "max_entries": 10}),
+        )
+        .await;
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let altered = text.replacen("\"size\": 3,", "\"size\": 4,", 1);
+    assert_ne!(altered, text);
+    put_revision(&s3, "team/large", &hash, altered.as_bytes()).await;
+    // Pages near the end first, so that the span checked last is not the first one.
+    let mut tail = base.clone();
+    tail["path"] = json!("dir3");
+    let _ = server.call("package_browse", tail).await;
+    let result = server
+        .call("package_browse", json!({"package_name": "team/large", "registry": "registry", "cursor": cursor, "max_entries": 10}))
+        .await
+        .unwrap();
+    assert_eq!(result.is_error, Some(true), "{result:?}");
+    assert_eq!(
+        result.structured_content.unwrap()["error"]["code"],
+        "integrity_error"
+    );
+    server.stop().await;
+}
+
 /// Issue 20, N6: a cursor of one package replayed with another package's name (same
 /// bucket, even with the first package's full top hash) is refused.
 #[tokio::test]
