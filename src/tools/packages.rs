@@ -442,10 +442,13 @@ pub(crate) struct BrowseOutput {
     next_cursor: Option<String>,
     /// The immediate sub-directories of the path (of the whole revision, not only this
     /// page), the first 1000 in logical-key order, each with the count and total size
-    /// of the entries under it and its directory metadata.
-    directories: Vec<DirectoryItem>,
-    /// Whether more sub-directories exist than `directories` lists.
-    directories_truncated: bool,
+    /// of the entries under it and its directory metadata. On the first page only (a
+    /// call without `cursor`): the pages after it leave it out rather than repeat it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    directories: Option<Vec<DirectoryItem>>,
+    /// Whether more sub-directories exist than `directories` lists (first page only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    directories_truncated: Option<bool>,
     /// The revision's page (at `path`) in the Quilt catalog, when the server knows the
     /// catalog (`QUILT_CATALOG_URL`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -564,6 +567,7 @@ impl Tool for PackageBrowse {
             }
         };
         let hint = cursor.as_ref().and_then(|c| c.offset);
+        let first_page = cursor.is_none();
         let request = PageRequest {
             path,
             after: cursor.map(|c| c.after),
@@ -607,18 +611,20 @@ impl Tool for PackageBrowse {
             total_size: summary.total_size,
             truncated: page.truncated,
             next_cursor,
-            directories: summary
-                .directories
-                .iter()
-                .map(|d| DirectoryItem {
-                    logical_key: d.logical_key.clone(),
-                    entry_count: d.entry_count,
-                    total_size: d.total_size,
-                    meta: d.meta.clone().map(|m| raw_value(Some(m))),
-                    meta_too_large: d.meta_too_large,
-                })
-                .collect(),
-            directories_truncated: summary.directories_truncated,
+            directories: first_page.then(|| {
+                summary
+                    .directories
+                    .iter()
+                    .map(|d| DirectoryItem {
+                        logical_key: d.logical_key.clone(),
+                        entry_count: d.entry_count,
+                        total_size: d.total_size,
+                        meta: d.meta.clone().map(|m| raw_value(Some(m))),
+                        meta_too_large: d.meta_too_large,
+                    })
+                    .collect()
+            }),
+            directories_truncated: first_page.then_some(summary.directories_truncated),
             catalog_url: search::package_link(
                 call.catalog_url,
                 bucket,

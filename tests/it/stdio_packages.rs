@@ -712,6 +712,9 @@ async fn browse_pages_with_a_cursor_and_diff_counts_and_truncates() {
                     .map(|e| e["logical_key"].as_str().unwrap().to_owned()),
             );
             assert_eq!(page["truncated"], page.get("next_cursor").is_some());
+            // The directory summary comes with the first page only.
+            assert_eq!(page.get("directories").is_some(), pages == 1);
+            assert_eq!(page.get("directories_truncated").is_some(), pages == 1);
             match page.get("next_cursor") {
                 Some(next) => cursor = Some(next.as_str().unwrap().to_owned()),
                 None => break,
