@@ -889,3 +889,83 @@ pub(crate) async fn page(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use tokio::io::AsyncReadExt as _;
+
+    use super::*;
+
+    fn copying(file: std::fs::File) -> Arc<Mutex<Copying>> {
+        Arc::new(Mutex::new(Copying {
+            file: Some(file),
+            written: 0,
+        }))
+    }
+
+    fn charges() -> (Charge, Charge) {
+        (
+            TEMP_DISK.charge_for("test"),
+            LOCAL_COPIES.charge_for("test"),
+        )
+    }
+
+    /// What a verifying pass reads is what the copy holds, read back at any offset.
+    #[tokio::test]
+    async fn a_copy_holds_what_was_read() {
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let state = copying(tempfile::tempfile().unwrap());
+        let mut tee = Tee {
+            inner: std::io::Cursor::new(bytes.clone()),
+            copying: state.clone(),
+        };
+        let mut read = Vec::new();
+        tee.read_to_end(&mut read).await.unwrap();
+        assert_eq!(read, bytes);
+        let (disk, share) = charges();
+        let copy = finish_copy(Some((state, disk, share)), bytes.len() as u64).unwrap();
+        for (pos, stop) in [(0, 10), (1_000_001, 2_999_999), (2_999_000, 3_000_000)] {
+            let got = copy.read(pos, stop).await.unwrap();
+            let end = usize::try_from(stop)
+                .unwrap()
+                .min(usize::try_from(pos).unwrap() + LOCAL_READ_BYTES);
+            assert_eq!(got, bytes[usize::try_from(pos).unwrap()..end]);
+        }
+        // Past the end of the file: an error, never other bytes.
+        assert!(copy.read(2_999_990, 3_000_100).await.is_err());
+    }
+
+    /// A copy that could not be written, or was not written whole, is not kept; the
+    /// read itself goes on.
+    #[tokio::test]
+    async fn a_failed_or_short_copy_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("read-only");
+        std::fs::write(&path, b"").unwrap();
+        let state = copying(std::fs::File::open(&path).unwrap());
+        let mut tee = Tee {
+            inner: std::io::Cursor::new(vec![7u8; 1000]),
+            copying: state.clone(),
+        };
+        let mut read = Vec::new();
+        tee.read_to_end(&mut read).await.unwrap();
+        assert_eq!(read.len(), 1000);
+        let (disk, share) = charges();
+        assert!(finish_copy(Some((state, disk, share)), 1000).is_none());
+
+        let state = copying(tempfile::tempfile().unwrap());
+        let mut tee = Tee {
+            inner: std::io::Cursor::new(vec![7u8; 1000]),
+            copying: state.clone(),
+        };
+        let mut half = [0u8; 500];
+        tee.read_exact(&mut half).await.unwrap();
+        let (disk, share) = charges();
+        assert!(finish_copy(Some((state, disk, share)), 1000).is_none());
+        // Only a manifest larger than one read-ahead gets a copy.
+        assert!(start_copy(Some(READ_AHEAD_BYTES)).is_none());
+        assert!(start_copy(None).is_none());
+    }
+}
