@@ -2,8 +2,9 @@
 //! `docs/reference.md`, Results: `package_browse`).
 //!
 //! The first read of a revision streams the whole manifest, verifying its top hash:
-//! only the page is held (a bounded max-heap of the smallest logical keys after the
-//! cursor, so that a manifest in any order gives the same pages) while the counts
+//! only the page is held (the smallest logical keys after the cursor, bounded: a
+//! sorted vector while they come in order, else a max-heap, so that a manifest in any
+//! order gives the same pages) while the counts
 //! cover the whole revision or path and a bounded summary of the immediate
 //! sub-directories is kept ([`full_pass`]). Once a revision in tree order is known
 //! (`cache`), a page is read from a byte offset on, in order, and reading stops when
@@ -246,7 +247,7 @@ impl Pile {
 #[derive(Debug)]
 pub(crate) struct PageCollector<'r> {
     request: &'r PageRequest,
-    heap: Pile,
+    pile: Pile,
     seq: u64,
     after_count: u64,
     held: usize,
@@ -260,7 +261,7 @@ impl<'r> PageCollector<'r> {
     pub(crate) fn new(request: &'r PageRequest) -> PageCollector<'r> {
         PageCollector {
             request,
-            heap: Pile::Sorted(Vec::new()),
+            pile: Pile::Sorted(Vec::new()),
             seq: 0,
             after_count: 0,
             held: 0,
@@ -270,7 +271,7 @@ impl<'r> PageCollector<'r> {
     }
 
     fn drop_top(&mut self) {
-        if let Some(top) = self.heap.pop() {
+        if let Some(top) = self.pile.pop() {
             self.held -= top.entry.cost;
             self.values -= top.entry.values;
             self.leave_out(top.key);
@@ -300,8 +301,8 @@ impl<'r> PageCollector<'r> {
         {
             return;
         }
-        if self.heap.len() >= self.request.max_entries {
-            match self.heap.peek() {
+        if self.pile.len() >= self.request.max_entries {
+            match self.pile.peek() {
                 Some(top) if tree_order(key, &top.key.0) == std::cmp::Ordering::Less => {
                     self.drop_top();
                 }
@@ -315,12 +316,12 @@ impl<'r> PageCollector<'r> {
         self.held += entry.cost;
         self.values += entry.values;
         self.seq += 1;
-        self.heap.push(Held {
+        self.pile.push(Held {
             key: TreeKey(key.to_owned()),
             seq: self.seq,
             entry,
         });
-        while (self.held > PAGE_BYTES || self.values > PAGE_VALUES) && self.heap.len() > 1 {
+        while (self.held > PAGE_BYTES || self.values > PAGE_VALUES) && self.pile.len() > 1 {
             self.drop_top();
         }
     }
@@ -334,7 +335,7 @@ impl<'r> PageCollector<'r> {
     /// The page; `too_large` when its one entry is larger than a page may be.
     pub(crate) fn finish(self) -> Result<Page, QuiltError> {
         let entries: Vec<PageEntry> = self
-            .heap
+            .pile
             .into_sorted_vec()
             .into_iter()
             .map(|held| held.entry)

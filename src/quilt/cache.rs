@@ -223,18 +223,21 @@ fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result
     }
 }
 
-/// What the verifying pass wrote of a manifest to its local copy.
-#[derive(Debug, Default)]
+/// A local copy the verifying pass is writing: what it wrote so far, and the copy's
+/// charges against both budgets.
+#[derive(Debug)]
 struct Copying {
     file: Option<std::fs::File>,
     written: u64,
+    disk: Charge,
+    share: Charge,
 }
 
-/// A reader that writes what it reads into a local copy; a failed write abandons the
-/// copy, never the read.
+/// A reader that writes what it reads into a local copy, when one is kept; a failed
+/// write abandons the copy, never the read.
 struct Tee<R> {
     inner: R,
-    copying: Arc<Mutex<Copying>>,
+    copying: Option<Arc<Mutex<Copying>>>,
 }
 
 impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Tee<R> {
@@ -245,9 +248,9 @@ impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Tee<R> {
     ) -> std::task::Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let std::task::Poll::Ready(Ok(())) = &polled {
+        if let (std::task::Poll::Ready(Ok(())), Some(copying)) = (&polled, &self.copying) {
             let read = &buf.filled()[before..];
-            if let Ok(mut copying) = self.copying.lock() {
+            if let Ok(mut copying) = copying.lock() {
                 // Into the page cache: as quick as the copy into `buf` it follows.
                 let ok = copying
                     .file
@@ -266,36 +269,33 @@ impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Tee<R> {
 
 /// A local copy for a manifest of `length` bytes, when one is worth keeping (it is
 /// larger than one read-ahead) and both budgets have room; `None` otherwise.
-fn start_copy(length: Option<u64>) -> Option<(Arc<Mutex<Copying>>, Charge, Charge)> {
+fn start_copy(length: Option<u64>) -> Option<Arc<Mutex<Copying>>> {
     let length = length.filter(|n| *n > READ_AHEAD_BYTES)?;
     let mut share = LOCAL_COPIES.charge_for("keeping local copies of verified manifests");
     share.add(length).ok()?;
     let mut disk = TEMP_DISK.charge_for("keeping a local copy of a verified manifest");
     disk.add(length).ok()?;
     let file = tempfile::tempfile().ok()?;
-    let copying = Copying {
+    Some(Arc::new(Mutex::new(Copying {
         file: Some(file),
         written: 0,
-    };
-    Some((Arc::new(Mutex::new(copying)), disk, share))
+        disk,
+        share,
+    })))
 }
 
-/// The local copy, when all `length` bytes were written to it.
-fn finish_copy(
-    copy: Option<(Arc<Mutex<Copying>>, Charge, Charge)>,
-    length: u64,
-) -> Option<LocalCopy> {
-    let (copying, disk, share) = copy?;
-    let mut copying = copying.lock().ok()?;
+/// The local copy, when all `length` bytes were written to it (and the reader that
+/// wrote it is gone).
+fn finish_copy(copy: Option<Arc<Mutex<Copying>>>, length: u64) -> Option<LocalCopy> {
+    let copying = Arc::try_unwrap(copy?).ok()?.into_inner().ok()?;
     if copying.written != length {
         return None;
     }
-    let file = copying.file.take()?;
     Some(LocalCopy {
-        file: Arc::new(file),
+        file: Arc::new(copying.file?),
         checked: Mutex::new(None),
-        _disk: disk,
-        _share: share,
+        _disk: copying.disk,
+        _share: copying.share,
     })
 }
 
@@ -320,15 +320,20 @@ fn manifest_uri(registry: &Registry<'_>, top_hash: &str) -> String {
     )
 }
 
-/// The local copy a verifying pass is writing, and its charges.
-type Copy = Option<(Arc<Mutex<Copying>>, Charge, Charge)>;
-
 /// Opens the whole manifest of `top_hash`: its body, ETag and length, and the local
 /// copy its reading writes, when one is kept.
 async fn open_whole(
     registry: &Registry<'_>,
     top_hash: &str,
-) -> Result<(ManifestBody, Option<String>, Option<u64>, Copy), QuiltError> {
+) -> Result<
+    (
+        ManifestBody,
+        Option<String>,
+        Option<u64>,
+        Option<Arc<Mutex<Copying>>>,
+    ),
+    QuiltError,
+> {
     let uri = manifest_uri(registry, top_hash);
     let object = registry.object(&super::manifest_key(top_hash));
     let body = match registry.s3().open(&object, MAX_MANIFEST_BYTES).await {
@@ -351,16 +356,13 @@ async fn open_whole(
     } else {
         None
     };
-    let body: ManifestBody = match &copy {
-        Some((copying, ..)) => Box::pin(tokio::io::BufReader::with_capacity(
-            256 * 1024,
-            Tee {
-                inner: reader,
-                copying: copying.clone(),
-            },
-        )),
-        None => Box::pin(tokio::io::BufReader::with_capacity(256 * 1024, reader)),
-    };
+    let body: ManifestBody = Box::pin(tokio::io::BufReader::with_capacity(
+        256 * 1024,
+        Tee {
+            inner: reader,
+            copying: copy.clone(),
+        },
+    ));
     Ok((body, etag, length, copy))
 }
 
@@ -501,25 +503,13 @@ impl<'a> Ranged<'a> {
             .s3()
             .open_range_if_match(&object, self.pos, last + 1 - self.pos, self.etag)
             .await;
-        let changed = || {
-            QuiltError::Changed(format!(
-                "{} changed since this server verified it",
-                self.uri
-            ))
-        };
-        let mut body = match answer {
-            Ok(body) => body,
-            Err(error) if error.kind == S3ErrorKind::PreconditionFailed || error.is_not_found() => {
-                return Err(changed());
-            }
-            Err(error) => return Err(error.into()),
-        };
+        let mut body = answer.map_err(|error| self.unanswered(error))?;
         if body.etag.as_deref().is_some_and(|etag| etag != self.etag) {
-            return Err(changed());
+            return Err(self.changed());
         }
         let expected = last + 1 - self.pos;
         if body.size.is_some_and(|length| length != expected) {
-            return Err(changed());
+            return Err(self.changed());
         }
         if ahead {
             // At most the range asked for is held, whatever the server sends.
@@ -527,12 +517,12 @@ impl<'a> Ranged<'a> {
             let mut bytes = Vec::with_capacity(cap);
             while let Some(piece) = body.next_chunk().await? {
                 if bytes.len() + piece.len() > cap {
-                    return Err(changed());
+                    return Err(self.changed());
                 }
                 bytes.extend_from_slice(&piece);
             }
             if bytes.len() != cap {
-                return Err(changed());
+                return Err(self.changed());
             }
             let bytes: Arc<[u8]> = bytes.into();
             READ_AHEAD.keep(
@@ -554,35 +544,40 @@ impl<'a> Ranged<'a> {
         )))
     }
 
+    /// The object is no longer the one verified.
+    fn changed(&self) -> QuiltError {
+        QuiltError::Changed(format!(
+            "{} changed since this server verified it",
+            self.uri
+        ))
+    }
+
+    /// A conditional request's failure: the object changed or is gone, or S3 failed.
+    fn unanswered(&self, error: crate::s3::S3Error) -> QuiltError {
+        if error.kind == S3ErrorKind::PreconditionFailed || error.is_not_found() {
+            self.changed()
+        } else {
+            error.into()
+        }
+    }
+
     /// The bytes from `pos` on, from the local copy: a span not yet checked is checked
     /// first, with `If-Match` on the verified ETag.
     async fn open_local(&mut self, local: &LocalCopy) -> Result<ManifestBody, QuiltError> {
-        let changed = || {
-            QuiltError::Changed(format!(
-                "{} changed since this server verified it",
-                self.uri
-            ))
-        };
         let until = match local.checked_until(self.pos) {
             Some(until) => until,
             None => {
                 let object = self.registry.object(&self.key);
-                let (etag, length) =
-                    match self.registry.s3().head_if_match(&object, self.etag).await {
-                        Ok(answer) => answer,
-                        Err(error)
-                            if error.kind == S3ErrorKind::PreconditionFailed
-                                || error.is_not_found() =>
-                        {
-                            return Err(changed());
-                        }
-                        Err(error) => return Err(error.into()),
-                    };
-                let length_now = length.unwrap_or(u64::MAX);
+                let (etag, length) = self
+                    .registry
+                    .s3()
+                    .head_if_match(&object, self.etag)
+                    .await
+                    .map_err(|error| self.unanswered(error))?;
                 if etag.as_deref().is_some_and(|etag| etag != self.etag)
-                    || length.is_some_and(|_| self.end > length_now)
+                    || length.is_some_and(|length| length < self.end)
                 {
-                    return Err(changed());
+                    return Err(self.changed());
                 }
                 let until = self.pos.saturating_add(READ_AHEAD_BYTES);
                 local.check(self.pos, until);
@@ -902,14 +897,9 @@ mod tests {
         Arc::new(Mutex::new(Copying {
             file: Some(file),
             written: 0,
+            disk: TEMP_DISK.charge_for("test"),
+            share: LOCAL_COPIES.charge_for("test"),
         }))
-    }
-
-    fn charges() -> (Charge, Charge) {
-        (
-            TEMP_DISK.charge_for("test"),
-            LOCAL_COPIES.charge_for("test"),
-        )
     }
 
     /// What a verifying pass reads is what the copy holds, read back at any offset.
@@ -919,13 +909,13 @@ mod tests {
         let state = copying(tempfile::tempfile().unwrap());
         let mut tee = Tee {
             inner: std::io::Cursor::new(bytes.clone()),
-            copying: state.clone(),
+            copying: Some(state.clone()),
         };
         let mut read = Vec::new();
         tee.read_to_end(&mut read).await.unwrap();
         assert_eq!(read, bytes);
-        let (disk, share) = charges();
-        let copy = finish_copy(Some((state, disk, share)), bytes.len() as u64).unwrap();
+        drop(tee);
+        let copy = finish_copy(Some(state), bytes.len() as u64).unwrap();
         for (pos, stop) in [(0, 10), (1_000_001, 2_999_999), (2_999_000, 3_000_000)] {
             let got = copy.read(pos, stop).await.unwrap();
             let end = usize::try_from(stop)
@@ -947,23 +937,23 @@ mod tests {
         let state = copying(std::fs::File::open(&path).unwrap());
         let mut tee = Tee {
             inner: std::io::Cursor::new(vec![7u8; 1000]),
-            copying: state.clone(),
+            copying: Some(state.clone()),
         };
         let mut read = Vec::new();
         tee.read_to_end(&mut read).await.unwrap();
         assert_eq!(read.len(), 1000);
-        let (disk, share) = charges();
-        assert!(finish_copy(Some((state, disk, share)), 1000).is_none());
+        drop(tee);
+        assert!(finish_copy(Some(state), 1000).is_none());
 
         let state = copying(tempfile::tempfile().unwrap());
         let mut tee = Tee {
             inner: std::io::Cursor::new(vec![7u8; 1000]),
-            copying: state.clone(),
+            copying: Some(state.clone()),
         };
         let mut half = [0u8; 500];
         tee.read_exact(&mut half).await.unwrap();
-        let (disk, share) = charges();
-        assert!(finish_copy(Some((state, disk, share)), 1000).is_none());
+        drop(tee);
+        assert!(finish_copy(Some(state), 1000).is_none());
         // Only a manifest larger than one read-ahead gets a copy.
         assert!(start_copy(Some(READ_AHEAD_BYTES)).is_none());
         assert!(start_copy(None).is_none());
