@@ -373,10 +373,11 @@ fn success<T: Tool>(output: &T::Output) -> CallToolResult {
         Ok(value) => value,
         Err(e) => return internal(&format!("the result could not be written: {e}")),
     };
-    // `to_string` writes into bytes directly; `Value`'s `Display` goes through a formatter.
-    let text = match T::summary(output) {
-        Some(summary) => summary,
-        None => serde_json::to_string(&value).unwrap_or_else(|_| value.to_string()),
+    // `to_string` writes into bytes directly; `Value`'s `Display` goes through a
+    // formatter (and would panic where `to_string` fails).
+    let text = match T::summary(output).map_or_else(|| serde_json::to_string(&value), Ok) {
+        Ok(text) => text,
+        Err(e) => return internal(&format!("the result could not be written: {e}")),
     };
     let mut content = vec![ContentBlock::text(text)];
     if let Some(blob) = T::blob(output) {
