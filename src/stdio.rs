@@ -502,12 +502,14 @@ impl rmcp::transport::Transport<RoleServer> for StdioTransport {
         let to_host = self.to_host.clone();
         async move {
             let mut line = serde_json::to_vec(&item).map_err(StdioError::Encode)?;
-            drop(item);
             line.push(b'\n');
-            to_host
+            let sent = to_host
                 .send(Outgoing { line, share })
                 .await
-                .map_err(|_| StdioError::Closed)
+                .map_err(|_| StdioError::Closed);
+            // A large answer takes a while to free: the writer is already writing it.
+            drop(item);
+            sent
         }
     }
 

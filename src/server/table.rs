@@ -375,7 +375,8 @@ fn success<T: Tool>(output: &T::Output) -> CallToolResult {
     };
     // `to_string` writes into bytes directly; `Value`'s `Display` goes through a
     // formatter (and would panic where `to_string` fails).
-    let text = match T::summary(output).map_or_else(|| serde_json::to_string(&value), Ok) {
+    // From the typed result: faster than walking the tree just built from it.
+    let text = match T::summary(output).map_or_else(|| serde_json::to_string(output), Ok) {
         Ok(text) => text,
         Err(e) => return internal(&format!("the result could not be written: {e}")),
     };
