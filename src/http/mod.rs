@@ -1,5 +1,6 @@
 //! Streamable HTTP transport (`quilt-mcp serve --http ADDR`): rmcp's stateless
-//! streamable HTTP service at `/mcp`, behind a bearer-token layer.
+//! streamable HTTP service at `/mcp`, behind a bearer-token layer, with a direct path
+//! for plain `tools/call` requests that answers them as rmcp would ([`direct`]).
 //!
 //! Every `/mcp` request must carry `Authorization: Bearer <token>`; the token is
 //! verified once, here, and the verified context travels in the request's extensions
@@ -27,8 +28,8 @@
 //!   both its handler and its response are done, so an abandoned call still counts),
 //!   a budget for the parse cost of its request bodies, and with `--rate-limit` a
 //!   token bucket (429 with `Retry-After`);
-//! - a closed connection cancels its call: rmcp cancels the handler's
-//!   `CancellationToken` when the response future is dropped;
+//! - a closed connection cancels its call: rmcp (or the direct path) cancels the
+//!   handler's `CancellationToken` when the response future is dropped;
 //! - shutdown stops accepting and waits at most `shutdown_grace` for the rest;
 //! - URLs sent back to clients are built from `QUILT_MCP_PUBLIC_URL` (or the checked
 //!   `Host`), never from `X-Forwarded-*` headers.
@@ -45,13 +46,12 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use futures::StreamExt as _;
-use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
 
 use crate::auth::{AuthFailure, Reason, Token, TokenSourceKind};
 use crate::server::{QuiltServer, RequestMeta};
 
+mod direct;
 pub mod limits;
 mod serve;
 
@@ -183,19 +183,10 @@ pub fn router(server: QuiltServer, options: &HttpOptions) -> Router {
         )),
         server: server.clone(),
     };
-    let mcp = StreamableHttpService::new(
-        move || Ok(server.clone()),
-        Arc::new(NeverSessionManager::default()),
-        StreamableHttpServerConfig::default()
-            .with_legacy_session_mode(false)
-            .with_json_response(true)
-            .with_sse_keep_alive(None)
-            .with_allowed_hosts(allowed_hosts)
-            .with_max_request_body_bytes(options.max_body_bytes),
-    );
+    let mcp = direct::Mcp::new(server, allowed_hosts, options.max_body_bytes);
     // Layers run outside in: the Host check, then the bearer, then the body read.
     let protected = Router::new()
-        .route_service("/mcp", mcp)
+        .route("/mcp", any(move |req: Request| mcp.clone().handle(req)))
         .route_layer(middleware::from_fn_with_state(state.clone(), read_body))
         .route_layer(middleware::from_fn_with_state(state.clone(), bearer_auth));
     let host_checked = Router::new()

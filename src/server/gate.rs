@@ -31,6 +31,7 @@ use std::time::Instant;
 use rmcp::model::{CallToolResponse, CallToolResult};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
+use tokio_util::sync::CancellationToken;
 
 use super::table::{Entry, PeerProgress, Table, failure};
 use super::{QuiltServer, RequestMeta, Transport, forbidden, unauthorized, unauthorized_upstream};
@@ -61,29 +62,68 @@ pub(crate) enum Refused {
     Failed(ToolError),
 }
 
+/// Who is calling, as the gate needs it: the HTTP request's verified token and log
+/// fields (none in a stdio session), the call's cancellation, and where its progress
+/// goes. Built from rmcp's context, or by the HTTP layer's direct path for the calls
+/// it answers itself (`crate::http`).
+pub(crate) struct Caller {
+    /// `Some` for an HTTP request: the context its bearer token verified to, and its
+    /// log fields.
+    http: Option<(Option<Arc<AuthContext>>, Option<RequestMeta>)>,
+    cancel: CancellationToken,
+    progress: PeerProgress,
+}
+
+impl Caller {
+    /// The caller of an rmcp request (stdio, or HTTP through rmcp's service, which
+    /// puts the request's `http::request::Parts` in its extensions).
+    pub(crate) fn of(context: &RequestContext<RoleServer>) -> Caller {
+        Caller {
+            http: context
+                .extensions
+                .get::<http::request::Parts>()
+                .map(|parts| Caller::http_fields(&parts.extensions)),
+            cancel: context.ct.clone(),
+            progress: PeerProgress::of(context),
+        }
+    }
+
+    /// The caller of an HTTP request answered without rmcp: what the HTTP layer put
+    /// in its `extensions`, cancelled with `cancel`, and no progress (such a call
+    /// asked for none).
+    pub(crate) fn http(extensions: &http::Extensions, cancel: CancellationToken) -> Caller {
+        Caller {
+            http: Some(Caller::http_fields(extensions)),
+            cancel,
+            progress: PeerProgress::none(),
+        }
+    }
+
+    fn http_fields(
+        extensions: &http::Extensions,
+    ) -> (Option<Arc<AuthContext>>, Option<RequestMeta>) {
+        (
+            extensions.get::<Arc<AuthContext>>().cloned(),
+            extensions.get::<RequestMeta>().cloned(),
+        )
+    }
+}
+
 impl QuiltServer {
-    /// Passes a request through the gate: authenticates the caller for `context`,
+    /// Passes a request through the gate: authenticates `caller`,
     /// parses the request with `parse`, authorizes what it declares for the rules of
     /// `info`, and gets AWS credentials when `info` reaches AWS. Logs `tool_denied`
     /// and, for a refusal, `tool_call`.
     pub(crate) async fn admit<R: Declared>(
         &self,
         info: ToolInfo,
-        context: &RequestContext<RoleServer>,
+        caller: &Caller,
         parse: impl FnOnce() -> Result<R, ToolError>,
     ) -> Result<Admitted<R>, Refused> {
         let started = Instant::now();
         // 1. The token: verified by the HTTP layer for this request, or read and
         //    verified here for a stdio session.
-        let http = context
-            .extensions
-            .get::<http::request::Parts>()
-            .map(|parts| {
-                (
-                    parts.extensions.get::<Arc<AuthContext>>().cloned(),
-                    parts.extensions.get::<RequestMeta>().cloned(),
-                )
-            });
+        let http = caller.http.clone();
         let mut log = CallLog {
             tool: info.name,
             started,
@@ -168,7 +208,7 @@ impl QuiltServer {
         &self,
         name: &str,
         arguments: Option<rmcp::model::JsonObject>,
-        context: RequestContext<RoleServer>,
+        caller: Caller,
     ) -> Result<CallToolResponse, ErrorData> {
         // A write tool hidden in read-only mode is still known: the policy refuses it
         // with `read_only_mode`, which tells the user why. A tool outside the server's
@@ -190,7 +230,7 @@ impl QuiltServer {
                 None,
             ));
         }
-        self.run_entry(entry, arguments, context)
+        self.run_entry(entry, arguments, caller)
             .await
             .map(CallToolResponse::from)
     }
@@ -202,10 +242,10 @@ impl QuiltServer {
         &self,
         entry: &Entry,
         arguments: Option<rmcp::model::JsonObject>,
-        context: RequestContext<RoleServer>,
+        caller: Caller,
     ) -> Result<CallToolResult, ErrorData> {
         let admitted = match self
-            .admit(entry.info, &context, || (entry.parse)(arguments))
+            .admit(entry.info, &caller, || (entry.parse)(arguments))
             .await
         {
             Ok(admitted) => admitted,
@@ -218,7 +258,6 @@ impl QuiltServer {
             aws,
             log,
         } = admitted;
-        let progress = PeerProgress::of(&context);
         let call = Call {
             ctx: &ctx,
             aws: aws.as_deref(),
@@ -226,8 +265,8 @@ impl QuiltServer {
             catalog_url: self.catalog_url(),
             default_region: &self.config().aws_region,
             read_only: self.config().read_only,
-            progress: &progress,
-            cancel: &context.ct,
+            progress: &caller.progress,
+            cancel: &caller.cancel,
         };
         let result: CallToolResult = match request.run(call).await {
             Ok(result) => result,

@@ -587,7 +587,8 @@ impl ServerHandler for QuiltServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.call(&request.name, request.arguments, context).await
+        self.call(&request.name, request.arguments, gate::Caller::of(&context))
+            .await
     }
 
     async fn list_resources(

@@ -28,6 +28,7 @@ use rmcp::{ErrorData, RoleServer};
 use serde_json::{Map, Value, json};
 
 use super::QuiltServer;
+use super::gate::Caller;
 use super::table::Table;
 use crate::config::{Toolset, Toolsets};
 use crate::error::ArgumentError;
@@ -276,7 +277,7 @@ impl QuiltServer {
             .entry(name)
             .ok_or_else(|| ErrorData::internal_error(format!("no tool {name}"), None))?;
         // Boxed: the tool's future is large, and nests in the handler's.
-        structured(Box::pin(self.run_entry(entry, arguments(args), context)).await?)
+        structured(Box::pin(self.run_entry(entry, arguments(args), Caller::of(&context))).await?)
     }
 
     /// The buckets the caller's token names (never `*`), in its order.

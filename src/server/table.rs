@@ -408,26 +408,32 @@ fn internal(message: &str) -> CallToolResult {
 
 /// Progress notifications to the client, when it asked for them with a token.
 pub(crate) struct PeerProgress {
-    peer: Peer<RoleServer>,
-    token: Option<ProgressToken>,
+    /// The client and the token it asked for progress with; `None` when it did not.
+    to: Option<(Peer<RoleServer>, ProgressToken)>,
 }
 
 impl PeerProgress {
     pub(crate) fn of(context: &RequestContext<RoleServer>) -> PeerProgress {
         PeerProgress {
-            peer: context.peer.clone(),
-            token: context.meta.get_progress_token(),
+            to: context
+                .meta
+                .get_progress_token()
+                .map(|token| (context.peer.clone(), token)),
         }
+    }
+
+    /// No progress: the call did not ask for it.
+    pub(crate) fn none() -> PeerProgress {
+        PeerProgress { to: None }
     }
 }
 
 impl Progress for PeerProgress {
     fn report(&self, done: usize, total: usize, message: String) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            if let Some(token) = &self.token {
+            if let Some((peer, token)) = &self.to {
                 // A client that went away cannot be told; the work goes on.
-                let _ = self
-                    .peer
+                let _ = peer
                     .notify_progress(
                         ProgressNotificationParam::new(token.clone(), done as f64)
                             .with_total(total as f64)

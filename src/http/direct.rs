@@ -1,0 +1,421 @@
+//! The direct path of `/mcp`: the request that makes up an HTTP server's load, a plain
+//! stateless `tools/call` POST, answered here with the very bytes rmcp's stateless
+//! service would answer it with, without rmcp's per-request machinery (a one-shot
+//! transport, a peer, a spawned service task and its cancellation tokens, about a third
+//! of a call's CPU). Everything else goes to rmcp's service, unchanged.
+//!
+//! A request takes the direct path only when rmcp would answer it the same way, by
+//! construction: each condition below is one rmcp checks or branches on, and any doubt
+//! sends the request to rmcp, which then decides.
+//!
+//! | condition | otherwise rmcp |
+//! |---|---|
+//! | `POST` | answers GET (no stream in stateless mode) and DELETE |
+//! | `Accept` lists `application/json` and `text/event-stream`, without parameters | answers 406, or weighs the parameters |
+//! | `Content-Type` is `application/json` (parameters allowed) | answers 415 |
+//! | at most one `MCP-Protocol-Version`, one rmcp knows from before the 2026-07-28 revision (standard headers, per-request metadata), or none | answers 400, or validates the newer headers and metadata |
+//! | the body is one JSON-RPC request, `tools/call`, without `_meta`, `inputResponses` or `requestState` | answers a notification, a batch or anything else, and sends progress (which needs an event stream) |
+//!
+//! The answer is rmcp's: the same handler ([`QuiltServer::call`], through the same
+//! gate), the result shaped for a peer before 2026-07-28 as rmcp shapes it, the same
+//! JSON-RPC envelope, `200` with `Content-Type: application/json`. A closed connection
+//! drops the call and cancels its token, as rmcp's stateless service does. A test
+//! sends the same requests down both paths and compares the answers byte for byte.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::{IntoResponse as _, Response};
+use http::{HeaderMap, Method, StatusCode, header};
+use rmcp::ErrorData;
+use rmcp::model::{
+    CallToolRequestParams, ClientJsonRpcMessage, ClientRequest, JsonRpcMessage, ProtocolVersion,
+    RequestId, ServerJsonRpcMessage, ServerResult,
+};
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+use crate::server::QuiltServer;
+use crate::server::gate::Caller;
+
+/// The header that names the protocol version of a request after `initialize`.
+const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
+
+/// `/mcp`: the direct path for the requests it takes, rmcp's service for the rest.
+#[derive(Clone)]
+pub(crate) struct Mcp {
+    server: QuiltServer,
+    rmcp: Arc<StreamableHttpService<QuiltServer, NeverSessionManager>>,
+}
+
+impl Mcp {
+    /// `/mcp` for `server`: rmcp's stateless service with a JSON body (no event
+    /// stream), checking the `Host` against `allowed_hosts`, and the direct path.
+    pub(crate) fn new(
+        server: QuiltServer,
+        allowed_hosts: Vec<String>,
+        max_body_bytes: usize,
+    ) -> Mcp {
+        let for_rmcp = server.clone();
+        let rmcp = StreamableHttpService::new(
+            move || Ok(for_rmcp.clone()),
+            Arc::new(NeverSessionManager::default()),
+            StreamableHttpServerConfig::default()
+                .with_legacy_session_mode(false)
+                .with_json_response(true)
+                .with_sse_keep_alive(None)
+                .with_allowed_hosts(allowed_hosts)
+                .with_max_request_body_bytes(max_body_bytes),
+        );
+        Mcp {
+            server,
+            rmcp: Arc::new(rmcp),
+        }
+    }
+
+    /// Answers one `/mcp` request.
+    pub(crate) async fn handle(self, req: Request) -> Response {
+        let req = if req.method() == Method::POST && plain_headers(req.headers()) {
+            let (parts, body) = req.into_parts();
+            // The body is already in memory (the body layer read it whole).
+            let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+                return StatusCode::BAD_REQUEST.into_response();
+            };
+            if let Some((id, params)) = plain_call(&bytes) {
+                return self.answer(parts.extensions, id, params).await;
+            }
+            Request::from_parts(parts, Body::from(bytes))
+        } else {
+            req
+        };
+        self.rmcp.handle(req).await.map(Body::new)
+    }
+
+    /// Runs the call and answers it as rmcp's stateless service answers with a JSON
+    /// body. As there, the call runs as a task of its own, holding the request's
+    /// extensions (its verified context and its call slot) until it ends, and a
+    /// closed connection (this future dropped first) cancels it: it then ends
+    /// promptly, as `cancelled`, and is logged like any other.
+    async fn answer(
+        &self,
+        extensions: http::Extensions,
+        id: RequestId,
+        params: CallToolRequestParams,
+    ) -> Response {
+        let cancel = CancellationToken::new();
+        let on_drop = cancel.clone().drop_guard();
+        let server = self.server.clone();
+        let call = tokio::spawn(async move {
+            let caller = Caller::http(&extensions, cancel);
+            let answered = server.call(&params.name, params.arguments, caller).await;
+            drop(extensions);
+            answered
+        });
+        let answered = match call.await {
+            Ok(answered) => answered,
+            // The gate answers a panic inside a tool; this is one outside it.
+            Err(e) => Err(ErrorData::internal_error(
+                format!("the call ended without an answer: {e}"),
+                None,
+            )),
+        };
+        on_drop.disarm();
+        let message: ServerJsonRpcMessage = match answered {
+            Ok(response) => {
+                let mut result = ServerResult::from(response);
+                // The shape rmcp gives a peer before 2026-07-28, the only peers that
+                // take this path.
+                result.strip_result_type_for_legacy_peer();
+                result.strip_non_object_output_for_legacy_peer();
+                JsonRpcMessage::response(result, id)
+            }
+            Err(error) => JsonRpcMessage::error(error, Some(id)),
+        };
+        match serde_json::to_vec(&message) {
+            Ok(body) => (
+                [(header::CONTENT_TYPE, "application/json")],
+                Body::from(body),
+            )
+                .into_response(),
+            Err(e) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the answer could not be written: {e}"),
+            )
+                .into_response(),
+        }
+    }
+}
+
+/// Whether the headers are ones rmcp's stateless service accepts as they are, for a
+/// protocol version before the one that brought standard headers and per-request
+/// metadata.
+fn plain_headers(headers: &HeaderMap) -> bool {
+    accepts_json_and_event_stream(headers) && json_content(headers) && legacy_version(headers)
+}
+
+/// Both media types, listed plainly: a quoted string or a parameter (a weight, which
+/// may be zero) is rmcp's to weigh.
+fn accepts_json_and_event_stream(headers: &HeaderMap) -> bool {
+    let (mut json, mut event_stream) = (false, false);
+    for value in headers.get_all(header::ACCEPT) {
+        let Ok(value) = value.to_str() else {
+            return false;
+        };
+        if value.contains(['"', ';']) {
+            return false;
+        }
+        for essence in value.split(',').map(str::trim) {
+            json |= essence.eq_ignore_ascii_case("application/json");
+            event_stream |= essence.eq_ignore_ascii_case("text/event-stream");
+        }
+    }
+    json && event_stream
+}
+
+/// `Content-Type: application/json`, with any parameters, as rmcp reads it.
+fn json_content(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            let essence = value.split_once(';').map_or(value, |(essence, _)| essence);
+            essence.trim().eq_ignore_ascii_case("application/json")
+        })
+}
+
+/// No `MCP-Protocol-Version` (rmcp then assumes 2025-03-26), or one that rmcp knows
+/// and that comes before standard headers and per-request metadata.
+fn legacy_version(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(PROTOCOL_VERSION_HEADER).iter();
+    let Some(value) = values.next() else {
+        return true;
+    };
+    if values.next().is_some() {
+        return false;
+    }
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    ProtocolVersion::KNOWN_VERSIONS.iter().any(|known| {
+        known.as_str() == value
+            && known.as_str() < ProtocolVersion::STANDARD_HEADERS.as_str()
+            && known.as_str() < ProtocolVersion::NO_INITIALIZE.as_str()
+    })
+}
+
+/// The id and parameters of a body that is one plain `tools/call` request, decoded as
+/// rmcp decodes it.
+fn plain_call(body: &[u8]) -> Option<(RequestId, CallToolRequestParams)> {
+    let ClientJsonRpcMessage::Request(request) = serde_json::from_slice(body).ok()? else {
+        return None;
+    };
+    let ClientRequest::CallToolRequest(call) = request.request else {
+        return None;
+    };
+    let params = call.params;
+    let plain = params.meta.is_none()
+        && params.input_responses.is_none()
+        && params.request_state.is_none()
+        && call.extensions.is_empty();
+    plain.then_some((request.id, params))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::Config;
+    use crate::auth::Token;
+    use crate::server::RequestMeta;
+    use crate::time::now_unix;
+
+    const SECRET: &str = "unit-test-shared-secret-that-is-long-enough-for-hs256";
+    const JSON_AND_SSE: &str = "application/json, text/event-stream";
+
+    fn mcp() -> Mcp {
+        let config =
+            Config::from_lookup(|name| (name == "QUILT_MCP_JWT_SECRET").then(|| SECRET.to_owned()));
+        Mcp::new(
+            QuiltServer::new_http(config),
+            vec!["localhost".to_owned()],
+            1 << 20,
+        )
+    }
+
+    /// The request as the bearer layer hands it on: with the verified context and the
+    /// request's log fields in its extensions.
+    fn request(
+        mcp: &Mcp,
+        token: &str,
+        method: Method,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Request {
+        let meta = RequestMeta {
+            request_id: "r-1".into(),
+            remote_addr: "127.0.0.1:1".into(),
+        };
+        let ctx = mcp
+            .server
+            .verify_bearer(&Token::stripped(token).unwrap(), &meta)
+            .unwrap();
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri("/mcp")
+            .header(header::HOST, "localhost");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let mut req = builder.body(Body::from(body.to_owned())).unwrap();
+        req.extensions_mut().insert(ctx);
+        req.extensions_mut().insert(meta);
+        req
+    }
+
+    async fn parts(response: Response) -> (StatusCode, Option<String>, String) {
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            content_type,
+            String::from_utf8(body.to_vec()).unwrap(),
+        )
+    }
+
+    /// `/mcp`'s answer and rmcp's own, to the same request.
+    async fn both(
+        method: Method,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> [(StatusCode, Option<String>, String); 2] {
+        let mcp = mcp();
+        let now = now_unix();
+        let claims = serde_json::json!({
+            "sub": "alice", "aud": "quilt-mcp-server", "iat": now, "exp": now + 3600,
+            "level": "read", "buckets": ["b"], "permissions": ["s3:GetObject", "s3:ListBucket"],
+        });
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        let ours = parts(
+            mcp.clone()
+                .handle(request(&mcp, &token, method.clone(), headers, body))
+                .await,
+        )
+        .await;
+        let theirs = parts(
+            mcp.rmcp
+                .handle(request(&mcp, &token, method, headers, body))
+                .await
+                .map(Body::new),
+        )
+        .await;
+        [ours, theirs]
+    }
+
+    fn call(id: &str, tool: &str, arguments: &str) -> String {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{arguments}}}}}"#
+        )
+    }
+
+    /// The calls the direct path answers get the bytes rmcp answers them with: results,
+    /// failed results, JSON-RPC refusals and unknown tools, for every protocol version
+    /// it takes.
+    #[tokio::test]
+    async fn the_direct_path_answers_as_rmcp_does() {
+        // (Not `auth_status`: its `expires_in` counts seconds, and the two answers
+        // may fall on either side of one.)
+        let bodies = [
+            call("1", "bucket_list", "{}"),
+            call(r#""abc""#, "bucket_list", "{}"),
+            // A bad argument: a failed result.
+            call("2", "bucket_objects_list", r#"{"bucket":5}"#),
+            // A bucket outside the token: -32003.
+            call("3", "bucket_objects_list", r#"{"bucket":"elsewhere"}"#),
+            // No such tool: -32602.
+            call("4", "no_such_tool", "{}"),
+        ];
+        let versions = [
+            None,
+            Some("2024-11-05"),
+            Some("2025-03-26"),
+            Some("2025-06-18"),
+            Some("2025-11-25"),
+        ];
+        for body in &bodies {
+            assert!(plain_call(body.as_bytes()).is_some(), "{body}");
+            for version in versions {
+                let mut headers = vec![
+                    ("content-type", "application/json"),
+                    ("accept", JSON_AND_SSE),
+                ];
+                headers.extend(version.map(|v| (PROTOCOL_VERSION_HEADER, v)));
+                let mut map = HeaderMap::new();
+                for (name, value) in &headers {
+                    map.append(*name, value.parse().unwrap());
+                }
+                assert!(plain_headers(&map), "{headers:?}");
+                let [ours, theirs] = both(Method::POST, &headers, body).await;
+                assert_eq!(ours, theirs, "{body} at {version:?}");
+                assert_eq!(ours.0, StatusCode::OK);
+            }
+        }
+    }
+
+    /// A request: its method, headers and body.
+    type Case<'a> = (Method, Vec<(&'a str, &'a str)>, String);
+
+    /// What the direct path does not take goes to rmcp, body and all, and gets rmcp's
+    /// answer.
+    #[tokio::test]
+    async fn everything_else_goes_to_rmcp() {
+        let plain = call("1", "bucket_list", "{}");
+        let json = ("content-type", "application/json");
+        let accept = ("accept", JSON_AND_SSE);
+        let cases: Vec<Case> = vec![
+            // Progress asked for: rmcp streams it.
+            (Method::POST, vec![json, accept], r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"bucket_list","arguments":{},"_meta":{"progressToken":7}}}"#.to_owned()),
+            // Weighted or quoted media types, a missing one, another content type.
+            (Method::POST, vec![json, ("accept", "application/json;q=0, text/event-stream")], plain.clone()),
+            (Method::POST, vec![json, ("accept", "application/json")], plain.clone()),
+            (Method::POST, vec![("content-type", "text/plain"), accept], plain.clone()),
+            // Versions from standard headers on, unknown ones, two of them.
+            (Method::POST, vec![json, accept, (PROTOCOL_VERSION_HEADER, "2026-07-28")], plain.clone()),
+            (Method::POST, vec![json, accept, (PROTOCOL_VERSION_HEADER, "1999-01-01")], plain.clone()),
+            (Method::POST, vec![json, accept, (PROTOCOL_VERSION_HEADER, "2025-06-18"), (PROTOCOL_VERSION_HEADER, "2025-06-18")], plain.clone()),
+            // Other messages: another method, a notification, a batch, not JSON.
+            (Method::POST, vec![json, accept], r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.to_owned()),
+            (Method::POST, vec![json, accept], r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_owned()),
+            (Method::POST, vec![json, accept], format!("[{plain}]")),
+            (Method::POST, vec![json, accept], "{".to_owned()),
+            // Other methods.
+            (Method::GET, vec![accept], String::new()),
+            (Method::DELETE, vec![], String::new()),
+        ];
+        for (method, headers, body) in cases {
+            let mut map = HeaderMap::new();
+            for (name, value) in &headers {
+                map.append(*name, value.parse().unwrap());
+            }
+            let direct = method == Method::POST
+                && plain_headers(&map)
+                && plain_call(body.as_bytes()).is_some();
+            assert!(!direct, "{method} {headers:?} {body}");
+            let [ours, theirs] = both(method.clone(), &headers, &body).await;
+            assert_eq!(ours, theirs, "{method} {headers:?} {body}");
+        }
+    }
+}
