@@ -6,7 +6,10 @@
 //!
 //! A request takes the direct path only when rmcp would answer it the same way, by
 //! construction: each condition below is one rmcp checks or branches on, and any doubt
-//! sends the request to rmcp, which then decides.
+//! sends the request to rmcp, which then decides. rmcp's first check, the `Host`
+//! against the allowed hosts, has already been made by this server's own layer with
+//! the same list, at least as strictly (an empty list allows no host, where rmcp would
+//! allow any); rmcp's `Origin` check is off (no allowed origins are configured).
 //!
 //! | condition | otherwise rmcp |
 //! |---|---|
@@ -227,8 +230,8 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
-    use crate::Config;
     use crate::auth::Token;
+    use crate::config::Config;
     use crate::server::RequestMeta;
     use crate::time::now_unix;
 
