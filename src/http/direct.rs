@@ -25,6 +25,7 @@
 //! drops the call and cancels its token, as rmcp's stateless service does. A test
 //! sends the same requests down both paths and compares the answers byte for byte.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -33,11 +34,12 @@ use axum::response::{IntoResponse as _, Response};
 use http::{HeaderMap, Method, StatusCode, header};
 use rmcp::ErrorData;
 use rmcp::model::{
-    CallToolRequestParams, ClientJsonRpcMessage, ClientRequest, JsonRpcMessage, ProtocolVersion,
-    RequestId, ServerJsonRpcMessage, ServerResult,
+    JsonObject, JsonRpcMessage, JsonRpcVersion2_0, ProtocolVersion, RequestId,
+    ServerJsonRpcMessage, ServerResult,
 };
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::server::QuiltServer;
@@ -86,8 +88,8 @@ impl Mcp {
             let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
                 return StatusCode::BAD_REQUEST.into_response();
             };
-            if let Some((id, params)) = plain_call(&bytes) {
-                return self.answer(parts.extensions, id, params).await;
+            if let Some((id, name, arguments)) = plain_call(&bytes) {
+                return self.answer(parts.extensions, id, name, arguments).await;
             }
             Request::from_parts(parts, Body::from(bytes))
         } else {
@@ -105,14 +107,15 @@ impl Mcp {
         &self,
         extensions: http::Extensions,
         id: RequestId,
-        params: CallToolRequestParams,
+        name: String,
+        arguments: Option<JsonObject>,
     ) -> Response {
         let cancel = CancellationToken::new();
         let on_drop = cancel.clone().drop_guard();
         let server = self.server.clone();
         let call = tokio::spawn(async move {
             let caller = Caller::http(&extensions, cancel);
-            let answered = server.call(&params.name, params.arguments, caller).await;
+            let answered = server.call(&name, arguments, caller).await;
             drop(extensions);
             answered
         });
@@ -208,21 +211,39 @@ fn legacy_version(headers: &HeaderMap) -> bool {
     })
 }
 
-/// The id and parameters of a body that is one plain `tools/call` request, decoded as
-/// rmcp decodes it.
-fn plain_call(body: &[u8]) -> Option<(RequestId, CallToolRequestParams)> {
-    let ClientJsonRpcMessage::Request(request) = serde_json::from_slice(body).ok()? else {
-        return None;
-    };
-    let ClientRequest::CallToolRequest(call) = request.request else {
-        return None;
-    };
-    let params = call.params;
-    let plain = params.meta.is_none()
-        && params.input_responses.is_none()
-        && params.request_state.is_none()
-        && call.extensions.is_empty();
-    plain.then_some((request.id, params))
+/// A plain `tools/call` request, and nothing else: any other member, or a value of
+/// another shape, fails to decode (and the request goes to rmcp).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainRequest<'a> {
+    #[allow(dead_code, reason = "decoded to check it is \"2.0\"")]
+    jsonrpc: JsonRpcVersion2_0,
+    id: RequestId,
+    #[serde(borrow)]
+    method: Cow<'a, str>,
+    params: PlainParams,
+}
+
+/// The parameters of a plain `tools/call`: a name and its arguments, no `_meta`,
+/// `inputResponses` or `requestState`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainParams {
+    name: String,
+    #[serde(default)]
+    arguments: Option<JsonObject>,
+}
+
+/// The id, tool name and arguments of a body that is one plain `tools/call` request:
+/// what rmcp decodes from it (a test compares the two on bodies of every shape), read
+/// straight into these values rather than tried against each kind of message.
+fn plain_call(body: &[u8]) -> Option<(RequestId, String, Option<JsonObject>)> {
+    let request: PlainRequest<'_> = serde_json::from_slice(body).ok()?;
+    (request.method == "tools/call").then_some((
+        request.id,
+        request.params.name,
+        request.params.arguments,
+    ))
 }
 
 #[cfg(test)]
@@ -375,6 +396,60 @@ mod tests {
                 assert_eq!(ours, theirs, "{body} at {version:?}");
                 assert_eq!(ours.0, StatusCode::OK);
             }
+        }
+    }
+
+    /// What rmcp decodes from a body, for a `tools/call` request.
+    fn rmcp_view(body: &str) -> Option<(RequestId, String, Option<JsonObject>)> {
+        let rmcp::model::ClientJsonRpcMessage::Request(request) =
+            serde_json::from_str(body).ok()?
+        else {
+            return None;
+        };
+        let rmcp::model::ClientRequest::CallToolRequest(call) = request.request else {
+            return None;
+        };
+        Some((
+            request.id,
+            call.params.name.into_owned(),
+            call.params.arguments,
+        ))
+    }
+
+    /// Whatever body the direct path decodes, rmcp decodes to the same id, tool and
+    /// arguments; the bodies it leaves to rmcp are the odd ones.
+    #[test]
+    fn the_direct_path_decodes_what_rmcp_decodes() {
+        let taken = [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"a":[1,{"b":null}]}}}"#,
+            r#"{"params":{"arguments":{},"name":"t"},"method":"tools/call","id":"x","jsonrpc":"2.0"}"#,
+            r#" { "jsonrpc" : "2.0" , "id" : -7 , "method" : "tools\/call" , "params" : { "name" : "t\u00e9" } } "#,
+            r#"{"jsonrpc":"2.0","id":"","method":"tools/call","params":{"name":"t","arguments":null}}"#,
+        ];
+        for body in taken {
+            let ours = plain_call(body.as_bytes());
+            assert!(ours.is_some(), "{body}");
+            assert_eq!(ours, rmcp_view(body), "{body}");
+        }
+        let left = [
+            r#"{"jsonrpc":"2.0","id":1.5,"method":"tools/call","params":{"name":"t"}}"#,
+            r#"{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"t"}}"#,
+            r#"{"jsonrpc":"2.0","id":true,"method":"tools/call","params":{"name":"t"}}"#,
+            r#"{"jsonrpc":"2.0","id":18446744073709551615,"method":"tools/call","params":{"name":"t"}}"#,
+            r#"{"jsonrpc":"1.0","id":1,"method":"tools/call","params":{"name":"t"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"tools/call","params":{"name":"t"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"},"extra":1}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","_meta":{}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","requestState":"s"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":[1]}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":5}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"name":"t"}}"#,
+            r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"t"}}"#,
+            r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}]"#,
+        ];
+        for body in left {
+            assert_eq!(plain_call(body.as_bytes()), None, "{body}");
         }
     }
 
