@@ -249,15 +249,17 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
 async fn log_request(mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let meta = RequestMeta {
-        request_id: uuid::Uuid::new_v4().to_string(),
+        request_id: uuid::Uuid::new_v4().to_string().into(),
         remote_addr: req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.to_string())
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            .into(),
     };
-    let method = req.method().to_string();
-    let path = req.uri().path().to_owned();
+    // Kept for the log line without copying: both share the request's own bytes.
+    let method = req.method().clone();
+    let uri = req.uri().clone();
     req.extensions_mut().insert(meta.clone());
     let mut response = next.run(req).await;
     if let Ok(value) = HeaderValue::from_str(&meta.request_id) {
@@ -268,7 +270,7 @@ async fn log_request(mut req: Request, next: Next) -> Response {
         request_id = %meta.request_id,
         remote_addr = %meta.remote_addr,
         method = %method,
-        path = %path,
+        path = %uri.path(),
         status = response.status().as_u16(),
         duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     );

@@ -171,7 +171,7 @@ impl QuiltServer {
                 bucket = denial.bucket.as_deref().unwrap_or(""),
                 missing_permissions = %denial.missing_permissions.join(","),
                 token_fingerprint = %ctx.token_info.fingerprint,
-                request_id = log.request.as_ref().map(|r| r.request_id.as_str()),
+                request_id = log.request.as_ref().map(|r| &*r.request_id),
             );
             log.bucket = denial.bucket.clone();
             log.log("denied", Some(denial.reason.code()));
@@ -309,8 +309,8 @@ impl CallLog {
             bucket = self.bucket.as_deref(),
             reason,
             token_fingerprint = self.token_fingerprint.as_deref(),
-            request_id = self.request.as_ref().map(|r| r.request_id.as_str()),
-            remote_addr = self.request.as_ref().map(|r| r.remote_addr.as_str()),
+            request_id = self.request.as_ref().map(|r| &*r.request_id),
+            remote_addr = self.request.as_ref().map(|r| &*r.remote_addr),
         );
     }
 }

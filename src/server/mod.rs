@@ -46,9 +46,9 @@ that ran and failed returns isError with structuredContent.error.code and retrya
 #[derive(Debug, Clone, Default)]
 pub struct RequestMeta {
     /// A fresh id (also returned as `x-request-id`).
-    pub request_id: String,
+    pub request_id: Arc<str>,
     /// The peer's address.
-    pub remote_addr: String,
+    pub remote_addr: Arc<str>,
 }
 
 /// How a server is reached, fixed when it is built.
@@ -299,8 +299,8 @@ impl QuiltServer {
         now: i64,
         request: Option<&RequestMeta>,
     ) -> Result<Arc<AuthContext>, AuthFailure> {
-        let request_id = request.map(|r| r.request_id.as_str());
-        let remote_addr = request.map(|r| r.remote_addr.as_str());
+        let request_id = request.map(|r| &*r.request_id);
+        let remote_addr = request.map(|r| &*r.remote_addr);
         let result = match self.inner.verifier.not_configured() {
             Some(failure) => Err(failure),
             None => self.inner.verifier.verify(token, source, now),
@@ -487,8 +487,8 @@ fn log_token_failed(
         permissions = None::<u64>,
         roles = None::<u64>,
         keyring_state,
-        request_id = request.map(|r| r.request_id.as_str()),
-        remote_addr = request.map(|r| r.remote_addr.as_str()),
+        request_id = request.map(|r| &*r.request_id),
+        remote_addr = request.map(|r| &*r.remote_addr),
     );
 }
 
