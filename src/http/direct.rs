@@ -17,13 +17,15 @@
 //! | `Accept` lists `application/json` and `text/event-stream`, without parameters | answers 406, or weighs the parameters |
 //! | `Content-Type` is `application/json` (parameters allowed) | answers 415 |
 //! | at most one `MCP-Protocol-Version`, one rmcp knows from before the 2026-07-28 revision (standard headers, per-request metadata), or none | answers 400, or validates the newer headers and metadata |
-//! | the body is one JSON-RPC request, `tools/call`, without `_meta`, `inputResponses` or `requestState` | answers a notification, a batch or anything else, and sends progress (which needs an event stream) |
+//! | the body is one JSON-RPC request, `tools/call`, with no member but `jsonrpc`, `id`, `method` and `params` (`name`, `arguments`): no `_meta` | answers a notification, a batch or anything else, and sends progress (which needs an event stream) |
 //!
 //! The answer is rmcp's: the same handler ([`QuiltServer::call`], through the same
 //! gate), the result shaped for a peer before 2026-07-28 as rmcp shapes it, the same
-//! JSON-RPC envelope, `200` with `Content-Type: application/json`. A closed connection
-//! drops the call and cancels its token, as rmcp's stateless service does. A test
-//! sends the same requests down both paths and compares the answers byte for byte.
+//! JSON-RPC envelope, `200` with `Content-Type: application/json`. The call runs as a
+//! task of its own, as there, and a closed connection cancels its token: it ends as
+//! `cancelled` and is logged like any other. Tests send the same requests down both
+//! paths and compare the answers byte for byte, and check that rmcp decodes the same
+//! id, tool and arguments from every body this path takes.
 
 use std::borrow::Cow;
 use std::sync::Arc;
