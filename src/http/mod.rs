@@ -1,6 +1,6 @@
 //! Streamable HTTP transport (`quilt-mcp serve --http ADDR`): rmcp's stateless
 //! streamable HTTP service at `/mcp`, behind a bearer-token layer, with a direct path
-//! for plain `tools/call` requests that answers them as rmcp would ([`direct`]).
+//! for plain `tools/call` requests that answers them as rmcp would (`direct.rs`).
 //!
 //! Every `/mcp` request must carry `Authorization: Bearer <token>`; the token is
 //! verified once, here, and the verified context travels in the request's extensions
