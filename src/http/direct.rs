@@ -256,9 +256,9 @@ mod tests {
     use crate::auth::Token;
     use crate::config::Config;
     use crate::server::RequestMeta;
+    use crate::server::tests::{SECRET, hs256};
     use crate::time::now_unix;
 
-    const SECRET: &str = "unit-test-shared-secret-that-is-long-enough-for-hs256";
     const JSON_AND_SSE: &str = "application/json, text/event-stream";
 
     fn mcp() -> Mcp {
@@ -275,7 +275,7 @@ mod tests {
     /// request's log fields in its extensions.
     fn request(
         mcp: &Mcp,
-        token: &str,
+        token: &Token,
         method: Method,
         headers: &[(&str, &str)],
         body: &str,
@@ -284,10 +284,7 @@ mod tests {
             request_id: "r-1".into(),
             remote_addr: "127.0.0.1:1".into(),
         };
-        let ctx = mcp
-            .server
-            .verify_bearer(&Token::stripped(token).unwrap(), &meta)
-            .unwrap();
+        let ctx = mcp.server.verify_bearer(token, &meta).unwrap();
         let mut builder = http::Request::builder()
             .method(method)
             .uri("/mcp")
@@ -329,12 +326,7 @@ mod tests {
             "sub": "alice", "aud": "quilt-mcp-server", "iat": now, "exp": now + 3600,
             "level": "read", "buckets": ["b"], "permissions": ["s3:GetObject", "s3:ListBucket"],
         });
-        let token = jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-        )
-        .unwrap();
+        let token = hs256(&claims);
         let ours = parts(
             mcp.clone()
                 .handle(request(&mcp, &token, method.clone(), headers, body))

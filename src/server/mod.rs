@@ -647,7 +647,7 @@ impl ServerHandler for QuiltServer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
@@ -655,7 +655,8 @@ mod tests {
     use rmcp::model::CallToolRequestParams;
     use rmcp::service::ServiceError;
 
-    const SECRET: &str = "unit-test-shared-secret-that-is-long-enough-for-hs256";
+    /// The shared secret of the unit tests' server (`QUILT_MCP_JWT_SECRET`).
+    pub(crate) const SECRET: &str = "unit-test-shared-secret-that-is-long-enough-for-hs256";
 
     /// A config whose environment holds a valid token.
     fn config() -> Config {
@@ -699,7 +700,8 @@ mod tests {
         }
     }
 
-    fn hs256(claims: &serde_json::Value) -> Token {
+    /// `claims` signed with [`SECRET`].
+    pub(crate) fn hs256(claims: &serde_json::Value) -> Token {
         let text = jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
             claims,
