@@ -123,16 +123,16 @@ impl QuiltServer {
         let started = Instant::now();
         // 1. The token: verified by the HTTP layer for this request, or read and
         //    verified here for a stdio session.
-        let http = caller.http.clone();
+        let http = caller.http.as_ref();
         let mut log = CallLog {
             tool: info.name,
             started,
-            request: http.as_ref().and_then(|(_, meta)| meta.clone()),
+            request: http.and_then(|(_, meta)| meta.clone()),
             bucket: None,
             token_fingerprint: None,
         };
         let authenticated = match (http, self.transport()) {
-            (Some((verified, _)), _) => self.authenticate_request(verified),
+            (Some((verified, _)), _) => self.authenticate_request(verified.clone()),
             // An HTTP call without its request is refused, never served with the
             // environment or keyring token.
             (None, Transport::Http) => self.authenticate_request(None),
