@@ -568,13 +568,14 @@ impl<'a> Ranged<'a> {
             Some(until) => until,
             None => {
                 let object = self.registry.object(&self.key);
-                let (etag, length) = self
+                let head = self
                     .registry
                     .s3()
                     .head_if_match(&object, self.etag)
                     .await
                     .map_err(|error| self.unanswered(error))?;
-                if etag.as_deref().is_some_and(|etag| etag != self.etag)
+                let length = head.size.and_then(|n| u64::try_from(n).ok());
+                if head.etag.as_deref().is_some_and(|etag| etag != self.etag)
                     || length.is_some_and(|length| length < self.end)
                 {
                     return Err(self.changed());

@@ -282,12 +282,27 @@ impl<'a> S3<'a> {
 
     /// `HeadObject`.
     pub(crate) async fn head(&self, uri: &S3Uri) -> Result<ObjectHead, S3Error> {
+        self.head_where(uri, None).await
+    }
+
+    /// `HeadObject` with `If-Match` on `etag`: the object's head, or
+    /// [`S3ErrorKind::PreconditionFailed`] when the object is no longer that one.
+    pub(crate) async fn head_if_match(
+        &self,
+        uri: &S3Uri,
+        etag: &str,
+    ) -> Result<ObjectHead, S3Error> {
+        self.head_where(uri, Some(etag)).await
+    }
+
+    async fn head_where(&self, uri: &S3Uri, if_match: Option<&str>) -> Result<ObjectHead, S3Error> {
         let head = self
             .client
             .head_object()
             .bucket(&uri.bucket)
             .key(&uri.key)
             .set_version_id(uri.version_id.clone())
+            .set_if_match(if_match.map(str::to_owned))
             .send()
             .await
             .map_err(|e| S3Error::from_sdk("HeadObject", uri.to_string(), e))?;
@@ -302,28 +317,6 @@ impl<'a> S3<'a> {
             content_encoding: head.content_encoding().map(str::to_owned),
             cache_control: head.cache_control().map(str::to_owned),
         })
-    }
-
-    /// `HeadObject` with `If-Match` on `etag`: the object's ETag and size, or
-    /// [`S3ErrorKind::PreconditionFailed`] when the object is no longer that one.
-    pub(crate) async fn head_if_match(
-        &self,
-        uri: &S3Uri,
-        etag: &str,
-    ) -> Result<(Option<String>, Option<u64>), S3Error> {
-        let head = self
-            .client
-            .head_object()
-            .bucket(&uri.bucket)
-            .key(&uri.key)
-            .if_match(etag)
-            .send()
-            .await
-            .map_err(|e| S3Error::from_sdk("HeadObject", uri.to_string(), e))?;
-        Ok((
-            head.e_tag().map(str::to_owned),
-            head.content_length().and_then(|n| u64::try_from(n).ok()),
-        ))
     }
 
     /// At most `max_bytes` (at least 1) from `offset`, never downloading more, even from
