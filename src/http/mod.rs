@@ -132,8 +132,20 @@ impl Default for HttpOptions {
     }
 }
 
+/// What the layers and handlers share, behind one `Arc`: each layer takes its own
+/// handle per request, and a handle is one reference count, not a copy of the fields.
 #[derive(Clone)]
-struct AppState {
+struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+struct Shared {
     server: QuiltServer,
     catalog_url: Option<String>,
     public_url: Option<String>,
@@ -165,7 +177,7 @@ pub fn router(server: QuiltServer, options: &HttpOptions) -> Router {
     {
         allowed_hosts.push(host);
     }
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         catalog_url: server.config().catalog_url.clone(),
         public_url,
         allowed_hosts: allowed_hosts
@@ -182,7 +194,7 @@ pub fn router(server: QuiltServer, options: &HttpOptions) -> Router {
             options.rate_limit,
         )),
         server: server.clone(),
-    };
+    }));
     let mcp = direct::Mcp::new(server, allowed_hosts, options.max_body_bytes);
     // Layers run outside in: the Host check, then the bearer, then the body read.
     let protected = Router::new()
