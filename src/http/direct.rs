@@ -19,9 +19,11 @@
 //! | at most one `MCP-Protocol-Version`, one rmcp knows from before the 2026-07-28 revision (standard headers, per-request metadata), or none | answers 400, or validates the newer headers and metadata |
 //! | the body is one JSON-RPC request, `tools/call`, with no member but `jsonrpc`, `id`, `method` and `params` (`name`, `arguments`): no `_meta` | answers a notification, a batch or anything else, and sends progress (which needs an event stream) |
 //!
-//! The answer is rmcp's: the same handler ([`QuiltServer::call`], through the same
+//! The answer is rmcp's: the same handler ([`QuiltServer::answer`], through the same
 //! gate), the result shaped for a peer before 2026-07-28 as rmcp shapes it, the same
-//! JSON-RPC envelope, `200` with `Content-Type: application/json`. The call runs as a
+//! JSON-RPC envelope, `200` with `Content-Type: application/json`; a successful
+//! output is serialized once, for both its structured result and its text, where rmcp's
+//! result holds it twice (a JSON tree and its text). The call runs as a
 //! task of its own, as there, and a closed connection cancels its token: it ends as
 //! `cancelled` and is logged like any other. Tests send the same requests down both
 //! paths and compare the answers byte for byte, and check that rmcp decodes the same
@@ -36,16 +38,18 @@ use axum::response::{IntoResponse as _, Response};
 use http::{HeaderMap, Method, StatusCode, header};
 use rmcp::ErrorData;
 use rmcp::model::{
-    JsonObject, JsonRpcMessage, JsonRpcVersion2_0, ProtocolVersion, RequestId,
-    ServerJsonRpcMessage, ServerResult,
+    CallToolResult, JsonObject, JsonRpcMessage, JsonRpcResponse, JsonRpcVersion2_0,
+    ProtocolVersion, RequestId, ServerJsonRpcMessage, ServerResult,
 };
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::{ErrorCode, ToolError};
 use crate::server::QuiltServer;
 use crate::server::gate::Caller;
+use crate::server::table::{Answer, failure};
 
 /// The header that names the protocol version of a request after `initialize`.
 const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
@@ -117,7 +121,7 @@ impl Mcp {
         let server = self.server.clone();
         let call = tokio::spawn(async move {
             let caller = Caller::http(&extensions, cancel);
-            let answered = server.call(&name, arguments, caller).await;
+            let answered = server.answer(&name, arguments, caller).await;
             drop(extensions);
             answered
         });
@@ -130,18 +134,36 @@ impl Mcp {
             )),
         };
         on_drop.disarm();
-        let message: ServerJsonRpcMessage = match answered {
-            Ok(response) => {
-                let mut result = ServerResult::from(response);
-                // The shape rmcp gives a peer before 2026-07-28, the only peers that
-                // take this path.
-                result.strip_result_type_for_legacy_peer();
-                result.strip_non_object_output_for_legacy_peer();
-                JsonRpcMessage::response(result, id)
+        let written = match answered {
+            // The output serialized once, for the structured result and its text.
+            Ok(Answer::Output(output)) => match output.raw() {
+                Ok(result) => {
+                    // Written once into a buffer of its size, not grown while written.
+                    let mut body = Vec::with_capacity(result.size_hint());
+                    serde_json::to_writer(
+                        &mut body,
+                        &JsonRpcResponse {
+                            jsonrpc: JsonRpcVersion2_0,
+                            id,
+                            result,
+                        },
+                    )
+                    .map(|()| body)
+                }
+                Err(e) => write(JsonRpcMessage::response(
+                    result(failure(ToolError::new(
+                        ErrorCode::InternalError,
+                        format!("the result could not be written: {e}"),
+                    ))),
+                    id,
+                )),
+            },
+            Ok(Answer::Failed(error)) => {
+                write(JsonRpcMessage::response(result(failure(error)), id))
             }
-            Err(error) => JsonRpcMessage::error(error, Some(id)),
+            Err(error) => write(JsonRpcMessage::error(error, Some(id))),
         };
-        match serde_json::to_vec(&message) {
+        match written {
             Ok(body) => (
                 [(header::CONTENT_TYPE, "application/json")],
                 Body::from(body),
@@ -154,6 +176,19 @@ impl Mcp {
                 .into_response(),
         }
     }
+}
+
+/// A result shaped as rmcp shapes it for a peer before 2026-07-28, the only peers that
+/// take this path.
+fn result(result: CallToolResult) -> ServerResult {
+    let mut result = ServerResult::from(result);
+    result.strip_result_type_for_legacy_peer();
+    result.strip_non_object_output_for_legacy_peer();
+    result
+}
+
+fn write(message: ServerJsonRpcMessage) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_vec(&message)
 }
 
 /// Whether the headers are ones rmcp's stateless service accepts as they are, for a

@@ -28,12 +28,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use rmcp::model::{CallToolResponse, CallToolResult};
+use rmcp::model::CallToolResponse;
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 use tokio_util::sync::CancellationToken;
 
-use super::table::{Entry, PeerProgress, Table, failure};
+use super::table::{Answer, Entry, PeerProgress, Table};
 use super::{QuiltServer, RequestMeta, Transport, forbidden, unauthorized, unauthorized_upstream};
 use crate::auth::AuthContext;
 use crate::aws::{AwsSession, CredentialError};
@@ -210,6 +210,18 @@ impl QuiltServer {
         arguments: Option<rmcp::model::JsonObject>,
         caller: Caller,
     ) -> Result<CallToolResponse, ErrorData> {
+        self.answer(name, arguments, caller)
+            .await
+            .map(|answer| CallToolResponse::from(answer.into_result()))
+    }
+
+    /// A tool call's answer, not yet written as MCP's result.
+    pub(crate) async fn answer(
+        &self,
+        name: &str,
+        arguments: Option<rmcp::model::JsonObject>,
+        caller: Caller,
+    ) -> Result<Answer, ErrorData> {
         // A write tool hidden in read-only mode is still known: the policy refuses it
         // with `read_only_mode`, which tells the user why. A tool outside the server's
         // toolsets is not: it is answered as a tool that does not exist.
@@ -230,9 +242,7 @@ impl QuiltServer {
                 None,
             ));
         }
-        self.run_entry(entry, arguments, caller)
-            .await
-            .map(CallToolResponse::from)
+        self.run_entry(entry, arguments, caller).await
     }
 
     /// Runs `entry` with `arguments` through the gate: a tool call, or the tool call a
@@ -243,14 +253,14 @@ impl QuiltServer {
         entry: &Entry,
         arguments: Option<rmcp::model::JsonObject>,
         caller: Caller,
-    ) -> Result<CallToolResult, ErrorData> {
+    ) -> Result<Answer, ErrorData> {
         let admitted = match self
             .admit(entry.info, &caller, || (entry.parse)(arguments))
             .await
         {
             Ok(admitted) => admitted,
             Err(Refused::Protocol(error)) => return Err(error),
-            Err(Refused::Failed(error)) => return Ok(failure(error)),
+            Err(Refused::Failed(error)) => return Ok(Answer::Failed(error)),
         };
         let Admitted {
             request,
@@ -268,20 +278,15 @@ impl QuiltServer {
             progress: &caller.progress,
             cancel: &caller.cancel,
         };
-        let result: CallToolResult = match request.run(call).await {
-            Ok(result) => result,
+        let answer = match request.run(call).await {
+            Ok(answer) => answer,
             Err(refusal) => {
                 log.log("unauthorized", Some(refusal.reason));
                 return Err(unauthorized_upstream(&refusal));
             }
         };
-        let outcome = if result.is_error == Some(true) {
-            "error"
-        } else {
-            "ok"
-        };
-        log.log(outcome, None);
-        Ok(result)
+        log.log(if answer.is_error() { "error" } else { "ok" }, None);
+        Ok(answer)
     }
 }
 

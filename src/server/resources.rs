@@ -277,7 +277,8 @@ impl QuiltServer {
             .entry(name)
             .ok_or_else(|| ErrorData::internal_error(format!("no tool {name}"), None))?;
         // Boxed: the tool's future is large, and nests in the handler's.
-        structured(Box::pin(self.run_entry(entry, arguments(args), Caller::of(&context))).await?)
+        let answer = Box::pin(self.run_entry(entry, arguments(args), Caller::of(&context))).await?;
+        structured(answer.into_result())
     }
 
     /// The buckets the caller's token names (never `*`), in its order.

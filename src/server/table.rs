@@ -110,10 +110,8 @@ pub(crate) trait Invocation: Declared + Send {
     /// Runs the tool with the parameters that were authorized; a tool error or a panic
     /// inside it is a failed result, and an upstream's refusal of the caller's
     /// credentials (the registry's 401/403) is `Err`, for a -32001 answer.
-    fn run<'a>(
-        self: Box<Self>,
-        call: Call<'a>,
-    ) -> BoxFuture<'a, Result<CallToolResult, Box<Unauthorized>>>;
+    fn run<'a>(self: Box<Self>, call: Call<'a>)
+    -> BoxFuture<'a, Result<Answer, Box<Unauthorized>>>;
 }
 
 /// The parameters of a call of `T`.
@@ -132,17 +130,100 @@ impl<T: Tool> Invocation for Typed<T> {
     fn run<'a>(
         self: Box<Self>,
         call: Call<'a>,
-    ) -> BoxFuture<'a, Result<CallToolResult, Box<Unauthorized>>> {
+    ) -> BoxFuture<'a, Result<Answer, Box<Unauthorized>>> {
         let Typed { params, .. } = *self;
         Box::pin(async move {
             match guarded(T::INFO.name, T::run(call, params)).await {
-                Ok(output) => Ok(success::<T>(&output)),
+                Ok(output) => Ok(Answer::Output(Box::new(Done::<T>(output)))),
                 Err(ToolError {
                     unauthorized: Some(refusal),
                     ..
                 }) => Err(refusal),
-                Err(error) => Ok(failure(error)),
+                Err(error) => Ok(Answer::Failed(error)),
             }
+        })
+    }
+}
+
+/// What a call answers, before it is written: the tool's typed output, or its failure.
+/// Each transport writes it once, its own way: rmcp's service as a [`CallToolResult`]
+/// ([`Answer::into_result`]), the HTTP direct path as bytes ([`Output::raw`]), which
+/// serializes the output once for both the structured result and its text.
+pub(crate) enum Answer {
+    /// The tool's output.
+    Output(Box<dyn Output>),
+    /// The tool ran and failed, or its arguments were refused (docs/reference.md,
+    /// Errors).
+    Failed(ToolError),
+}
+
+impl Answer {
+    /// Whether the answer is a failed result.
+    pub(crate) fn is_error(&self) -> bool {
+        matches!(self, Answer::Failed(_))
+    }
+
+    /// MCP's result.
+    pub(crate) fn into_result(self) -> CallToolResult {
+        match self {
+            Answer::Output(output) => output.result(),
+            Answer::Failed(error) => failure(error),
+        }
+    }
+}
+
+/// A tool's typed output, written when it is answered.
+pub(crate) trait Output: Send {
+    /// MCP's result: the structured result, its text (the JSON, or the tool's summary)
+    /// and any embedded resource.
+    fn result(&self) -> CallToolResult;
+
+    /// The same result, serialized as rmcp serializes [`CallToolResult`] for a peer
+    /// before 2026-07-28 (no `resultType`), with the output serialized once: the
+    /// structured result is that JSON, and so is the text unless the tool has a
+    /// summary.
+    fn raw(&self) -> serde_json::Result<RawResult>;
+}
+
+/// A successful [`CallToolResult`] whose structured result is JSON text already
+/// written.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RawResult {
+    content: Vec<ContentBlock>,
+    structured_content: Box<serde_json::value::RawValue>,
+    is_error: bool,
+}
+
+impl RawResult {
+    /// About how many bytes the result takes written: its JSON twice (the text escapes
+    /// some of its bytes), and room for the envelope.
+    pub(crate) fn size_hint(&self) -> usize {
+        let text: usize = self
+            .content
+            .iter()
+            .filter_map(|c| c.as_text().map(|t| t.text.len()))
+            .sum();
+        self.structured_content.get().len() + text + text / 4 + 256
+    }
+}
+
+/// The output of a call of `T`.
+struct Done<T: Tool>(T::Output);
+
+impl<T: Tool> Output for Done<T> {
+    fn result(&self) -> CallToolResult {
+        success::<T>(&self.0)
+    }
+
+    fn raw(&self) -> serde_json::Result<RawResult> {
+        // Written, not checked again: serde_json wrote it.
+        let structured = serde_json::value::to_raw_value(&self.0)?;
+        let text = T::summary(&self.0).unwrap_or_else(|| structured.get().to_owned());
+        Ok(RawResult {
+            content: content::<T>(&self.0, text),
+            structured_content: structured,
+            is_error: false,
         })
     }
 }
@@ -380,15 +461,21 @@ fn success<T: Tool>(output: &T::Output) -> CallToolResult {
         Ok(text) => text,
         Err(e) => return internal(&format!("the result could not be written: {e}")),
     };
+    let mut result = CallToolResult::success(content::<T>(output, text));
+    result.structured_content = Some(value);
+    result
+}
+
+/// A successful result's content: its text, and the embedded resource of a tool that
+/// has one.
+fn content<T: Tool>(output: &T::Output, text: String) -> Vec<ContentBlock> {
     let mut content = vec![ContentBlock::text(text)];
     if let Some(blob) = T::blob(output) {
         content.push(ContentBlock::resource(
             ResourceContents::blob(blob.base64, blob.uri).with_mime_type(blob.mime_type),
         ));
     }
-    let mut result = CallToolResult::success(content);
-    result.structured_content = Some(value);
-    result
+    content
 }
 
 /// The MCP result of a tool that ran and failed (docs/reference.md, Errors).
@@ -448,6 +535,87 @@ impl Progress for PeerProgress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tool whose result has a summary and an embedded resource, and one whose text
+    /// is its JSON, with strings that need escaping.
+    struct Fetched;
+    struct Plain;
+
+    #[derive(serde::Serialize, JsonSchema)]
+    struct Shown {
+        text: String,
+        nested: Value,
+        size: u64,
+    }
+
+    fn shown() -> Shown {
+        Shown {
+            text: "a \"quoted\" line\nand é, \u{1} and \\".to_owned(),
+            nested: json!({"z": 1, "a": [true, null, 1.5]}),
+            size: u64::MAX,
+        }
+    }
+
+    impl Tool for Fetched {
+        const INFO: ToolInfo = ToolInfo::reads(
+            crate::config::Toolset::Buckets,
+            "fetched",
+            "Fetched",
+            "Test.",
+        );
+        type Params = crate::tools::NoParams;
+        type Output = Shown;
+        fn example() -> Value {
+            json!({})
+        }
+        async fn run(_: Call<'_>, _: Self::Params) -> Result<Shown, ToolError> {
+            Ok(shown())
+        }
+        fn summary(output: &Shown) -> Option<String> {
+            Some(format!("{} bytes", output.size))
+        }
+        fn blob(_: &Shown) -> Option<crate::tools::Blob> {
+            Some(crate::tools::Blob {
+                uri: "s3://b/k?versionId=1".to_owned(),
+                mime_type: "image/png".to_owned(),
+                base64: "AAEC".to_owned(),
+            })
+        }
+    }
+
+    impl Tool for Plain {
+        const INFO: ToolInfo =
+            ToolInfo::reads(crate::config::Toolset::Buckets, "plain", "Plain", "Test.");
+        type Params = crate::tools::NoParams;
+        type Output = Shown;
+        fn example() -> Value {
+            json!({})
+        }
+        async fn run(_: Call<'_>, _: Self::Params) -> Result<Shown, ToolError> {
+            Ok(shown())
+        }
+    }
+
+    /// The direct path's bytes of a result are those of rmcp's `CallToolResult` for a
+    /// peer before 2026-07-28: with a summary and a resource, and without.
+    #[test]
+    fn a_raw_result_is_written_as_rmcp_writes_the_result() {
+        let answers: [Box<dyn Output>; 2] = [
+            Box::new(Done::<Fetched>(shown())),
+            Box::new(Done::<Plain>(shown())),
+        ];
+        for answer in answers {
+            let mut theirs = rmcp::model::ServerResult::from(answer.result());
+            theirs.strip_result_type_for_legacy_peer();
+            theirs.strip_non_object_output_for_legacy_peer();
+            let theirs = serde_json::to_string(&theirs).unwrap();
+            let raw = answer.raw().unwrap();
+            let hint = raw.size_hint();
+            let ours = serde_json::to_string(&raw).unwrap();
+            assert_eq!(ours, theirs);
+            assert!(hint >= ours.len(), "{hint} < {}", ours.len());
+        }
+    }
 
     /// Every tool of the table, listed once and described by its own `ToolInfo`; the
     /// count is whatever `register` holds.
