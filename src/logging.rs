@@ -15,14 +15,14 @@
 use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
-use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
-use tracing_appender::rolling::{Builder, Rotation};
+use tracing_appender::rolling::{Builder, RollingFileAppender, Rotation};
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::{EnvFilter, FilterExt, LevelFilter, filter_fn};
 use tracing_subscriber::fmt::format::Writer;
@@ -39,12 +39,19 @@ pub const MAX_LOG_FILES: usize = 14;
 /// How many bytes of log files are kept, all files together.
 pub const MAX_LOG_BYTES: u64 = 1 << 30;
 
-/// Lines waiting for the file writer before new ones are dropped (about 5 MB of JSON
-/// lines; the writer only appends to a local file).
-const BUFFERED_LINES: usize = 8192;
+/// Bytes of lines waiting for the file writer before new ones are dropped (about
+/// 16,000 lines; the writer only appends to a local file).
+const SPOOL_BYTES: usize = 8 << 20;
 
-/// Bytes of lines the file writer gathers before it writes them.
+/// Bytes of spool kept allocated between batches; a larger one is given back.
 const WRITE_BUFFER: usize = 64 * 1024;
+
+/// How long the file writer lets lines gather after a write: under load, one write
+/// for many lines and one wake-up per batch, not per line.
+const GATHER: Duration = Duration::from_millis(2);
+
+/// How long the last lines may take to reach the file at exit.
+const FLUSH_AT_EXIT: Duration = Duration::from_secs(1);
 
 const FILE_PREFIX: &str = "quilt-mcp";
 const FILE_SUFFIX: &str = "log";
@@ -86,7 +93,7 @@ pub enum LogUnavailable {
 /// Keeps the file writer alive; dropping it flushes the last lines.
 #[derive(Debug)]
 pub struct LogGuard {
-    _guard: Option<WorkerGuard>,
+    _guard: Option<SpoolGuard>,
     /// The directory that receives the JSON files, when it could be opened.
     pub dir: Option<PathBuf>,
     /// Why no JSON file is written, when none is (and the target is files).
@@ -171,7 +178,7 @@ pub fn init(config: &Config, session: Option<&str>) -> LogGuard {
 }
 
 /// Opens the daily files of `dir`, after pruning it to the caps.
-fn open_dir(dir: &Path) -> Result<(Capped, WorkerGuard), LogUnavailable> {
+fn open_dir(dir: &Path) -> Result<(Capped, SpoolGuard), LogUnavailable> {
     let unwritable = |source| LogUnavailable::Unwritable {
         dir: dir.to_owned(),
         source,
@@ -185,14 +192,7 @@ fn open_dir(dir: &Path) -> Result<(Capped, WorkerGuard), LogUnavailable> {
         .max_log_files(MAX_LOG_FILES)
         .build(dir)
         .map_err(|e| unwritable(std::io::Error::other(e)))?;
-    // The writer's queue is allocated and initialised in full at start-up: its default
-    // (128,000 lines, 4 MB) took 2.5 ms of every start and 4 MB of RSS.
-    // The writer thread writes what is queued through a buffer, flushed whenever the
-    // queue is empty (and at exit): one write for many lines under load, one per line
-    // otherwise.
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(BUFFERED_LINES)
-        .finish(std::io::BufWriter::with_capacity(WRITE_BUFFER, appender));
+    let (spool, guard) = Spool::start(appender, SPOOL_BYTES).map_err(unwritable)?;
     let budget = Budget {
         dir: dir.to_owned(),
         cap: MAX_LOG_BYTES,
@@ -203,11 +203,136 @@ fn open_dir(dir: &Path) -> Result<(Capped, WorkerGuard), LogUnavailable> {
     };
     Ok((
         Capped {
-            inner: writer,
+            spool,
             budget: Arc::new(budget),
         },
         guard,
     ))
+}
+
+/// The lines on their way to the file. A thread that logs appends its line to one
+/// shared buffer (a copy under a short lock; nothing allocated once the buffer has
+/// grown), and one writer thread takes what has gathered and appends it to the file,
+/// then lets the next lines gather for [`GATHER`]. The writer is woken only when it
+/// sleeps on an empty buffer, so a line logged while it is busy costs no wake-up, and
+/// a line logged while it is idle reaches the file at once. Past [`SPOOL_BYTES`]
+/// waiting (a stalled disk), new lines are dropped rather than held.
+struct Spool {
+    state: Mutex<Spooled>,
+    ready: Condvar,
+    /// Bytes waiting at most ([`SPOOL_BYTES`]).
+    cap: usize,
+}
+
+#[derive(Default)]
+struct Spooled {
+    lines: Vec<u8>,
+    /// The writer sleeps until a line comes.
+    idle: bool,
+    /// No more lines: the writer writes what is left and ends.
+    closed: bool,
+}
+
+impl Spool {
+    /// The spool and its writer thread, appending to `file`.
+    fn start(file: RollingFileAppender, cap: usize) -> std::io::Result<(Arc<Spool>, SpoolGuard)> {
+        let spool = Arc::new(Spool {
+            state: Mutex::new(Spooled::default()),
+            ready: Condvar::new(),
+            cap,
+        });
+        let (done, finished) = std::sync::mpsc::channel();
+        let writer = Arc::clone(&spool);
+        std::thread::Builder::new()
+            .name("quilt-mcp-log".to_owned())
+            .spawn(move || {
+                writer.write_out(file);
+                let _ = done.send(());
+            })?;
+        Ok((
+            Arc::clone(&spool),
+            SpoolGuard {
+                spool: Some(spool),
+                finished,
+            },
+        ))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Spooled> {
+        // A line is bytes appended whole: a panic elsewhere leaves nothing half-done.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues one line; false when it was dropped (the spool is full).
+    fn push(&self, line: &[u8]) -> bool {
+        let mut state = self.lock();
+        if state.closed || state.lines.len().saturating_add(line.len()) > self.cap {
+            return false;
+        }
+        state.lines.extend_from_slice(line);
+        let wake = std::mem::take(&mut state.idle);
+        drop(state);
+        if wake {
+            self.ready.notify_one();
+        }
+        true
+    }
+
+    /// The writer thread: batch after batch until closed and drained.
+    fn write_out(&self, mut file: RollingFileAppender) {
+        let mut batch = Vec::with_capacity(WRITE_BUFFER);
+        loop {
+            {
+                let mut state = self.lock();
+                while state.lines.is_empty() && !state.closed {
+                    state.idle = true;
+                    state = self
+                        .ready
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                if state.lines.is_empty() {
+                    return;
+                }
+                std::mem::swap(&mut state.lines, &mut batch);
+            }
+            // A failed write loses these lines, never the process; the next batch
+            // tries again.
+            let _ = file.write_all(&batch).and_then(|()| file.flush());
+            batch.clear();
+            if batch.capacity() > WRITE_BUFFER {
+                batch = Vec::with_capacity(WRITE_BUFFER);
+            }
+            std::thread::sleep(GATHER);
+        }
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_one();
+    }
+}
+
+/// Ends the spool's writer when dropped, after it has written the last lines (for at
+/// most [`FLUSH_AT_EXIT`]).
+struct SpoolGuard {
+    spool: Option<Arc<Spool>>,
+    finished: std::sync::mpsc::Receiver<()>,
+}
+
+impl std::fmt::Debug for SpoolGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpoolGuard").finish_non_exhaustive()
+    }
+}
+
+impl Drop for SpoolGuard {
+    fn drop(&mut self) {
+        if let Some(spool) = self.spool.take() {
+            spool.close();
+            let _ = self.finished.recv_timeout(FLUSH_AT_EXIT);
+        }
+    }
 }
 
 /// The log files of `dir` (`quilt-mcp.<date>.log`), newest first, with their sizes.
@@ -301,38 +426,32 @@ impl Budget {
 /// The file writer behind the byte budget.
 #[derive(Clone)]
 struct Capped {
-    inner: NonBlocking,
+    spool: Arc<Spool>,
     budget: Arc<Budget>,
 }
 
 impl<'a> MakeWriter<'a> for Capped {
-    type Writer = CappedWriter;
+    type Writer = CappedWriter<'a>;
 
-    fn make_writer(&'a self) -> CappedWriter {
-        CappedWriter {
-            inner: self.inner.clone(),
-            budget: Arc::clone(&self.budget),
-        }
+    fn make_writer(&'a self) -> CappedWriter<'a> {
+        CappedWriter(self)
     }
 }
 
 /// One line's writer.
-struct CappedWriter {
-    inner: NonBlocking,
-    budget: Arc<Budget>,
-}
+struct CappedWriter<'a>(&'a Capped);
 
-impl std::io::Write for CappedWriter {
+impl std::io::Write for CappedWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.budget.admit(buf.len()) {
-            self.inner.write(buf)
-        } else {
-            Ok(buf.len())
+        if self.0.budget.admit(buf.len()) {
+            // A full spool drops the line, as a full disk would.
+            self.0.spool.push(buf);
         }
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
+        Ok(())
     }
 }
 
@@ -722,6 +841,67 @@ mod tests {
         let f = std::fs::File::create(&path).unwrap();
         f.set_len(len).unwrap();
         path
+    }
+
+    /// Lines from many threads reach the file whole and in each thread's order, the
+    /// last ones when the guard is dropped; a full spool drops lines, and takes them
+    /// again once written out.
+    #[test]
+    fn the_spool_writes_every_line_whole_and_drops_past_its_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = Builder::new()
+            .rotation(Rotation::NEVER)
+            .filename_prefix("spool")
+            .build(dir.path())
+            .unwrap();
+        let (spool, guard) = Spool::start(file, 1 << 20).unwrap();
+        std::thread::scope(|scope| {
+            for thread in 0..4 {
+                let spool = &spool;
+                scope.spawn(move || {
+                    for n in 0..2_000 {
+                        // Pushed faster than written: some may be dropped at the cap.
+                        let _ = spool.push(format!("{{\"t\":{thread},\"n\":{n}}}\n").as_bytes());
+                    }
+                });
+            }
+        });
+        assert!(spool.push(b"{\"last\":true}\n"));
+        drop(guard);
+        assert!(
+            !spool.push(b"{\"after\":true}\n"),
+            "a closed spool takes no line"
+        );
+        let text = std::fs::read_to_string(dir.path().join("spool")).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.last().unwrap(), &serde_json::json!({"last": true}));
+        let mut seen = [0u64; 4];
+        for line in &lines[..lines.len() - 1] {
+            let (t, n) = (
+                line["t"].as_u64().unwrap() as usize,
+                line["n"].as_u64().unwrap(),
+            );
+            assert!(n >= seen[t], "thread {t}: {n} after {}", seen[t]);
+            seen[t] = n + 1;
+        }
+        assert_eq!(
+            lines.len(),
+            8_001,
+            "every line, nothing dropped under 1 MiB"
+        );
+
+        // A spool of 64 bytes takes lines up to its cap, then drops.
+        let spool = Spool {
+            state: Mutex::new(Spooled::default()),
+            ready: Condvar::new(),
+            cap: 64,
+        };
+        let line = [b'x'; 40];
+        assert!(spool.push(&line));
+        assert!(!spool.push(&line), "past the cap");
     }
 
     #[test]
