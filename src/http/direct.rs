@@ -119,12 +119,14 @@ impl Mcp {
         let cancel = CancellationToken::new();
         let on_drop = cancel.clone().drop_guard();
         let server = self.server.clone();
-        let call = tokio::spawn(async move {
+        // Boxed: the gate's future is large, and a task's future is copied as it is
+        // spawned, and its stage again as it finishes.
+        let call = tokio::spawn(Box::pin(async move {
             let caller = Caller::http(&extensions, cancel);
             let answered = server.answer(&name, arguments, caller).await;
             drop(extensions);
             answered
-        });
+        }));
         let answered = match call.await {
             Ok(answered) => answered,
             // The gate answers a panic inside a tool; this is one outside it.

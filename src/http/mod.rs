@@ -196,11 +196,21 @@ pub fn router(server: QuiltServer, options: &HttpOptions) -> Router {
         server: server.clone(),
     }));
     let mcp = direct::Mcp::new(server, allowed_hosts, options.max_body_bytes);
-    // Layers run outside in: the Host check, then the bearer, then the body read.
-    let protected = Router::new()
-        .route("/mcp", any(move |req: Request| mcp.clone().handle(req)))
-        .route_layer(middleware::from_fn_with_state(state.clone(), read_body))
-        .route_layer(middleware::from_fn_with_state(state.clone(), bearer_auth));
+    // The Host check (a layer, for every route but the probes), then in `/mcp`'s own
+    // handler the bearer, then the body read, then MCP: one handler, not a layer each
+    // (a layer costs a boxed service and a boxed future per request).
+    let protected = Router::new().route(
+        "/mcp",
+        any(move |State(state): State<AppState>, req: Request| {
+            let mcp = mcp.clone();
+            async move {
+                bearer_auth(&state, req, |req| {
+                    read_body(&state, req, move |req| mcp.handle(req))
+                })
+                .await
+            }
+        }),
+    );
     let host_checked = Router::new()
         .route(
             "/.well-known/oauth-protected-resource",
@@ -301,7 +311,13 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<Token> {
     Token::stripped(rest)
 }
 
-async fn bearer_auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+/// Verifies the bearer token of a `/mcp` request and admits it for its token (a call
+/// slot, the rate limit), then hands it to `next`; a 401 or 429 otherwise.
+async fn bearer_auth<F, Answered>(state: &AppState, mut req: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Answered,
+    Answered: Future<Output = Response>,
+{
     let meta = req
         .extensions()
         .get::<RequestMeta>()
@@ -338,7 +354,7 @@ async fn bearer_auth(State(state): State<AppState>, mut req: Request, next: Next
     // response body: it is free once both are gone.
     req.extensions_mut().insert(slot.clone());
     req.extensions_mut().insert(ctx);
-    let response = next.run(req).await;
+    let response = next(req).await;
     hold_until_sent(response, slot)
 }
 
@@ -429,7 +445,11 @@ impl http_body::Body for Holding {
 /// to the limit (and a bounded amount past it) before the 413: answering at once
 /// closes the connection under a client still sending, which then sees a reset, not
 /// the 413.
-async fn read_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn read_body<F, Answered>(state: &AppState, req: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Answered,
+    Answered: Future<Output = Response>,
+{
     let (mut parts, body) = req.into_parts();
     let limit = state.max_body_bytes;
     let announced = parts
@@ -477,7 +497,7 @@ async fn read_body(State(state): State<AppState>, req: Request, next: Next) -> R
                 .unwrap_or_default();
             let cost = limits::parse_cost(&bytes);
             if cost > state.body_budget {
-                return body_refused(StatusCode::PAYLOAD_TOO_LARGE, &state, true);
+                return body_refused(StatusCode::PAYLOAD_TOO_LARGE, state, true);
             }
             let share = match state
                 .callers
@@ -495,14 +515,12 @@ async fn read_body(State(state): State<AppState>, req: Request, next: Next) -> R
                 }
             };
             parts.extensions.insert(share.clone());
-            let response = next
-                .run(Request::from_parts(parts, Body::from(bytes)))
-                .await;
+            let response = next(Request::from_parts(parts, Body::from(bytes))).await;
             drop(share);
             response
         }
-        Ok(Err(status)) => body_refused(status, &state, false),
-        Err(_) => body_refused(StatusCode::REQUEST_TIMEOUT, &state, false),
+        Ok(Err(status)) => body_refused(status, state, false),
+        Err(_) => body_refused(StatusCode::REQUEST_TIMEOUT, state, false),
     }
 }
 
