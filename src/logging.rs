@@ -476,7 +476,10 @@ where
         event: &Event<'_>,
     ) -> std::fmt::Result {
         let meta = event.metadata();
-        let mut fields = Fields::default();
+        let mut fields = Fields {
+            values: String::with_capacity(256),
+            recorded: Vec::with_capacity(meta.fields().len()),
+        };
         event.record(&mut fields);
         let mut line = String::with_capacity(256 + fields.values.len());
         line.push_str("{\"timestamp\":\"");
@@ -513,6 +516,22 @@ where
 /// `text` as a JSON string, escaped as `serde_json` escapes it.
 fn json_string(out: &mut String, text: &str) {
     out.push('"');
+    escaped(out, text);
+    out.push('"');
+}
+
+/// Writes what it is given into a JSON string's contents.
+struct Escaping<'a>(&'a mut String);
+
+impl std::fmt::Write for Escaping<'_> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        escaped(self.0, text);
+        Ok(())
+    }
+}
+
+/// `text` escaped as the contents of a JSON string.
+fn escaped(out: &mut String, text: &str) {
     let mut start = 0;
     for (i, b) in text.bytes().enumerate() {
         let escape: &str = match b {
@@ -536,7 +555,6 @@ fn json_string(out: &mut String, text: &str) {
         start = i + 1;
     }
     out.push_str(&text[start..]);
-    out.push('"');
 }
 
 /// An event's recorded fields, each as JSON text in one buffer.
@@ -579,7 +597,13 @@ impl Visit for Fields {
         self.record(field, |out| out.push_str(&Value::from(value).to_string()));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.record(field, |out| json_string(out, &format!("{value:?}")));
+        // Escaped as it is formatted, not formatted into a string of its own first.
+        self.record(field, |out| {
+            use std::fmt::Write as _;
+            out.push('"');
+            let _ = write!(Escaping(out), "{value:?}");
+            out.push('"');
+        });
     }
 }
 
@@ -739,6 +763,13 @@ mod tests {
             let mut out = String::new();
             json_string(&mut out, text);
             assert_eq!(out, serde_json::to_string(text).unwrap(), "{text:?}");
+            // Written in pieces, as a value's `Debug` writes: the same string.
+            let mut pieces = String::from("\"");
+            for piece in text.split_inclusive(['"', '\n', ' ']) {
+                std::fmt::Write::write_str(&mut Escaping(&mut pieces), piece).unwrap();
+            }
+            pieces.push('"');
+            assert_eq!(pieces, out, "{text:?}");
         }
     }
 
