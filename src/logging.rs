@@ -303,7 +303,10 @@ impl Spool {
             if batch.capacity() > WRITE_BUFFER {
                 batch = Vec::with_capacity(WRITE_BUFFER);
             }
-            std::thread::sleep(GATHER);
+            // At exit, what is left is written at once.
+            if !self.lock().closed {
+                std::thread::sleep(GATHER);
+            }
         }
     }
 
