@@ -249,13 +249,7 @@ impl Spool {
                 writer.write_out(file);
                 let _ = done.send(());
             })?;
-        Ok((
-            Arc::clone(&spool),
-            SpoolGuard {
-                spool: Some(spool),
-                finished,
-            },
-        ))
+        Ok((Arc::clone(&spool), SpoolGuard { spool, finished }))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Spooled> {
@@ -319,7 +313,7 @@ impl Spool {
 /// Ends the spool's writer when dropped, after it has written the last lines (for at
 /// most [`FLUSH_AT_EXIT`]).
 struct SpoolGuard {
-    spool: Option<Arc<Spool>>,
+    spool: Arc<Spool>,
     finished: std::sync::mpsc::Receiver<()>,
 }
 
@@ -331,10 +325,8 @@ impl std::fmt::Debug for SpoolGuard {
 
 impl Drop for SpoolGuard {
     fn drop(&mut self) {
-        if let Some(spool) = self.spool.take() {
-            spool.close();
-            let _ = self.finished.recv_timeout(FLUSH_AT_EXIT);
-        }
+        self.spool.close();
+        let _ = self.finished.recv_timeout(FLUSH_AT_EXIT);
     }
 }
 
