@@ -46,10 +46,9 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{ErrorCode, ToolError};
 use crate::server::QuiltServer;
 use crate::server::gate::Caller;
-use crate::server::table::{Answer, failure};
+use crate::server::table::{Answer, failure, unwritable};
 
 /// The header that names the protocol version of a request after `initialize`.
 const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
@@ -152,13 +151,7 @@ impl Mcp {
                     )
                     .map(|()| body)
                 }
-                Err(e) => write(JsonRpcMessage::response(
-                    result(failure(ToolError::new(
-                        ErrorCode::InternalError,
-                        format!("the result could not be written: {e}"),
-                    ))),
-                    id,
-                )),
+                Err(e) => write(JsonRpcMessage::response(result(unwritable(&e)), id)),
             },
             Ok(Answer::Failed(error)) => {
                 write(JsonRpcMessage::response(result(failure(error)), id))

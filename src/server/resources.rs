@@ -29,7 +29,7 @@ use serde_json::{Map, Value, json};
 
 use super::QuiltServer;
 use super::gate::Caller;
-use super::table::Table;
+use super::table::{Answer, Table, failure, unwritable};
 use crate::config::{Toolset, Toolsets};
 use crate::error::ArgumentError;
 use crate::s3::S3Uri;
@@ -179,14 +179,13 @@ fn failed(result: &CallToolResult) -> ErrorData {
     ErrorData::new(rpc, text, Some(error))
 }
 
-/// The `structuredContent` of a successful result, or its error.
-fn structured(result: CallToolResult) -> Result<Value, ErrorData> {
-    if result.is_error == Some(true) {
-        return Err(failed(&result));
+/// The structured result of a successful call, or its error: the output serialized
+/// into a JSON tree only, without the text a tool result carries.
+fn structured(answer: Answer) -> Result<Value, ErrorData> {
+    match answer {
+        Answer::Output(output) => output.value().map_err(|e| failed(&unwritable(&e))),
+        Answer::Failed(error) => Err(failed(&failure(error))),
     }
-    result
-        .structured_content
-        .ok_or_else(|| ErrorData::internal_error("the tool returned no structured result", None))
 }
 
 fn field<'a>(value: &'a Value, name: &str) -> &'a Value {
@@ -277,8 +276,7 @@ impl QuiltServer {
             .entry(name)
             .ok_or_else(|| ErrorData::internal_error(format!("no tool {name}"), None))?;
         // Boxed: the tool's future is large, and nests in the handler's.
-        let answer = Box::pin(self.run_entry(entry, arguments(args), Caller::of(&context))).await?;
-        structured(answer.into_result())
+        structured(Box::pin(self.run_entry(entry, arguments(args), Caller::of(&context))).await?)
     }
 
     /// The buckets the caller's token names (never `*`), in its order.

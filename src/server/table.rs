@@ -178,6 +178,10 @@ pub(crate) trait Output: Send {
     /// and any embedded resource.
     fn result(&self) -> CallToolResult;
 
+    /// The structured result alone (a resource read or a completion reads its own
+    /// fields from it, and has no use for the text).
+    fn value(&self) -> serde_json::Result<Value>;
+
     /// The same result, serialized as rmcp serializes [`CallToolResult`] for a peer
     /// before 2026-07-28 (no `resultType`), with the output serialized once: the
     /// structured result is that JSON, and so is the text unless the tool has a
@@ -214,6 +218,10 @@ struct Done<T: Tool>(T::Output);
 impl<T: Tool> Output for Done<T> {
     fn result(&self) -> CallToolResult {
         success::<T>(&self.0)
+    }
+
+    fn value(&self) -> serde_json::Result<Value> {
+        serde_json::to_value(&self.0)
     }
 
     fn raw(&self) -> serde_json::Result<RawResult> {
@@ -452,14 +460,14 @@ async fn guarded<O>(
 fn success<T: Tool>(output: &T::Output) -> CallToolResult {
     let value = match serde_json::to_value(output) {
         Ok(value) => value,
-        Err(e) => return internal(&format!("the result could not be written: {e}")),
+        Err(e) => return unwritable(&e),
     };
     // `to_string` writes into bytes directly; `Value`'s `Display` goes through a
     // formatter (and would panic where `to_string` fails).
     // From the typed result: faster than walking the tree just built from it.
     let text = match T::summary(output).map_or_else(|| serde_json::to_string(output), Ok) {
         Ok(text) => text,
-        Err(e) => return internal(&format!("the result could not be written: {e}")),
+        Err(e) => return unwritable(&e),
     };
     let mut result = CallToolResult::success(content::<T>(output, text));
     result.structured_content = Some(value);
@@ -489,8 +497,12 @@ pub(crate) fn failure(error: ToolError) -> CallToolResult {
     result
 }
 
-fn internal(message: &str) -> CallToolResult {
-    failure(ToolError::new(ErrorCode::InternalError, message))
+/// The failed result of an output that could not be serialized.
+pub(crate) fn unwritable(e: &serde_json::Error) -> CallToolResult {
+    failure(ToolError::new(
+        ErrorCode::InternalError,
+        format!("the result could not be written: {e}"),
+    ))
 }
 
 /// Progress notifications to the client, when it asked for them with a token.
@@ -536,10 +548,9 @@ impl Progress for PeerProgress {
 mod tests {
     use super::*;
 
-    /// A tool whose result has a summary and an embedded resource, and one whose text
-    /// is its JSON, with strings that need escaping.
-    struct Fetched;
-    struct Plain;
+    /// A tool whose result has a summary and an embedded resource (`RICH`), or one
+    /// whose text is its JSON; its output has strings that need escaping.
+    struct Shows<const RICH: bool>;
 
     #[derive(serde::Serialize, JsonSchema)]
     struct Shown {
@@ -556,11 +567,11 @@ mod tests {
         }
     }
 
-    impl Tool for Fetched {
+    impl<const RICH: bool> Tool for Shows<RICH> {
         const INFO: ToolInfo = ToolInfo::reads(
             crate::config::Toolset::Buckets,
-            "fetched",
-            "Fetched",
+            if RICH { "fetched" } else { "plain" },
+            "Shows",
             "Test.",
         );
         type Params = crate::tools::NoParams;
@@ -572,27 +583,14 @@ mod tests {
             Ok(shown())
         }
         fn summary(output: &Shown) -> Option<String> {
-            Some(format!("{} bytes", output.size))
+            RICH.then(|| format!("{} bytes", output.size))
         }
         fn blob(_: &Shown) -> Option<crate::tools::Blob> {
-            Some(crate::tools::Blob {
+            RICH.then(|| crate::tools::Blob {
                 uri: "s3://b/k?versionId=1".to_owned(),
                 mime_type: "image/png".to_owned(),
                 base64: "AAEC".to_owned(),
             })
-        }
-    }
-
-    impl Tool for Plain {
-        const INFO: ToolInfo =
-            ToolInfo::reads(crate::config::Toolset::Buckets, "plain", "Plain", "Test.");
-        type Params = crate::tools::NoParams;
-        type Output = Shown;
-        fn example() -> Value {
-            json!({})
-        }
-        async fn run(_: Call<'_>, _: Self::Params) -> Result<Shown, ToolError> {
-            Ok(shown())
         }
     }
 
@@ -601,8 +599,8 @@ mod tests {
     #[test]
     fn a_raw_result_is_written_as_rmcp_writes_the_result() {
         let answers: [Box<dyn Output>; 2] = [
-            Box::new(Done::<Fetched>(shown())),
-            Box::new(Done::<Plain>(shown())),
+            Box::new(Done::<Shows<true>>(shown())),
+            Box::new(Done::<Shows<false>>(shown())),
         ];
         for answer in answers {
             let mut theirs = rmcp::model::ServerResult::from(answer.result());
